@@ -1,0 +1,60 @@
+// Shared helpers for tests: where the fixtures are, reading reference files, running the CLI.
+#pragma once
+#include <QByteArray>
+#include <QDir>
+#include <QFile>
+#include <QJsonDocument>
+#include <QJsonObject>
+#include <QProcess>
+#include <QString>
+#include <QtTest>
+#include <vector>
+
+namespace testutil {
+
+// ARCHLENS_FIXTURES (set by CTest to ../shared/fixtures by default).
+inline QString fixtures_dir() {
+    QByteArray env = qgetenv("ARCHLENS_FIXTURES");
+    if (!env.isEmpty()) return QString::fromLocal8Bit(env);
+    return QStringLiteral(ARCHLENS_FIXTURES_FALLBACK);
+}
+
+inline std::vector<float> read_f32(const QString& path) {
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly)) return {};
+    QByteArray b = f.readAll();
+    std::vector<float> v(size_t(b.size()) / 4);
+    std::memcpy(v.data(), b.constData(), v.size() * 4);
+    return v;
+}
+
+inline QJsonObject read_json(const QString& path) {
+    QFile f(path);
+    if (!f.open(QIODevice::ReadOnly)) return {};
+    return QJsonDocument::fromJson(f.readAll()).object();
+}
+
+inline QString cli_path() { return QString::fromLocal8Bit(qgetenv("ARCHLENS_CLI")); }
+
+struct CliResult {
+    int exit_code;
+    QByteArray out, err;
+};
+
+inline CliResult run_cli(const QStringList& args, int timeout_ms = 300000) {
+    QProcess p;
+    p.start(cli_path(), args);
+    p.waitForFinished(timeout_ms);
+    return {p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1, p.readAllStandardOutput(),
+            p.readAllStandardError()};
+}
+
+}  // namespace testutil
+
+// Skips loudly (QSKIP prints the reason) when the fixture folder is absent.
+#define REQUIRE_FIXTURE(path)                                                                   \
+    do {                                                                                        \
+        if (!QFileInfo::exists(path))                                                           \
+            QSKIP(qPrintable(QStringLiteral("FIXTURES MISSING: %1 not found (set ARCHLENS_FIXTURES)") \
+                                 .arg(path)));                                                  \
+    } while (0)
