@@ -1,4 +1,5 @@
 // archlens-cli: the engine, headless. Each sub-command lives in its own cmd_*.cpp file.
+#include <cctype>
 #include <cstdio>
 #include <exception>
 #include <string>
@@ -16,8 +17,8 @@ std::vector<Command>& registry() {
 Args::Args(std::vector<std::string> argv, std::vector<std::string> flags) {
     for (size_t i = 0; i < argv.size(); ++i) {
         const std::string& a = argv[i];
-        if (a.size() > 2 && a.rfind("--", 0) == 0) {
-            std::string name = a.substr(2), value;
+        if ((a.size() > 2 && a.rfind("--", 0) == 0) || (a.size() == 2 && a[0] == '-' && std::isalpha((unsigned char)a[1]))) {
+            std::string name = a.substr(a[1] == '-' ? 2 : 1), value;
             auto eq = name.find('=');
             bool is_flag = false;
             for (auto& f : flags) is_flag |= (f == name);

@@ -1,0 +1,257 @@
+// info, logits, generate, attention, routing: the engine's contract for tests and scripts.
+#include <cstdio>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "app/cli/command.h"
+#include "engine/core/error.h"
+#include "engine/model/model.h"
+#include "engine/sampler.h"
+#include "engine/session.h"
+
+using archlens::Error;
+using json = nlohmann::json;
+
+namespace archlens::cli {
+namespace {
+
+const char* scope_name(const AttentionSpec& a) {
+    switch (a.scope) {
+        case AttnScope::Global: return "global";
+        case AttnScope::Sliding: return "sliding";
+        case AttnScope::Chunked: return "chunked";
+    }
+    return "?";
+}
+
+std::string attn_kind(const AttentionSpec& a) {
+    if (a.kind == AttnKind::MLA) return "MLA";
+    if (a.n_kv_heads == a.n_heads) return "MHA";
+    if (a.n_kv_heads == 1) return "MQA";
+    return "GQA";
+}
+
+json info_json(const std::string& path, const ModelSpec& s, const Model* m) {
+    json j;
+    j["path"] = path;
+    j["family"] = family_name(s.family);
+    j["model_type"] = s.model_type;
+    j["architecture"] = s.model_type;
+    j["vocab"] = s.vocab;
+    j["dim"] = s.dim;
+    j["n_layers"] = s.n_layers;
+    j["context_length"] = s.max_positions;
+    j["norm"] = s.norm == NormKind::RMSNorm ? "RMSNorm" : "LayerNorm";
+    j["tied_embeddings"] = s.tied_embeddings;
+    j["learned_positions"] = s.learned_positions;
+    j["final_softcap"] = s.final_softcap;
+    auto pc = count_params(s);
+    j["params_total"] = pc.total;
+    j["params_active"] = pc.active;
+    j["params"] = {{"embedding", pc.embedding}, {"lm_head", pc.lm_head},   {"attention", pc.attention},
+                   {"ffn_dense", pc.ffn_dense}, {"experts", pc.experts},   {"shared_experts", pc.shared_experts},
+                   {"router", pc.router},       {"norms", pc.norms}};
+    uint64_t kv_values = 0;
+    json kinds = json::object();
+    json layers = json::array();
+    int moe_layers = 0;
+    for (int i = 0; i < s.n_layers; ++i) {
+        const auto& l = s.layers[size_t(i)];
+        const auto& a = l.attn;
+        uint64_t v = kv_values_per_token(a);
+        kv_values += v;
+        std::string kind = a.kind == AttnKind::MLA ? "mla" : scope_name(a);
+        kinds[kind] = kinds.value(kind, uint64_t(0)) + v * 2;
+        json L = {{"layer", i},
+                  {"attention", attn_kind(a)},
+                  {"scope", scope_name(a)},
+                  {"window", a.window},
+                  {"n_heads", a.n_heads},
+                  {"n_kv_heads", a.n_kv_heads},
+                  {"head_dim", a.head_dim},
+                  {"v_head_dim", a.v_head_dim},
+                  {"rope", a.rope.enabled},
+                  {"rope_theta", a.rope.enabled ? a.rope.theta : 0.f},
+                  {"qk_norm", a.qk_norm == QkNorm::None ? "none" : a.qk_norm == QkNorm::PerHead ? "per_head" : a.qk_norm == QkNorm::Full ? "full" : "l2"},
+                  {"norms", {{"attn_pre", l.attn_pre_norm}, {"attn_post", l.attn_post_norm}, {"ffn_pre", l.ffn_pre_norm}, {"ffn_post", l.ffn_post_norm}}},
+                  {"ffn", l.ffn.moe ? "moe" : "dense"},
+                  {"activation", activation_name(l.ffn.act)},
+                  {"kv_values_per_token", v}};
+        if (a.kind == AttnKind::MLA)
+            L["mla"] = {{"q_lora_rank", a.q_lora_rank}, {"kv_lora_rank", a.kv_lora_rank}, {"qk_nope_head_dim", a.qk_nope_head_dim},
+                        {"qk_rope_head_dim", a.qk_rope_head_dim}};
+        if (l.ffn.moe) {
+            ++moe_layers;
+            L["moe"] = {{"n_experts", l.ffn.n_experts}, {"top_k", l.ffn.top_k}, {"expert_ffn_dim", l.ffn.expert_ffn_dim},
+                        {"n_shared", l.ffn.n_shared}, {"scoring", l.ffn.scoring == Scoring::Softmax ? "softmax" : "sigmoid"},
+                        {"n_group", l.ffn.n_group}, {"topk_group", l.ffn.topk_group}, {"norm_topk", l.ffn.norm_topk},
+                        {"routed_scale", l.ffn.routed_scale}};
+        } else {
+            L["ffn_dim"] = l.ffn.ffn_dim;
+        }
+        layers.push_back(L);
+    }
+    j["layers"] = layers;
+    j["moe_layers"] = moe_layers;
+    j["kv_type"] = "bf16";
+    j["kv_bytes_per_token"] = kv_values * 2;
+    j["kv_bytes_per_token_by_kind"] = kinds;
+    if (m) {
+        j["format"] = m->format() == ModelFormat::GGUF ? "gguf" : m->format() == ModelFormat::Safetensors ? "safetensors" : "config";
+        j["file_bytes"] = m->file_bytes();
+        j["weight_bytes"] = m->weight_bytes();
+        j["weight_types"] = m->weight_types();
+    }
+    return j;
+}
+
+int cmd_info(const std::vector<std::string>& argv) {
+    Args a(argv, {"json"});
+    if (a.positional().size() != 1) throw Error("usage: archlens-cli info MODEL [--json]");
+    const std::string path = a.positional()[0];
+    std::unique_ptr<Model> m = Model::load(path);
+    json j = info_json(path, m->spec(), m.get());
+    if (a.has("json")) {
+        std::printf("%s\n", j.dump(1).c_str());
+        return 0;
+    }
+    std::printf("%s\n  architecture   %s (%s)\n", path.c_str(), j["model_type"].get<std::string>().c_str(), j.value("format", "").c_str());
+    std::printf("  vocab %d, dim %d, layers %d, context %d\n", m->spec().vocab, m->spec().dim, m->spec().n_layers, m->spec().max_positions);
+    std::printf("  parameters     %s total, %s active per token\n", std::to_string(j["params_total"].get<uint64_t>()).c_str(),
+                std::to_string(j["params_active"].get<uint64_t>()).c_str());
+    std::printf("  KV cache       %llu bytes per token (bf16)\n", (unsigned long long)j["kv_bytes_per_token"].get<uint64_t>());
+    std::printf("  file           %s (%s of weights)\n", human_bytes(m->file_bytes()).c_str(), human_bytes(m->weight_bytes()).c_str());
+    std::printf("  weight types  ");
+    for (auto& [t, n] : m->weight_types()) std::printf(" %s×%llu", t.c_str(), (unsigned long long)n);
+    std::printf("\n\n  layer  attention            scope      heads  kv  head_dim  rope      ffn\n");
+    for (auto& L : j["layers"]) {
+        std::string ffn = L["ffn"] == "moe" ? "MoE " + std::to_string(L["moe"]["n_experts"].get<int>()) + " top-" +
+                                                  std::to_string(L["moe"]["top_k"].get<int>()) +
+                                                  (L["moe"]["n_shared"].get<int>() ? " +shared" : "")
+                                            : "dense " + std::to_string(L["ffn_dim"].get<int>());
+        std::printf("  %5d  %-20s %-10s %5d %3d %9d  %-8s  %s\n", L["layer"].get<int>(), L["attention"].get<std::string>().c_str(),
+                    (L["scope"].get<std::string>() + (L["window"].get<int>() ? "(" + std::to_string(L["window"].get<int>()) + ")" : "")).c_str(),
+                    L["n_heads"].get<int>(), L["n_kv_heads"].get<int>(), L["head_dim"].get<int>(), L["rope"].get<bool>() ? "RoPE" : "NoPE",
+                    ffn.c_str());
+    }
+    return 0;
+}
+
+void write_f32(const std::string& path, const std::vector<float>& v) {
+    std::ofstream out(path, std::ios::binary);
+    if (!out) throw Error(path + ": cannot open for writing");
+    out.write(reinterpret_cast<const char*>(v.data()), std::streamsize(v.size() * 4));
+    if (!out) throw Error(path + ": write failed");
+}
+
+std::vector<int> tokens_arg(const Args& a) {
+    std::vector<int> ids = parse_id_list(a.require("tokens"));
+    if (ids.empty()) throw Error("--tokens: no token ids given");
+    return ids;
+}
+
+SessionOptions session_opts(const Args& a, int64_t needed) {
+    SessionOptions o;
+    o.n_threads = int(a.get_int("threads", 0));
+    o.n_ctx = a.get_int("ctx", 0);
+    if (o.n_ctx == 0) o.n_ctx = needed;
+    return o;
+}
+
+int cmd_logits(const std::vector<std::string>& argv) {
+    Args a(argv, {});
+    if (a.positional().size() != 1) throw Error("usage: archlens-cli logits MODEL --tokens 1,2,3 --out FILE");
+    auto m = Model::load(a.positional()[0]);
+    auto ids = tokens_arg(a);
+    Session s(*m, session_opts(a, int64_t(ids.size())));
+    std::vector<float> logits = s.forward(ids, true);
+    write_f32(a.require("out"), logits);
+    return 0;
+}
+
+int cmd_generate(const std::vector<std::string>& argv) {
+    Args a(argv, {"ids"});
+    if (a.positional().size() != 1) throw Error("usage: archlens-cli generate MODEL --tokens 1,2,3 -n 16 [--temp T --seed S] [--ids]");
+    auto m = Model::load(a.positional()[0]);
+    auto ids = tokens_arg(a);
+    long long n = a.has("n") ? a.get_int("n", 16) : 16;
+    SamplerParams sp;
+    sp.temperature = float(a.get_double("temp", 0));
+    sp.seed = uint64_t(a.get_int("seed", 0));
+    sp.top_k = int(a.get_int("top-k", 0));
+    sp.top_p = float(a.get_double("top-p", 1));
+    sp.min_p = float(a.get_double("min-p", 0));
+    sp.repetition_penalty = float(a.get_double("repeat-penalty", 1));
+    Session s(*m, session_opts(a, int64_t(ids.size()) + n));
+    Sampler sampler(sp);
+    std::vector<int> history = ids, out;
+    std::vector<float> logits = s.forward(ids);
+    for (long long i = 0; i < n; ++i) {
+        int next = sampler.sample(logits, history);
+        out.push_back(next);
+        history.push_back(next);
+        if (i + 1 < n) logits = s.forward(std::span<const int>(&next, 1));
+    }
+    std::string line;
+    for (size_t i = 0; i < out.size(); ++i) line += (i ? " " : "") + std::to_string(out[i]);
+    std::printf("%s\n", line.c_str());
+    return 0;
+}
+
+int cmd_attention(const std::vector<std::string>& argv) {
+    Args a(argv, {});
+    if (a.positional().size() != 1) throw Error("usage: archlens-cli attention MODEL --tokens 1,2,3 --layer L [--head H] --out FILE");
+    auto m = Model::load(a.positional()[0]);
+    auto ids = tokens_arg(a);
+    const ModelSpec& spec = m->spec();
+    int layer = int(a.get_int("layer", -1));
+    if (layer < 0 || layer >= spec.n_layers)
+        throw Error("--layer must be between 0 and " + std::to_string(spec.n_layers - 1));
+    int H = spec.layers[size_t(layer)].attn.n_heads;
+    int head = int(a.get_int("head", -1));
+    if (a.has("head") && (head < 0 || head >= H)) throw Error("--head must be between 0 and " + std::to_string(H - 1));
+    Session s(*m, session_opts(a, int64_t(ids.size())));
+    s.probe_config().attention = true;
+    s.probe_config().attn_layers = {layer};
+    if (head >= 0) s.probe_config().attn_heads = {head};
+    s.forward(ids, false);
+    const int64_t T = int64_t(ids.size());
+    const int nh = head >= 0 ? 1 : H;
+    std::vector<float> out(size_t(nh * T * T), 0.f);
+    for (auto& r : s.probes().attention) {
+        int hi = head >= 0 ? 0 : r.head;
+        for (size_t k = 0; k < r.probs.size(); ++k) out[size_t((hi * T + r.query_pos) * T + r.key_begin + int64_t(k))] = r.probs[k];
+    }
+    write_f32(a.require("out"), out);
+    return 0;
+}
+
+int cmd_routing(const std::vector<std::string>& argv) {
+    Args a(argv, {"json"});
+    if (a.positional().size() != 1) throw Error("usage: archlens-cli routing MODEL --tokens 1,2,3 --json");
+    auto m = Model::load(a.positional()[0]);
+    if (!m->spec().has_moe()) throw Error(a.positional()[0] + ": the model has no MoE layers");
+    auto ids = tokens_arg(a);
+    Session s(*m, session_opts(a, int64_t(ids.size())));
+    s.probe_config().routing = true;
+    s.forward(ids, false);
+    json layers = json::array();
+    for (int il = 0; il < m->spec().n_layers; ++il) {
+        if (!m->spec().layers[size_t(il)].ffn.moe) continue;
+        json toks = json::array();
+        for (auto& r : s.probes().routing)
+            if (r.layer == il) toks.push_back({{"experts", r.experts}, {"weights", r.weights}, {"router_probs", r.router_probs}});
+        layers.push_back({{"layer", il}, {"tokens", toks}});
+    }
+    std::printf("%s\n", json{{"layers", layers}}.dump().c_str());
+    return 0;
+}
+
+Register r_info({"info", "info MODEL [--json]", cmd_info});
+Register r_logits({"logits", "logits MODEL --tokens 1,2,3 --out FILE", cmd_logits});
+Register r_generate({"generate", "generate MODEL --tokens 1,2,3 -n 16 [--temp T --seed S --top-k K --top-p P --min-p P --repeat-penalty R] [--ids]", cmd_generate});
+Register r_attention({"attention", "attention MODEL --tokens 1,2,3 --layer L [--head H] --out FILE", cmd_attention});
+Register r_routing({"routing", "routing MODEL --tokens 1,2,3 --json", cmd_routing});
+
+}  // namespace
+}  // namespace archlens::cli

@@ -1,0 +1,192 @@
+#include "engine/cpu/ops.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <vector>
+
+#include "engine/core/error.h"
+#include "engine/quant/quant.h"
+
+namespace archlens::cpu {
+
+void read_row(const Linear& t, int64_t row, float* out) {
+    if (t.transposed) {  // column `row` of an [n_in][ld] float table
+        for (int64_t i = 0; i < t.n_in; ++i) {
+            float v;
+            quant::dequantize_row(t.type, t.data + uint64_t(i * t.ld + row) * uint64_t(dtype_info(t.type).type_size), &v, 1);
+            out[i] = v;
+        }
+        return;
+    }
+    const uint64_t rb = *dtype_row_bytes(t.type, uint64_t(t.n_in));
+    quant::dequantize_row(t.type, t.data + uint64_t(row) * rb, out, t.n_in);
+}
+
+static void matmul_transposed(ThreadPool& pool, const Linear& w, const float* x, int64_t T, float* y) {
+    // Storage [n_in][ld]: y[t][o] = Σ_i x[t][i] · W[i][o]. Threads split the output columns.
+    const int64_t n_out = w.n_out, n_in = w.n_in;
+    const size_t es = size_t(dtype_info(w.type).type_size);
+    pool.parallel_for(n_out, [&](int64_t o0, int64_t o1, int) {
+        const int64_t width = o1 - o0;
+        std::vector<float> row(static_cast<size_t>(width));
+        std::vector<float> acc(size_t(T * width), 0.f);
+        for (int64_t i = 0; i < n_in; ++i) {
+            quant::dequantize_row(w.type, w.data + size_t(i * w.ld + o0) * es, row.data(), width);
+            for (int64_t t = 0; t < T; ++t) {
+                const float xi = x[t * n_in + i];
+                float* a = acc.data() + t * width;
+                for (int64_t o = 0; o < width; ++o) a[o] += xi * row[size_t(o)];
+            }
+        }
+        for (int64_t t = 0; t < T; ++t) std::memcpy(y + t * n_out + o0, acc.data() + t * width, size_t(width) * 4);
+    }, 16);
+}
+
+void matmul(ThreadPool& pool, const Linear& w, const float* x, int64_t T, float* y) {
+    if (!w.present()) throw Error("internal: matmul with a missing weight");
+    if (w.transposed) {
+        matmul_transposed(pool, w, x, T, y);
+    } else {
+        const DType vt = quant::vec_dot_type(w.type);
+        const uint64_t w_row = *dtype_row_bytes(w.type, uint64_t(w.n_in));
+        const uint64_t a_row = *dtype_row_bytes(vt, uint64_t(w.n_in));
+        // Activations converted once to the weight's dot-product type (as ggml-cpu does).
+        thread_local std::vector<uint8_t> act;
+        const uint8_t* a;
+        if (vt == DType::F32) {
+            a = reinterpret_cast<const uint8_t*>(x);
+        } else {
+            act.resize(size_t(a_row * uint64_t(T)));
+            for (int64_t t = 0; t < T; ++t) quant::quantize_row(vt, x + t * w.n_in, act.data() + uint64_t(t) * a_row, w.n_in);
+            a = act.data();
+        }
+        const int64_t n_out = w.n_out, n_in = w.n_in;
+        pool.parallel_for(n_out, [&](int64_t r0, int64_t r1, int) {
+            for (int64_t r = r0; r < r1; ++r) {
+                const uint8_t* wr = w.data + uint64_t(r) * w_row;
+                for (int64_t t = 0; t < T; ++t) y[t * n_out + r] = quant::vec_dot(w.type, n_in, wr, a + uint64_t(t) * a_row);
+            }
+        }, 4);
+    }
+    if (!w.bias.empty())
+        for (int64_t t = 0; t < T; ++t)
+            for (int64_t o = 0; o < w.n_out; ++o) y[t * w.n_out + o] += w.bias[size_t(o)];
+}
+
+void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y) {
+    double ss = 0;
+    for (int64_t i = 0; i < n; ++i) ss += double(x[i]) * x[i];
+    const float scale = float(1.0 / std::sqrt(ss / double(n) + double(eps)));
+    if (w)
+        for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale * w[i];
+    else
+        for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale;
+}
+
+void layer_norm(const float* x, const float* w, const float* b, int64_t n, float eps, float* y) {
+    double mean = 0;
+    for (int64_t i = 0; i < n; ++i) mean += x[i];
+    mean /= double(n);
+    double var = 0;
+    for (int64_t i = 0; i < n; ++i) var += (x[i] - mean) * (x[i] - mean);
+    var /= double(n);
+    const double inv = 1.0 / std::sqrt(var + double(eps));
+    for (int64_t i = 0; i < n; ++i) {
+        float v = float((x[i] - mean) * inv);
+        if (w) v *= w[i];
+        if (b) v += b[i];
+        y[i] = v;
+    }
+}
+
+static double yarn_corr_dim(double n_rot, double dim, double base, double max_pos) {
+    return dim * std::log(max_pos / (n_rot * 2 * M_PI)) / (2 * std::log(base));
+}
+static double yarn_mscale(double scale, double mscale) { return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0; }
+
+void rope_cos_sin(const RopeSpec& r, int64_t pos, float* out) {
+    const int half = r.n_rot / 2;
+    double mscale = 1.0;
+    double low = 0, high = 0;
+    if (r.scaling == RopeScaling::Yarn) {
+        low = std::max(0.0, std::floor(yarn_corr_dim(r.beta_fast, r.n_rot, r.theta, r.original_max_pos)));
+        high = std::min(double(r.n_rot - 1), std::ceil(yarn_corr_dim(r.beta_slow, r.n_rot, r.theta, r.original_max_pos)));
+        if (low == high) high += 0.001;
+        mscale = yarn_mscale(r.factor, r.mscale) / yarn_mscale(r.factor, r.mscale_all_dim);
+    }
+    for (int i = 0; i < half; ++i) {
+        double inv_freq = 1.0 / std::pow(double(r.theta), double(2 * i) / double(r.n_rot));
+        switch (r.scaling) {
+            case RopeScaling::None: break;
+            case RopeScaling::Linear: inv_freq /= r.factor; break;
+            case RopeScaling::Llama3: {
+                // ref: HF _compute_llama3_parameters
+                const double old = r.original_max_pos, lf = r.low_freq_factor, hf = r.high_freq_factor;
+                const double wavelen = 2 * M_PI / inv_freq;
+                if (wavelen > old / lf) {
+                    inv_freq /= r.factor;
+                } else if (wavelen >= old / hf) {
+                    const double smooth = (old / wavelen - lf) / (hf - lf);
+                    inv_freq = (1 - smooth) * inv_freq / r.factor + smooth * inv_freq;
+                }
+                break;
+            }
+            case RopeScaling::Yarn: {
+                // ref: DeepSeek-V3 DeepseekV3YarnRotaryEmbedding
+                double ramp = std::clamp((double(i) - low) / (high - low), 0.0, 1.0);
+                double extra_mask = 1.0 - ramp;
+                inv_freq = (inv_freq / r.factor) * (1 - extra_mask) + inv_freq * extra_mask;
+                break;
+            }
+        }
+        const double ang = double(pos) * inv_freq;
+        out[2 * i] = float(std::cos(ang) * mscale);
+        out[2 * i + 1] = float(std::sin(ang) * mscale);
+    }
+}
+
+void rope_apply(float* h, int n_rot, RopeStyle style, const float* cs) {
+    const int half = n_rot / 2;
+    if (style == RopeStyle::Neox) {
+        for (int i = 0; i < half; ++i) {
+            const float c = cs[2 * i], s = cs[2 * i + 1];
+            const float a = h[i], b = h[i + half];
+            h[i] = a * c - b * s;
+            h[i + half] = b * c + a * s;
+        }
+    } else {
+        for (int i = 0; i < half; ++i) {
+            const float c = cs[2 * i], s = cs[2 * i + 1];
+            const float a = h[2 * i], b = h[2 * i + 1];
+            h[2 * i] = a * c - b * s;
+            h[2 * i + 1] = b * c + a * s;
+        }
+    }
+}
+
+float activation(Activation a, float x) {
+    switch (a) {
+        case Activation::SiLU: return x / (1.f + std::exp(-x));
+        case Activation::GELU: return 0.5f * x * (1.f + std::erf(x * float(M_SQRT1_2)));
+        case Activation::GELUTanh: {
+            const float k = 0.7978845608028654f;  // sqrt(2/pi)
+            return 0.5f * x * (1.f + std::tanh(k * (x + 0.044715f * x * x * x)));
+        }
+    }
+    return x;
+}
+
+void softmax(float* x, int64_t n) {
+    float m = -INFINITY;
+    for (int64_t i = 0; i < n; ++i) m = std::max(m, x[i]);
+    double sum = 0;
+    for (int64_t i = 0; i < n; ++i) {
+        x[i] = std::exp(x[i] - m);
+        sum += x[i];
+    }
+    const float inv = float(1.0 / sum);
+    for (int64_t i = 0; i < n; ++i) x[i] *= inv;
+}
+
+}  // namespace archlens::cpu

@@ -1,0 +1,30 @@
+// CPU operations on f32 activations. Each is the plainly correct reference that other backends
+// are tested against; matmul dispatches to the weight type's dot product (engine/quant).
+#pragma once
+#include <cstdint>
+
+#include "engine/core/thread_pool.h"
+#include "engine/model/spec.h"
+#include "engine/model/weights.h"
+
+namespace archlens::cpu {
+
+// y[T][n_out] = x[T][n_in] · Wᵀ (+ bias). x and y are dense rows.
+void matmul(ThreadPool& pool, const Linear& w, const float* x, int64_t T, float* y);
+// One row of an embedding-like table (any weight type) as f32.
+void read_row(const Linear& table, int64_t row, float* out);
+
+// y = x̂ · w (w may be empty: weightless). In place allowed.
+void rms_norm(const float* x, const float* w, int64_t n, float eps, float* y);
+void layer_norm(const float* x, const float* w, const float* b, int64_t n, float eps, float* y);
+
+// Rotates one head vector in place at position pos (n_rot leading dims).
+struct RopeTable;
+void rope_apply(float* head, int n_rot, RopeStyle style, const float* cos_sin /* [n_rot/2][2] */);
+// cos/sin for a position: out[i] = {cos, sin} for frequency pair i; includes YaRN's mscale.
+void rope_cos_sin(const RopeSpec& r, int64_t pos, float* out);
+
+float activation(Activation a, float x);
+void softmax(float* x, int64_t n);
+
+}  // namespace archlens::cpu

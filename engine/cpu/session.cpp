@@ -1,0 +1,510 @@
+// The forward pass, driven by the ModelSpec. One code path for every family: per-layer spec rows
+// choose norm placement, attention kind and scope, RoPE or NoPE, dense FFN or MoE.
+#include "engine/session.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <numeric>
+
+#include "engine/core/error.h"
+#include "engine/cpu/ops.h"
+
+namespace archlens {
+
+using cpu::matmul;
+
+bool ProbeConfig::wants_attention(int layer, int head) const {
+    if (!attention) return false;
+    if (!attn_layers.empty() && std::find(attn_layers.begin(), attn_layers.end(), layer) == attn_layers.end()) return false;
+    if (!attn_heads.empty() && std::find(attn_heads.begin(), attn_heads.end(), head) == attn_heads.end()) return false;
+    return true;
+}
+
+Session::Session(const Model& model, SessionOptions opts) : model_(model) {
+    if (model.format() == ModelFormat::ConfigOnly)
+        fail(model.path(), "opened in architecture-only mode (no weights); it cannot run");
+    const ModelSpec& s = model.spec();
+    n_ctx_ = opts.n_ctx > 0 ? opts.n_ctx : std::max(s.max_positions, 1);
+    if (s.learned_positions) n_ctx_ = std::min<int64_t>(n_ctx_, s.max_positions);
+    pool_ = std::make_unique<ThreadPool>(opts.n_threads > 0 ? opts.n_threads : default_thread_count());
+    for (auto& l : s.layers) {
+        LayerKv kv;
+        kv.kind = l.attn.kind;
+        kv.scope = l.attn.scope;
+        if (l.attn.kind == AttnKind::MLA) {
+            kv.row_k = l.attn.kv_lora_rank;
+            kv.row_v = l.attn.qk_rope_head_dim;
+        } else {
+            kv.row_k = int64_t(l.attn.n_kv_heads) * l.attn.head_dim;
+            kv.row_v = int64_t(l.attn.n_kv_heads) * l.attn.v_head_dim;
+        }
+        kv.ring = l.attn.scope != AttnScope::Global && l.attn.window > 0;
+        kv.limit = kv.ring ? std::min<int64_t>(l.attn.window, n_ctx_) : n_ctx_;
+        kv_.push_back(std::move(kv));
+    }
+    probes_.expert_load.assign(size_t(s.n_layers), {});
+    for (int i = 0; i < s.n_layers; ++i)
+        if (s.layers[size_t(i)].ffn.moe) probes_.expert_load[size_t(i)].assign(size_t(s.layers[size_t(i)].ffn.n_experts), 0);
+}
+
+Session::~Session() = default;
+
+void Session::reset() {
+    pos_ = 0;
+    for (auto& kv : kv_) {
+        kv.cap = 0;
+        std::vector<float>().swap(kv.k);
+        std::vector<float>().swap(kv.v);
+    }
+    probes_.clear_records();
+    for (auto& l : probes_.expert_load) std::fill(l.begin(), l.end(), 0);
+}
+
+uint64_t Session::kv_bytes() const {
+    uint64_t b = 0;
+    for (auto& kv : kv_) b += kv.bytes();
+    return b;
+}
+
+void Session::ensure_kv(int64_t positions) {
+    for (auto& kv : kv_) {
+        const int64_t target = std::min(positions, kv.limit);
+        if (target <= kv.cap) continue;
+        // Grow geometrically in 256-position steps; rings stop at their window (see LayerKv).
+        int64_t cap = std::max<int64_t>(target, kv.cap * 2);
+        cap = (cap + 255) / 256 * 256;
+        cap = std::min(cap, kv.limit);
+        kv.k.resize(size_t(cap * kv.row_k));
+        kv.v.resize(size_t(cap * kv.row_v));
+        kv.cap = cap;
+    }
+}
+
+void Session::norm(const std::vector<float>& w, const std::vector<float>& b, const float* x, int64_t T, float* y) const {
+    const ModelSpec& s = model_.spec();
+    for (int64_t t = 0; t < T; ++t) {
+        if (s.norm == NormKind::LayerNorm)
+            cpu::layer_norm(x + t * s.dim, w.data(), b.empty() ? nullptr : b.data(), s.dim, s.norm_eps, y + t * s.dim);
+        else
+            cpu::rms_norm(x + t * s.dim, w.data(), s.dim, s.norm_eps, y + t * s.dim);
+    }
+}
+
+int64_t Session::key_begin(const AttentionSpec& a, int64_t p) const {
+    if (a.window <= 0) return 0;
+    if (a.scope == AttnScope::Sliding) return std::max<int64_t>(0, p - a.window + 1);  // window includes the query
+    if (a.scope == AttnScope::Chunked) return p / a.window * a.window;
+    return 0;
+}
+
+std::vector<float> Session::forward(std::span<const int> tokens, bool all_logits) {
+    const ModelSpec& s = model_.spec();
+    const ModelWeights& w = model_.weights();
+    const int64_t T = int64_t(tokens.size()), D = s.dim;
+    if (T == 0) throw Error("forward: no tokens");
+    if (pos_ + T > n_ctx_)
+        throw Error("context full: " + std::to_string(pos_ + T) + " tokens exceed the context of " + std::to_string(n_ctx_));
+    for (int id : tokens)
+        if (id < 0 || id >= s.vocab)
+            throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(s.vocab - 1) + ")");
+    ensure_kv(pos_ + T);
+
+    std::vector<float> x(size_t(T * D)), h(size_t(T * D)), y(size_t(T * D));
+    for (int64_t t = 0; t < T; ++t) {
+        cpu::read_row(w.tok_embd, tokens[size_t(t)], x.data() + t * D);
+        if (s.embed_scale != 1.f)
+            for (int64_t i = 0; i < D; ++i) x[size_t(t * D + i)] *= s.embed_scale;
+        if (s.learned_positions) {
+            std::vector<float> pe(static_cast<size_t>(D));
+            cpu::read_row(w.pos_embd, pos_ + t, pe.data());
+            for (int64_t i = 0; i < D; ++i) x[size_t(t * D + i)] += pe[size_t(i)];
+        }
+    }
+
+    for (int il = 0; il < s.n_layers; ++il) {
+        const LayerSpec& ls = s.layers[size_t(il)];
+        const LayerWeights& lw = w.layers[size_t(il)];
+        // attention sub-block
+        const float* in = x.data();
+        if (ls.attn_pre_norm) {
+            norm(lw.attn_norm, lw.attn_norm_b, x.data(), T, h.data());
+            in = h.data();
+        }
+        if (ls.attn.kind == AttnKind::MLA)
+            attention_mla(il, in, T, y.data());
+        else
+            attention_standard(il, in, T, y.data());
+        if (ls.attn_post_norm) norm(lw.post_attn_norm, {}, y.data(), T, y.data());
+        for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];
+        // feed-forward sub-block
+        in = x.data();
+        if (ls.ffn_pre_norm) {
+            norm(lw.ffn_norm, lw.ffn_norm_b, x.data(), T, h.data());
+            in = h.data();
+        }
+        if (ls.ffn.moe)
+            ffn_moe(il, in, T, y.data());
+        else
+            ffn_dense(lw.gate, lw.up, lw.down, ls.ffn, in, T, y.data());
+        if (ls.ffn_post_norm) norm(lw.post_ffn_norm, {}, y.data(), T, y.data());
+        for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];
+    }
+    pos_ += T;
+
+    const int64_t first = all_logits ? 0 : T - 1, n_rows = T - first;
+    norm(w.out_norm, w.out_norm_b, x.data() + first * D, n_rows, h.data());
+    std::vector<float> logits(size_t(n_rows * s.vocab));
+    matmul(*pool_, w.lm_head, h.data(), n_rows, logits.data());
+    if (s.final_softcap > 0)
+        for (auto& v : logits) v = s.final_softcap * std::tanh(v / s.final_softcap);
+
+    if (probe_cfg_.top_k > 0) {
+        const float* last = logits.data() + (n_rows - 1) * s.vocab;
+        std::vector<float> p(last, last + s.vocab);
+        cpu::softmax(p.data(), s.vocab);
+        std::vector<int> idx(size_t(s.vocab));
+        std::iota(idx.begin(), idx.end(), 0);
+        int k = std::min(probe_cfg_.top_k, s.vocab);
+        std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), [&](int a, int b) { return p[size_t(a)] > p[size_t(b)] || (p[size_t(a)] == p[size_t(b)] && a < b); });
+        probes_.top_k.clear();
+        for (int i = 0; i < k; ++i) probes_.top_k.push_back({idx[size_t(i)], p[size_t(idx[size_t(i)])]});
+    }
+    return logits;
+}
+
+// ---- attention -----------------------------------------------------------------------------
+
+void Session::attention_standard(int il, const float* h, int64_t T, float* out) {
+    const ModelSpec& s = model_.spec();
+    const AttentionSpec& a = s.layers[size_t(il)].attn;
+    const LayerWeights& lw = model_.weights().layers[size_t(il)];
+    LayerKv& kv = kv_[size_t(il)];
+    const int64_t H = a.n_heads, KV = a.n_kv_heads, hd = a.head_dim, vd = a.v_head_dim;
+    const int64_t qd = H * hd, kd = KV * hd, vdd = KV * vd;
+    std::vector<float> q(size_t(T * qd)), k(size_t(T * kd)), v(size_t(T * vdd));
+    if (lw.qkv.present()) {
+        std::vector<float> qkv(size_t(T * (qd + kd + vdd)));
+        matmul(*pool_, lw.qkv, h, T, qkv.data());
+        for (int64_t t = 0; t < T; ++t) {
+            const float* r = qkv.data() + t * (qd + kd + vdd);
+            std::memcpy(q.data() + t * qd, r, size_t(qd) * 4);
+            std::memcpy(k.data() + t * kd, r + qd, size_t(kd) * 4);
+            std::memcpy(v.data() + t * vdd, r + qd + kd, size_t(vdd) * 4);
+        }
+    } else {
+        matmul(*pool_, lw.q, h, T, q.data());
+        matmul(*pool_, lw.k, h, T, k.data());
+        matmul(*pool_, lw.v, h, T, v.data());
+    }
+    const float eps = s.norm_eps;
+    if (a.qk_norm == QkNorm::Full) {
+        for (int64_t t = 0; t < T; ++t) {
+            cpu::rms_norm(q.data() + t * qd, lw.q_norm.data(), qd, eps, q.data() + t * qd);
+            cpu::rms_norm(k.data() + t * kd, lw.k_norm.data(), kd, eps, k.data() + t * kd);
+        }
+    } else if (a.qk_norm == QkNorm::PerHead) {
+        for (int64_t i = 0; i < T * H; ++i) cpu::rms_norm(q.data() + i * hd, lw.q_norm.data(), hd, eps, q.data() + i * hd);
+        for (int64_t i = 0; i < T * KV; ++i) cpu::rms_norm(k.data() + i * hd, lw.k_norm.data(), hd, eps, k.data() + i * hd);
+    }
+    if (a.rope.enabled) {
+        const RopeStyle style = model_.rope_style(a);
+        std::vector<float> cs(size_t(a.rope.n_rot));
+        for (int64_t t = 0; t < T; ++t) {
+            cpu::rope_cos_sin(a.rope, pos_ + t, cs.data());
+            for (int64_t hh = 0; hh < H; ++hh) cpu::rope_apply(q.data() + t * qd + hh * hd, a.rope.n_rot, style, cs.data());
+            for (int64_t hh = 0; hh < KV; ++hh) cpu::rope_apply(k.data() + t * kd + hh * hd, a.rope.n_rot, style, cs.data());
+        }
+    }
+    if (a.qk_norm == QkNorm::L2) {  // ref: HF Llama4TextL2Norm, after RoPE, weightless
+        for (int64_t i = 0; i < T * H; ++i) cpu::rms_norm(q.data() + i * hd, nullptr, hd, eps, q.data() + i * hd);
+        for (int64_t i = 0; i < T * KV; ++i) cpu::rms_norm(k.data() + i * hd, nullptr, hd, eps, k.data() + i * hd);
+    }
+    if (a.temperature_tuning) {  // ref: HF Llama4TextAttention attn_temperature_tuning (NoPE layers)
+        for (int64_t t = 0; t < T; ++t) {
+            const double p = double(pos_ + t);
+            const float sc = float(std::log(std::floor((p + 1.0) / a.temp_floor_scale) + 1.0) * a.temp_attn_scale + 1.0);
+            for (int64_t i = 0; i < qd; ++i) q[size_t(t * qd + i)] *= sc;
+        }
+    }
+
+    // Keys before this batch come from the cache, the batch's own from k/v; then the batch is stored.
+    const int64_t pos0 = pos_;
+    auto key_ptr = [&](int64_t p) -> const float* {
+        return p >= pos0 ? k.data() + (p - pos0) * kd : kv.k.data() + kv.slot(p) * kd;
+    };
+    auto val_ptr = [&](int64_t p) -> const float* {
+        return p >= pos0 ? v.data() + (p - pos0) * vdd : kv.v.data() + kv.slot(p) * vdd;
+    };
+    std::vector<float> att(size_t(T * H * vd));
+    const int64_t group = H / KV;
+    const bool capture = probe_cfg_.attention;
+    std::vector<std::vector<float>> captured(capture ? size_t(T * H) : 0);
+    pool_->parallel_for(T * H, [&](int64_t i0, int64_t i1, int) {
+        std::vector<float> sc;
+        for (int64_t i = i0; i < i1; ++i) {
+            const int64_t t = i / H, hh = i % H, kvh = hh / group, p = pos0 + t;
+            const int64_t lo = key_begin(a, p);
+            const float* qh = q.data() + t * qd + hh * hd;
+            sc.resize(size_t(p - lo + 1));
+            for (int64_t j = lo; j <= p; ++j) {
+                const float* kh = key_ptr(j) + kvh * hd;
+                float d = 0;
+                for (int64_t e = 0; e < hd; ++e) d += qh[e] * kh[e];
+                d *= a.scale;
+                if (a.softcap > 0) d = a.softcap * std::tanh(d / a.softcap);
+                sc[size_t(j - lo)] = d;
+            }
+            cpu::softmax(sc.data(), int64_t(sc.size()));
+            float* o = att.data() + t * H * vd + hh * vd;
+            std::fill(o, o + vd, 0.f);
+            for (int64_t j = lo; j <= p; ++j) {
+                const float* vh = val_ptr(j) + kvh * vd;
+                const float pj = sc[size_t(j - lo)];
+                for (int64_t e = 0; e < vd; ++e) o[e] += pj * vh[e];
+            }
+            if (capture && probe_cfg_.wants_attention(il, int(hh))) captured[size_t(i)] = sc;
+        }
+    });
+    if (capture) {
+        for (int64_t i = 0; i < T * H; ++i) {
+            if (!probe_cfg_.wants_attention(il, int(i % H))) continue;
+            AttentionRow r;
+            r.layer = il;
+            r.head = int(i % H);
+            r.query_pos = pos0 + i / H;
+            r.key_begin = key_begin(a, r.query_pos);
+            r.probs = std::move(captured[size_t(i)]);
+            probes_.attention.push_back(std::move(r));
+        }
+    }
+    // Store the batch (for rings only the last `cap` positions survive).
+    for (int64_t t = std::max<int64_t>(0, T - kv.cap); t < T; ++t) {
+        std::memcpy(kv.k.data() + kv.slot(pos0 + t) * kd, k.data() + t * kd, size_t(kd) * 4);
+        std::memcpy(kv.v.data() + kv.slot(pos0 + t) * vdd, v.data() + t * vdd, size_t(vdd) * 4);
+    }
+    matmul(*pool_, lw.o, att.data(), T, out);
+}
+
+// ref: DeepSeek-V3 MLA. The cache holds the normalised latent c (kv_lora) and the shared RoPE key;
+// kv_b_proj is absorbed: q_nope is mapped into latent space per head, and the attention output in
+// latent space is expanded to v_head_dim per head.
+void Session::attention_mla(int il, const float* h, int64_t T, float* out) {
+    const ModelSpec& s = model_.spec();
+    const AttentionSpec& a = s.layers[size_t(il)].attn;
+    const LayerWeights& lw = model_.weights().layers[size_t(il)];
+    LayerKv& kv = kv_[size_t(il)];
+    const int64_t H = a.n_heads, NP = a.qk_nope_head_dim, RP = a.qk_rope_head_dim, R = a.kv_lora_rank, V = a.v_head_dim;
+    const int64_t qk = NP + RP;
+    std::vector<float> q(size_t(T * H * qk));
+    if (lw.q_a.present()) {
+        std::vector<float> qa(size_t(T * a.q_lora_rank));
+        matmul(*pool_, lw.q_a, h, T, qa.data());
+        for (int64_t t = 0; t < T; ++t)
+            cpu::rms_norm(qa.data() + t * a.q_lora_rank, lw.q_a_norm.data(), a.q_lora_rank, s.norm_eps, qa.data() + t * a.q_lora_rank);
+        matmul(*pool_, lw.q_b, qa.data(), T, q.data());
+    } else {
+        matmul(*pool_, lw.q, h, T, q.data());
+    }
+    std::vector<float> kva(size_t(T * (R + RP)));
+    matmul(*pool_, lw.kv_a, h, T, kva.data());
+    std::vector<float> lat(size_t(T * R)), kpe(size_t(T * RP));
+    const RopeStyle style = model_.rope_style(a);
+    std::vector<float> cs(static_cast<size_t>(RP));
+    for (int64_t t = 0; t < T; ++t) {
+        cpu::rms_norm(kva.data() + t * (R + RP), lw.kv_a_norm.data(), R, s.norm_eps, lat.data() + t * R);
+        std::memcpy(kpe.data() + t * RP, kva.data() + t * (R + RP) + R, size_t(RP) * 4);
+        cpu::rope_cos_sin(a.rope, pos_ + t, cs.data());
+        cpu::rope_apply(kpe.data() + t * RP, int(RP), style, cs.data());
+        for (int64_t hh = 0; hh < H; ++hh) cpu::rope_apply(q.data() + (t * H + hh) * qk + NP, int(RP), style, cs.data());
+    }
+    // q_abs[t][h] = k_absorb[h] · q_nope[t][h]
+    std::vector<float> q_abs(size_t(T * H * R));
+    {
+        std::vector<float> qn(size_t(T * NP)), qa(size_t(T * R));
+        for (int64_t hh = 0; hh < H; ++hh) {
+            for (int64_t t = 0; t < T; ++t) std::memcpy(qn.data() + t * NP, q.data() + (t * H + hh) * qk, size_t(NP) * 4);
+            matmul(*pool_, lw.k_absorb[size_t(hh)], qn.data(), T, qa.data());
+            for (int64_t t = 0; t < T; ++t) std::memcpy(q_abs.data() + (t * H + hh) * R, qa.data() + t * R, size_t(R) * 4);
+        }
+    }
+    const int64_t pos0 = pos_;
+    auto lat_ptr = [&](int64_t p) -> const float* { return p >= pos0 ? lat.data() + (p - pos0) * R : kv.k.data() + kv.slot(p) * R; };
+    auto pe_ptr = [&](int64_t p) -> const float* { return p >= pos0 ? kpe.data() + (p - pos0) * RP : kv.v.data() + kv.slot(p) * RP; };
+    std::vector<float> o_lat(size_t(T * H * R));
+    const bool capture = probe_cfg_.attention;
+    std::vector<std::vector<float>> captured(capture ? size_t(T * H) : 0);
+    pool_->parallel_for(T * H, [&](int64_t i0, int64_t i1, int) {
+        std::vector<float> sc;
+        for (int64_t i = i0; i < i1; ++i) {
+            const int64_t t = i / H, hh = i % H, p = pos0 + t;
+            const int64_t lo = key_begin(a, p);
+            const float* qa = q_abs.data() + i * R;
+            const float* qp = q.data() + i * qk + NP;
+            sc.resize(size_t(p - lo + 1));
+            for (int64_t j = lo; j <= p; ++j) {
+                const float* c = lat_ptr(j);
+                const float* kp = pe_ptr(j);
+                float d = 0;
+                for (int64_t e = 0; e < R; ++e) d += qa[e] * c[e];
+                for (int64_t e = 0; e < RP; ++e) d += qp[e] * kp[e];
+                sc[size_t(j - lo)] = d * a.scale;
+            }
+            cpu::softmax(sc.data(), int64_t(sc.size()));
+            float* o = o_lat.data() + i * R;
+            std::fill(o, o + R, 0.f);
+            for (int64_t j = lo; j <= p; ++j) {
+                const float* c = lat_ptr(j);
+                const float pj = sc[size_t(j - lo)];
+                for (int64_t e = 0; e < R; ++e) o[e] += pj * c[e];
+            }
+            if (capture && probe_cfg_.wants_attention(il, int(hh))) captured[size_t(i)] = sc;
+        }
+    });
+    if (capture) {
+        for (int64_t i = 0; i < T * H; ++i) {
+            if (!probe_cfg_.wants_attention(il, int(i % H))) continue;
+            AttentionRow r;
+            r.layer = il;
+            r.head = int(i % H);
+            r.query_pos = pos0 + i / H;
+            r.key_begin = key_begin(a, r.query_pos);
+            r.probs = std::move(captured[size_t(i)]);
+            probes_.attention.push_back(std::move(r));
+        }
+    }
+    for (int64_t t = std::max<int64_t>(0, T - kv.cap); t < T; ++t) {
+        std::memcpy(kv.k.data() + kv.slot(pos0 + t) * R, lat.data() + t * R, size_t(R) * 4);
+        std::memcpy(kv.v.data() + kv.slot(pos0 + t) * RP, kpe.data() + t * RP, size_t(RP) * 4);
+    }
+    std::vector<float> att(size_t(T * H * V));
+    {
+        std::vector<float> ol(size_t(T * R)), ov(size_t(T * V));
+        for (int64_t hh = 0; hh < H; ++hh) {
+            for (int64_t t = 0; t < T; ++t) std::memcpy(ol.data() + t * R, o_lat.data() + (t * H + hh) * R, size_t(R) * 4);
+            matmul(*pool_, lw.v_expand[size_t(hh)], ol.data(), T, ov.data());
+            for (int64_t t = 0; t < T; ++t) std::memcpy(att.data() + (t * H + hh) * V, ov.data() + t * V, size_t(V) * 4);
+        }
+    }
+    matmul(*pool_, lw.o, att.data(), T, out);
+}
+
+// ---- feed-forward --------------------------------------------------------------------------
+
+void Session::ffn_dense(const Linear& gate, const Linear& up, const Linear& down, const FfnSpec& f, const float* h, int64_t T,
+                        float* out) {
+    const int64_t F = up.n_out;
+    std::vector<float> u(size_t(T * F));
+    matmul(*pool_, up, h, T, u.data());
+    if (gate.present()) {
+        std::vector<float> g(size_t(T * F));
+        matmul(*pool_, gate, h, T, g.data());
+        for (size_t i = 0; i < u.size(); ++i) u[i] *= cpu::activation(f.act, g[i]);
+    } else {
+        for (auto& x : u) x = cpu::activation(f.act, x);
+    }
+    matmul(*pool_, down, u.data(), T, out);
+}
+
+void Session::ffn_moe(int il, const float* h, int64_t T, float* out) {
+    const ModelSpec& s = model_.spec();
+    const FfnSpec& f = s.layers[size_t(il)].ffn;
+    const LayerWeights& lw = model_.weights().layers[size_t(il)];
+    const int64_t D = s.dim, E = f.n_experts, K = f.top_k;
+    std::vector<float> logits(size_t(T * E));
+    matmul(*pool_, lw.router, h, T, logits.data());
+
+    std::vector<int> sel(size_t(T * K));
+    std::vector<float> wts(size_t(T * K));
+    std::vector<float> probs(static_cast<size_t>(E)), choose(static_cast<size_t>(E));
+    for (int64_t t = 0; t < T; ++t) {
+        const float* lg = logits.data() + t * E;
+        if (f.scoring == Scoring::Softmax) {
+            std::copy(lg, lg + E, probs.begin());
+            cpu::softmax(probs.data(), E);
+        } else {
+            for (int64_t e = 0; e < E; ++e) probs[size_t(e)] = 1.f / (1.f + std::exp(-lg[e]));
+        }
+        // Selection score: the bias (noaux_tc) changes which experts win, not their weights.
+        // Llama 4 selects by raw logit (same order as its sigmoid).
+        for (int64_t e = 0; e < E; ++e)
+            choose[size_t(e)] = f.weight_on_input ? lg[e] : probs[size_t(e)] + (f.selection_bias ? lw.selection_bias[size_t(e)] : 0.f);
+        if (f.n_group > 1) {
+            // ref: DeepSeek-V3 MoEGate: group score = sum of the group's top-2 selection scores
+            const int64_t per = E / f.n_group;
+            std::vector<std::pair<float, int>> gs;
+            for (int g = 0; g < f.n_group; ++g) {
+                std::vector<float> v(choose.begin() + g * per, choose.begin() + (g + 1) * per);
+                std::partial_sort(v.begin(), v.begin() + std::min<int64_t>(2, per), v.end(), std::greater<float>());
+                float sc = v[0] + (per > 1 ? v[1] : 0.f);
+                gs.push_back({sc, g});
+            }
+            std::stable_sort(gs.begin(), gs.end(), [](auto& x, auto& y) { return x.first > y.first; });
+            std::vector<bool> keep(size_t(f.n_group), false);
+            for (int g = 0; g < f.topk_group; ++g) keep[size_t(gs[size_t(g)].second)] = true;
+            for (int64_t e = 0; e < E; ++e)
+                if (!keep[size_t(e / per)]) choose[size_t(e)] = -INFINITY;
+        }
+        std::vector<int> idx(static_cast<size_t>(E));
+        std::iota(idx.begin(), idx.end(), 0);
+        std::stable_sort(idx.begin(), idx.end(), [&](int x, int y) { return choose[size_t(x)] > choose[size_t(y)]; });
+        float sum = 0;
+        for (int64_t k = 0; k < K; ++k) {
+            sel[size_t(t * K + k)] = idx[size_t(k)];
+            wts[size_t(t * K + k)] = probs[size_t(idx[size_t(k)])];
+            sum += probs[size_t(idx[size_t(k)])];
+        }
+        for (int64_t k = 0; k < K; ++k) {
+            float& wv = wts[size_t(t * K + k)];
+            if (f.norm_topk) wv /= sum;
+            wv *= f.routed_scale;
+        }
+        auto& load = probes_.expert_load[size_t(il)];
+        for (int64_t k = 0; k < K; ++k) load[size_t(sel[size_t(t * K + k)])]++;
+        if (probe_cfg_.routing) {
+            RoutingRecord r;
+            r.layer = il;
+            r.pos = pos_ + t;
+            r.experts.assign(sel.begin() + t * K, sel.begin() + (t + 1) * K);
+            r.weights.assign(wts.begin() + t * K, wts.begin() + (t + 1) * K);
+            r.router_probs = probs;
+            probes_.routing.push_back(std::move(r));
+        }
+    }
+
+    std::fill(out, out + T * D, 0.f);
+    // Tokens grouped by expert: each expert runs once on exactly the tokens routed to it.
+    std::vector<std::vector<std::pair<int64_t, float>>> by_expert(static_cast<size_t>(E));
+    for (int64_t t = 0; t < T; ++t)
+        for (int64_t k = 0; k < K; ++k) by_expert[size_t(sel[size_t(t * K + k)])].push_back({t, wts[size_t(t * K + k)]});
+    std::vector<float> xin, xout;
+    for (int64_t e = 0; e < E; ++e) {
+        auto& toks = by_expert[size_t(e)];
+        if (toks.empty()) continue;
+        const int64_t n = int64_t(toks.size());
+        xin.resize(size_t(n * D));
+        xout.resize(size_t(n * D));
+        for (int64_t i = 0; i < n; ++i) {
+            const float* src = h + toks[size_t(i)].first * D;
+            float* dst = xin.data() + i * D;
+            // ref: HF Llama4TextMoe: the router score scales the expert input
+            const float sc = f.weight_on_input ? toks[size_t(i)].second : 1.f;
+            for (int64_t d = 0; d < D; ++d) dst[d] = src[d] * sc;
+        }
+        const Expert& ex = lw.experts[size_t(e)];
+        ffn_dense(ex.gate, ex.up, ex.down, f, xin.data(), n, xout.data());
+        for (int64_t i = 0; i < n; ++i) {
+            const float sc = f.weight_on_input ? 1.f : toks[size_t(i)].second;
+            float* dst = out + toks[size_t(i)].first * D;
+            const float* src = xout.data() + i * D;
+            for (int64_t d = 0; d < D; ++d) dst[d] += sc * src[d];
+        }
+    }
+    if (f.n_shared > 0) {
+        std::vector<float> sh(size_t(T * D));
+        ffn_dense(lw.shared.gate, lw.shared.up, lw.shared.down, f, h, T, sh.data());
+        for (int64_t i = 0; i < T * D; ++i) out[i] += sh[size_t(i)];
+    }
+}
+
+}  // namespace archlens

@@ -1,0 +1,73 @@
+// A Session runs a Model on the CPU: token ids in, logits out, with its KV cache and probes.
+// Tokens are appended at the current position; decoding one token at a time equals a batched
+// forward pass over the same tokens.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <vector>
+
+#include "engine/core/thread_pool.h"
+#include "engine/model/model.h"
+#include "engine/probes.h"
+
+namespace archlens {
+
+struct SessionOptions {
+    int64_t n_ctx = 0;   // 0: the model's trained context length
+    int n_threads = 0;   // 0: all cores
+};
+
+// One layer's cache. Standard attention: k (cap, n_kv*head_dim), v (cap, n_kv*v_dim).
+// MLA: k holds the normalised latent (cap, kv_lora), v the shared RoPE key (cap, rope_dim).
+// Sliding/chunked layers are rings of at most `window` positions.
+struct LayerKv {
+    AttnKind kind = AttnKind::Standard;
+    AttnScope scope = AttnScope::Global;
+    int64_t row_k = 0, row_v = 0;  // floats per position
+    int64_t cap = 0, limit = 0;    // allocated and maximum positions
+    bool ring = false;
+    std::vector<float> k, v;
+    uint64_t bytes() const { return uint64_t(k.size() + v.size()) * sizeof(float); }
+    int64_t slot(int64_t pos) const { return ring ? pos % cap : pos; }
+};
+
+class Session {
+public:
+    explicit Session(const Model& model, SessionOptions opts = {});
+    ~Session();
+
+    const Model& model() const { return model_; }
+    int64_t position() const { return pos_; }
+    int64_t n_ctx() const { return n_ctx_; }
+    void reset();
+
+    // Runs `tokens` at positions position()..; returns logits [tokens.size()][vocab] when
+    // all_logits, else [1][vocab] for the last token.
+    std::vector<float> forward(std::span<const int> tokens, bool all_logits = false);
+
+    ProbeConfig& probe_config() { return probe_cfg_; }
+    ProbeData& probes() { return probes_; }
+
+    const std::vector<LayerKv>& kv() const { return kv_; }
+    uint64_t kv_bytes() const;
+
+private:
+    void ensure_kv(int64_t positions);
+    void attention_standard(int il, const float* h, int64_t T, float* out);
+    void attention_mla(int il, const float* h, int64_t T, float* out);
+    void ffn_dense(const Linear& gate, const Linear& up, const Linear& down, const FfnSpec& f, const float* h, int64_t T, float* out);
+    void ffn_moe(int il, const float* h, int64_t T, float* out);
+    void norm(const std::vector<float>& w, const std::vector<float>& b, const float* x, int64_t T, float* y) const;
+    int64_t key_begin(const AttentionSpec& a, int64_t p) const;
+
+    const Model& model_;
+    int64_t n_ctx_;
+    int64_t pos_ = 0;
+    std::unique_ptr<ThreadPool> pool_;
+    std::vector<LayerKv> kv_;
+    ProbeConfig probe_cfg_;
+    ProbeData probes_;
+};
+
+}  // namespace archlens
