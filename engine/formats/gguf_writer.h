@@ -1,0 +1,46 @@
+// Writes GGUF v3 files: metadata and tensors (any dtype, raw bytes). Used by `synth`, the demo
+// models and tests that need hand-made models.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/core/dtype.h"
+
+namespace archlens {
+
+class GgufWriter {
+public:
+    void set_string(const std::string& key, const std::string& v);
+    void set_u32(const std::string& key, uint32_t v);
+    void set_i32(const std::string& key, int32_t v);
+    void set_f32(const std::string& key, float v);
+    void set_bool(const std::string& key, bool v);
+    void set_strings(const std::string& key, const std::vector<std::string>& v);
+    void set_f32s(const std::string& key, const std::vector<float>& v);
+    void set_i32s(const std::string& key, const std::vector<int32_t>& v);
+
+    // shape outermost-first (numpy order); data holds dtype_row_bytes(type, shape.back()) per row.
+    void add_tensor(const std::string& name, DType type, const std::vector<int64_t>& shape, std::vector<uint8_t> data);
+    void add_f32(const std::string& name, const std::vector<int64_t>& shape, const std::vector<float>& values);
+
+    void write(const std::string& path) const;  // throws Error naming the path
+
+private:
+    struct Kv {
+        std::string key;
+        uint32_t type;
+        std::vector<uint8_t> payload;  // encoded value
+    };
+    struct Tensor {
+        std::string name;
+        DType type;
+        std::vector<int64_t> shape;
+        std::vector<uint8_t> data;
+    };
+    void put(const std::string& key, uint32_t type, std::vector<uint8_t> payload);
+    std::vector<Kv> kv_;
+    std::vector<Tensor> tensors_;
+};
+
+}  // namespace archlens
