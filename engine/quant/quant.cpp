@@ -1,81 +1,191 @@
 #include "engine/quant/quant.h"
 
-#include <cstring>
+#include <string>
 
 #include "engine/core/error.h"
+#include "engine/quant/kernels.h"
+#include "engine/quant/quant_ref.h"
 
 namespace archlens::quant {
 
-bool supported(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+namespace {
 
-void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
-    switch (t) {
-        case DType::F32:
-            std::memcpy(dst, src, size_t(n) * 4);
-            return;
-        case DType::F16: {
-            auto s = static_cast<const uint16_t*>(src);
-            for (int64_t i = 0; i < n; ++i) dst[i] = fp16_to_f32(s[i]);
-            return;
-        }
-        case DType::BF16: {
-            auto s = static_cast<const uint16_t*>(src);
-            for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
-            return;
-        }
-        default:
-            throw Error(std::string("weight type ") + dtype_name(t) + " is not supported yet");
+bool is_activation_type(DType t) {
+    return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 ||
+           t == DType::Q8_1 || t == DType::Q8_K;
+}
+
+bool cpu_has(const char* feature) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    // __builtin_cpu_supports needs a literal, hence the explicit list.
+    std::string f(feature);
+    if (f == "avx2") return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    if (f == "avx512")
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+               __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+               __builtin_cpu_supports("avx512vnni");
+    return false;
+#else
+    (void)feature;
+    return false;
+#endif
+}
+
+const KernelTable* table_of(Isa isa) {
+    switch (isa) {
+        case Isa::Avx2: return detail::avx2_kernels();
+        case Isa::Avx512: return detail::avx512_kernels();
+        default: return nullptr;
     }
 }
 
-DType vec_dot_type(DType t) { return t; }
+struct Dispatch {
+    Isa isa = Isa::Scalar;
+    const KernelTable* table = nullptr;
+    Dispatch() {
+        for (Isa cand : {Isa::Avx512, Isa::Avx2}) {
+            if (isa_available(cand)) {
+                isa = cand;
+                table = table_of(cand);
+                return;
+            }
+        }
+    }
+};
 
-void quantize_row(DType t, const float* src, void* dst, int64_t n) {
+const Dispatch& dispatch() {
+    static const Dispatch d;
+    return d;
+}
+
+VecDotRowsFn kernel_for(const KernelTable* table, DType t) {
+    const auto id = uint32_t(t);
+    if (!table || id >= uint32_t(KernelTable::kTypes)) return nullptr;
+    return table->rows[id];
+}
+
+// dtype_info() is a table search; the dot paths run per row, so they use this switch instead.
+int block_size_of(DType t) {
     switch (t) {
         case DType::F32:
-            std::memcpy(dst, src, size_t(n) * 4);
-            return;
-        case DType::F16: {
-            auto d = static_cast<uint16_t*>(dst);
-            for (int64_t i = 0; i < n; ++i) d[i] = f32_to_fp16(src[i]);
-            return;
-        }
-        case DType::BF16: {
-            auto d = static_cast<uint16_t*>(dst);
-            for (int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(src[i]);
-            return;
-        }
-        default:
-            throw Error(std::string("cannot quantize to ") + dtype_name(t) + " yet");
+        case DType::F16:
+        case DType::BF16: return 1;
+        case DType::Q2_K:
+        case DType::Q3_K:
+        case DType::Q4_K:
+        case DType::Q5_K:
+        case DType::Q6_K:
+        case DType::Q8_K: return 256;
+        default: return 32;
     }
+}
+
+void rows_scalar(DType t, int64_t n, const void* w, const void* acts, size_t act_stride,
+                 int n_acts, float* out, size_t out_stride) {
+    auto a = static_cast<const uint8_t*>(acts);
+    for (int r = 0; r < n_acts; ++r) out[size_t(r) * out_stride] = ref::vec_dot(t, n, w, a + r * act_stride);
+}
+
+}  // namespace
+
+const char* isa_name(Isa isa) {
+    switch (isa) {
+        case Isa::Avx2: return "avx2";
+        case Isa::Avx512: return "avx512";
+        default: return "scalar";
+    }
+}
+
+bool isa_available(Isa isa) {
+    switch (isa) {
+        case Isa::Scalar: return true;
+        case Isa::Avx2: return detail::avx2_kernels() && cpu_has("avx2");
+        case Isa::Avx512: return detail::avx512_kernels() && cpu_has("avx512");
+    }
+    return false;
+}
+
+Isa best_isa() { return dispatch().isa; }
+
+const char* simd_name() { return isa_name(best_isa()); }
+
+float vec_dot_isa(Isa isa, DType t, int64_t n, const void* w, const void* a) {
+    float out = 0;
+    vec_dot_rows_isa(isa, t, n, w, a, 0, 1, &out, 1);
+    return out;
+}
+
+void vec_dot_rows_isa(Isa isa, DType t, int64_t n, const void* w, const void* acts,
+                      size_t act_stride, int n_acts, float* out, size_t out_stride) {
+    const int bs = block_size_of(t);
+    if (n < 0 || n % bs != 0) [[unlikely]]
+        throw Error("vec_dot: row of " + std::to_string(n) + " elements is not a multiple of " +
+                    dtype_name(t) + "'s block size " + std::to_string(bs));
+    if (VecDotRowsFn fn = kernel_for(table_of(isa), t))
+        return fn(n, w, acts, act_stride, n_acts, out, out_stride);
+    rows_scalar(t, n, w, acts, act_stride, n_acts, out, out_stride);
+}
+
+bool supported(DType t) {
+    switch (t) {
+        case DType::F32:
+        case DType::F16:
+        case DType::BF16:
+        case DType::Q4_0:
+        case DType::Q4_1:
+        case DType::Q5_0:
+        case DType::Q5_1:
+        case DType::Q8_0:
+        case DType::Q2_K:
+        case DType::Q3_K:
+        case DType::Q4_K:
+        case DType::Q5_K:
+        case DType::Q6_K:
+        case DType::Q8_K:
+            return true;
+        default:
+            return false;  // Q8_1 is an activation-only type (ggml has no q8_1 weight product)
+    }
+}
+
+void dequantize_row(DType t, const void* src, float* dst, int64_t n) {
+    ref::dequantize_row(t, src, dst, n);
+}
+
+// ref: ggml-cpu/ggml-cpu.c type_traits_cpu[].vec_dot_type
+DType vec_dot_type(DType t) {
+    switch (t) {
+        case DType::Q4_0:
+        case DType::Q5_0:
+        case DType::Q8_0: return DType::Q8_0;
+        case DType::Q4_1:
+        case DType::Q5_1: return DType::Q8_1;
+        case DType::Q2_K:
+        case DType::Q3_K:
+        case DType::Q4_K:
+        case DType::Q5_K:
+        case DType::Q6_K: return DType::Q8_K;
+        default: return t;  // F32, F16, BF16 multiply their own type
+    }
+}
+
+void quantize_row(DType t, const float* src, void* dst, int64_t n) {
+    if (is_activation_type(t)) return ref::quantize_row_act(t, src, dst, n);
+    ref::quantize_row_weight(t, src, dst, n);
+}
+
+void quantize_row_ref(DType t, const float* src, void* dst, int64_t n) {
+    ref::quantize_row_weight(t, src, dst, n);
 }
 
 float vec_dot(DType t, int64_t n, const void* w, const void* a) {
-    switch (t) {
-        case DType::F32: {
-            auto x = static_cast<const float*>(w);
-            auto y = static_cast<const float*>(a);
-            float s = 0;
-            for (int64_t i = 0; i < n; ++i) s += x[i] * y[i];
-            return s;
-        }
-        case DType::F16: {
-            auto x = static_cast<const uint16_t*>(w);
-            auto y = static_cast<const uint16_t*>(a);
-            float s = 0;
-            for (int64_t i = 0; i < n; ++i) s += fp16_to_f32(x[i]) * fp16_to_f32(y[i]);
-            return s;
-        }
-        case DType::BF16: {
-            auto x = static_cast<const uint16_t*>(w);
-            auto y = static_cast<const uint16_t*>(a);
-            float s = 0;
-            for (int64_t i = 0; i < n; ++i) s += bf16_to_f32(x[i]) * bf16_to_f32(y[i]);
-            return s;
-        }
-        default:
-            throw Error(std::string("weight type ") + dtype_name(t) + " is not supported yet");
-    }
+    return vec_dot_isa(dispatch().isa, t, n, w, a);
+}
+
+void vec_dot_rows(DType t, int64_t n, const void* w_row, const void* acts, size_t act_stride_bytes,
+                  int n_acts, float* out, size_t out_stride) {
+    vec_dot_rows_isa(dispatch().isa, t, n, w_row, acts, act_stride_bytes, n_acts, out, out_stride);
 }
 
 }  // namespace archlens::quant

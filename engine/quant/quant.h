@@ -3,6 +3,7 @@
 // activation row to vec_dot_type(T) (Q8_0 for q4_0/q5_0/q8_0…, Q8_K for the k-quants, BF16 for
 // bf16, F16 for f16), then accumulates per block. That is what makes logits match llama.cpp's.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "engine/core/dtype.h"
@@ -24,5 +25,22 @@ void quantize_row(DType t, const float* src, void* dst, int64_t n);
 
 // Dot product of n elements: w is a row of type t, a is a row of vec_dot_type(t).
 float vec_dot(DType t, int64_t n, const void* w, const void* a);
+
+// --- additions -------------------------------------------------------------------------------
+
+// ggml's quantize_row_*_ref, i.e. what llama-quantize writes without an imatrix. Equals
+// quantize_row except for Q8_0/Q8_1, whose weight quantizer rounds half away from zero with
+// 1/d while the activation quantizer (quantize_row) rounds half to even with 127/amax.
+void quantize_row_ref(DType t, const float* src, void* dst, int64_t n);
+
+// Prefill: one weight row against n_acts activation rows (each of vec_dot_type(t), the r-th at
+// acts + r * act_stride_bytes). out[r * out_stride] (out_stride in floats) receives exactly
+// vec_dot(t, n, w_row, act_r). Faster than n_acts vec_dot calls: each weight block is decoded
+// once per group of activation rows.
+void vec_dot_rows(DType t, int64_t n, const void* w_row, const void* acts, size_t act_stride_bytes,
+                  int n_acts, float* out, size_t out_stride);
+
+// Name of the instruction set the dot products run on ("avx512", "avx2", "scalar").
+const char* simd_name();
 
 }  // namespace archlens::quant

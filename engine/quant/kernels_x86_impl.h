@@ -1,0 +1,491 @@
+// One x86 tier of the dot-product kernels. Textually included, inside a tier namespace and a
+// `#pragma GCC target` region, by kernels_avx2.cpp and kernels_avx512.cpp (which include every
+// header first: only intrinsics and this file's own code are compiled for the tier's target).
+// AL_TIER_AVX512 selects VNNI integer dots and 512-bit float paths.
+//
+// Every kernel is `template <int NR> run(n, w, a[NR], out[NR])`: the weight block is decoded once
+// and multiplied with NR activation rows, each with exactly the same operation sequence, so
+// vec_dot (NR = 1) and vec_dot_rows (NR = 4) give bit-identical results.
+//
+// Integer dot per block, then one float scale per block as in ggml-cpu; the float accumulation
+// runs in 8 lanes (like ggml's own AVX2 kernels), so results differ from the scalar reference
+// only in float rounding order.
+//
+// ref: ggml-cpu/arch/x86/quants.c (ggml_vec_dot_*_q8_*, AVX2 paths) — same block algebra,
+// written here around a shared "unsigned level × int8 activation, int16 scale" primitive.
+
+#ifndef AL_TIER_AVX512
+#error "define AL_TIER_AVX512 before including kernels_x86_impl.h"
+#endif
+
+// ---- primitives ---------------------------------------------------------------------------
+
+inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
+
+inline __m256i loadu(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+// 8 int32 lanes, each the sum of 4 adjacent u8 × s8 products.
+// Without VNNI the pair sums pass through int16: exact while |u| <= 128 and |s| <= 127.
+inline __m256i dot_us(__m256i u, __m256i s) {
+#if AL_TIER_AVX512
+    return _mm256_dpbusd_epi32(_mm256_setzero_si256(), u, s);
+#else
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+#endif
+}
+
+// signed × signed through |w| and the sign of w moved onto a (activations never hold -128).
+inline __m256i dot_ss(__m256i w, __m256i a) {
+    return dot_us(_mm256_sign_epi8(w, w), _mm256_sign_epi8(a, w));
+}
+
+// 8 int32 lanes of sum(u*s) over 4 bytes, each pair of bytes weighted by the int16 scale of its
+// 16-bit lane: lanes 0..7 cover bytes 0..15, lanes 8..15 bytes 16..31. Exact for u <= 63.
+inline __m256i dot_us_scaled(__m256i u, __m256i s, __m256i scale16) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), scale16);
+}
+
+// int16 scale a for bytes 0..15 and b for bytes 16..31
+inline __m256i scale_pair(int a, int b) {
+    return _mm256_set_m128i(_mm_set1_epi16(short(b)), _mm_set1_epi16(short(a)));
+}
+
+// 16 packed nibbles → 32 bytes: low nibbles in bytes 0..15, high nibbles in 16..31.
+inline __m256i nibbles16(const uint8_t* p) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(0x0F));
+}
+
+// Byte i = 0xFF where bit i of the little-endian uint32 at p is set.
+inline __m256i bytes_from_bits32(const uint8_t* p) {
+    uint32_t x;
+    memcpy(&x, p, 4);
+    const __m256i shuf = _mm256_set_epi64x(0x0303030303030303, 0x0202020202020202,
+                                           0x0101010101010101, 0);
+    __m256i bytes = _mm256_shuffle_epi8(_mm256_set1_epi32(int(x)), shuf);
+    bytes = _mm256_or_si256(bytes, _mm256_set1_epi64x(0x7fbfdfeff7fbfdfe));
+    return _mm256_cmpeq_epi8(bytes, _mm256_set1_epi64x(-1));
+}
+
+// 0x00/`value` per byte: `value` where (v & bit) != 0
+inline __m256i bit_to(__m256i v, int bit, int value) {
+    const __m256i m = _mm256_set1_epi8(char(bit));
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, m), m),
+                            _mm256_set1_epi8(char(value)));
+}
+
+inline __m256i srli8(__m256i v, int s) {  // per-byte logical shift (the epi16 shift, masked)
+    return _mm256_and_si256(_mm256_srli_epi16(v, s), _mm256_set1_epi8(char(0xFF >> s)));
+}
+
+// ---- 32-element blocks --------------------------------------------------------------------
+
+// Two float accumulators per row (even/odd blocks) hide the FMA latency for single-row dots.
+template <int NR>
+struct Acc2 {
+    __m256 v[NR][2];
+    Acc2() {
+        for (int r = 0; r < NR; ++r) v[r][0] = v[r][1] = _mm256_setzero_ps();
+    }
+    float sum(int r) const { return hsum(_mm256_add_ps(v[r][0], v[r][1])); }
+};
+
+struct KQ8_0 {
+    template <int NR>
+    static void run(int64_t n, const void* wv, const void* const* av, float* out) {
+        const auto* x = static_cast<const BlockQ8_0*>(wv);
+        const BlockQ8_0* y[NR];
+        for (int r = 0; r < NR; ++r) y[r] = static_cast<const BlockQ8_0*>(av[r]);
+        Acc2<NR> acc;
+        const int64_t nb = n / kQK;
+        for (int64_t i = 0; i < nb; ++i) {
+            const __m256i w = loadu(x[i].qs);
+            const __m256i aw = _mm256_sign_epi8(w, w);
+            const float dx = h2f(x[i].d);
+            for (int r = 0; r < NR; ++r) {
+                const __m256i p = dot_us(aw, _mm256_sign_epi8(loadu(y[r][i].qs), w));
+                const __m256 d = _mm256_set1_ps(dx * h2f(y[r][i].d));
+                acc.v[r][i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc.v[r][i & 1]);
+            }
+        }
+        for (int r = 0; r < NR; ++r) out[r] = acc.sum(r);
+    }
+};
+
+struct KQ4_0 {
+    template <int NR>
+    static void run(int64_t n, const void* wv, const void* const* av, float* out) {
+        const auto* x = static_cast<const BlockQ4_0*>(wv);
+        const BlockQ8_0* y[NR];
+        for (int r = 0; r < NR; ++r) y[r] = static_cast<const BlockQ8_0*>(av[r]);
+        Acc2<NR> acc;
+        const int64_t nb = n / kQK;
+        for (int64_t i = 0; i < nb; ++i) {
+            const __m256i w = _mm256_sub_epi8(nibbles16(x[i].qs), _mm256_set1_epi8(8));
+            const __m256i aw = _mm256_sign_epi8(w, w);
+            const float dx = h2f(x[i].d);
+            for (int r = 0; r < NR; ++r) {
+                const __m256i p = dot_us(aw, _mm256_sign_epi8(loadu(y[r][i].qs), w));
+                const __m256 d = _mm256_set1_ps(dx * h2f(y[r][i].d));
+                acc.v[r][i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc.v[r][i & 1]);
+            }
+        }
+        for (int r = 0; r < NR; ++r) out[r] = acc.sum(r);
+    }
+};
+
+struct KQ5_0 {
+    template <int NR>
+    static void run(int64_t n, const void* wv, const void* const* av, float* out) {
+        const auto* x = static_cast<const BlockQ5_0*>(wv);
+        const BlockQ8_0* y[NR];
+        for (int r = 0; r < NR; ++r) y[r] = static_cast<const BlockQ8_0*>(av[r]);
+        Acc2<NR> acc;
+        const int64_t nb = n / kQK;
+        for (int64_t i = 0; i < nb; ++i) {
+            // nibble | 0xF0 where the 5th bit is clear == nibble - 16 as int8
+            const __m256i hi = _mm256_andnot_si256(bytes_from_bits32(x[i].qh), _mm256_set1_epi8(char(0xF0)));
+            const __m256i w = _mm256_or_si256(nibbles16(x[i].qs), hi);
+            const __m256i aw = _mm256_sign_epi8(w, w);
+            const float dx = h2f(x[i].d);
+            for (int r = 0; r < NR; ++r) {
+                const __m256i p = dot_us(aw, _mm256_sign_epi8(loadu(y[r][i].qs), w));
+                const __m256 d = _mm256_set1_ps(dx * h2f(y[r][i].d));
+                acc.v[r][i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc.v[r][i & 1]);
+            }
+        }
+        for (int r = 0; r < NR; ++r) out[r] = acc.sum(r);
+    }
+};
+
+// q4_1 / q5_1 × q8_1: d_x d_y Σ q·a + m_x s_y  (s_y = d_y Σ a, precomputed by the quantizer)
+template <class Block, bool kFiveBits>
+struct KQx_1 {
+    template <int NR>
+    static void run(int64_t n, const void* wv, const void* const* av, float* out) {
+        const auto* x = static_cast<const Block*>(wv);
+        const BlockQ8_1* y[NR];
+        for (int r = 0; r < NR; ++r) y[r] = static_cast<const BlockQ8_1*>(av[r]);
+        Acc2<NR> acc;
+        float summs[NR] = {};
+        const int64_t nb = n / kQK;
+        for (int64_t i = 0; i < nb; ++i) {
+            __m256i u = nibbles16(x[i].qs);
+            if constexpr (kFiveBits)
+                u = _mm256_or_si256(u, _mm256_and_si256(bytes_from_bits32(x[i].qh), _mm256_set1_epi8(0x10)));
+            const float dx = h2f(x[i].d), mx = h2f(x[i].m);
+            for (int r = 0; r < NR; ++r) {
+                summs[r] += mx * h2f(y[r][i].s);
+                const __m256i p = dot_us(u, loadu(y[r][i].qs));
+                const __m256 d = _mm256_set1_ps(dx * h2f(y[r][i].d));
+                acc.v[r][i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc.v[r][i & 1]);
+            }
+        }
+        for (int r = 0; r < NR; ++r) out[r] = acc.sum(r) + summs[r];
+    }
+};
+
+// ---- k-quants × Q8_K ----------------------------------------------------------------------
+// Per block: int32 lanes of Σ scale_g · Σ level·a, minus an integer correction from the
+// activation group sums (bsums) for the offset / min, then one FMA with the block's float scale.
+
+template <int NR>
+struct KAcc {
+    __m256 acc[NR], accm[NR];
+    __m256i sumi[NR];
+    KAcc() {
+        for (int r = 0; r < NR; ++r) acc[r] = accm[r] = _mm256_setzero_ps();
+    }
+    void begin_block() {
+        for (int r = 0; r < NR; ++r) sumi[r] = _mm256_setzero_si256();
+    }
+};
+
+inline __m256i bsums(const BlockQ8_K& b) { return loadu(b.bsums); }
+
+struct KQ2_K {
+    template <int NR>
+    static void run(int64_t n, const void* wv, const void* const* av, float* out) {
+        const auto* x = static_cast<const BlockQ2_K*>(wv);
+        const BlockQ8_K* y[NR];
+        for (int r = 0; r < NR; ++r) y[r] = static_cast<const BlockQ8_K*>(av[r]);
+        KAcc<NR> k;
+        for (int64_t i = 0; i < n / kQKK; ++i) {
+            k.begin_block();
+            const uint8_t* sc = x[i].scales;
+            const __m256i mins16 = _mm256_cvtepu8_epi16(
+                _mm_srli_epi16(_mm_andnot_si128(_mm_set1_epi8(0x0F), _mm_loadu_si128(reinterpret_cast<const __m128i*>(sc))), 4));
+            for (int h = 0; h < 2; ++h) {
+                const __m256i qv = loadu(x[i].qs + 32 * h);
+                for (int s = 0; s < 4; ++s) {
+                    const int g = 8 * h + 2 * s;
+                    const __m256i u = _mm256_and_si256(_mm256_srli_epi16(qv, 2 * s), _mm256_set1_epi8(3));
+                    const __m256i scale = scale_pair(sc[g] & 0xF, sc[g + 1] & 0xF);
+                    for (int r = 0; r < NR; ++r)
+                        k.sumi[r] = _mm256_add_epi32(k.sumi[r], dot_us_scaled(u, loadu(y[r][i].qs + 128 * h + 32 * s), scale));
+                }
+            }
+            const float dx = h2f(x[i].d), mx = h2f(x[i].dmin);
+            for (int r = 0; r < NR; ++r) {
+                const __m256i summs = _mm256_madd_epi16(mins16, bsums(y[r][i]));
+                k.acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(y[r][i].d * dx), _mm256_cvtepi32_ps(k.sumi[r]), k.acc[r]);
+                k.accm[r] = _mm256_fmadd_ps(_mm256_set1_ps(y[r][i].d * mx), _mm256_cvtepi32_ps(summs), k.accm[r]);
+            }
+        }
+        for (int r = 0; r < NR; ++r) out[r] = hsum(k.acc[r]) - hsum(k.accm[r]);
+    }
+};
+
+struct KQ3_K {
+    template <int NR>
+    static void run(int64_t n, const void* wv, const void* const* av, float* out) {
+        const auto* x = static_cast<const BlockQ3_K*>(wv);
+        const BlockQ8_K* y[NR];
+        for (int r = 0; r < NR; ++r) y[r] = static_cast<const BlockQ8_K*>(av[r]);
+        KAcc<NR> k;
+        for (int64_t i = 0; i < n / kQKK; ++i) {
+            k.begin_block();
+            int8_t sc[16];
+            unpack_q3_k_scales(x[i].scales, sc);
+            for (int g = 0; g < 16; ++g) sc[g] = int8_t(sc[g] - 32);
+            const __m256i hm = loadu(x[i].hmask);
+            for (int h = 0; h < 2; ++h) {
+                const __m256i qv = loadu(x[i].qs + 32 * h);
+                for (int s = 0; s < 4; ++s) {
+                    const int g = 8 * h + 2 * s;
+                    // level + 4 in 0..7: 2 low bits, plus 4 where the hmask bit is set
+                    const __m256i u = _mm256_or_si256(
+                        _mm256_and_si256(_mm256_srli_epi16(qv, 2 * s), _mm256_set1_epi8(3)),
+                        bit_to(hm, 1 << (4 * h + s), 4));
+                    const __m256i scale = scale_pair(sc[g], sc[g + 1]);
+                    for (int r = 0; r < NR; ++r)
+                        k.sumi[r] = _mm256_add_epi32(k.sumi[r], dot_us_scaled(u, loadu(y[r][i].qs + 128 * h + 32 * s), scale));
+                }
+            }
+            // the +4 offset: Σ_g 4·sc_g·bsum_g
+            const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+            const float dx = h2f(x[i].d);
+            for (int r = 0; r < NR; ++r) {
+                const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums(y[r][i])), 2);
+                const __m256i s = _mm256_sub_epi32(k.sumi[r], off);
+                k.acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * y[r][i].d), _mm256_cvtepi32_ps(s), k.acc[r]);
+            }
+        }
+        for (int r = 0; r < NR; ++r) out[r] = hsum(k.acc[r]);
+    }
+};
+
+template <class Block, bool kFiveBits>
+struct KQ45_K {
+    template <int NR>
+    static void run(int64_t n, const void* wv, const void* const* av, float* out) {
+        const auto* x = static_cast<const Block*>(wv);
+        const BlockQ8_K* y[NR];
+        for (int r = 0; r < NR; ++r) y[r] = static_cast<const BlockQ8_K*>(av[r]);
+        KAcc<NR> k;
+        for (int64_t i = 0; i < n / kQKK; ++i) {
+            k.begin_block();
+            uint8_t sc[8], mn[8];
+            for (int j = 0; j < 8; ++j) get_scale_min_k4(j, x[i].scales, &sc[j], &mn[j]);
+            __m128i m8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(mn));
+            const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));  // m_g per bsum
+            __m256i qh = _mm256_setzero_si256();
+            if constexpr (kFiveBits) qh = loadu(x[i].qh);
+            for (int c = 0; c < 4; ++c) {
+                const __m256i qv = loadu(x[i].qs + 32 * c);
+                __m256i lo = _mm256_and_si256(qv, _mm256_set1_epi8(0x0F));
+                __m256i hi = srli8(qv, 4);
+                if constexpr (kFiveBits) {
+                    lo = _mm256_or_si256(lo, bit_to(qh, 1 << (2 * c), 16));
+                    hi = _mm256_or_si256(hi, bit_to(qh, 1 << (2 * c + 1), 16));
+                }
+                const __m256i s_lo = _mm256_set1_epi16(short(sc[2 * c]));
+                const __m256i s_hi = _mm256_set1_epi16(short(sc[2 * c + 1]));
+                for (int r = 0; r < NR; ++r) {
+                    const int8_t* a = y[r][i].qs + 64 * c;
+                    const __m256i p = _mm256_add_epi32(dot_us_scaled(lo, loadu(a), s_lo),
+                                                       dot_us_scaled(hi, loadu(a + 32), s_hi));
+                    k.sumi[r] = _mm256_add_epi32(k.sumi[r], p);
+                }
+            }
+            const float dx = h2f(x[i].d), mx = h2f(x[i].dmin);
+            for (int r = 0; r < NR; ++r) {
+                const __m256i summs = _mm256_madd_epi16(mins16, bsums(y[r][i]));
+                k.acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * y[r][i].d), _mm256_cvtepi32_ps(k.sumi[r]), k.acc[r]);
+                k.accm[r] = _mm256_fmadd_ps(_mm256_set1_ps(mx * y[r][i].d), _mm256_cvtepi32_ps(summs), k.accm[r]);
+            }
+        }
+        for (int r = 0; r < NR; ++r) out[r] = hsum(k.acc[r]) - hsum(k.accm[r]);
+    }
+};
+
+struct KQ6_K {
+    template <int NR>
+    static void run(int64_t n, const void* wv, const void* const* av, float* out) {
+        const auto* x = static_cast<const BlockQ6_K*>(wv);
+        const BlockQ8_K* y[NR];
+        for (int r = 0; r < NR; ++r) y[r] = static_cast<const BlockQ8_K*>(av[r]);
+        KAcc<NR> k;
+        const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
+        for (int64_t i = 0; i < n / kQKK; ++i) {
+            k.begin_block();
+            const int8_t* sc = x[i].scales;
+            for (int h = 0; h < 2; ++h) {
+                const __m256i l0 = loadu(x[i].ql + 64 * h), l1 = loadu(x[i].ql + 64 * h + 32);
+                const __m256i hv = loadu(x[i].qh + 32 * h);
+                // 6-bit levels (value + 32), 0..63
+                const __m256i q[4] = {
+                    _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(hv, m2), 4)),
+                    _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 2), m2), 4)),
+                    _mm256_or_si256(srli8(l0, 4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 4), m2), 4)),
+                    _mm256_or_si256(srli8(l1, 4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hv, 6), m2), 4)),
+                };
+                for (int s = 0; s < 4; ++s) {
+                    const int g = 8 * h + 2 * s;
+                    const __m256i scale = scale_pair(sc[g], sc[g + 1]);
+                    for (int r = 0; r < NR; ++r)
+                        k.sumi[r] = _mm256_add_epi32(k.sumi[r], dot_us_scaled(q[s], loadu(y[r][i].qs + 128 * h + 32 * s), scale));
+                }
+            }
+            // the -32 offset: Σ_g 32·sc_g·bsum_g
+            const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(sc)));
+            const float dx = h2f(x[i].d);
+            for (int r = 0; r < NR; ++r) {
+                const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums(y[r][i])), 5);
+                const __m256i s = _mm256_sub_epi32(k.sumi[r], off);
+                k.acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(dx * y[r][i].d), _mm256_cvtepi32_ps(s), k.acc[r]);
+            }
+        }
+        for (int r = 0; r < NR; ++r) out[r] = hsum(k.acc[r]);
+    }
+};
+
+// ---- unquantized --------------------------------------------------------------------------
+// Lanes of FMAs (16 lanes × 2 accumulators on AVX-512, 8 × 4 on AVX2), scalar tail.
+
+#if AL_TIER_AVX512
+using FVec = __m512;
+constexpr int kFLanes = 16;
+inline FVec fzero() { return _mm512_setzero_ps(); }
+inline FVec fma_(FVec a, FVec b, FVec c) { return _mm512_fmadd_ps(a, b, c); }
+inline FVec fadd(FVec a, FVec b) { return _mm512_add_ps(a, b); }
+inline float fsum(FVec v) { return _mm512_reduce_add_ps(v); }
+inline FVec load_f32(const float* p) { return _mm512_loadu_ps(p); }
+inline FVec load_f16(const uint16_t* p) { return _mm512_cvtph_ps(loadu(p)); }
+inline FVec load_bf16(const uint16_t* p) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(loadu(p)), 16));
+}
+#else
+using FVec = __m256;
+constexpr int kFLanes = 8;
+inline FVec fzero() { return _mm256_setzero_ps(); }
+inline FVec fma_(FVec a, FVec b, FVec c) { return _mm256_fmadd_ps(a, b, c); }
+inline FVec fadd(FVec a, FVec b) { return _mm256_add_ps(a, b); }
+inline float fsum(FVec v) { return hsum(v); }
+inline FVec load_f32(const float* p) { return _mm256_loadu_ps(p); }
+inline FVec load_f16(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline FVec load_bf16(const uint16_t* p) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(v), 16));
+}
+#endif
+
+struct LoadF32 {
+    using T = float;
+    static FVec load(const T* p) { return load_f32(p); }
+    static float scalar(T v) { return v; }
+};
+struct LoadF16 {
+    using T = uint16_t;
+    static FVec load(const T* p) { return load_f16(p); }
+    static float scalar(T v) { return h2f(v); }
+};
+struct LoadBF16 {
+    using T = uint16_t;
+    static FVec load(const T* p) { return load_bf16(p); }
+    static float scalar(T v) { return bf16_to_f32(v); }
+};
+
+template <class L>
+struct KFloat {
+    template <int NR>
+    static void run(int64_t n, const void* wv, const void* const* av, float* out) {
+        constexpr int kU = 2;  // accumulators per row (the same for every NR: identical sums)
+        const auto* x = static_cast<const typename L::T*>(wv);
+        const typename L::T* y[NR];
+        for (int r = 0; r < NR; ++r) y[r] = static_cast<const typename L::T*>(av[r]);
+        FVec acc[NR][kU];
+        for (int r = 0; r < NR; ++r)
+            for (int u = 0; u < kU; ++u) acc[r][u] = fzero();
+        int64_t i = 0;
+        for (; i + kU * kFLanes <= n; i += kU * kFLanes) {
+            for (int u = 0; u < kU; ++u) {
+                const FVec w = L::load(x + i + u * kFLanes);
+                for (int r = 0; r < NR; ++r) acc[r][u] = fma_(w, L::load(y[r] + i + u * kFLanes), acc[r][u]);
+            }
+        }
+        for (; i + kFLanes <= n; i += kFLanes) {
+            const FVec w = L::load(x + i);
+            for (int r = 0; r < NR; ++r) acc[r][0] = fma_(w, L::load(y[r] + i), acc[r][0]);
+        }
+        for (int r = 0; r < NR; ++r) {
+            for (int u = 1; u < kU; ++u) acc[r][0] = fadd(acc[r][0], acc[r][u]);
+            float s = fsum(acc[r][0]);
+            for (int64_t j = i; j < n; ++j) s += L::scalar(x[j]) * L::scalar(y[r][j]);
+            out[r] = s;
+        }
+    }
+};
+
+// ---- row driver ---------------------------------------------------------------------------
+
+template <class K>
+void rows(int64_t n, const void* w, const void* acts, size_t stride, int n_acts, float* out,
+          size_t out_stride) {
+    const auto* a = static_cast<const uint8_t*>(acts);
+    float tmp[4];
+    const void* p[4];
+    int r = 0;
+    for (; r + 4 <= n_acts; r += 4) {
+        for (int k = 0; k < 4; ++k) p[k] = a + size_t(r + k) * stride;
+        K::template run<4>(n, w, p, tmp);
+        for (int k = 0; k < 4; ++k) out[size_t(r + k) * out_stride] = tmp[k];
+    }
+    const int left = n_acts - r;
+    for (int k = 0; k < left; ++k) p[k] = a + size_t(r + k) * stride;
+    switch (left) {
+        case 3: K::template run<3>(n, w, p, tmp); break;
+        case 2: K::template run<2>(n, w, p, tmp); break;
+        case 1: K::template run<1>(n, w, p, tmp); break;
+        default: return;
+    }
+    for (int k = 0; k < left; ++k) out[size_t(r + k) * out_stride] = tmp[k];
+}
+
+inline KernelTable make_table() {
+    KernelTable t;
+    auto set = [&](DType d, VecDotRowsFn f) { t.rows[uint32_t(d)] = f; };
+    set(DType::F32, rows<KFloat<LoadF32>>);
+    set(DType::F16, rows<KFloat<LoadF16>>);
+    set(DType::BF16, rows<KFloat<LoadBF16>>);
+    set(DType::Q4_0, rows<KQ4_0>);
+    set(DType::Q4_1, rows<KQx_1<BlockQ4_1, false>>);
+    set(DType::Q5_0, rows<KQ5_0>);
+    set(DType::Q5_1, rows<KQx_1<BlockQ5_1, true>>);
+    set(DType::Q8_0, rows<KQ8_0>);
+    set(DType::Q2_K, rows<KQ2_K>);
+    set(DType::Q3_K, rows<KQ3_K>);
+    set(DType::Q4_K, rows<KQ45_K<BlockQ4_K, false>>);
+    set(DType::Q5_K, rows<KQ45_K<BlockQ5_K, true>>);
+    set(DType::Q6_K, rows<KQ6_K>);
+    return t;
+}
