@@ -58,6 +58,7 @@ BpeModel::BpeModel(VocabMap vocab, MergeMap merges, BpeConfig config)
         auto it = vocab_.find(std::string_view(name));
         if (it != vocab_.end()) byte_ids_[size_t(b)] = it->second;
     }
+    find_safe_boundaries();
     ascii_char_ids_.assign(128, -1);
     for (int c = 0; c < 128; ++c) {
         char s[1] = {char(c)};
@@ -200,6 +201,29 @@ void BpeModel::merge_word(std::string_view w, std::vector<int>& out) const {
         if (s.len != 0) out.push_back(s.id);
 }
 
+static constexpr std::string_view kMarker = "\xE2\x96\x81";  // U+2581 ▁
+
+void BpeModel::find_safe_boundaries() {
+    // ignore_merges looks whole words up in the vocabulary, so cutting words would change it.
+    if (config_.ignore_merges) return;
+    for (const auto& [tok, id] : vocab_) {
+        size_t pos = tok.find(kMarker, 1);
+        while (pos != std::string::npos) {
+            size_t b = pos - 1;
+            while (b > 0 && ((unsigned char)tok[b] & 0xC0) == 0x80) --b;
+            std::string prev = tok.substr(b, pos - b);
+            if (std::find(boundary_blockers_.begin(), boundary_blockers_.end(), prev) == boundary_blockers_.end())
+                boundary_blockers_.push_back(prev);
+            pos = tok.find(kMarker, pos + 1);
+        }
+        if (boundary_blockers_.size() > 64) {  // the cut would rarely apply; not worth the scan
+            boundary_blockers_.clear();
+            return;
+        }
+    }
+    split_at_marker_ = vocab_.count(kMarker) > 0;
+}
+
 void BpeModel::tokenize(std::string_view word, std::vector<int>& out) const {
     if (word.empty()) return;
     if (config_.ignore_merges) {
@@ -209,6 +233,28 @@ void BpeModel::tokenize(std::string_view word, std::vector<int>& out) const {
             return;
         }
     }
+    if (!split_at_marker_ || word.size() <= kMarker.size()) {
+        tokenize_chunk(word, out);
+        return;
+    }
+    size_t begin = 0;
+    size_t pos = word.find(kMarker, 1);
+    while (pos != std::string_view::npos) {
+        size_t b = pos - 1;
+        while (b > 0 && ((unsigned char)word[b] & 0xC0) == 0x80) --b;
+        std::string_view prev = word.substr(b, pos - b);
+        bool blocked = false;
+        for (const std::string& x : boundary_blockers_) blocked = blocked || x == prev;
+        if (!blocked) {
+            tokenize_chunk(word.substr(begin, pos - begin), out);
+            begin = pos;
+        }
+        pos = word.find(kMarker, pos + kMarker.size());
+    }
+    tokenize_chunk(word.substr(begin), out);
+}
+
+void BpeModel::tokenize_chunk(std::string_view word, std::vector<int>& out) const {
     const bool cacheable = word.size() <= kMaxCachedWordBytes;
     if (cacheable) {
         std::lock_guard<std::mutex> lock(cache_mutex_);

@@ -77,6 +77,8 @@ public:
 
 private:
     void merge_word(std::string_view word, std::vector<int>& out) const;
+    void tokenize_chunk(std::string_view word, std::vector<int>& out) const;
+    void find_safe_boundaries();
 
     VocabMap vocab_;
     std::vector<std::string> id_to_token_;
@@ -85,6 +87,13 @@ private:
     int unk_id_ = -1;
     std::array<int, 256> byte_ids_;  // <0xXX> ids for byte_fallback, -1 if absent
     std::vector<int> ascii_char_ids_;  // single-byte chars -> id (fast path), -1 if absent
+
+    // SentencePiece-style words can be a whole line (no pre-tokenizer split). A position right
+    // before "▁" is a safe cut when no vocabulary token contains "▁" preceded by the character
+    // in front of it: no merge can then ever span the cut, so BPE on the pieces is BPE on the
+    // whole (exact), linear, and cacheable. `boundary_blockers_` holds those preceding chars.
+    bool split_at_marker_ = false;
+    std::vector<std::string> boundary_blockers_;
 
     // Per-word result cache (HF keeps one too). Bounded so a long adversarial input cannot grow
     // it without limit.

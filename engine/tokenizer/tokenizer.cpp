@@ -733,13 +733,6 @@ static bool ends_with(const std::string& s, std::string_view suffix) {
 }
 
 std::string StreamDecoder::feed(int id) {
-    if (prefix_.empty() && !ids_.empty()) {
-        std::string p = tok_.decode(ids_, skip_special_);
-        if (!ends_with(p, "\xEF\xBF\xBD")) {
-            prefix_ = std::move(p);
-            prefix_index_ = ids_.size();
-        }
-    }
     ids_.push_back(id);
     std::string text = tok_.decode(ids_, skip_special_);
     if (text.size() <= prefix_.size() || ends_with(text, "\xEF\xBF\xBD")) return {};
