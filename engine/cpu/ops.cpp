@@ -105,7 +105,7 @@ static double yarn_corr_dim(double n_rot, double dim, double base, double max_po
 }
 static double yarn_mscale(double scale, double mscale) { return scale <= 1 ? 1.0 : 0.1 * mscale * std::log(scale) + 1.0; }
 
-void rope_cos_sin(const RopeSpec& r, int64_t pos, float* out) {
+void rope_cos_sin(const RopeSpec& r, int64_t pos, float* out, const float* freq_factors) {
     const int half = r.n_rot / 2;
     double mscale = 1.0;
     double low = 0, high = 0;
@@ -117,6 +117,12 @@ void rope_cos_sin(const RopeSpec& r, int64_t pos, float* out) {
     }
     for (int i = 0; i < half; ++i) {
         double inv_freq = 1.0 / std::pow(double(r.theta), double(2 * i) / double(r.n_rot));
+        if (freq_factors) {  // ref: ggml rope with freq_factors (GGUF rope_freqs.weight)
+            const double ang = double(pos) * inv_freq / double(freq_factors[i]);
+            out[2 * i] = float(std::cos(ang));
+            out[2 * i + 1] = float(std::sin(ang));
+            continue;
+        }
         switch (r.scaling) {
             case RopeScaling::None: break;
             case RopeScaling::Linear: inv_freq /= r.factor; break;

@@ -22,7 +22,7 @@ void layer_norm(const float* x, const float* w, const float* b, int64_t n, float
 struct RopeTable;
 void rope_apply(float* head, int n_rot, RopeStyle style, const float* cos_sin /* [n_rot/2][2] */);
 // cos/sin for a position: out[i] = {cos, sin} for frequency pair i; includes YaRN's mscale.
-void rope_cos_sin(const RopeSpec& r, int64_t pos, float* out);
+void rope_cos_sin(const RopeSpec& r, int64_t pos, float* out, const float* freq_factors = nullptr);
 
 float activation(Activation a, float x);
 void softmax(float* x, int64_t n);

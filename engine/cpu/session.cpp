@@ -91,6 +91,11 @@ void Session::norm(const std::vector<float>& w, const std::vector<float>& b, con
     }
 }
 
+const float* Session::freq_factors(const AttentionSpec& a) const {
+    const auto& f = model_.weights().rope_freq_factors;
+    return (!f.empty() && a.rope.scaling == RopeScaling::Llama3 && int64_t(f.size()) * 2 == a.rope.n_rot) ? f.data() : nullptr;
+}
+
 int64_t Session::key_begin(const AttentionSpec& a, int64_t p) const {
     if (a.window <= 0) return 0;
     if (a.scope == AttnScope::Sliding) return std::max<int64_t>(0, p - a.window + 1);  // window includes the query
@@ -211,7 +216,7 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
         const RopeStyle style = model_.rope_style(a);
         std::vector<float> cs(size_t(a.rope.n_rot));
         for (int64_t t = 0; t < T; ++t) {
-            cpu::rope_cos_sin(a.rope, pos_ + t, cs.data());
+            cpu::rope_cos_sin(a.rope, pos_ + t, cs.data(), freq_factors(a));
             for (int64_t hh = 0; hh < H; ++hh) cpu::rope_apply(q.data() + t * qd + hh * hd, a.rope.n_rot, style, cs.data());
             for (int64_t hh = 0; hh < KV; ++hh) cpu::rope_apply(k.data() + t * kd + hh * hd, a.rope.n_rot, style, cs.data());
         }
@@ -314,7 +319,7 @@ void Session::attention_mla(int il, const float* h, int64_t T, float* out) {
     for (int64_t t = 0; t < T; ++t) {
         cpu::rms_norm(kva.data() + t * (R + RP), lw.kv_a_norm.data(), R, s.norm_eps, lat.data() + t * R);
         std::memcpy(kpe.data() + t * RP, kva.data() + t * (R + RP) + R, size_t(RP) * 4);
-        cpu::rope_cos_sin(a.rope, pos_ + t, cs.data());
+        cpu::rope_cos_sin(a.rope, pos_ + t, cs.data(), freq_factors(a));
         cpu::rope_apply(kpe.data() + t * RP, int(RP), style, cs.data());
         for (int64_t hh = 0; hh < H; ++hh) cpu::rope_apply(q.data() + (t * H + hh) * qk + NP, int(RP), style, cs.data());
     }

@@ -191,14 +191,16 @@ GgufFile::GgufFile(const std::string& path) : file_(std::make_shared<MappedFile>
         tr.type = info->type;
         tr.shape.assign(raw.ne.rbegin(), raw.ne.rend());
         // Element count and byte size with overflow checks.
-        unsigned __int128 n = 1;
-        for (auto d : raw.ne) n *= uint64_t(d);
-        if (n > (unsigned __int128)(uint64_t(1) << 50))
-            fail(p, "tensor '" + raw.name + "': shape " + shape_string(tr.shape) + " overflows");
+        uint64_t n = 1;
+        for (auto d : raw.ne) {
+            if (n > (uint64_t(1) << 50) / uint64_t(d))
+                fail(p, "tensor '" + raw.name + "': shape " + shape_string(tr.shape) + " overflows");
+            n *= uint64_t(d);
+        }
         if (raw.ne[0] % info->block_size != 0)
             fail(p, "tensor '" + raw.name + "': row length " + std::to_string(raw.ne[0]) +
                         " is not a multiple of the " + info->name + " block size " + std::to_string(info->block_size));
-        uint64_t bytes = uint64_t(n) / uint64_t(info->block_size) * uint64_t(info->type_size);
+        uint64_t bytes = n / uint64_t(info->block_size) * uint64_t(info->type_size);
         if (raw.offset % alignment != 0)
             fail(p, "tensor '" + raw.name + "': data offset " + std::to_string(raw.offset) + " is not aligned to " +
                         std::to_string(alignment));

@@ -182,6 +182,8 @@ void Model::bind_gguf() {
     w_.out_norm = b.vec("output_norm.weight", "output_norm", D);
     if (s.norm_bias) w_.out_norm_b = b.vec("output_norm.bias", "output_norm.bias", D);
     w_.lm_head = s.tied_embeddings ? w_.tok_embd : b.linear("output.weight", "output", s.vocab, D);
+    if (gguf_->tensor("rope_freqs.weight"))
+        w_.rope_freq_factors = b.vec("rope_freqs.weight", "rope_freqs", s.layers[0].attn.rope.n_rot / 2);
     for (int i = 0; i < s.n_layers; ++i) {
         const LayerSpec& ls = s.layers[size_t(i)];
         const AttentionSpec& a = ls.attn;

@@ -1,5 +1,6 @@
 #include "engine/model/spec_parse.h"
 
+#include <algorithm>
 #include <cmath>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -517,8 +518,23 @@ ModelSpec spec_from_gguf(const GgufFile& g) {
             base.rope.mscale = base.rope.mscale_all_dim;
         }
     }
-    if (g.tensor("rope_freqs.weight"))
-        fail(path, "per-dimension RoPE frequency factors (rope_freqs.weight, Llama 3.1-style scaling in GGUF) are not supported yet");
+    if (const TensorRef* rf = g.tensor("rope_freqs.weight")) {
+        // ref: convert_hf_to_gguf LlamaModel: Llama 3.1/3.2 "llama3" scaling is baked into per-pair
+        // frequency divisors. The forward pass uses the tensor itself; the spec records the standard
+        // llama3 parameters (low 1, high 4, original 8192 in every release) with factor = max divisor.
+        if (rf->type != DType::F32 || rf->numel() != base.rope.n_rot / 2)
+            fail(path, "tensor 'rope_freqs.weight' must be F32 with n_rot/2 values");
+        const float* f = reinterpret_cast<const float*>(rf->data);
+        float mx = 1.f;
+        for (int64_t i = 0; i < rf->numel(); ++i) mx = std::max(mx, f[i]);
+        if (mx > 1.f) {
+            base.rope.scaling = RopeScaling::Llama3;
+            base.rope.factor = mx;
+            base.rope.low_freq_factor = 1.f;
+            base.rope.high_freq_factor = 4.f;
+            base.rope.original_max_pos = 8192;
+        }
+    }
 
     FfnSpec dense;
     dense.ffn_dim = int(geti("feed_forward_length", 0));

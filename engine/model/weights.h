@@ -55,6 +55,7 @@ struct ModelWeights {
     std::vector<float> out_norm, out_norm_b;
     Linear lm_head;                   // (vocab, dim); the embedding when tied
     std::vector<LayerWeights> layers;
+    std::vector<float> rope_freq_factors;  // (n_rot/2) GGUF rope_freqs: inv_freq[i] /= factor[i]
 };
 
 }  // namespace archlens

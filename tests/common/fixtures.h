@@ -34,7 +34,10 @@ inline QJsonObject read_json(const QString& path) {
     return QJsonDocument::fromJson(f.readAll()).object();
 }
 
-inline QString cli_path() { return QString::fromLocal8Bit(qgetenv("ARCHLENS_CLI")); }
+inline QString cli_path() {
+    QByteArray env = qgetenv("ARCHLENS_CLI");
+    return env.isEmpty() ? QStringLiteral(ARCHLENS_CLI_FALLBACK) : QString::fromLocal8Bit(env);
+}
 
 struct CliResult {
     int exit_code;
