@@ -367,6 +367,182 @@ struct KQ6_K {
     }
 };
 
+#if AL_TIER_AVX512
+// ---- 512-bit kernels for the hot types (Q8_0, Q4_K/Q5_K, Q6_K) ----------------------------
+// Same algebra as above, two 32-byte halves per register.
+
+inline __m512i load2x32(const void* lo, const void* hi) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(loadu(lo)), loadu(hi), 1);
+}
+
+// ref: ggml-quants.c / ggml-cpu quants.c (kmask trick) — 8 scales then 8 mins, 6 bits each.
+inline void unpack_k4(const uint8_t* packed, uint32_t out[4]) {
+    constexpr uint32_t kmask1 = 0x3f3f3f3f, kmask2 = 0x0f0f0f0f, kmask3 = 0x03030303;
+    memcpy(out, packed, 12);
+    out[3] = ((out[2] >> 4) & kmask2) | (((out[1] >> 6) & kmask3) << 4);
+    const uint32_t uaux = out[1] & kmask1;
+    out[1] = (out[2] & kmask2) | (((out[0] >> 6) & kmask3) << 4);
+    out[2] = uaux;
+    out[0] &= kmask1;
+}
+
+// int16 index vector: scale a for lanes 0..15 (bytes 0..31), b for lanes 16..31 (bytes 32..63)
+inline __m512i idx_pair16(int a, int b) {
+    return _mm512_inserti64x4(_mm512_set1_epi16(short(a)), _mm256_set1_epi16(short(b)), 1);
+}
+// int16 index vector: groups g..g+3, 8 lanes (16 bytes) each
+inline __m512i idx_quad8(int g) {
+    const __m128i v = _mm_setr_epi16(short(g), short(g), short(g + 1), short(g + 1), short(g + 2),
+                                     short(g + 2), short(g + 3), short(g + 3));
+    // expand each of the 8 entries to 4 lanes
+    return _mm512_permutexvar_epi16(
+        _mm512_set_epi16(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3, 3, 2, 2, 2, 2, 1,
+                         1, 1, 1, 0, 0, 0, 0),
+        _mm512_castsi128_si512(v));
+}
+
+struct KQ8_0_512 {
+    template <int NR>
+    static void run(int64_t n, const void* wv, const void* const* av, float* out) {
+        const auto* x = static_cast<const BlockQ8_0*>(wv);
+        const BlockQ8_0* y[NR];
+        for (int r = 0; r < NR; ++r) y[r] = static_cast<const BlockQ8_0*>(av[r]);
+        __m512 acc[NR];
+        for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
+        const int64_t nb = n / kQK;
+        int64_t i = 0;
+        for (; i + 2 <= nb; i += 2) {
+            const __m512i w = load2x32(x[i].qs, x[i + 1].qs);
+            const __m512i aw = _mm512_abs_epi8(w);
+            const __mmask64 neg = _mm512_movepi8_mask(w);
+            const float d0 = h2f(x[i].d), d1 = h2f(x[i + 1].d);
+            for (int r = 0; r < NR; ++r) {
+                __m512i a = load2x32(y[r][i].qs, y[r][i + 1].qs);
+                a = _mm512_mask_sub_epi8(a, neg, _mm512_setzero_si512(), a);
+                const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw, a);
+                const __m512 d = _mm512_insertf32x8(_mm512_set1_ps(d0 * h2f(y[r][i].d)),
+                                                    _mm256_set1_ps(d1 * h2f(y[r][i + 1].d)), 1);
+                acc[r] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc[r]);
+            }
+        }
+        for (int r = 0; r < NR; ++r) {
+            __m256 tail = _mm256_setzero_ps();
+            if (i < nb) {
+                const __m256i w = loadu(x[i].qs);
+                const __m256i p = dot_ss(w, loadu(y[r][i].qs));
+                tail = _mm256_mul_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[r][i].d)), _mm256_cvtepi32_ps(p));
+            }
+            out[r] = _mm512_reduce_add_ps(acc[r]) + hsum(tail);
+        }
+    }
+};
+
+template <class Block, bool kFiveBits>
+struct KQ45_K_512 {
+    template <int NR>
+    static void run(int64_t n, const void* wv, const void* const* av, float* out) {
+        const auto* x = static_cast<const Block*>(wv);
+        const BlockQ8_K* y[NR];
+        for (int r = 0; r < NR; ++r) y[r] = static_cast<const BlockQ8_K*>(av[r]);
+        __m512 acc[NR];
+        __m256 accm[NR];
+        for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps(), accm[r] = _mm256_setzero_ps();
+        const __m512i m4 = _mm512_set1_epi8(0x0F);
+        for (int64_t i = 0; i < n / kQKK; ++i) {
+            uint32_t sm[4];
+            unpack_k4(x[i].scales, sm);
+            const __m512i sc = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm))));
+            __m128i m8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 2));
+            const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
+            __m512i sumi[NR];
+            for (int r = 0; r < NR; ++r) sumi[r] = _mm512_setzero_si512();
+            for (int c2 = 0; c2 < 2; ++c2) {  // chunks 2*c2 and 2*c2+1 (128 elements)
+                const __m512i qv = _mm512_loadu_si512(x[i].qs + 64 * c2);
+                __m512i lo = _mm512_and_si512(qv, m4);                          // groups 4c2, 4c2+2
+                __m512i hi = _mm512_and_si512(_mm512_srli_epi16(qv, 4), m4);    // groups 4c2+1, 4c2+3
+                if constexpr (kFiveBits) {
+                    const __m256i qh = loadu(x[i].qh);
+                    const __m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), qh, 1);
+                    const int b = 4 * c2;  // bit of chunk 2*c2 (low nibbles); +1 high; +2 next chunk
+                    const __m512i bl = load_bits_pattern(1 << b, 1 << (b + 2));
+                    const __m512i bh = load_bits_pattern(1 << (b + 1), 1 << (b + 3));
+                    lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(qh2, bl), lo, _mm512_set1_epi8(16));
+                    hi = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(qh2, bh), hi, _mm512_set1_epi8(16));
+                }
+                const __m512i s_lo = _mm512_permutexvar_epi16(idx_pair16(4 * c2, 4 * c2 + 2), sc);
+                const __m512i s_hi = _mm512_permutexvar_epi16(idx_pair16(4 * c2 + 1, 4 * c2 + 3), sc);
+                for (int r = 0; r < NR; ++r) {
+                    const int8_t* a = y[r][i].qs + 128 * c2;
+                    const __m512i a_lo = load2x32(a, a + 64), a_hi = load2x32(a + 32, a + 96);
+                    const __m512i p = _mm512_add_epi32(
+                        _mm512_madd_epi16(_mm512_maddubs_epi16(lo, a_lo), s_lo),
+                        _mm512_madd_epi16(_mm512_maddubs_epi16(hi, a_hi), s_hi));
+                    sumi[r] = _mm512_add_epi32(sumi[r], p);
+                }
+            }
+            const float dx = h2f(x[i].d), mx = h2f(x[i].dmin);
+            for (int r = 0; r < NR; ++r) {
+                const __m256i summs = _mm256_madd_epi16(mins16, bsums(y[r][i]));
+                acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(dx * y[r][i].d), _mm512_cvtepi32_ps(sumi[r]), acc[r]);
+                accm[r] = _mm256_fmadd_ps(_mm256_set1_ps(mx * y[r][i].d), _mm256_cvtepi32_ps(summs), accm[r]);
+            }
+        }
+        for (int r = 0; r < NR; ++r)  // one reduction per row: the mins term joins lanes 0..7
+            out[r] = _mm512_reduce_add_ps(_mm512_sub_ps(acc[r], _mm512_zextps256_ps512(accm[r])));
+    }
+    // byte pattern: `a` in bytes 0..31, `b` in bytes 32..63
+    static __m512i load_bits_pattern(int a, int b) {
+        return _mm512_inserti64x4(_mm512_set1_epi8(char(a)), _mm256_set1_epi8(char(b)), 1);
+    }
+};
+
+struct KQ6_K_512 {
+    template <int NR>
+    static void run(int64_t n, const void* wv, const void* const* av, float* out) {
+        const auto* x = static_cast<const BlockQ6_K*>(wv);
+        const BlockQ8_K* y[NR];
+        for (int r = 0; r < NR; ++r) y[r] = static_cast<const BlockQ8_K*>(av[r]);
+        __m512 acc[NR];
+        for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
+        const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
+        const __m512i idx[4] = {idx_quad8(0), idx_quad8(4), idx_quad8(8), idx_quad8(12)};
+        for (int64_t i = 0; i < n / kQKK; ++i) {
+            const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales)));
+            const __m512i sc = _mm512_castsi256_si512(sc16);
+            __m512i sumi[NR];
+            for (int r = 0; r < NR; ++r) sumi[r] = _mm512_setzero_si512();
+            for (int h = 0; h < 2; ++h) {
+                const __m512i ql = _mm512_loadu_si512(x[i].ql + 64 * h);
+                const __m256i qh = loadu(x[i].qh + 32 * h);
+                // elements 0..63 of the half: low nibbles of ql, qh bits 0-1 then 2-3
+                const __m512i h01 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
+                const __m512i h23 = _mm512_srli_epi16(h01, 4);  // bits 4-5, then 6-7
+                const __m512i q01 = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_slli_epi16(_mm512_and_si512(h01, m2), 4));
+                const __m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                                    _mm512_slli_epi16(_mm512_and_si512(h23, m2), 4));
+                const __m512i s01 = _mm512_permutexvar_epi16(idx[2 * h], sc);
+                const __m512i s23 = _mm512_permutexvar_epi16(idx[2 * h + 1], sc);
+                for (int r = 0; r < NR; ++r) {
+                    const int8_t* a = y[r][i].qs + 128 * h;
+                    const __m512i p = _mm512_add_epi32(
+                        _mm512_madd_epi16(_mm512_maddubs_epi16(q01, _mm512_loadu_si512(a)), s01),
+                        _mm512_madd_epi16(_mm512_maddubs_epi16(q23, _mm512_loadu_si512(a + 64)), s23));
+                    sumi[r] = _mm512_add_epi32(sumi[r], p);
+                }
+            }
+            const float dx = h2f(x[i].d);
+            for (int r = 0; r < NR; ++r) {
+                // the -32 offset: Σ_g 32·sc_g·bsum_g, folded into lanes 0..7
+                const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums(y[r][i])), 5);
+                const __m512i s = _mm512_sub_epi32(sumi[r], _mm512_zextsi256_si512(off));
+                acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(dx * y[r][i].d), _mm512_cvtepi32_ps(s), acc[r]);
+            }
+        }
+        for (int r = 0; r < NR; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
+    }
+};
+#endif  // AL_TIER_AVX512
+
 // ---- unquantized --------------------------------------------------------------------------
 // Lanes of FMAs (16 lanes × 2 accumulators on AVX-512, 8 × 4 on AVX2), scalar tail.
 
@@ -481,11 +657,21 @@ inline KernelTable make_table() {
     set(DType::Q4_1, rows<KQx_1<BlockQ4_1, false>>);
     set(DType::Q5_0, rows<KQ5_0>);
     set(DType::Q5_1, rows<KQx_1<BlockQ5_1, true>>);
+#if AL_TIER_AVX512
+    set(DType::Q8_0, rows<KQ8_0_512>);
+#else
     set(DType::Q8_0, rows<KQ8_0>);
+#endif
     set(DType::Q2_K, rows<KQ2_K>);
     set(DType::Q3_K, rows<KQ3_K>);
+#if AL_TIER_AVX512
+    set(DType::Q4_K, rows<KQ45_K_512<BlockQ4_K, false>>);
+    set(DType::Q5_K, rows<KQ45_K_512<BlockQ5_K, true>>);
+    set(DType::Q6_K, rows<KQ6_K_512>);
+#else
     set(DType::Q4_K, rows<KQ45_K<BlockQ4_K, false>>);
     set(DType::Q5_K, rows<KQ45_K<BlockQ5_K, true>>);
     set(DType::Q6_K, rows<KQ6_K>);
+#endif
     return t;
 }
