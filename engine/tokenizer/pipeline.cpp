@@ -9,14 +9,20 @@
 namespace archlens::tok {
 
 void Pattern::find_all(std::string_view s, std::vector<std::pair<size_t, size_t>>& out) const {
+    find_each(s, [](void* ctx, size_t b, size_t e) {
+        static_cast<std::vector<std::pair<size_t, size_t>>*>(ctx)->emplace_back(b, e);
+    }, &out);
+}
+
+void Pattern::find_each(std::string_view s, void (*cb)(void*, size_t, size_t), void* ctx) const {
     if (regex) {
-        regex->find_all(s, out);
+        regex->find_each(s, cb, ctx);
         return;
     }
     if (literal.empty()) return;
     size_t pos = 0;
     while ((pos = s.find(literal, pos)) != std::string_view::npos) {
-        out.emplace_back(pos, pos + literal.size());
+        cb(ctx, pos, pos + literal.size());
         pos += literal.size();
     }
 }
@@ -139,116 +145,212 @@ void split_ranges(size_t size, const std::vector<std::pair<size_t, size_t>>& mat
         if (r.e > r.b) out.emplace_back(r.b, r.e);
 }
 
+namespace {
+
+// Streaming form of split_ranges: parts (gaps and matches) arrive left to right and the behaviour
+// folds them with at most one part held back. Same results as the HF folds above.
+class SplitStream {
+public:
+    SplitStream(std::string_view text, bool at_origin, SplitBehavior behavior, bool invert, PieceSink sink)
+        : text_(text), at_origin_(at_origin), behavior_(behavior), invert_(invert), sink_(sink) {}
+
+    static void on_match(void* self, size_t b, size_t e) { static_cast<SplitStream*>(self)->match(b, e); }
+    void match(size_t b, size_t e) {
+        if (prev_ != b) part(prev_, b, false);
+        part(b, e, true);
+        prev_ = e;
+    }
+    void finish() {
+        if (prev_ != text_.size()) part(prev_, text_.size(), false);
+        if (has_pending_) emit(pending_b_, pending_e_);
+        has_pending_ = false;
+    }
+
+private:
+    void emit(size_t b, size_t e) {
+        if (e > b) sink_(text_.substr(b, e - b), at_origin_ && b == 0);
+    }
+    void hold(size_t b, size_t e) {
+        pending_b_ = b;
+        pending_e_ = e;
+        has_pending_ = true;
+    }
+    void part(size_t b, size_t e, bool m) {
+        if (invert_) m = !m;
+        switch (behavior_) {
+            case SplitBehavior::Removed:
+                if (!m) emit(b, e);
+                break;
+            case SplitBehavior::Isolated: emit(b, e); break;
+            case SplitBehavior::MergedWithPrevious:
+                if (m && !prev_match_ && has_pending_) {
+                    pending_e_ = e;
+                } else {
+                    if (has_pending_) emit(pending_b_, pending_e_);
+                    hold(b, e);
+                }
+                break;
+            case SplitBehavior::MergedWithNext:
+                // A match joins the part after it unless that part is a match too.
+                if (m) {
+                    if (has_pending_) emit(pending_b_, pending_e_);
+                    hold(b, e);
+                } else if (has_pending_) {
+                    emit(pending_b_, e);
+                    has_pending_ = false;
+                } else {
+                    emit(b, e);
+                }
+                break;
+            case SplitBehavior::Contiguous:
+                if (has_pending_ && m == prev_match_) {
+                    pending_e_ = e;
+                } else {
+                    if (has_pending_) emit(pending_b_, pending_e_);
+                    hold(b, e);
+                }
+                break;
+        }
+        prev_match_ = m;
+    }
+
+    std::string_view text_;
+    bool at_origin_;
+    SplitBehavior behavior_;
+    bool invert_;
+    PieceSink sink_;
+    size_t prev_ = 0;
+    bool prev_match_ = false;
+    bool has_pending_ = false;
+    size_t pending_b_ = 0, pending_e_ = 0;
+};
+
+template <class Find>
+void split_stream(std::string_view text, bool at_origin, SplitBehavior behavior, bool invert,
+                  PieceSink sink, const Find& find) {
+    SplitStream st(text, at_origin, behavior, invert, sink);
+    if (!text.empty()) find(text, &SplitStream::on_match, static_cast<void*>(&st));
+    st.finish();
+}
+
 // One match per code point for which `pred` holds.
 template <class Pred>
-static void char_matches(std::string_view s, Pred pred, std::vector<std::pair<size_t, size_t>>& out) {
+void char_matches(std::string_view s, Pred pred, void (*cb)(void*, size_t, size_t), void* ctx) {
     size_t i = 0;
     while (i < s.size()) {
         size_t b = i;
         uint32_t cp = unicode::next_codepoint(s, i);
-        if (pred(cp)) out.emplace_back(b, i);
+        if (pred(cp)) cb(ctx, b, i);
     }
 }
 
-static const Regex& whitespace_regex() {
+const Regex& whitespace_regex() {
     // ref: HF pre_tokenizers/whitespace.rs
     static const Regex re(R"(\w+|[^\w\s]+)", "Whitespace pre-tokenizer");
     return re;
 }
-static const Regex& gpt2_regex() {
+const Regex& gpt2_regex() {
     // ref: HF pre_tokenizers/byte_level.rs (the GPT-2 pattern)
     static const Regex re(R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)",
                           "ByteLevel pre-tokenizer");
     return re;
 }
 
-static void split_pieces(std::vector<Piece>& pieces, std::vector<Piece>& out,
-                         const std::function<void(std::string_view, std::vector<std::pair<size_t, size_t>>&)>& find,
-                         SplitBehavior behavior, bool invert) {
-    out.clear();
-    std::vector<std::pair<size_t, size_t>> matches, ranges;
-    for (Piece& p : pieces) {
-        matches.clear();
-        ranges.clear();
-        find(p.text, matches);
-        split_ranges(p.text.size(), matches, behavior, invert, ranges);
-        for (auto [b, e] : ranges) out.push_back(Piece{p.text.substr(b, e - b), p.at_origin && b == 0});
+bool is_punct_char(uint32_t c) { return (c < 128 && std::ispunct(int(c))) || unicode::is_punctuation(c); }
+
+// Byte-level mapping buffer: one per thread, a local one if a pipeline nests ByteLevel twice.
+thread_local int byte_level_depth = 0;
+
+}  // namespace
+
+void PreTokenizer::run_sequence(size_t k, std::string_view text, bool at_origin, PieceSink sink) const {
+    if (k == children.size()) {
+        sink(text, at_origin);
+        return;
     }
-    pieces.swap(out);
+    auto next = [&](std::string_view t, bool a) { run_sequence(k + 1, t, a, sink); };
+    children[k].run(text, at_origin, next);
 }
 
-void PreTokenizer::apply(std::vector<Piece>& pieces, std::vector<Piece>& scratch) const {
+void PreTokenizer::run(std::string_view text, bool at_origin, PieceSink sink) const {
+    using CB = void (*)(void*, size_t, size_t);
     switch (kind) {
         case Kind::Split:
-            split_pieces(pieces, scratch, [&](std::string_view s, auto& m) { pattern.find_all(s, m); },
-                         behavior, invert);
+            split_stream(text, at_origin, behavior, invert, sink,
+                         [&](std::string_view s, CB cb, void* ctx) { pattern.find_each(s, cb, ctx); });
             break;
         case Kind::ByteLevel: {
             // ref: HF pre_tokenizers/byte_level.rs — prefix space per piece, optional GPT-2 split,
             // then every byte becomes its stand-in character.
-            if (add_prefix_space)
-                for (Piece& p : pieces)
-                    if (p.text.empty() || p.text[0] != ' ') p.text.insert(0, " ");
-            if (use_regex)
-                split_pieces(pieces, scratch, [](std::string_view s, auto& m) { gpt2_regex().find_all(s, m); },
-                             SplitBehavior::Isolated, false);
-            const auto& t = unicode::byte_level_tables();
-            std::string mapped;
-            for (Piece& p : pieces) {
-                mapped.clear();
-                mapped.reserve(p.text.size() * 2);
-                for (unsigned char c : p.text) mapped += t.byte_to_utf8[c];
-                p.text.swap(mapped);
+            std::string prefixed;
+            if (add_prefix_space && (text.empty() || text[0] != ' ')) {
+                prefixed = " ";
+                prefixed += text;
+                text = prefixed;
             }
+            auto map_bytes = [&](std::string_view t, bool a) {
+                thread_local std::string shared;
+                std::string local;
+                std::string& mapped = byte_level_depth == 0 ? shared : local;
+                ++byte_level_depth;
+                const auto& tables = unicode::byte_level_tables();
+                mapped.resize(t.size() * 2);
+                char* w = mapped.data();
+                for (unsigned char c : t) {
+                    const std::string& m = tables.byte_to_utf8[c];
+                    w[0] = m[0];
+                    if (m.size() == 2) w[1] = m[1];
+                    w += m.size();
+                }
+                mapped.resize(size_t(w - mapped.data()));
+                sink(mapped, a);
+                --byte_level_depth;
+            };
+            if (use_regex)
+                split_stream(text, at_origin, SplitBehavior::Isolated, false, map_bytes,
+                             [](std::string_view s, CB cb, void* ctx) { gpt2_regex().find_each(s, cb, ctx); });
+            else
+                map_bytes(text, at_origin);
             break;
         }
         case Kind::Metaspace: {
             // ref: HF pre_tokenizers/metaspace.rs
-            for (Piece& p : pieces) {
-                std::string r;
-                r.reserve(p.text.size() + 8);
-                for (char c : p.text) {
-                    if (c == ' ') r += replacement;
-                    else r += c;
-                }
-                bool starts = r.compare(0, replacement.size(), replacement) == 0;
-                if (!starts && (prepend == Prepend::Always || (prepend == Prepend::First && p.at_origin)))
-                    r.insert(0, replacement);
-                p.text.swap(r);
+            std::string r;
+            r.reserve(text.size() + 8);
+            for (char c : text) {
+                if (c == ' ') r += replacement;
+                else r += c;
             }
+            bool starts = r.compare(0, replacement.size(), replacement) == 0;
+            if (!starts && (prepend == Prepend::Always || (prepend == Prepend::First && at_origin)))
+                r.insert(0, replacement);
             if (split) {
                 Pattern lit;
                 lit.literal = replacement;
-                split_pieces(pieces, scratch, [&](std::string_view s, auto& m) { lit.find_all(s, m); },
-                             SplitBehavior::MergedWithNext, false);
+                split_stream(r, at_origin, SplitBehavior::MergedWithNext, false, sink,
+                             [&](std::string_view s, CB cb, void* ctx) { lit.find_each(s, cb, ctx); });
+            } else {
+                sink(r, at_origin);
             }
             break;
         }
-        case Kind::Sequence:
-            for (const PreTokenizer& c : children) c.apply(pieces, scratch);
-            break;
+        case Kind::Sequence: run_sequence(0, text, at_origin, sink); break;
         case Kind::Digits:
-            split_pieces(pieces, scratch,
-                         [](std::string_view s, auto& m) { char_matches(s, unicode::is_numeric, m); },
-                         individual_digits ? SplitBehavior::Isolated : SplitBehavior::Contiguous, false);
+            split_stream(text, at_origin,
+                         individual_digits ? SplitBehavior::Isolated : SplitBehavior::Contiguous, false, sink,
+                         [](std::string_view s, CB cb, void* ctx) { char_matches(s, unicode::is_numeric, cb, ctx); });
             break;
         case Kind::Whitespace:
-            split_pieces(pieces, scratch, [](std::string_view s, auto& m) { whitespace_regex().find_all(s, m); },
-                         SplitBehavior::Removed, true);
+            split_stream(text, at_origin, SplitBehavior::Removed, true, sink,
+                         [](std::string_view s, CB cb, void* ctx) { whitespace_regex().find_each(s, cb, ctx); });
             break;
         case Kind::WhitespaceSplit:
-            split_pieces(pieces, scratch,
-                         [](std::string_view s, auto& m) { char_matches(s, unicode::is_whitespace, m); },
-                         SplitBehavior::Removed, false);
+            split_stream(text, at_origin, SplitBehavior::Removed, false, sink,
+                         [](std::string_view s, CB cb, void* ctx) { char_matches(s, unicode::is_whitespace, cb, ctx); });
             break;
         case Kind::Punctuation:
-            split_pieces(pieces, scratch,
-                         [](std::string_view s, auto& m) {
-                             char_matches(s, [](uint32_t c) {
-                                 return (c < 128 && std::ispunct(int(c))) || unicode::is_punctuation(c);
-                             }, m);
-                         },
-                         behavior, false);
+            split_stream(text, at_origin, behavior, false, sink,
+                         [](std::string_view s, CB cb, void* ctx) { char_matches(s, is_punct_char, cb, ctx); });
             break;
     }
 }

@@ -15,6 +15,7 @@ struct Pattern {
     std::string literal;
     std::shared_ptr<Regex> regex;  // set for Regex patterns
     void find_all(std::string_view s, std::vector<std::pair<size_t, size_t>>& out) const;
+    void find_each(std::string_view s, void (*cb)(void*, size_t, size_t), void* ctx) const;
 };
 
 // ref: HF tokenizers src/normalizers
@@ -28,11 +29,18 @@ struct Normalizer {
     void apply(std::string& s) const;
 };
 
-// A pre-token: its (normalized) text, and whether it starts at offset 0 of the original input
-// (Metaspace's prepend_scheme "first" looks at that).
-struct Piece {
-    std::string text;
-    bool at_origin = false;
+// Receives pre-tokens: the (normalized) text and whether it starts at offset 0 of the original
+// input (Metaspace's prepend_scheme "first" looks at that). Non-owning, no allocation per call.
+class PieceSink {
+public:
+    template <class F>
+    PieceSink(const F& f)  // NOLINT: implicit on purpose, like std::function_ref
+        : obj_(&f), call_([](const void* o, std::string_view t, bool a) { (*static_cast<const F*>(o))(t, a); }) {}
+    void operator()(std::string_view text, bool at_origin) const { call_(obj_, text, at_origin); }
+
+private:
+    const void* obj_;
+    void (*call_)(const void*, std::string_view, bool);
 };
 
 enum class SplitBehavior { Removed, Isolated, MergedWithPrevious, MergedWithNext, Contiguous };
@@ -51,8 +59,12 @@ struct PreTokenizer {
     bool split = true;               // Metaspace
     bool individual_digits = false;  // Digits
     std::vector<PreTokenizer> children;
-    // Transforms `pieces` in place (each piece may be split into several).
-    void apply(std::vector<Piece>& pieces, std::vector<Piece>& scratch) const;
+    // Pre-tokenizes one piece, streaming the resulting pre-tokens into `sink` (a 10 MB line
+    // never materializes millions of strings).
+    void run(std::string_view text, bool at_origin, PieceSink sink) const;
+
+private:
+    void run_sequence(size_t k, std::string_view text, bool at_origin, PieceSink sink) const;
 };
 
 // ref: HF tokenizers src/decoders

@@ -72,6 +72,12 @@ Regex::Regex(const std::string& pattern, const std::string& origin) {
 Regex::~Regex() { pcre2_code_free(static_cast<pcre2_code*>(code_)); }
 
 void Regex::find_all(std::string_view subject, std::vector<std::pair<size_t, size_t>>& out) const {
+    find_each(subject, [](void* ctx, size_t b, size_t e) {
+        static_cast<std::vector<std::pair<size_t, size_t>>*>(ctx)->emplace_back(b, e);
+    }, &out);
+}
+
+void Regex::find_each(std::string_view subject, void (*cb)(void*, size_t, size_t), void* ctx) const {
     auto* code = static_cast<pcre2_code*>(code_);
     MatchScratch& s = scratch();
     auto* ptr = reinterpret_cast<PCRE2_SPTR>(subject.data());
@@ -94,7 +100,7 @@ void Regex::find_all(std::string_view subject, std::vector<std::pair<size_t, siz
             start = b + unicode::utf8_len((unsigned char)subject[b]);
             continue;
         }
-        out.emplace_back(b, e);
+        cb(ctx, b, e);
         start = e;
     }
 }

@@ -20,6 +20,8 @@ public:
     // valid UTF-8 (the tokenizer sanitizes input first), so PCRE2's own check is skipped: it
     // would rescan the whole subject on every call and make long inputs quadratic.
     void find_all(std::string_view subject, std::vector<std::pair<size_t, size_t>>& out) const;
+    // Same, streamed: cb(ctx, begin, end) per match (no intermediate vector for long inputs).
+    void find_each(std::string_view subject, void (*cb)(void*, size_t, size_t), void* ctx) const;
 
 private:
     void* code_ = nullptr;  // pcre2_code_8*

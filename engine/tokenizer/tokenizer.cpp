@@ -143,7 +143,6 @@ std::vector<int> Tokenizer::Impl::encode(std::string_view input, bool add_specia
     if (add_special) ids.insert(ids.end(), post_prefix.begin(), post_prefix.end());
 
     std::vector<Segment> raw, norm;
-    std::vector<Piece> pieces, scratch;
     std::string normalized;
     split_added(text, raw_trie, raw);
     for (const Segment& seg : raw) {
@@ -160,11 +159,10 @@ std::vector<int> Tokenizer::Impl::encode(std::string_view input, bool add_specia
                 ids.push_back(added[size_t(s2.token)].id);
                 continue;
             }
-            pieces.clear();
-            pieces.push_back(Piece{normalized.substr(s2.begin, s2.end - s2.begin),
-                                   seg.begin == 0 && s2.begin == 0});
-            if (pre_tokenizer) pre_tokenizer->apply(pieces, scratch);
-            for (const Piece& p : pieces) model->tokenize(p.text, ids);
+            std::string_view piece(normalized.data() + s2.begin, s2.end - s2.begin);
+            auto to_model = [&](std::string_view word, bool) { model->tokenize(word, ids); };
+            if (pre_tokenizer) pre_tokenizer->run(piece, seg.begin == 0 && s2.begin == 0, to_model);
+            else model->tokenize(piece, ids);
         }
     }
     if (add_special) ids.insert(ids.end(), post_suffix.begin(), post_suffix.end());

@@ -28,7 +28,9 @@ bool append_sanitized(std::string& out, std::string_view in);
 bool is_valid_utf8(std::string_view s);
 
 enum class NormForm { NFC, NFD, NFKC, NFKD };
-std::string normalize(std::string_view s, NormForm form);  // input must be valid UTF-8
+// Input must be valid UTF-8. Only the stretches that can change go through utf8proc.
+std::string normalize(std::string_view s, NormForm form);
+std::string normalize_whole(std::string_view s, NormForm form);  // all through utf8proc (tests)
 
 std::string to_lower(std::string_view s);
 // Rust char::is_whitespace (Unicode White_Space).

@@ -8,6 +8,7 @@
 
 #include "engine/core/error.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "engine/tokenizer/unicode.h"
 #include "tests/common/fixtures.h"
 
 using archlens::Tokenizer;
@@ -233,6 +234,20 @@ private slots:
         QVERIFY(partial.find("\xEF\xBF\xBD") != std::string::npos);
         std::string s;
         QVERIFY(archlens::sanitize_utf8(partial, s));
+    }
+
+    // Piecewise normalization (only unstable stretches through utf8proc) equals normalizing the
+    // whole string, for every form, on every fixture text and on combining-mark torture strings.
+    void normalization_piecewise() {
+        using archlens::unicode::NormForm;
+        std::vector<std::string> texts = {
+            "e\xCC\x81", "\xCC\x81start", "A\xCC\x8A\xCC\x81x", "\xE1\x84\x80\xE1\x85\xA1\xE1\x86\xA8",
+            "\xEA\xB0\x80\xE1\x86\xA8", "\xE2\x84\xA6 \xE2\x84\xAB \xEF\xAC\x81",
+            "\xE3\x81\x8B\xE3\x82\x99", "q\xCC\xA3\xCC\x87 \xE1\xB8\x8B\xCC\xA3"};
+        for (const Case& c : load_cases("qwen3")) texts.push_back(c.text);
+        for (NormForm f : {NormForm::NFC, NormForm::NFD, NormForm::NFKC, NormForm::NFKD})
+            for (const std::string& t : texts)
+                QCOMPARE(archlens::unicode::normalize(t, f), archlens::unicode::normalize_whole(t, f));
     }
 
     void special_tokens_and_skip() {
