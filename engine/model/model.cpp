@@ -6,6 +6,7 @@
 #include "engine/core/error.h"
 #include "engine/formats/gguf.h"
 #include "engine/formats/safetensors.h"
+#include "engine/model/catalog.h"
 #include "engine/model/spec_parse.h"
 #include "engine/quant/quant.h"
 
@@ -129,6 +130,7 @@ std::map<std::string, uint64_t> Model::weight_types() const {
 }
 
 ModelSpec Model::load_spec(const std::string& path) {
+    if (auto name = catalog_ref(path)) return spec_from_hf_config_text(require_catalog_config(*name), path);
     fs::path p(path);
     std::error_code ec;
     if (fs::is_directory(p, ec)) {
@@ -144,6 +146,11 @@ ModelSpec Model::load_spec(const std::string& path) {
 std::unique_ptr<Model> Model::load(const std::string& path) {
     std::unique_ptr<Model> m(new Model);
     m->path_ = path;
+    if (auto name = catalog_ref(path)) {  // architecture only: diagram, counts, KV math; no weights
+        m->format_ = ModelFormat::ConfigOnly;
+        m->spec_ = spec_from_hf_config_text(require_catalog_config(*name), path);
+        return m;
+    }
     fs::path p(path);
     std::error_code ec;
     if (!fs::exists(p, ec)) fail(path, "no such file or folder");

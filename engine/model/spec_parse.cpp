@@ -344,7 +344,10 @@ ModelSpec spec_from_hf_config_text(const std::string& text, const std::string& p
                     l.attn.rope.low_freq_factor = 1;
                     l.attn.rope.high_freq_factor = 4;
                     l.attn.rope.original_max_pos = 0;
-                    l.attn.temperature_tuning = c.get_bool("attn_temperature_tuning", true);
+                    // The Llama 4 hub configs store a number here (4); transformers reads it as bool(value).
+                    l.attn.temperature_tuning = c.has("attn_temperature_tuning") && j["attn_temperature_tuning"].is_number()
+                                                    ? j["attn_temperature_tuning"].get<double>() != 0
+                                                    : c.get_bool("attn_temperature_tuning", true);
                     l.attn.temp_floor_scale = float(c.get_f("floor_scale", 8192));
                     l.attn.temp_attn_scale = float(c.get_f("attn_scale", 0.1));
                 }
