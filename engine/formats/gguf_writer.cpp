@@ -83,7 +83,16 @@ void GgufWriter::add_tensor(const std::string& name, DType type, const std::vect
     auto rb = dtype_row_bytes(type, uint64_t(shape.back()));
     if (!rb || *rb * rows != data.size())
         throw Error("GgufWriter: tensor '" + name + "' data size does not match its shape and type");
-    tensors_.push_back({name, type, shape, std::move(data)});
+    uint64_t n = data.size();
+    tensors_.push_back({name, type, shape, std::move(data), nullptr, n});
+}
+
+void GgufWriter::add_tensor_lazy(const std::string& name, DType type, const std::vector<int64_t>& shape, Generator gen) {
+    uint64_t rows = 1;
+    for (size_t i = 0; i + 1 < shape.size(); ++i) rows *= uint64_t(shape[i]);
+    auto rb = dtype_row_bytes(type, uint64_t(shape.back()));
+    if (!rb) throw Error("GgufWriter: tensor '" + name + "' row length is not a multiple of the " + dtype_name(type) + " block");
+    tensors_.push_back({name, type, shape, {}, std::move(gen), *rb * rows});
 }
 
 void GgufWriter::add_f32(const std::string& name, const std::vector<int64_t>& shape, const std::vector<float>& values) {
@@ -111,16 +120,24 @@ void GgufWriter::write(const std::string& path) const {
         for (auto it = t.shape.rbegin(); it != t.shape.rend(); ++it) app<uint64_t>(h, uint64_t(*it));
         app<uint32_t>(h, uint32_t(t.type));
         app<uint64_t>(h, off);
-        off += (t.data.size() + align - 1) / align * align;
+        off += (t.nbytes + align - 1) / align * align;
     }
     std::ofstream out(path, std::ios::binary);
     if (!out) throw Error(path + ": cannot open for writing");
     out.write(reinterpret_cast<const char*>(h.data()), std::streamsize(h.size()));
     std::vector<char> pad(align, 0);
     out.write(pad.data(), std::streamsize((align - h.size() % align) % align));
+    std::vector<uint8_t> buf;
     for (auto& t : tensors_) {
-        out.write(reinterpret_cast<const char*>(t.data.data()), std::streamsize(t.data.size()));
-        out.write(pad.data(), std::streamsize((align - t.data.size() % align) % align));
+        const std::vector<uint8_t>* d = &t.data;
+        if (t.gen) {
+            buf.clear();
+            t.gen(buf);
+            if (buf.size() != t.nbytes) throw Error(path + ": internal: tensor '" + t.name + "' generator produced the wrong size");
+            d = &buf;
+        }
+        out.write(reinterpret_cast<const char*>(d->data()), std::streamsize(d->size()));
+        out.write(pad.data(), std::streamsize((align - d->size() % align) % align));
     }
     if (!out) throw Error(path + ": write failed");
 }

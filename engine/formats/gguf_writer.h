@@ -2,6 +2,7 @@
 // models and tests that need hand-made models.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,10 @@ public:
     // shape outermost-first (numpy order); data holds dtype_row_bytes(type, shape.back()) per row.
     void add_tensor(const std::string& name, DType type, const std::vector<int64_t>& shape, std::vector<uint8_t> data);
     void add_f32(const std::string& name, const std::vector<int64_t>& shape, const std::vector<float>& values);
+    // Data produced only while writing (so multi-GB models never sit in memory at once).
+    using Generator = std::function<void(std::vector<uint8_t>& out)>;
+    void add_tensor_lazy(const std::string& name, DType type, const std::vector<int64_t>& shape, Generator gen);
+    size_t tensor_count() const { return tensors_.size(); }
 
     void write(const std::string& path) const;  // throws Error naming the path
 
@@ -37,6 +42,8 @@ private:
         DType type;
         std::vector<int64_t> shape;
         std::vector<uint8_t> data;
+        Generator gen;
+        uint64_t nbytes = 0;
     };
     void put(const std::string& key, uint32_t type, std::vector<uint8_t> payload);
     std::vector<Kv> kv_;

@@ -4,6 +4,7 @@
 #include <functional>
 
 #include "engine/core/error.h"
+#include "engine/demo.h"
 #include "engine/formats/gguf.h"
 #include "engine/formats/safetensors.h"
 #include "engine/model/catalog.h"
@@ -143,7 +144,8 @@ ModelSpec Model::load_spec(const std::string& path) {
     return spec_from_gguf(g);
 }
 
-std::unique_ptr<Model> Model::load(const std::string& path) {
+std::unique_ptr<Model> Model::load(const std::string& path_in) {
+    const std::string path = demo::resolve_model_path(path_in);
     std::unique_ptr<Model> m(new Model);
     m->path_ = path;
     if (auto name = catalog_ref(path)) {  // architecture only: diagram, counts, KV math; no weights
