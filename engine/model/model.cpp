@@ -130,7 +130,8 @@ std::map<std::string, uint64_t> Model::weight_types() const {
     return m;
 }
 
-ModelSpec Model::load_spec(const std::string& path) {
+ModelSpec Model::load_spec(const std::string& path_in) {
+    const std::string path = demo::resolve_model_path(path_in);
     if (auto name = catalog_ref(path)) return spec_from_hf_config_text(require_catalog_config(*name), path);
     fs::path p(path);
     std::error_code ec;
