@@ -1,0 +1,115 @@
+// bench: prefill and decode speed, peak RSS and the memory bandwidth decode achieves.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "app/cli/command.h"
+#include "engine/core/error.h"
+#include "engine/model/model.h"
+#include "engine/quant/quant.h"
+#include "engine/sampler.h"
+#include "engine/session.h"
+
+namespace archlens::cli {
+namespace {
+
+uint64_t peak_rss_bytes() {
+    struct rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    return uint64_t(ru.ru_maxrss) * 1024;
+}
+
+// Weight bytes one decode step reads: every matrix once, one embedding row, and for MoE layers
+// only the top_k experts' share of the expert tensors.
+uint64_t weight_bytes_per_token(const Model& m) {
+    const ModelSpec& s = m.spec();
+    uint64_t total = 0;
+    for (auto& t : m.tensors()) {
+        if (t.name == "token_embd" && !s.tied_embeddings) {
+            total += t.nbytes / uint64_t(std::max(1, s.vocab));
+            continue;
+        }
+        if (t.name.find("_exps") != std::string::npos || t.name.find("ffn_exps[") != std::string::npos) {
+            int layer = std::atoi(t.name.c_str() + 4);
+            const FfnSpec& f = s.layers[size_t(layer)].ffn;
+            // stacked tensors hold all experts; per-expert tensors are counted individually
+            const bool stacked = t.name.find('[') == std::string::npos;
+            total += stacked ? t.nbytes * uint64_t(f.top_k) / uint64_t(f.n_experts) : t.nbytes * uint64_t(f.top_k) / uint64_t(f.n_experts);
+            continue;
+        }
+        total += t.nbytes;
+    }
+    return total;
+}
+
+int cmd_bench(const std::vector<std::string>& argv) {
+    Args a(argv, {"json"});
+    if (a.positional().size() != 1) throw Error("usage: archlens-cli bench MODEL [--prompt 512] [--gen 128] [--threads N] [--json]");
+    const int64_t n_prompt = a.get_int("prompt", 512), n_gen = a.get_int("gen", 128);
+    const int reps = int(a.get_int("reps", 1));
+    auto m = Model::load(a.positional()[0]);
+    SessionOptions o;
+    o.n_threads = int(a.get_int("threads", 0));
+    o.n_ctx = n_prompt + n_gen + 1;
+    Session s(*m, o);
+    if (a.has("capture-routing")) s.probe_config().routing = true;
+    if (auto h = a.get("capture-attention")) {
+        s.probe_config().attention = true;
+        if (*h != "all") s.probe_config().attn_heads = {std::atoi(h->c_str())};
+    }
+    std::vector<int> prompt(static_cast<size_t>(n_prompt));
+    for (int64_t i = 0; i < n_prompt; ++i) prompt[size_t(i)] = int((i * 7919 + 13) % m->spec().vocab);
+    double best_pp = 0, best_tg = 0;
+    std::vector<double> pps, tgs;
+    for (int r = 0; r < reps; ++r) {
+        s.reset();
+        auto t0 = std::chrono::steady_clock::now();
+        auto logits = s.forward(prompt);
+        double pp = double(n_prompt) / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        int next = argmax(logits);
+        auto t1 = std::chrono::steady_clock::now();
+        for (int64_t i = 0; i < n_gen; ++i) {
+            logits = s.forward(std::span<const int>(&next, 1));
+            next = argmax(logits);
+            s.probes().clear_records();
+        }
+        double tg = double(n_gen) / std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+        pps.push_back(pp);
+        tgs.push_back(tg);
+    }
+    std::sort(pps.begin(), pps.end());
+    std::sort(tgs.begin(), tgs.end());
+    best_pp = pps[pps.size() / 2];
+    best_tg = tgs[tgs.size() / 2];
+    const uint64_t wpt = weight_bytes_per_token(*m);
+    nlohmann::json j = {{"model", a.positional()[0]},
+                        {"threads", o.n_threads > 0 ? o.n_threads : default_thread_count()},
+                        {"simd", quant::simd_name()},
+                        {"n_prompt", n_prompt},
+                        {"n_gen", n_gen},
+                        {"reps", reps},
+                        {"prefill_tokens_per_s", best_pp},
+                        {"decode_tokens_per_s", best_tg},
+                        {"peak_rss_bytes", peak_rss_bytes()},
+                        {"weight_bytes_per_token", wpt},
+                        {"effective_gb_per_s", double(wpt) * best_tg / 1e9},
+                        {"kv_bytes", s.kv_bytes()},
+                        {"file_bytes", m->file_bytes()}};
+    if (a.has("json")) {
+        std::printf("%s\n", j.dump().c_str());
+    } else {
+        std::printf("%s\n  prefill %lld tokens: %.1f tokens/s\n  decode  %lld tokens: %.1f tokens/s (%.2f GB/s of weights, %s per token)\n"
+                    "  peak RSS %s, KV %s, SIMD %s\n",
+                    a.positional()[0].c_str(), (long long)n_prompt, best_pp, (long long)n_gen, best_tg, double(wpt) * best_tg / 1e9,
+                    human_bytes(wpt).c_str(), human_bytes(peak_rss_bytes()).c_str(), human_bytes(s.kv_bytes()).c_str(), quant::simd_name());
+    }
+    return 0;
+}
+
+Register r_bench({"bench", "bench MODEL [--prompt 512] [--gen 128] [--threads N] [--reps R] [--capture-routing] [--capture-attention H|all] [--json]", cmd_bench});
+
+}  // namespace
+}  // namespace archlens::cli
