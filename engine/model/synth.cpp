@@ -416,7 +416,9 @@ void write_synthetic_gguf(const ModelSpec& s, const SynthOptions& o, const std::
         return fallback(t, p.shape.back());
     };
 
-    for (auto& pl : plan) {
+    const size_t n_tensors = plan.size();
+    for (size_t index = 0; index < n_tensors; ++index) {
+        const Planned& pl = plan[index];
         const DType t = type_for(pl);
         Planned p = pl;
         const uint64_t seed = hash_name(p.name, o.seed);
@@ -435,7 +437,8 @@ void write_synthetic_gguf(const ModelSpec& s, const SynthOptions& o, const std::
                 freq.push_back(float(f));
             }
         }
-        w.add_tensor_lazy(p.name, t, p.shape, [p, t, seed, freq, &s](std::vector<uint8_t>& out) {
+        w.add_tensor_lazy(p.name, t, p.shape, [p, t, seed, freq, &s, &o, index, n_tensors](std::vector<uint8_t>& out) {
+            if (o.progress) o.progress(p.name, index, n_tensors);
             Rng rng(seed);
             const int64_t n_in = p.shape.back();
             int64_t rows = 1;
@@ -456,14 +459,13 @@ void write_synthetic_gguf(const ModelSpec& s, const SynthOptions& o, const std::
                     }
                     row[size_t(i)] = v;
                 }
+                if (o.edit_row) o.edit_row(p.name, r, row.data(), n_in);
                 quant::quantize_row_ref(t, row.data(), out.data() + uint64_t(r) * rb, n_in);
             }
         });
     }
     // Atomic: write a temporary file, then rename, so a half-written model is never picked up.
     const std::string tmp = path + ".partial";
-    const size_t count = w.tensor_count();
-    (void)count;
     w.write(tmp);
     std::error_code ec;
     std::filesystem::rename(tmp, path, ec);

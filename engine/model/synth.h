@@ -21,6 +21,9 @@ struct SynthOptions {
     std::string name = "archlens-synthetic";
     // Called per written tensor (name, index, count) so callers can show progress.
     std::function<void(const std::string&, size_t, size_t)> progress;
+    // Sets weights analytically: called for every row after the random init, before quantization
+    // (tensor name, row index, values). Constructed models (tests, teaching demos) use it.
+    std::function<void(const std::string& tensor, int64_t row, float* values, int64_t n)> edit_row;
 };
 
 // Parses a --dtype value: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k,

@@ -1,0 +1,292 @@
+// Hand-made semantic cases and unit checks: sampler, RoPE scalings, constructed routing, the
+// shared expert, synthetic models round-tripping through the loader.
+#include <QTemporaryDir>
+#include <QtTest>
+#include <cmath>
+#include <map>
+
+#include "engine/core/error.h"
+#include "engine/cpu/ops.h"
+#include "engine/demo.h"
+#include "engine/model/model.h"
+#include "engine/model/spec_parse.h"
+#include "engine/model/synth.h"
+#include "engine/sampler.h"
+#include "engine/session.h"
+#include "tests/common/fixtures.h"
+
+using namespace archlens;
+
+namespace {
+
+// A Qwen3-MoE-shaped model whose router is built so that a token's class decides its expert.
+// Tokens are grouped in 4 classes (id % 4); the embedding of a class-c token is large on dim c,
+// attention output is zero so the FFN input is the embedding itself, and router row e reads dim e.
+const char* kMoeConfig = R"({"model_type":"qwen3_moe","vocab_size":320,"hidden_size":64,"intermediate_size":128,
+    "moe_intermediate_size":32,"num_hidden_layers":2,"num_attention_heads":4,"num_key_value_heads":2,"head_dim":16,
+    "num_experts":4,"num_experts_per_tok":1,"norm_topk_prob":true,"rms_norm_eps":1e-6,"rope_theta":10000.0})";
+
+void class_router(const std::string& name, int64_t row, float* v, int64_t n) {
+    if (name == "token_embd.weight") {
+        for (int64_t i = 0; i < n; ++i) v[i] *= 0.05f;
+        v[row % 4] = 4.f;
+    } else if (name.find("attn_output") != std::string::npos) {
+        for (int64_t i = 0; i < n; ++i) v[i] = 0.f;
+    } else if (name.find("ffn_norm") != std::string::npos) {
+        for (int64_t i = 0; i < n; ++i) v[i] = 1.f;
+    } else if (name.find("ffn_gate_inp") != std::string::npos) {
+        for (int64_t i = 0; i < n; ++i) v[i] = 0.f;
+        v[row] = 8.f;  // expert `row` listens to dim `row`
+    }
+}
+
+}  // namespace
+
+class TestUnits : public QObject {
+    Q_OBJECT
+    QTemporaryDir tmp;
+private slots:
+    void sampler_greedy_and_seeded();
+    void sampler_filters();
+    void sampler_repetition_penalty();
+    void rope_freq_factors_equal_llama3_formula();
+    void rope_neox_equals_norm_on_permuted_layout();
+    void constructed_router_sends_each_class_to_its_expert();
+    void shared_expert_contributes_for_every_token();
+    void synthetic_models_roundtrip_every_family();
+    void quantized_synthetic_close_to_f32();
+    void demo_models_are_deterministic();
+    void probes_off_record_nothing();
+    void context_overflow_is_an_error();
+};
+
+void TestUnits::sampler_greedy_and_seeded() {
+    std::vector<float> l = {0.1f, 2.0f, 1.9f, -1.f};
+    Sampler g(SamplerParams{});
+    QCOMPARE(g.sample(l, {}), 1);
+    SamplerParams p;
+    p.temperature = 1.0f;
+    p.seed = 42;
+    Sampler a(p), b(p);
+    std::vector<int> sa, sb;
+    for (int i = 0; i < 50; ++i) {
+        sa.push_back(a.sample(l, {}));
+        sb.push_back(b.sample(l, {}));
+    }
+    QCOMPARE(sa, sb);
+    // With temperature 1 both top tokens must appear in 50 draws (p ≈ 0.47 each).
+    QVERIFY(std::count(sa.begin(), sa.end(), 1) > 5 && std::count(sa.begin(), sa.end(), 2) > 5);
+    p.seed = 43;
+    Sampler c(p);
+    std::vector<int> sc;
+    for (int i = 0; i < 50; ++i) sc.push_back(c.sample(l, {}));
+    QVERIFY(sc != sa);
+}
+
+void TestUnits::sampler_filters() {
+    std::vector<float> l = {3.f, 2.9f, 0.f, -5.f};
+    SamplerParams p;
+    p.temperature = 1.f;
+    p.top_k = 1;
+    Sampler k1(p);
+    for (int i = 0; i < 20; ++i) QCOMPARE(k1.sample(l, {}), 0);
+    p.top_k = 0;
+    p.min_p = 0.5f;  // token 2 has p/p_max = e^-3 < 0.5: never drawn
+    Sampler mp(p);
+    for (int i = 0; i < 200; ++i) QVERIFY(mp.sample(l, {}) < 2);
+    p.min_p = 0;
+    p.top_p = 0.5f;  // the top token alone carries > 0.5
+    Sampler tp(p);
+    for (int i = 0; i < 50; ++i) QCOMPARE(tp.sample(l, {}), 0);
+}
+
+void TestUnits::sampler_repetition_penalty() {
+    std::vector<float> l = {2.0f, 1.9f};
+    SamplerParams p;
+    p.repetition_penalty = 1.2f;
+    Sampler s(p);
+    std::vector<int> hist = {0};
+    QCOMPARE(s.sample(l, hist), 1);  // 2.0/1.2 < 1.9
+}
+
+void TestUnits::rope_freq_factors_equal_llama3_formula() {
+    RopeSpec r;
+    r.theta = 500000.f;
+    r.n_rot = 64;
+    r.scaling = RopeScaling::Llama3;
+    r.factor = 32.f;
+    r.low_freq_factor = 1.f;
+    r.high_freq_factor = 4.f;
+    r.original_max_pos = 8192;
+    // The factors the GGUF converter writes (1 / HF's ratio), computed independently here.
+    std::vector<float> f;
+    for (int i = 0; i < 32; ++i) {
+        double inv = 1.0 / std::pow(500000.0, 2.0 * i / 64), wl = 2 * M_PI / inv;
+        double fac = 1;
+        if (wl > 8192) fac = 32;
+        else if (wl >= 2048) {
+            double sm = (8192 / wl - 1) / 3;
+            fac = 1 / ((1 - sm) / 32 + sm);
+        }
+        f.push_back(float(fac));
+    }
+    std::vector<float> a(64), b(64);
+    for (int64_t pos : {1, 17, 1000, 100000}) {
+        cpu::rope_cos_sin(r, pos, a.data());
+        cpu::rope_cos_sin(r, pos, b.data(), f.data());
+        for (int i = 0; i < 64; ++i) QVERIFY2(std::fabs(a[size_t(i)] - b[size_t(i)]) < 2e-4, qPrintable(QString("pos %1 i %2").arg(pos).arg(i)));
+    }
+    // and scaling is real: low frequencies differ from the unscaled rotation
+    RopeSpec plain = r;
+    plain.scaling = RopeScaling::None;
+    cpu::rope_cos_sin(plain, 100000, b.data());
+    QVERIFY(std::fabs(a[62] - b[62]) > 1e-3);
+}
+
+void TestUnits::rope_neox_equals_norm_on_permuted_layout() {
+    // llama.cpp's converter permutes q/k rows so interleaved RoPE on the GGUF equals rotate_half on HF.
+    const int d = 8;
+    std::vector<float> hf = {1, 2, 3, 4, 5, 6, 7, 8}, perm(d);
+    for (int i = 0; i < d / 2; ++i) {
+        perm[size_t(2 * i)] = hf[size_t(i)];
+        perm[size_t(2 * i + 1)] = hf[size_t(i + d / 2)];
+    }
+    RopeSpec r;
+    r.n_rot = d;
+    std::vector<float> cs(d);
+    cpu::rope_cos_sin(r, 7, cs.data());
+    cpu::rope_apply(hf.data(), d, RopeStyle::Neox, cs.data());
+    cpu::rope_apply(perm.data(), d, RopeStyle::Norm, cs.data());
+    for (int i = 0; i < d / 2; ++i) {
+        QVERIFY(std::fabs(perm[size_t(2 * i)] - hf[size_t(i)]) < 1e-6);
+        QVERIFY(std::fabs(perm[size_t(2 * i + 1)] - hf[size_t(i + d / 2)]) < 1e-6);
+    }
+}
+
+void TestUnits::constructed_router_sends_each_class_to_its_expert() {
+    ModelSpec spec = spec_from_hf_config_text(kMoeConfig, "test");
+    SynthOptions o;
+    o.edit_row = class_router;
+    const std::string path = (tmp.path() + "/router.gguf").toStdString();
+    write_synthetic_gguf(spec, o, path);
+    auto m = Model::load(path);
+    Session s(*m);
+    s.probe_config().routing = true;
+    std::vector<int> ids;
+    for (int i = 0; i < 40; ++i) ids.push_back((i * 37 + 5) % 300);
+    s.forward(ids);
+    int checked = 0;
+    for (auto& r : s.probes().routing) {
+        if (r.layer != 0) continue;  // layer 1's input has passed layer 0's FFN
+        QCOMPARE(r.experts.size(), size_t(1));
+        QCOMPARE(r.experts[0], ids[size_t(r.pos)] % 4);
+        QVERIFY(std::fabs(r.weights[0] - 1.f) < 1e-6);  // top-1 renormalised
+        ++checked;
+    }
+    QCOMPARE(checked, 40);
+    for (int e = 0; e < 4; ++e) QCOMPARE(s.probes().expert_load[0][size_t(e)], uint64_t(10));
+}
+
+void TestUnits::shared_expert_contributes_for_every_token() {
+    // DeepSeek-V3 shape; the same model twice, once with the shared expert's output zeroed.
+    ModelSpec spec = Model::load_spec("demo:deepseek-v3");
+    const std::string with = (tmp.path() + "/with.gguf").toStdString(), without = (tmp.path() + "/without.gguf").toStdString();
+    write_synthetic_gguf(spec, {}, with);
+    SynthOptions o;
+    o.edit_row = [](const std::string& name, int64_t, float* v, int64_t n) {
+        if (name.find("ffn_down_shexp") != std::string::npos) std::fill(v, v + n, 0.f);
+    };
+    write_synthetic_gguf(spec, o, without);
+    auto a = Model::load(with), b = Model::load(without);
+    std::vector<int> ids;
+    for (int i = 0; i < 24; ++i) ids.push_back((i * 53 + 7) % spec.vocab);
+    Session sa(*a), sb(*b);
+    sa.probe_config().routing = sb.probe_config().routing = true;
+    auto la = sa.forward(ids, true), lb = sb.forward(ids, true);
+    const int V = spec.vocab;
+    for (size_t t = 0; t < ids.size(); ++t) {
+        double d = 0;
+        for (int i = 0; i < V; ++i) d = std::max(d, double(std::fabs(la[t * size_t(V) + size_t(i)] - lb[t * size_t(V) + size_t(i)])));
+        QVERIFY2(d > 1e-3, qPrintable(QString("position %1 unaffected by the shared expert").arg(t)));
+    }
+    // The first MoE layer sees identical inputs, so its routing is the same: the shared expert
+    // is not routed, it runs beside the routed ones.
+    for (size_t i = 0; i < sa.probes().routing.size(); ++i) {
+        const auto &ra = sa.probes().routing[i], &rb = sb.probes().routing[i];
+        if (ra.layer != 1) continue;
+        QCOMPARE(ra.experts, rb.experts);
+    }
+}
+
+void TestUnits::synthetic_models_roundtrip_every_family() {
+    for (auto& d : demo::demo_models()) {
+        ModelSpec spec = Model::load_spec("demo:" + d.name);
+        const std::string path = (tmp.path() + "/" + QString::fromStdString(d.name) + ".gguf").toStdString();
+        write_synthetic_gguf(spec, {}, path);
+        auto m = Model::load(path);
+        ModelSpec back = m->spec();
+        back.name = spec.name;
+        back.family = spec.family;
+        back.model_type = spec.model_type;
+        QVERIFY2(back == spec, d.name.c_str());
+        Session s(*m);
+        std::vector<int> ids = {1, 2, 3, 4, 5};
+        auto l = s.forward(ids);
+        for (float v : l) QVERIFY(std::isfinite(v));
+    }
+}
+
+void TestUnits::quantized_synthetic_close_to_f32() {
+    ModelSpec spec = Model::load_spec("demo:llama3");
+    std::map<std::string, double> bound = {{"q8_0", 0.05}, {"bf16", 0.05}, {"f16", 0.01}, {"q4_k_m", 1.5}};
+    const std::string ref_path = (tmp.path() + "/ref.gguf").toStdString();
+    write_synthetic_gguf(spec, {}, ref_path);
+    auto ref = Model::load(ref_path);
+    std::vector<int> ids = {10, 20, 30, 40, 50, 60, 70, 80};
+    Session rs(*ref);
+    auto rl = rs.forward(ids, true);
+    for (auto& [name, tol] : bound) {
+        SynthOptions o;
+        parse_synth_dtype(name, o);
+        const std::string path = (tmp.path() + "/" + QString::fromStdString(name) + ".gguf").toStdString();
+        write_synthetic_gguf(spec, o, path);
+        auto m = Model::load(path);
+        Session s(*m);
+        auto l = s.forward(ids, true);
+        double md = 0;
+        for (size_t i = 0; i < l.size(); ++i) md = std::max(md, double(std::fabs(l[i] - rl[i])));
+        qInfo("%s: max |logit - f32| = %.3g", name.c_str(), md);
+        QVERIFY2(md < tol && md > 0, qPrintable(QString("%1: %2").arg(QString::fromStdString(name)).arg(md)));
+    }
+}
+
+void TestUnits::demo_models_are_deterministic() {
+    const std::string a = demo::ensure_demo_model("qwen3-moe", (tmp.path() + "/a").toStdString());
+    const std::string b = demo::ensure_demo_model("qwen3-moe", (tmp.path() + "/b").toStdString());
+    QFile fa(QString::fromStdString(a)), fb(QString::fromStdString(b));
+    QVERIFY(fa.open(QIODevice::ReadOnly) && fb.open(QIODevice::ReadOnly));
+    QVERIFY(fa.readAll() == fb.readAll());
+    QVERIFY_THROWS_EXCEPTION(Error, demo::ensure_demo_model("nope", tmp.path().toStdString()));
+}
+
+void TestUnits::probes_off_record_nothing() {
+    auto m = Model::load("demo:qwen3-moe");
+    Session s(*m);
+    std::vector<int> ids = {1, 2, 3};
+    s.forward(ids);
+    QVERIFY(s.probes().attention.empty());
+    QVERIFY(s.probes().routing.empty());
+    QVERIFY(s.probes().top_k.empty());
+}
+
+void TestUnits::context_overflow_is_an_error() {
+    auto m = Model::load("demo:gpt2");
+    Session s(*m, {.n_ctx = 4});
+    std::vector<int> ids = {1, 2, 3, 4, 5};
+    QVERIFY_THROWS_EXCEPTION(Error, s.forward(ids));
+    std::vector<int> bad = {100000};
+    QVERIFY_THROWS_EXCEPTION(Error, s.forward(bad));
+}
+
+QTEST_APPLESS_MAIN(TestUnits)
+#include "test_units.moc"
