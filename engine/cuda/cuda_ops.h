@@ -1,0 +1,29 @@
+// CUDA backend entry points, callable from plain C++ (no CUDA headers leak out). Every CUDA or
+// cuBLAS failure becomes an archlens::Error naming the call and the reason; nothing aborts.
+// The forward pass on the GPU is the CUDA issue's work; these are the first operations, each
+// tested against the CPU reference where a device exists.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace archlens::cuda {
+
+struct DeviceInfo {
+    bool available = false;
+    std::string reason;  // why not, when unavailable
+    std::string name;
+    int cc_major = 0, cc_minor = 0;
+    size_t total_bytes = 0, free_bytes = 0;
+};
+
+DeviceInfo probe_device();
+
+// y[rows][n] = x̂ · w, on the device (inputs and outputs are host buffers).
+void rms_norm(const float* x, const float* w, int rows, int n, float eps, float* y);
+// y[T][n_out] = x[T][n_in] · Wᵀ with cuBLAS (W row-major [n_out][n_in], f32).
+void matmul_f32(const float* w, int n_out, int n_in, const float* x, int T, float* y);
+// In-place row softmax over [rows][n].
+void softmax_rows(float* x, int rows, int n);
+
+}  // namespace archlens::cuda
