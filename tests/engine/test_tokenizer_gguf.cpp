@@ -7,7 +7,11 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
+#include <QTemporaryDir>
+
 #include "engine/core/error.h"
+#include "engine/formats/gguf_writer.h"
+#include "engine/tokenizer/load.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "tests/common/fixtures.h"
 
@@ -117,6 +121,55 @@ private slots:
         }
         qInfo("%s via GGUF vocabulary: %d/%d cases pass", qPrintable(name), total - failures, total);
         QCOMPARE(failures, 0);
+    }
+
+    // A real GGUF file (tokenizer keys only) through the GGUF reader, load_tokenizer and the CLI.
+    void gguf_file_data() {
+        QTest::addColumn<QString>("name");
+        QTest::newRow("qwen3") << "qwen3";
+        QTest::newRow("mistral_v01") << "mistral_v01";
+    }
+    void gguf_file() {
+        QFETCH(QString, name);
+        REQUIRE_FIXTURE(tok_dir(name) + "/tokenizer.json");
+        GgufVocab v = vocab_from_tokenizer_json(name);
+        archlens::GgufWriter w;
+        w.set_string("general.architecture", "llama");
+        w.set_string("tokenizer.ggml.model", v.model);
+        if (!v.pre.empty()) w.set_string("tokenizer.ggml.pre", v.pre);
+        w.set_strings("tokenizer.ggml.tokens", v.tokens);
+        w.set_i32s("tokenizer.ggml.token_type", std::vector<int32_t>(v.token_types.begin(), v.token_types.end()));
+        if (!v.merges.empty()) w.set_strings("tokenizer.ggml.merges", v.merges);
+        if (!v.scores.empty()) w.set_f32s("tokenizer.ggml.scores", v.scores);
+        if (v.bos >= 0) w.set_u32("tokenizer.ggml.bos_token_id", uint32_t(v.bos));
+        if (v.eos >= 0) w.set_u32("tokenizer.ggml.eos_token_id", uint32_t(v.eos));
+        if (v.unk >= 0) w.set_u32("tokenizer.ggml.unknown_token_id", uint32_t(v.unk));
+        w.set_bool("tokenizer.ggml.add_bos_token", v.add_bos);
+        if (v.add_space_prefix) w.set_bool("tokenizer.ggml.add_space_prefix", *v.add_space_prefix);
+        QTemporaryDir dir;
+        std::string path = dir.filePath("tok.gguf").toStdString();
+        w.write(path);
+
+        auto tok = archlens::load_tokenizer(path);
+        QFile f(tok_dir(name) + "/cases.jsonl");
+        QVERIFY(f.open(QIODevice::ReadOnly));
+        QList<QByteArray> lines = f.readAll().split('\n');
+        int checked = 0;
+        for (const QByteArray& line : lines) {
+            if (line.trimmed().isEmpty()) continue;
+            QJsonObject o = QJsonDocument::fromJson(line).object();
+            std::vector<int> with;
+            for (const QJsonValue& x : o["ids_with_special"].toArray()) with.push_back(x.toInt());
+            QCOMPARE(tok->encode(o["text"].toString().toStdString(), true), with);
+            ++checked;
+        }
+        QCOMPARE(checked, 65);
+        if (testutil::cli_path().isEmpty() || !QFileInfo::exists(testutil::cli_path())) return;
+        QJsonObject o = QJsonDocument::fromJson(lines[13]).object();
+        auto r = testutil::run_cli({"tokenize", QString::fromStdString(path), "--text", o["text"].toString(),
+                                    "--special", "--json"});
+        QCOMPARE(r.exit_code, 0);
+        QCOMPARE(r.out.trimmed(), QJsonDocument(QJsonObject{{"ids", o["ids_with_special"]}}).toJson(QJsonDocument::Compact));
     }
 
     void errors() {
