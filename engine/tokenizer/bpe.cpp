@@ -254,6 +254,11 @@ void BpeModel::tokenize(std::string_view word, std::vector<int>& out) const {
     tokenize_chunk(word.substr(begin), out);
 }
 
+void BpeModel::clear_cache() const {
+    std::lock_guard<std::mutex> lock(cache_mutex_);
+    cache_.clear();
+}
+
 void BpeModel::tokenize_chunk(std::string_view word, std::vector<int>& out) const {
     const bool cacheable = word.size() <= kMaxCachedWordBytes;
     if (cacheable) {

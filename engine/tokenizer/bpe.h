@@ -71,6 +71,7 @@ public:
     // Appends the ids of one pre-tokenized word.
     void tokenize(std::string_view word, std::vector<int>& out) const;
 
+    void clear_cache() const;
     const VocabMap& vocab() const { return vocab_; }
     const std::vector<std::string>& id_to_token() const { return id_to_token_; }
     const BpeConfig& config() const { return config_; }

@@ -704,6 +704,7 @@ std::vector<int> Tokenizer::encode(std::string_view text, bool add_special) cons
 std::string Tokenizer::decode(const std::vector<int>& ids, bool skip_special) const {
     return impl_->decode(ids, skip_special);
 }
+void Tokenizer::clear_cache() const { impl_->model->clear_cache(); }
 int Tokenizer::vocab_size() const { return int(impl_->id_to_token.size()); }
 std::string Tokenizer::token_text(int id) const {
     if (id < 0 || id >= vocab_size()) return {};

@@ -59,6 +59,9 @@ public:
     std::vector<int> encode(std::string_view text, bool add_special) const;
     std::string decode(const std::vector<int>& ids, bool skip_special = false) const;
 
+    // Drops the per-word BPE memo (benchmarks measure cold and warm encoding).
+    void clear_cache() const;
+
     int vocab_size() const;                  // model vocabulary plus added tokens (max id + 1)
     std::string token_text(int id) const;    // the raw vocabulary string ("" if out of range)
     std::optional<int> token_id(std::string_view token) const;  // exact vocabulary / added-token lookup
