@@ -56,7 +56,9 @@ private:
     void ensure_kv(int64_t positions);
     void attention_standard(int il, const float* h, int64_t T, float* out);
     void attention_mla(int il, const float* h, int64_t T, float* out);
-    void ffn_dense(const Linear& gate, const Linear& up, const Linear& down, const FfnSpec& f, const float* h, int64_t T, float* out);
+    void ffn_dense(const Linear& gate, const Linear& up, const Linear& down, const FfnSpec& f, const float* h, int64_t T, float* out,
+                   float sparsity_std_mult = 0.f);
+    void gemma3n_layers(std::span<const int> tokens, std::vector<float>& x);
     void ffn_moe(int il, const float* h, int64_t T, float* out);
     void norm(const std::vector<float>& w, const std::vector<float>& b, const float* x, int64_t T, float* y) const;
     int64_t key_begin(const AttentionSpec& a, int64_t p) const;
@@ -67,6 +69,10 @@ private:
     int64_t pos_ = 0;
     std::unique_ptr<ThreadPool> pool_;
     std::vector<LayerKv> kv_;
+    // This call's K/V of layers whose cache a later layer reuses (Gemma 3n KV sharing): ring
+    // caches may already have dropped early batch positions that the sharing layer still needs.
+    std::vector<std::vector<float>> batch_k_, batch_v_;
+    std::vector<bool> is_kv_source_;
     ProbeConfig probe_cfg_;
     ProbeData probes_;
 };

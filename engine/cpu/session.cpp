@@ -41,8 +41,14 @@ Session::Session(const Model& model, SessionOptions opts) : model_(model) {
         }
         kv.ring = l.attn.scope != AttnScope::Global && l.attn.window > 0;
         kv.limit = kv.ring ? std::min<int64_t>(l.attn.window, n_ctx_) : n_ctx_;
+        if (l.kv_source >= 0) kv.limit = 0;  // reads an earlier layer's cache
         kv_.push_back(std::move(kv));
     }
+    batch_k_.resize(s.layers.size());
+    batch_v_.resize(s.layers.size());
+    is_kv_source_.assign(s.layers.size(), false);
+    for (auto& l : s.layers)
+        if (l.kv_source >= 0) is_kv_source_[size_t(l.kv_source)] = true;
     probes_.expert_load.assign(size_t(s.n_layers), {});
     for (int i = 0; i < s.n_layers; ++i)
         if (s.layers[size_t(i)].ffn.moe) probes_.expert_load[size_t(i)].assign(size_t(s.layers[size_t(i)].ffn.n_experts), 0);
@@ -127,7 +133,8 @@ std::vector<float> Session::forward(std::span<const int> tokens, bool all_logits
         }
     }
 
-    for (int il = 0; il < s.n_layers; ++il) {
+    if (s.family == Family::Gemma3n) gemma3n_layers(tokens, x);
+    for (int il = 0; il < s.n_layers && s.family != Family::Gemma3n; ++il) {
         const LayerSpec& ls = s.layers[size_t(il)];
         const LayerWeights& lw = w.layers[size_t(il)];
         // attention sub-block
@@ -151,7 +158,7 @@ std::vector<float> Session::forward(std::span<const int> tokens, bool all_logits
         if (ls.ffn.moe)
             ffn_moe(il, in, T, y.data());
         else
-            ffn_dense(lw.gate, lw.up, lw.down, ls.ffn, in, T, y.data());
+            ffn_dense(lw.gate, lw.up, lw.down, ls.ffn, in, T, y.data(), ls.sparsity_std_mult);
         if (ls.ffn_post_norm) norm(lw.post_ffn_norm, {}, y.data(), T, y.data());
         for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];
     }
@@ -184,11 +191,16 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
     const ModelSpec& s = model_.spec();
     const AttentionSpec& a = s.layers[size_t(il)].attn;
     const LayerWeights& lw = model_.weights().layers[size_t(il)];
-    LayerKv& kv = kv_[size_t(il)];
+    const int src = s.layers[size_t(il)].kv_source;  // Gemma 3n KV sharing
+    LayerKv& kv = kv_[size_t(src >= 0 ? src : il)];
     const int64_t H = a.n_heads, KV = a.n_kv_heads, hd = a.head_dim, vd = a.v_head_dim;
     const int64_t qd = H * hd, kd = KV * hd, vdd = KV * vd;
-    std::vector<float> q(size_t(T * qd)), k(size_t(T * kd)), v(size_t(T * vdd));
-    if (lw.qkv.present()) {
+    std::vector<float> q(size_t(T * qd)), k, v;
+    if (src >= 0) {
+        matmul(*pool_, lw.q, h, T, q.data());
+    } else if (lw.qkv.present()) {
+        k.resize(size_t(T * kd));
+        v.resize(size_t(T * vdd));
         std::vector<float> qkv(size_t(T * (qd + kd + vdd)));
         matmul(*pool_, lw.qkv, h, T, qkv.data());
         for (int64_t t = 0; t < T; ++t) {
@@ -198,11 +210,16 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
             std::memcpy(v.data() + t * vdd, r + qd + kd, size_t(vdd) * 4);
         }
     } else {
+        k.resize(size_t(T * kd));
+        v.resize(size_t(T * vdd));
         matmul(*pool_, lw.q, h, T, q.data());
         matmul(*pool_, lw.k, h, T, k.data());
         matmul(*pool_, lw.v, h, T, v.data());
     }
     const float eps = s.norm_eps;
+    const int64_t Tk = int64_t(k.size()) / std::max<int64_t>(kd, 1);  // 0 for a KV-sharing layer
+    if (a.v_norm)  // ref: HF Gemma3nTextAttention v_norm (no weight)
+        for (int64_t i = 0; i < Tk * KV; ++i) cpu::rms_norm(v.data() + i * vd, nullptr, vd, eps, v.data() + i * vd);
     if (a.qk_norm == QkNorm::Full) {
         for (int64_t t = 0; t < T; ++t) {
             cpu::rms_norm(q.data() + t * qd, lw.q_norm.data(), qd, eps, q.data() + t * qd);
@@ -210,7 +227,7 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
         }
     } else if (a.qk_norm == QkNorm::PerHead) {
         for (int64_t i = 0; i < T * H; ++i) cpu::rms_norm(q.data() + i * hd, lw.q_norm.data(), hd, eps, q.data() + i * hd);
-        for (int64_t i = 0; i < T * KV; ++i) cpu::rms_norm(k.data() + i * hd, lw.k_norm.data(), hd, eps, k.data() + i * hd);
+        for (int64_t i = 0; i < Tk * KV; ++i) cpu::rms_norm(k.data() + i * hd, lw.k_norm.data(), hd, eps, k.data() + i * hd);
     }
     if (a.rope.enabled) {
         const RopeStyle style = model_.rope_style(a);
@@ -218,12 +235,13 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
         for (int64_t t = 0; t < T; ++t) {
             cpu::rope_cos_sin(a.rope, pos_ + t, cs.data(), freq_factors(a));
             for (int64_t hh = 0; hh < H; ++hh) cpu::rope_apply(q.data() + t * qd + hh * hd, a.rope.n_rot, style, cs.data());
-            for (int64_t hh = 0; hh < KV; ++hh) cpu::rope_apply(k.data() + t * kd + hh * hd, a.rope.n_rot, style, cs.data());
+            if (t < Tk)
+                for (int64_t hh = 0; hh < KV; ++hh) cpu::rope_apply(k.data() + t * kd + hh * hd, a.rope.n_rot, style, cs.data());
         }
     }
     if (a.qk_norm == QkNorm::L2) {  // ref: HF Llama4TextL2Norm, after RoPE, weightless
         for (int64_t i = 0; i < T * H; ++i) cpu::rms_norm(q.data() + i * hd, nullptr, hd, eps, q.data() + i * hd);
-        for (int64_t i = 0; i < T * KV; ++i) cpu::rms_norm(k.data() + i * hd, nullptr, hd, eps, k.data() + i * hd);
+        for (int64_t i = 0; i < Tk * KV; ++i) cpu::rms_norm(k.data() + i * hd, nullptr, hd, eps, k.data() + i * hd);
     }
     if (a.temperature_tuning) {  // ref: HF Llama4TextAttention attn_temperature_tuning (NoPE layers)
         for (int64_t t = 0; t < T; ++t) {
@@ -235,11 +253,13 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
 
     // Keys before this batch come from the cache, the batch's own from k/v; then the batch is stored.
     const int64_t pos0 = pos_;
+    const std::vector<float>& bk = src >= 0 ? batch_k_[size_t(src)] : k;
+    const std::vector<float>& bv = src >= 0 ? batch_v_[size_t(src)] : v;
     auto key_ptr = [&](int64_t p) -> const float* {
-        return p >= pos0 ? k.data() + (p - pos0) * kd : kv.k.data() + kv.slot(p) * kd;
+        return p >= pos0 ? bk.data() + (p - pos0) * kd : kv.k.data() + kv.slot(p) * kd;
     };
     auto val_ptr = [&](int64_t p) -> const float* {
-        return p >= pos0 ? v.data() + (p - pos0) * vdd : kv.v.data() + kv.slot(p) * vdd;
+        return p >= pos0 ? bv.data() + (p - pos0) * vdd : kv.v.data() + kv.slot(p) * vdd;
     };
     std::vector<float> att(size_t(T * H * vd));
     const int64_t group = H / KV;
@@ -284,9 +304,13 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
         }
     }
     // Store the batch (for rings only the last `cap` positions survive).
-    for (int64_t t = std::max<int64_t>(0, T - kv.cap); t < T; ++t) {
+    for (int64_t t = std::max<int64_t>(0, Tk - kv.cap); t < Tk; ++t) {
         std::memcpy(kv.k.data() + kv.slot(pos0 + t) * kd, k.data() + t * kd, size_t(kd) * 4);
         std::memcpy(kv.v.data() + kv.slot(pos0 + t) * vdd, v.data() + t * vdd, size_t(vdd) * 4);
+    }
+    if (is_kv_source_[size_t(il)]) {
+        batch_k_[size_t(il)] = std::move(k);
+        batch_v_[size_t(il)] = std::move(v);
     }
     matmul(*pool_, lw.o, att.data(), T, out);
 }
@@ -397,13 +421,25 @@ void Session::attention_mla(int il, const float* h, int64_t T, float* out) {
 // ---- feed-forward --------------------------------------------------------------------------
 
 void Session::ffn_dense(const Linear& gate, const Linear& up, const Linear& down, const FfnSpec& f, const float* h, int64_t T,
-                        float* out) {
+                        float* out, float sparsity_std_mult) {
     const int64_t F = up.n_out;
     std::vector<float> u(size_t(T * F));
     matmul(*pool_, up, h, T, u.data());
     if (gate.present()) {
         std::vector<float> g(size_t(T * F));
         matmul(*pool_, gate, h, T, g.data());
+        if (sparsity_std_mult > 0) {
+            // ref: HF Gemma3nTextMLP._gaussian_topk: keep what lies above mean + k·std (population std)
+            for (int64_t t = 0; t < T; ++t) {
+                float* r = g.data() + t * F;
+                double mean = 0, var = 0;
+                for (int64_t i = 0; i < F; ++i) mean += r[i];
+                mean /= double(F);
+                for (int64_t i = 0; i < F; ++i) var += (r[i] - mean) * (r[i] - mean);
+                const float cutoff = float(mean + std::sqrt(var / double(F)) * double(sparsity_std_mult));
+                for (int64_t i = 0; i < F; ++i) r[i] = std::max(0.f, r[i] - cutoff);
+            }
+        }
         for (size_t i = 0; i < u.size(); ++i) u[i] *= cpu::activation(f.act, g[i]);
     } else {
         for (auto& x : u) x = cpu::activation(f.act, x);

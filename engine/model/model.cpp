@@ -192,6 +192,14 @@ void Model::bind_gguf() {
     w_.out_norm = b.vec("output_norm.weight", "output_norm", D);
     if (s.norm_bias) w_.out_norm_b = b.vec("output_norm.bias", "output_norm.bias", D);
     w_.lm_head = s.tied_embeddings ? w_.tok_embd : b.linear("output.weight", "output", s.vocab, D);
+    if (s.family == Family::Gemma3n) {
+        const int64_t LP = int64_t(s.n_layers) * s.ple_dim, n = s.altup_inputs;
+        w_.ple_table = b.linear("per_layer_token_embd.weight", "per_layer_token_embd", s.ple_vocab, LP);
+        w_.ple_model_proj = b.linear("per_layer_model_proj.weight", "per_layer_model_proj", LP, D);
+        w_.ple_proj_norm = b.vec("per_layer_proj_norm.weight", "per_layer_proj_norm", s.ple_dim);
+        w_.altup_proj = b.stacked("altup_proj.weight", "altup_proj", n - 1, D, D);
+        w_.altup_unembd = b.stacked("altup_unembd_proj.weight", "altup_unembd_proj", n - 1, D, D);
+    }
     if (gguf_->tensor("rope_freqs.weight"))
         w_.rope_freq_factors = b.vec("rope_freqs.weight", "rope_freqs", s.layers[0].attn.rope.n_rot / 2);
     for (int i = 0; i < s.n_layers; ++i) {
@@ -205,6 +213,21 @@ void Model::bind_gguf() {
         if (ls.ffn_pre_norm) L.ffn_norm = b.vec(n("ffn_norm.weight"), n("ffn_norm"), D);
         if (ls.ffn_pre_norm && s.norm_bias) L.ffn_norm_b = b.vec(n("ffn_norm.bias"), n("ffn_norm.bias"), D);
         if (ls.ffn_post_norm) L.post_ffn_norm = b.vec(n("post_ffw_norm.weight"), n("post_ffw_norm"), D);
+        if (s.family == Family::Gemma3n) {
+            const int64_t P = s.ple_dim, N = s.altup_inputs, R = s.laurel_rank;
+            L.ple_gate = b.linear(n("inp_gate.weight"), n("inp_gate"), P, D);
+            L.ple_proj = b.linear(n("proj.weight"), n("proj"), D, P);
+            L.ple_post_norm = b.vec(n("post_norm.weight"), n("post_norm"), D);
+            L.altup_correct = b.linear(n("altup_correct_coef.weight"), n("altup_correct_coef"), N, N);
+            L.altup_correct_scale = b.vec(n("altup_correct_scale.weight"), n("altup_correct_scale"), D);
+            L.altup_predict = b.linear(n("altup_predict_coef.weight"), n("altup_predict_coef"), N * N, N);
+            L.altup_router = b.linear(n("altup_router.weight"), n("altup_router"), N, D);
+            L.altup_router_norm = b.vec(n("altup_router_norm.weight"), n("altup_router_norm"), D);
+            L.laurel_l = b.linear(n("laurel_l.weight"), n("laurel_l"), R, D);
+            L.laurel_r = b.linear(n("laurel_r.weight"), n("laurel_r"), D, R);
+            L.laurel_post_norm = b.vec(n("laurel_post_norm.weight"), n("laurel_post_norm"), D);
+        }
+        const bool own_kv = ls.kv_source < 0;
         const int64_t q_dim = int64_t(a.n_heads) * a.head_dim, kv_dim = int64_t(a.n_kv_heads) * a.head_dim,
                       v_dim = int64_t(a.n_kv_heads) * a.v_head_dim;
         if (a.kind == AttnKind::MLA) {
@@ -229,8 +252,8 @@ void Model::bind_gguf() {
             L.o.bias = b.vec(n("attn_output.bias"), n("attn_output.bias"), D);
         } else {
             L.q = b.linear(n("attn_q.weight"), n("attn_q"), q_dim, D);
-            L.k = b.linear(n("attn_k.weight"), n("attn_k"), kv_dim, D);
-            L.v = b.linear(n("attn_v.weight"), n("attn_v"), v_dim, D);
+            L.k = b.linear(n("attn_k.weight"), n("attn_k"), kv_dim, D, own_kv);
+            L.v = b.linear(n("attn_v.weight"), n("attn_v"), v_dim, D, own_kv);
             L.o = b.linear(n("attn_output.weight"), n("attn_output"), D, int64_t(a.n_heads) * a.v_head_dim);
             if (a.qkv_bias) {
                 L.q.bias = b.vec(n("attn_q.bias"), n("attn_q.bias"), q_dim);
@@ -312,6 +335,17 @@ void Model::bind_safetensors() {
 
     w_.tok_embd = b.linear("model.embed_tokens.weight", "token_embd", s.vocab, D);
     w_.out_norm = b.vec("model.norm.weight", "output_norm", D, true, norm_add);
+    if (s.family == Family::Gemma3n) {
+        const int64_t LP = int64_t(s.n_layers) * s.ple_dim;
+        w_.ple_table = b.linear("model.embed_tokens_per_layer.weight", "per_layer_token_embd", s.ple_vocab, LP);
+        w_.ple_model_proj = b.linear("model.per_layer_model_projection.weight", "per_layer_model_proj", LP, D);
+        w_.ple_proj_norm = b.vec("model.per_layer_projection_norm.weight", "per_layer_proj_norm", s.ple_dim);
+        for (int k = 0; k + 1 < s.altup_inputs; ++k) {
+            w_.altup_proj.push_back(b.linear("model.altup_projections." + std::to_string(k) + ".weight", "altup_proj[" + std::to_string(k) + "]", D, D));
+            w_.altup_unembd.push_back(
+                b.linear("model.altup_unembed_projections." + std::to_string(k) + ".weight", "altup_unembd_proj[" + std::to_string(k) + "]", D, D));
+        }
+    }
     if (s.tied_embeddings || !st_->tensor("lm_head.weight"))
         w_.lm_head = w_.tok_embd;
     else
@@ -335,6 +369,21 @@ void Model::bind_safetensors() {
             L.ffn_norm = b.vec(h + (ls.attn_post_norm ? "pre_feedforward_layernorm.weight" : "post_attention_layernorm.weight"),
                                n("ffn_norm"), D, true, norm_add);
         if (ls.ffn_post_norm) L.post_ffn_norm = b.vec(h + "post_feedforward_layernorm.weight", n("post_ffw_norm"), D, true, norm_add);
+        if (s.family == Family::Gemma3n) {
+            const int64_t P = s.ple_dim, N = s.altup_inputs, R = s.laurel_rank;
+            L.ple_gate = b.linear(h + "per_layer_input_gate.weight", n("inp_gate"), P, D);
+            L.ple_proj = b.linear(h + "per_layer_projection.weight", n("proj"), D, P);
+            L.ple_post_norm = b.vec(h + "post_per_layer_input_norm.weight", n("post_norm"), D);
+            L.altup_correct = b.linear(h + "altup.correction_coefs.weight", n("altup_correct_coef"), N, N);
+            L.altup_correct_scale = b.vec(h + "altup.correct_output_scale", n("altup_correct_scale"), D);
+            L.altup_predict = b.linear(h + "altup.prediction_coefs.weight", n("altup_predict_coef"), N * N, N);
+            L.altup_router = b.linear(h + "altup.modality_router.weight", n("altup_router"), N, D);
+            L.altup_router_norm = b.vec(h + "altup.router_norm.weight", n("altup_router_norm"), D);
+            L.laurel_l = b.linear(h + "laurel.linear_left.weight", n("laurel_l"), R, D);
+            L.laurel_r = b.linear(h + "laurel.linear_right.weight", n("laurel_r"), D, R);
+            L.laurel_post_norm = b.vec(h + "laurel.post_laurel_norm.weight", n("laurel_post_norm"), D);
+        }
+        const bool own_kv = ls.kv_source < 0;
 
         const int64_t q_dim = int64_t(a.n_heads) * a.head_dim, kv_dim = int64_t(a.n_kv_heads) * a.head_dim,
                       v_dim = int64_t(a.n_kv_heads) * a.v_head_dim;
@@ -375,8 +424,8 @@ void Model::bind_safetensors() {
             L.o = b.linear(at + "o_proj.weight", n("attn_output"), D, H * V);
         } else {
             L.q = b.linear(at + "q_proj.weight", n("attn_q"), q_dim, D);
-            L.k = b.linear(at + "k_proj.weight", n("attn_k"), kv_dim, D);
-            L.v = b.linear(at + "v_proj.weight", n("attn_v"), v_dim, D);
+            L.k = b.linear(at + "k_proj.weight", n("attn_k"), kv_dim, D, own_kv);
+            L.v = b.linear(at + "v_proj.weight", n("attn_v"), v_dim, D, own_kv);
             L.o = b.linear(at + "o_proj.weight", n("attn_output"), D, int64_t(a.n_heads) * a.v_head_dim);
             if (a.qkv_bias) {
                 L.q.bias = b.vec(at + "q_proj.bias", n("attn_q.bias"), q_dim);

@@ -16,6 +16,7 @@ const char* family_name(Family f) {
         case Family::DeepseekV3: return "deepseek_v3";
         case Family::KimiK2: return "kimi_k2";
         case Family::Llama4: return "llama4";
+        case Family::Gemma3n: return "gemma3n";
     }
     return "?";
 }
@@ -31,7 +32,7 @@ const char* activation_name(Activation a) {
 
 std::string supported_architectures() {
     return "gpt2, llama, mistral, qwen3, qwen3_moe, olmo2, gemma3/gemma3_text, deepseek_v3 (GGUF deepseek2), "
-           "kimi_k2, llama4/llama4_text";
+           "kimi_k2, llama4/llama4_text, gemma3n/gemma3n_text";
 }
 
 bool ModelSpec::has_moe() const {
@@ -85,10 +86,19 @@ ParamCounts count_params(const ModelSpec& s) {
             c.router += d * uint64_t(f.n_experts) + (f.selection_bias ? f.n_experts : 0);
         }
     }
-    c.total = c.embedding + c.lm_head + c.norms + c.attention + c.ffn_dense + c.experts + c.shared_experts + c.router;
+    if (s.ple_dim > 0) {
+        const uint64_t L = uint64_t(s.n_layers), P = uint64_t(s.ple_dim), n = uint64_t(s.altup_inputs), r = uint64_t(s.laurel_rank);
+        c.per_layer_embedding = uint64_t(s.ple_vocab) * L * P;
+        // model-level: PLE projection + its norm, AltUp (un)embedding projections
+        c.altup_laurel = d * L * P + P + 2 * (n - 1) * d * d;
+        // per layer: PLE gate + projection + norm, AltUp coefs/router/norms, LAuReL
+        c.altup_laurel += L * (2 * P * d + d + n * n + d + n * n * n + n * d + d + 2 * r * d + d);
+    }
+    c.total = c.embedding + c.lm_head + c.norms + c.attention + c.ffn_dense + c.experts + c.shared_experts + c.router +
+              c.per_layer_embedding + c.altup_laurel;
     // Active per token: one embedding row is read, but by convention (as published figures do)
     // embeddings count fully; only routed experts are counted at top_k of n_experts.
-    c.active = c.total - c.experts + active_experts;
+    c.active = c.total - c.experts + active_experts - c.per_layer_embedding;
     return c;
 }
 

@@ -9,7 +9,7 @@
 
 namespace archlens {
 
-enum class Family { GPT2, Llama, Mistral, Qwen3, Qwen3Moe, Olmo2, Gemma3, DeepseekV3, KimiK2, Llama4 };
+enum class Family { GPT2, Llama, Mistral, Qwen3, Qwen3Moe, Olmo2, Gemma3, DeepseekV3, KimiK2, Llama4, Gemma3n };
 
 enum class NormKind { RMSNorm, LayerNorm };
 enum class Activation { SiLU, GELU, GELUTanh };
@@ -51,6 +51,7 @@ struct AttentionSpec {
     // Llama 4 NoPE layers: q *= 1 + attn_scale * ln(floor((pos+1)/floor_scale) + 1)
     bool temperature_tuning = false;
     float temp_floor_scale = 8192.f, temp_attn_scale = 0.1f;
+    bool v_norm = false;  // Gemma 3n: weightless RMSNorm over each value head
     bool operator==(const AttentionSpec&) const = default;
 };
 
@@ -79,6 +80,10 @@ struct LayerSpec {
     // residual (OLMo 2, Gemma 3).
     bool attn_pre_norm = true, attn_post_norm = false;
     bool ffn_pre_norm = true, ffn_post_norm = false;
+    // Gemma 3n: Gaussian top-k activation sparsity on the FFN gate, cutoff mean + k·std
+    // (k = icdf(target sparsity); 0 = dense), and KV reuse of an earlier layer (-1 = own cache).
+    float sparsity_std_mult = 0.f;
+    int kv_source = -1;
     bool operator==(const LayerSpec&) const = default;
 };
 
@@ -96,6 +101,11 @@ struct ModelSpec {
     bool tied_embeddings = false;
     float final_softcap = 0;
     int bos = -1, eos = -1;
+    // Gemma 3n: per-layer embeddings (PLE, ple_dim per layer from a ple_vocab-row table), AltUp
+    // residual streams and LAuReL's low-rank residual.
+    int ple_dim = 0, ple_vocab = 0;
+    int altup_inputs = 0, altup_active = 0;
+    int laurel_rank = 0;
     std::vector<LayerSpec> layers;
 
     bool operator==(const ModelSpec&) const = default;
@@ -109,9 +119,11 @@ std::string supported_architectures();  // for error messages
 
 // Parameter counts derived from the spec alone (embeddings, attention, ffn/experts, norms).
 struct ParamCounts {
+    uint64_t per_layer_embedding = 0;  // Gemma 3n PLE table: streamable, outside the "effective" count
     uint64_t embedding = 0, attention = 0, ffn_dense = 0, experts = 0, shared_experts = 0,
              router = 0, norms = 0, lm_head = 0;
-    uint64_t total = 0, active = 0;
+    uint64_t altup_laurel = 0;  // Gemma 3n: AltUp, LAuReL, PLE projection and per-layer gates
+    uint64_t total = 0, active = 0;  // active: per token (MoE: top_k experts; Gemma 3n: without the PLE table)
 };
 ParamCounts count_params(const ModelSpec& spec);
 

@@ -65,6 +65,7 @@ Family family_from_model_type(const std::string& mt, const std::string& path) {
     if (mt == "deepseek_v3") return Family::DeepseekV3;
     if (mt == "kimi_k2") return Family::KimiK2;
     if (mt == "llama4_text" || mt == "llama4") return Family::Llama4;
+    if (mt == "gemma3n_text" || mt == "gemma3n") return Family::Gemma3n;
     fail(path, "unsupported architecture '" + mt + "'; supported: " + supported_architectures());
 }
 
@@ -103,6 +104,35 @@ float yarn_mscale(float scale, float mscale) {
     return 0.1f * mscale * std::log(scale) + 1.f;
 }
 
+// torch.distributions.Normal(0, 1).icdf(p) in float32, as transformers' Gemma 3n computes its
+// sparsity cutoff: sqrt(2)·erfinv(2p − 1) with the argument rounded to float first.
+float normal_icdf_f32(float p) {
+    // Every released Gemma 3n uses 0.95; torch's float32 erfinv gives 1.6448533 there (the exact
+    // value rounds to 1.6448536). The converter writes the same number into the GGUF.
+    if (p == 0.95f) return 1.6448533535003662f;
+    const float y = 2.f * p - 1.f;
+    double z = 0;  // solve erf(z) = y by Newton's method in double
+    for (int i = 0; i < 60; ++i) {
+        const double err = std::erf(z) - double(y);
+        z -= err / (2.0 / std::sqrt(M_PI) * std::exp(-z * z));
+        if (std::fabs(err) < 1e-16) break;
+    }
+    return float(z) * float(M_SQRT2);
+}
+
+// Gemma 3n KV sharing: layer i >= n_layers - n_shared reuses the last earlier layer of its kind.
+// ref: HF Gemma3nTextAttention kv_shared_layer_index
+void assign_kv_sources(ModelSpec& s, int n_shared) {
+    const int first = s.n_layers - n_shared;
+    for (int i = std::max(first, 0); i < s.n_layers; ++i) {
+        for (int j = first - 1; j >= 0; --j)
+            if (s.layers[size_t(j)].attn.scope == s.layers[size_t(i)].attn.scope) {
+                s.layers[size_t(i)].kv_source = j;
+                break;
+            }
+    }
+}
+
 }  // namespace
 
 ModelSpec spec_from_hf_config_text(const std::string& text, const std::string& path) {
@@ -122,6 +152,7 @@ ModelSpec spec_from_hf_config_text(const std::string& text, const std::string& p
         std::string outer = j.value("model_type", std::string());
         if (outer == "gemma3") t["model_type"] = "gemma3_text";
         if (outer == "llama4") t["model_type"] = "llama4_text";
+        if (outer == "gemma3n") t["model_type"] = "gemma3n_text";
         if (outer == "mistral3" && t.value("model_type", std::string()) == "") t["model_type"] = "mistral";
         j = t;
     }
@@ -179,7 +210,10 @@ ModelSpec spec_from_hf_config_text(const std::string& text, const std::string& p
     const int n_heads = positive(c.req_int("num_attention_heads"), "num_attention_heads", path);
     const int n_kv = positive(c.get_int("num_key_value_heads", n_heads), "num_key_value_heads", path);
     const int head_dim = positive(c.get_int("head_dim", s.dim / n_heads), "head_dim", path);
-    const int ffn_dim = int(c.get_int("intermediate_size", 0));
+    std::vector<int> ffn_dims;  // Gemma 3n (MatFormer) may give one intermediate size per layer
+    if (c.has("intermediate_size") && j["intermediate_size"].is_array())
+        for (auto& v : j["intermediate_size"]) ffn_dims.push_back(v.get<int>());
+    const int ffn_dim = ffn_dims.empty() ? int(c.get_int("intermediate_size", 0)) : ffn_dims.front();
     const std::string act = c.get_str("hidden_act", c.get_str("hidden_activation", "silu"));
 
     AttentionSpec base;
@@ -245,6 +279,20 @@ ModelSpec spec_from_hf_config_text(const std::string& text, const std::string& p
         case Family::Llama4:
             base.rope.style = RopeStyle::Norm;  // complex-number RoPE = interleaved pairs
             break;
+        case Family::Gemma3n:
+            // ref: HF Gemma3nTextAttention: per-head q/k norms with weights, weightless v norm, scaling 1.0
+            base.qk_norm = QkNorm::PerHead;
+            base.v_norm = true;
+            base.scale = 1.f;
+            s.final_softcap = float(c.get_f("final_logit_softcapping", 0));
+            s.embed_scale = std::sqrt(float(s.dim));
+            s.ple_dim = positive(c.req_int("hidden_size_per_layer_input"), "hidden_size_per_layer_input", path);
+            s.ple_vocab = positive(c.get_int("vocab_size_per_layer_input", s.vocab), "vocab_size_per_layer_input", path);
+            s.altup_inputs = positive(c.get_int("altup_num_inputs", 4), "altup_num_inputs", path);
+            s.altup_active = int(c.get_int("altup_active_idx", 0));
+            s.laurel_rank = positive(c.get_int("laurel_rank", 64), "laurel_rank", path);
+            if (s.altup_active < 0 || s.altup_active >= s.altup_inputs) fail(path, "altup_active_idx is outside altup_num_inputs");
+            break;
         default: break;
     }
 
@@ -261,6 +309,26 @@ ModelSpec spec_from_hf_config_text(const std::string& text, const std::string& p
                 l.attn_pre_norm = l.ffn_pre_norm = false;
                 l.attn_post_norm = l.ffn_post_norm = true;
                 break;
+            case Family::Gemma3n: {
+                l.attn_post_norm = l.ffn_post_norm = true;
+                if (!ffn_dims.empty()) l.ffn.ffn_dim = ffn_dims[std::min(size_t(i), ffn_dims.size() - 1)];
+                bool sliding = size_t(i) < layer_types.size() ? layer_types[size_t(i)] == "sliding_attention" : (i + 1) % 5 != 0;
+                if (sliding) {
+                    l.attn.scope = AttnScope::Sliding;
+                    l.attn.window = positive(c.req_int("sliding_window"), "sliding_window", path);
+                    l.attn.rope = RopeSpec{};
+                    l.attn.rope.theta = float(c.get_f("rope_local_base_freq", 10000));
+                    l.attn.rope.n_rot = head_dim;
+                }
+                float p = 0;
+                if (c.has("activation_sparsity_pattern")) {
+                    const json& sp = j["activation_sparsity_pattern"];
+                    if (sp.is_array() && size_t(i) < sp.size()) p = sp[size_t(i)].get<float>();
+                    else if (sp.is_number()) p = sp.get<float>();
+                }
+                if (p > 0) l.sparsity_std_mult = normal_icdf_f32(p);
+                break;
+            }
             case Family::Gemma3: {
                 l.attn_post_norm = l.ffn_post_norm = true;
                 bool sliding;
@@ -374,6 +442,7 @@ ModelSpec spec_from_hf_config_text(const std::string& text, const std::string& p
             fail(path, "config.json is missing the required field 'intermediate_size'");
         s.layers.push_back(l);
     }
+    if (fam == Family::Gemma3n) assign_kv_sources(s, int(c.get_int("num_kv_shared_layers", 0)));
     validate_spec(s, path);
     return s;
 }
@@ -431,13 +500,14 @@ ModelSpec spec_from_gguf(const GgufFile& g) {
     else if (arch == "gemma3") s.family = Family::Gemma3;
     else if (arch == "deepseek2") s.family = Family::DeepseekV3;
     else if (arch == "llama4") s.family = Family::Llama4;
+    else if (arch == "gemma3n") s.family = Family::Gemma3n;
     else fail(path, "unsupported architecture '" + arch + "'; supported: " + supported_architectures());
     s.name = g.get_string("general.name").value_or("");
     auto lower = [](std::string x) { for (auto& ch : x) ch = char(std::tolower((unsigned char)ch)); return x; };
     if (s.family == Family::Llama && lower(s.name).find("mistral") != std::string::npos) s.family = Family::Mistral;
     if (s.family == Family::DeepseekV3 && lower(s.name).find("kimi") != std::string::npos) s.family = Family::KimiK2;
     const Family fam = s.family;
-    static const char* mt[] = {"gpt2", "llama", "mistral", "qwen3", "qwen3_moe", "olmo2", "gemma3_text", "deepseek_v3", "kimi_k2", "llama4_text"};
+    static const char* mt[] = {"gpt2", "llama", "mistral", "qwen3", "qwen3_moe", "olmo2", "gemma3_text", "deepseek_v3", "kimi_k2", "llama4_text", "gemma3n_text"};
     s.model_type = mt[int(fam)];
 
     auto key = [&](const std::string& k) { return arch + "." + k; };
@@ -575,6 +645,19 @@ ModelSpec spec_from_gguf(const GgufFile& g) {
             break;
         }
         case Family::Llama4: base.rope.style = RopeStyle::Norm; break;
+        case Family::Gemma3n: {
+            base.qk_norm = QkNorm::PerHead;
+            base.v_norm = true;
+            base.scale = 1.f;
+            dense.act = Activation::GELUTanh;
+            s.embed_scale = std::sqrt(float(s.dim));
+            s.ple_dim = int(geti("embedding_length_per_layer_input", 256));
+            s.altup_inputs = int(geti("altup.num_inputs", 4));
+            s.altup_active = int(geti("altup.active_idx", 0));
+            if (auto t = g.tensor("per_layer_token_embd.weight")) s.ple_vocab = int(t->shape[0]);
+            if (auto t = g.tensor("blk.0.laurel_l.weight")) s.laurel_rank = int(t->shape[0]);
+            break;
+        }
         default: break;
     }
 
@@ -598,6 +681,24 @@ ModelSpec spec_from_gguf(const GgufFile& g) {
                 l.attn_pre_norm = l.ffn_pre_norm = false;
                 l.attn_post_norm = l.ffn_post_norm = true;
                 break;
+            case Family::Gemma3n: {
+                l.attn_post_norm = l.ffn_post_norm = true;
+                bool sliding = (i + 1) % 5 != 0;
+                if (auto v = g.find(key("attention.sliding_window_pattern")); v && v->is_array() && size_t(i) < v->ai.size())
+                    sliding = v->ai[size_t(i)] != 0;
+                if (sliding) {
+                    l.attn.scope = AttnScope::Sliding;
+                    l.attn.window = positive(req("attention.sliding_window"), "attention.sliding_window", path);
+                    l.attn.rope = RopeSpec{};
+                    l.attn.rope.theta = float(getf("rope.freq_base_swa", 10000));
+                    l.attn.rope.n_rot = base.rope.n_rot;
+                }
+                if (auto v = g.find(key("activation_sparsity_scale")); v && v->is_array() && size_t(i) < v->af.size()) {
+                    const double m = v->af[size_t(i)];
+                    if (std::isfinite(m) && m > 0) l.sparsity_std_mult = float(m);
+                }
+                break;
+            }
             case Family::Gemma3: {
                 l.attn_post_norm = l.ffn_post_norm = true;
                 int pattern = int(geti("attention.sliding_window_pattern", 6));
@@ -674,6 +775,7 @@ ModelSpec spec_from_gguf(const GgufFile& g) {
         if (!l.ffn.moe && l.ffn.ffn_dim <= 0) fail(path, "GGUF metadata lacks '" + key("feed_forward_length") + "'");
         s.layers.push_back(l);
     }
+    if (fam == Family::Gemma3n) assign_kv_sources(s, int(geti("attention.shared_kv_layers", 0)));
     validate_spec(s, path);
     return s;
 }

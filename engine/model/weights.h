@@ -47,6 +47,13 @@ struct LayerWeights {
     std::vector<float> selection_bias;               // (n_experts) e_score_correction_bias
     std::vector<Expert> experts;
     Expert shared;                                   // present when spec has shared experts
+    // Gemma 3n
+    Linear ple_gate, ple_proj;                       // (ple_dim, dim), (dim, ple_dim)
+    std::vector<float> ple_post_norm;                // (dim)
+    Linear altup_correct, altup_predict, altup_router;  // (n, n), (n*n, n), (n, dim)
+    std::vector<float> altup_correct_scale, altup_router_norm;  // (dim)
+    Linear laurel_l, laurel_r;                       // (rank, dim), (dim, rank)
+    std::vector<float> laurel_post_norm;             // (dim)
 };
 
 struct ModelWeights {
@@ -55,7 +62,12 @@ struct ModelWeights {
     std::vector<float> out_norm, out_norm_b;
     Linear lm_head;                   // (vocab, dim); the embedding when tied
     std::vector<LayerWeights> layers;
-    std::vector<float> rope_freq_factors;  // (n_rot/2) GGUF rope_freqs: inv_freq[i] /= factor[i]
+    std::vector<float> rope_freq_factors;
+    // Gemma 3n: per-layer embedding table (ple_vocab, n_layers*ple_dim), read row by row from the
+    // memory map as tokens arrive; its projection from the main embedding; AltUp stream maps.
+    Linear ple_table, ple_model_proj;                // ple_model_proj: (n_layers*ple_dim, dim)
+    std::vector<float> ple_proj_norm;                // (ple_dim)
+    std::vector<Linear> altup_proj, altup_unembd;    // n-1 of (dim, dim)  // (n_rot/2) GGUF rope_freqs: inv_freq[i] /= factor[i]
 };
 
 }  // namespace archlens
