@@ -70,6 +70,15 @@ const Demo kDemos[] = {
          "num_hidden_layers":4,"num_attention_heads":8,"num_key_value_heads":2,"head_dim":16,"num_local_experts":8,
          "num_experts_per_tok":1,"interleave_moe_layer_step":2,"use_qk_norm":true,"attention_chunk_size":8192,
          "max_position_embeddings":16384,"rms_norm_eps":1e-5,"rope_theta":500000.0})"},
+    {{"gemma3n", "Gemma 3n (tiny)", "per-layer embeddings, AltUp streams, LAuReL, activation sparsity, KV sharing"},
+     R"({"model_type":"gemma3n_text","vocab_size":512,"vocab_size_per_layer_input":512,"hidden_size":64,
+         "hidden_size_per_layer_input":32,"intermediate_size":256,"num_hidden_layers":10,"num_attention_heads":4,
+         "num_key_value_heads":1,"head_dim":32,"hidden_activation":"gelu_pytorch_tanh","max_position_embeddings":2048,
+         "rms_norm_eps":1e-6,"rope_theta":1000000.0,"rope_local_base_freq":10000.0,"sliding_window":32,
+         "layer_types":["sliding_attention","sliding_attention","sliding_attention","sliding_attention","full_attention",
+                        "sliding_attention","sliding_attention","sliding_attention","sliding_attention","full_attention"],
+         "final_logit_softcapping":30.0,"altup_active_idx":0,"altup_num_inputs":4,"laurel_rank":16,
+         "num_kv_shared_layers":4,"activation_sparsity_pattern":[0.95,0.95,0.95,0,0,0,0,0,0,0]})"},
 };
 
 constexpr int kVersion = 1;

@@ -77,6 +77,14 @@ void GgufWriter::set_i32s(const std::string& key, const std::vector<int32_t>& v)
     put(key, 9, std::move(p));
 }
 
+void GgufWriter::set_bools(const std::string& key, const std::vector<bool>& v) {
+    std::vector<uint8_t> p;
+    app<uint32_t>(p, 7);
+    app<uint64_t>(p, v.size());
+    for (bool x : v) app<uint8_t>(p, x ? 1 : 0);
+    put(key, 9, std::move(p));
+}
+
 void GgufWriter::add_tensor(const std::string& name, DType type, const std::vector<int64_t>& shape, std::vector<uint8_t> data) {
     uint64_t rows = 1;
     for (size_t i = 0; i + 1 < shape.size(); ++i) rows *= uint64_t(shape[i]);

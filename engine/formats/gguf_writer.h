@@ -20,6 +20,7 @@ public:
     void set_strings(const std::string& key, const std::vector<std::string>& v);
     void set_f32s(const std::string& key, const std::vector<float>& v);
     void set_i32s(const std::string& key, const std::vector<int32_t>& v);
+    void set_bools(const std::string& key, const std::vector<bool>& v);
 
     // shape outermost-first (numpy order); data holds dtype_row_bytes(type, shape.back()) per row.
     void add_tensor(const std::string& name, DType type, const std::vector<int64_t>& shape, std::vector<uint8_t> data);

@@ -206,7 +206,7 @@ ModelSpec spec_from_hf_config_text(const std::string& text, const std::string& p
     s.vocab = positive(c.req_int("vocab_size"), "vocab_size", path);
     s.max_positions = int(c.get_int("max_position_embeddings", 4096));
     s.norm_eps = float(c.get_f("rms_norm_eps", 1e-6));
-    s.tied_embeddings = c.get_bool("tie_word_embeddings", fam == Family::Gemma3);
+    s.tied_embeddings = c.get_bool("tie_word_embeddings", fam == Family::Gemma3 || fam == Family::Gemma3n);
     const int n_heads = positive(c.req_int("num_attention_heads"), "num_attention_heads", path);
     const int n_kv = positive(c.get_int("num_key_value_heads", n_heads), "num_key_value_heads", path);
     const int head_dim = positive(c.get_int("head_dim", s.dim / n_heads), "head_dim", path);

@@ -60,6 +60,7 @@ const char* gguf_arch(Family f) {
         case Family::DeepseekV3:
         case Family::KimiK2: return "deepseek2";
         case Family::Llama4: return "llama4";
+        case Family::Gemma3n: return "gemma3n";
     }
     return "llama";
 }
@@ -241,6 +242,26 @@ void write_synthetic_gguf(const ModelSpec& s, const SynthOptions& o, const std::
         w.set_u32(K("attention.value_length"), uint32_t(a0.v_head_dim));
         w.set_u32(K("rope.dimension_count"), uint32_t(a0.rope.enabled ? a0.rope.n_rot : a0.head_dim));
     }
+    if (s.family == Family::Gemma3n) {
+        w.set_u32(K("embedding_length_per_layer_input"), uint32_t(s.ple_dim));
+        w.set_u32(K("altup.active_idx"), uint32_t(s.altup_active));
+        w.set_u32(K("altup.num_inputs"), uint32_t(s.altup_inputs));
+        int shared = 0;
+        for (auto& l : s.layers) shared += l.kv_source >= 0;
+        w.set_u32(K("attention.shared_kv_layers"), uint32_t(shared));
+        std::vector<float> sparsity;
+        std::vector<bool> pattern;
+        for (auto& l : s.layers) {
+            sparsity.push_back(l.sparsity_std_mult > 0 ? l.sparsity_std_mult : -INFINITY);
+            pattern.push_back(l.attn.scope == AttnScope::Sliding);
+            if (l.attn.scope == AttnScope::Sliding) {
+                w.set_f32(K("rope.freq_base_swa"), l.attn.rope.theta);
+                w.set_u32(K("attention.sliding_window"), uint32_t(l.attn.window));
+            }
+        }
+        w.set_f32s(K("activation_sparsity_scale"), sparsity);
+        w.set_bools(K("attention.sliding_window_pattern"), pattern);
+    }
     if (s.family == Family::Gemma3) {
         for (auto& l : s.layers)
             if (l.attn.scope == AttnScope::Sliding) {
@@ -298,6 +319,14 @@ void write_synthetic_gguf(const ModelSpec& s, const SynthOptions& o, const std::
     };
     auto vec = [&](std::string n, int64_t len, Planned::Init init, int layer = -1) { plan.push_back({std::move(n), {len}, init, 1, layer}); };
     plan.push_back({"token_embd.weight", {s.vocab, D}, Planned::Embed, D, -1});
+    if (s.family == Family::Gemma3n) {
+        const int64_t LP = int64_t(s.n_layers) * s.ple_dim;
+        plan.push_back({"per_layer_token_embd.weight", {s.ple_vocab, LP}, Planned::Embed, D, -1});
+        lin("per_layer_model_proj.weight", {LP, D}, -1);
+        vec("per_layer_proj_norm.weight", s.ple_dim, Planned::Norm);
+        lin("altup_proj.weight", {s.altup_inputs - 1, D, D}, -1);
+        lin("altup_unembd_proj.weight", {s.altup_inputs - 1, D, D}, -1);
+    }
     if (s.learned_positions) plan.push_back({"position_embd.weight", {s.max_positions, D}, Planned::Embed, D, -1});
     for (int i = 0; i < s.n_layers; ++i) {
         const LayerSpec& ls = s.layers[size_t(i)];
@@ -374,6 +403,20 @@ void write_synthetic_gguf(const ModelSpec& s, const SynthOptions& o, const std::
             }
         }
         if (ls.ffn_post_norm) vec(n("post_ffw_norm.weight"), D, Planned::Norm);
+        if (s.family == Family::Gemma3n) {
+            const int64_t P = s.ple_dim, N = s.altup_inputs, R = s.laurel_rank;
+            lin(n("inp_gate.weight"), {P, D}, i);
+            lin(n("proj.weight"), {D, P}, i);
+            vec(n("post_norm.weight"), D, Planned::Norm);
+            lin(n("altup_correct_coef.weight"), {N, N}, i);
+            vec(n("altup_correct_scale.weight"), D, Planned::Norm);
+            lin(n("altup_predict_coef.weight"), {N * N, N}, i);
+            lin(n("altup_router.weight"), {N, D}, i);
+            vec(n("altup_router_norm.weight"), D, Planned::Norm);
+            lin(n("laurel_l.weight"), {R, D}, i);
+            lin(n("laurel_r.weight"), {D, R}, i);
+            vec(n("laurel_post_norm.weight"), D, Planned::Norm);
+        }
     }
     vec("output_norm.weight", D, Planned::Norm);
     if (s.norm_bias) vec("output_norm.bias", D, Planned::Bias);
@@ -452,7 +495,7 @@ void write_synthetic_gguf(const ModelSpec& s, const SynthOptions& o, const std::
                     float v = 0;
                     switch (p.init) {
                         case Planned::Linear: v = rng.normal() * lin_std; break;
-                        case Planned::Embed: v = rng.normal() * (s.family == Family::Gemma3 ? 0.1f : 0.5f); break;
+                        case Planned::Embed: v = rng.normal() * (s.family == Family::Gemma3 || s.family == Family::Gemma3n ? 0.1f : 0.5f); break;
                         case Planned::Norm: v = 1.f + 0.1f * rng.normal(); break;
                         case Planned::Bias: v = 0.02f * rng.normal(); break;
                         case Planned::Zero: v = freq.empty() ? 0.f : freq[size_t(i)]; break;

@@ -1,5 +1,10 @@
 // Hand-made semantic cases and unit checks: sampler, RoPE scalings, constructed routing, the
 // shared expert, synthetic models round-tripping through the loader.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <QJsonArray>
 #include <QTemporaryDir>
 #include <QtTest>
 #include <cmath>
@@ -57,6 +62,8 @@ private slots:
     void quantized_synthetic_close_to_f32();
     void demo_models_are_deterministic();
     void probes_off_record_nothing();
+    void gemma3n_kv_sharing_decode_equals_full_forward();
+    void gemma3n_ple_rows_stream_from_the_map();
     void context_overflow_is_an_error();
 };
 
@@ -286,6 +293,90 @@ void TestUnits::context_overflow_is_an_error() {
     QVERIFY_THROWS_EXCEPTION(Error, s.forward(ids));
     std::vector<int> bad = {100000};
     QVERIFY_THROWS_EXCEPTION(Error, s.forward(bad));
+}
+
+// 24 layers, the last 6 reuse earlier caches (layer >= 18: local layers read 16's, global 14's…):
+// the fixture is too small to reach KV sharing, so this model of our own exercises it.
+void TestUnits::gemma3n_kv_sharing_decode_equals_full_forward() {
+    QJsonObject cfg = QJsonDocument::fromJson(R"({"model_type":"gemma3n_text","vocab_size":320,"hidden_size":32,
+        "hidden_size_per_layer_input":16,"intermediate_size":128,"num_hidden_layers":24,"num_attention_heads":2,
+        "num_key_value_heads":1,"head_dim":16,"hidden_activation":"gelu_pytorch_tanh","rms_norm_eps":1e-6,
+        "rope_theta":1000000.0,"rope_local_base_freq":10000.0,"sliding_window":6,"final_logit_softcapping":30.0,
+        "laurel_rank":8,"num_kv_shared_layers":6,"activation_sparsity_pattern":0.95})").object();
+    QJsonArray types;
+    for (int i = 0; i < 24; ++i) types.append((i + 1) % 5 == 0 ? "full_attention" : "sliding_attention");
+    cfg["layer_types"] = types;
+    ModelSpec spec = spec_from_hf_config_text(QJsonDocument(cfg).toJson().toStdString(), "test");
+    QCOMPARE(spec.layers[18].kv_source, 17);  // 17 is the last local layer before 18
+    QCOMPARE(spec.layers[19].kv_source, 14);  // 19 is global: last global before 18 is 14
+    QCOMPARE(spec.layers[23].kv_source, 17);
+    QCOMPARE(spec.layers[17].kv_source, -1);
+    const std::string path = (tmp.path() + "/g3n.gguf").toStdString();
+    write_synthetic_gguf(spec, {}, path);
+    auto m = Model::load(path);
+    ModelSpec back = m->spec();
+    back.name = spec.name;
+    back.model_type = spec.model_type;
+    back.bos = spec.bos;  // the synthetic vocabulary brings its own BOS/EOS
+    back.eos = spec.eos;
+    QVERIFY(back == spec);
+    std::vector<int> ids;
+    for (int i = 0; i < 20; ++i) ids.push_back((i * 31 + 3) % 300);
+    Session full(*m);
+    auto all = full.forward(ids, true);
+    Session step(*m);
+    const int V = spec.vocab;
+    double md = 0;
+    auto first = step.forward(std::span<const int>(ids.data(), 9), true);  // batch longer than the window
+    for (size_t i = 0; i < first.size(); ++i) md = std::max(md, double(std::fabs(first[i] - all[i])));
+    for (size_t t = 9; t < ids.size(); ++t) {
+        auto l = step.forward(std::span<const int>(&ids[t], 1));
+        for (int i = 0; i < V; ++i) md = std::max(md, double(std::fabs(l[size_t(i)] - all[t * size_t(V) + size_t(i)])));
+    }
+    QVERIFY2(md < 1e-3, qPrintable(QString("decode vs full: %1").arg(md)));
+    // Shared layers allocate no cache of their own.
+    for (int il = 18; il < 24; ++il) QCOMPARE(step.kv()[size_t(il)].bytes(), uint64_t(0));
+    QVERIFY(step.kv()[17].bytes() > 0);
+}
+
+// Per-layer embedding rows are read from the mapped file as tokens arrive: after running a few
+// tokens, only the pages holding their rows (and neighbours the kernel read ahead) are resident.
+void TestUnits::gemma3n_ple_rows_stream_from_the_map() {
+    ModelSpec spec = Model::load_spec("demo:gemma3n");
+    // 32768 rows × 320 floats = 40 MiB: the kernel maps file pages in up to 2 MiB folios, so the
+    // table must be much larger than a few of those for residency to tell anything.
+    spec.ple_vocab = spec.vocab = 32768;
+    const std::string path = (tmp.path() + "/ple.gguf").toStdString();
+    write_synthetic_gguf(spec, {}, path);
+    auto m = Model::load(path);
+    const Linear& table = m->weights().ple_table;
+    const uint64_t row_bytes = uint64_t(table.n_in) * 4, table_bytes = row_bytes * uint64_t(table.n_out);
+    Session s(*m);
+    std::vector<int> ids = {5, 900, 2000};
+    s.forward(ids);
+    // RSS of our mapping of the file (pages faulted into this process), from /proc/self/smaps.
+    const uintptr_t addr = reinterpret_cast<uintptr_t>(table.data);
+    QFile smaps("/proc/self/smaps");
+    QVERIFY(smaps.open(QIODevice::ReadOnly));
+    const QList<QByteArray> lines = smaps.readAll().split('\n');
+    qint64 rss_kb = -1;
+    bool inside = false;
+    for (const QByteArray& line : lines) {
+        const QList<QByteArray> range = line.split(' ').first().split('-');
+        bool ok_lo = false, ok_hi = false;
+        const uintptr_t lo = range.size() == 2 ? range[0].toULongLong(&ok_lo, 16) : 0;
+        const uintptr_t hi = range.size() == 2 ? range[1].toULongLong(&ok_hi, 16) : 0;
+        if (ok_lo && ok_hi) {
+            inside = addr >= lo && addr < hi;
+        } else if (inside && line.startsWith("Rss:")) {
+            rss_kb = line.mid(4).trimmed().split(' ').first().toLongLong();
+            break;
+        }
+    }
+    QVERIFY2(rss_kb >= 0, "mapping of the model file not found in /proc/self/smaps");
+    qInfo("PLE table %llu KiB; resident part of the whole mapped file after 3 tokens: %lld KiB",
+          (unsigned long long)(table_bytes / 1024), rss_kb);
+    QVERIFY2(uint64_t(rss_kb) * 1024 < table_bytes / 2, "the per-layer table became resident as a whole");
 }
 
 QTEST_APPLESS_MAIN(TestUnits)
