@@ -38,7 +38,7 @@ case "$mode" in
     start=$(date +%s)
     ctest --test-dir build --output-on-failure -j"$jobs"
     # One configuration with AddressSanitizer + UBSan runs the engine tests (bad input above all).
-    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DARCHLENS_SANITIZE=ON -DARCHLENS_BUILD_GUI=OFF
+    cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DARCHLENS_SANITIZE=ON -DARCHLENS_BUILD_GUI=OFF
     cmake --build build-asan -j"$jobs"
     ASAN_OPTIONS=detect_leaks=1 ctest --test-dir build-asan --output-on-failure -j"$jobs" -L sanitize
     echo "== whole test suite took $(( $(date +%s) - start )) s"
