@@ -50,7 +50,17 @@ json info_json(const std::string& path, const ModelSpec& s, const Model* m) {
     j["params_active"] = pc.active;
     j["params"] = {{"embedding", pc.embedding}, {"lm_head", pc.lm_head},   {"attention", pc.attention},
                    {"ffn_dense", pc.ffn_dense}, {"experts", pc.experts},   {"shared_experts", pc.shared_experts},
-                   {"router", pc.router},       {"norms", pc.norms}};
+                   {"router", pc.router},       {"norms", pc.norms},     {"per_layer_embedding", pc.per_layer_embedding},
+                   {"altup_laurel_ple", pc.altup_laurel}};
+    if (s.ple_dim > 0) {
+        // Gemma 3n: the per-layer embedding table streams from the file (read row by row as tokens
+        // arrive); everything else stays in the memory that runs the layers. "Effective" = without it.
+        j["params_effective"] = pc.total - pc.per_layer_embedding;
+        j["per_layer_embeddings"] = {{"dim_per_layer", s.ple_dim}, {"vocab", s.ple_vocab}, {"params", pc.per_layer_embedding},
+                                     {"memory", "streamed from the memory map"}};
+        j["altup_inputs"] = s.altup_inputs;
+        j["laurel_rank"] = s.laurel_rank;
+    }
     uint64_t kv_values = 0;
     json kinds = json::object();
     json layers = json::array();
@@ -58,7 +68,7 @@ json info_json(const std::string& path, const ModelSpec& s, const Model* m) {
     for (int i = 0; i < s.n_layers; ++i) {
         const auto& l = s.layers[size_t(i)];
         const auto& a = l.attn;
-        uint64_t v = kv_values_per_token(a);
+        uint64_t v = l.kv_source >= 0 ? 0 : kv_values_per_token(a);  // shared-KV layers store nothing
         kv_values += v;
         std::string kind = a.kind == AttnKind::MLA ? "mla" : scope_name(a);
         kinds[kind] = kinds.value(kind, uint64_t(0)) + v * 2;
@@ -76,7 +86,9 @@ json info_json(const std::string& path, const ModelSpec& s, const Model* m) {
                   {"norms", {{"attn_pre", l.attn_pre_norm}, {"attn_post", l.attn_post_norm}, {"ffn_pre", l.ffn_pre_norm}, {"ffn_post", l.ffn_post_norm}}},
                   {"ffn", l.ffn.moe ? "moe" : "dense"},
                   {"activation", activation_name(l.ffn.act)},
-                  {"kv_values_per_token", v}};
+                  {"kv_values_per_token", v},
+                  {"kv_source", l.kv_source},
+                  {"sparsity_std_mult", l.sparsity_std_mult}};
         if (a.kind == AttnKind::MLA)
             L["mla"] = {{"q_lora_rank", a.q_lora_rank}, {"kv_lora_rank", a.kv_lora_rank}, {"qk_nope_head_dim", a.qk_nope_head_dim},
                         {"qk_rope_head_dim", a.qk_rope_head_dim}};
@@ -119,6 +131,10 @@ int cmd_info(const std::vector<std::string>& argv) {
     std::printf("  vocab %d, dim %d, layers %d, context %d\n", m->spec().vocab, m->spec().dim, m->spec().n_layers, m->spec().max_positions);
     std::printf("  parameters     %s total, %s active per token\n", std::to_string(j["params_total"].get<uint64_t>()).c_str(),
                 std::to_string(j["params_active"].get<uint64_t>()).c_str());
+    if (j.contains("params_effective"))
+        std::printf("  per-layer emb. %s params streamed from the file; %s effective (resident)\n",
+                    std::to_string(j["per_layer_embeddings"]["params"].get<uint64_t>()).c_str(),
+                    std::to_string(j["params_effective"].get<uint64_t>()).c_str());
     std::printf("  KV cache       %llu bytes per token (bf16)\n", (unsigned long long)j["kv_bytes_per_token"].get<uint64_t>());
     std::printf("  file           %s (%s of weights)\n", human_bytes(m->file_bytes()).c_str(), human_bytes(m->weight_bytes()).c_str());
     std::printf("  weight types  ");

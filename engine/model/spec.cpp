@@ -110,6 +110,7 @@ uint64_t kv_values_per_token(const AttentionSpec& a) {
 uint64_t kv_bytes_at(const ModelSpec& spec, uint64_t n, double bytes_per_value) {
     double total = 0;
     for (auto& l : spec.layers) {
+        if (l.kv_source >= 0) continue;  // Gemma 3n: reads an earlier layer's cache
         uint64_t held = n;
         if (l.attn.scope != AttnScope::Global && l.attn.window > 0) held = std::min<uint64_t>(n, uint64_t(l.attn.window));
         total += double(held) * double(kv_values_per_token(l.attn)) * bytes_per_value;
