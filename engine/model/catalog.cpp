@@ -1,5 +1,6 @@
 #include "engine/model/catalog.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <cstring>
 
@@ -19,7 +20,8 @@ extern const std::size_t n_entries;
 std::vector<std::string> catalog_names() {
     std::vector<std::string> names;
     for (std::size_t i = 0; i < catalog_data::n_entries; ++i) names.emplace_back(catalog_data::entries[i].name);
-    return names;  // the generator sorts by file name
+    std::sort(names.begin(), names.end());
+    return names;
 }
 
 std::optional<std::string> catalog_config(const std::string& name) {
