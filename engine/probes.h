@@ -12,6 +12,7 @@ struct ProbeConfig {
     std::vector<int> attn_heads;   // empty: every head
     bool routing = false;
     int top_k = 0;  // next-token top-k probabilities after each forward call (0: off)
+    bool logit_lens = false;  // each layer's residual (last position) through the final norm + LM head
 
     bool wants_attention(int layer, int head) const;
 };
@@ -36,16 +37,24 @@ struct TokenProb {
     float prob;
 };
 
+struct LogitLensEntry {
+    int layer = 0;
+    int token = 0;     // top prediction of this layer's residual stream
+    float prob = 0;    // its probability
+};
+
 struct ProbeData {
     std::vector<AttentionRow> attention;
     std::vector<RoutingRecord> routing;
     std::vector<std::vector<uint64_t>> expert_load;  // [layer][expert] selections this session
     std::vector<TokenProb> top_k;                    // for the last position of the last forward call
+    std::vector<LogitLensEntry> logit_lens;          // one per layer, last position of the last forward call
 
     void clear_records() {
         attention.clear();
         routing.clear();
         top_k.clear();
+        logit_lens.clear();
     }
 };
 

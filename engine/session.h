@@ -59,6 +59,9 @@ private:
     void ffn_dense(const Linear& gate, const Linear& up, const Linear& down, const FfnSpec& f, const float* h, int64_t T, float* out,
                    float sparsity_std_mult = 0.f);
     void gemma3n_layers(std::span<const int> tokens, std::vector<float>& x);
+    // Final norm + LM head (+ softcap) on `rows` residual rows.
+    std::vector<float> head(const float* x, int64_t rows);
+    void record_logit_lens(int layer, const float* residual_row);
     void ffn_moe(int il, const float* h, int64_t T, float* out);
     void norm(const std::vector<float>& w, const std::vector<float>& b, const float* x, int64_t T, float* y) const;
     int64_t key_begin(const AttentionSpec& a, int64_t p) const;

@@ -147,6 +147,7 @@ void Session::gemma3n_layers(std::span<const int> tokens, std::vector<float>& x)
         rms_norm_rows(lw.ple_post_norm, tmp.data(), T, D);
         for (int64_t k = 1; k < N; ++k)
             for (int64_t i = 0; i < T * D; ++i) st[size_t(k)][size_t(i)] += tmp[size_t(i)];
+        if (probe_cfg_.logit_lens) record_logit_lens(il, st[size_t(act)].data() + (T - 1) * D);  // the active stream
     }
 
     // Output: streams 1.. unembedded to stream 0's RMS, then the mean of all streams.

@@ -161,15 +161,12 @@ std::vector<float> Session::forward(std::span<const int> tokens, bool all_logits
             ffn_dense(lw.gate, lw.up, lw.down, ls.ffn, in, T, y.data(), ls.sparsity_std_mult);
         if (ls.ffn_post_norm) norm(lw.post_ffn_norm, {}, y.data(), T, y.data());
         for (size_t i = 0; i < x.size(); ++i) x[i] += y[i];
+        if (probe_cfg_.logit_lens) record_logit_lens(il, x.data() + (T - 1) * D);
     }
     pos_ += T;
 
     const int64_t first = all_logits ? 0 : T - 1, n_rows = T - first;
-    norm(w.out_norm, w.out_norm_b, x.data() + first * D, n_rows, h.data());
-    std::vector<float> logits(size_t(n_rows * s.vocab));
-    matmul(*pool_, w.lm_head, h.data(), n_rows, logits.data());
-    if (s.final_softcap > 0)
-        for (auto& v : logits) v = s.final_softcap * std::tanh(v / s.final_softcap);
+    std::vector<float> logits = head(x.data() + first * D, n_rows);
 
     if (probe_cfg_.top_k > 0) {
         const float* last = logits.data() + (n_rows - 1) * s.vocab;
@@ -183,6 +180,26 @@ std::vector<float> Session::forward(std::span<const int> tokens, bool all_logits
         for (int i = 0; i < k; ++i) probes_.top_k.push_back({idx[size_t(i)], p[size_t(idx[size_t(i)])]});
     }
     return logits;
+}
+
+std::vector<float> Session::head(const float* x, int64_t rows) {
+    const ModelSpec& s = model_.spec();
+    const ModelWeights& w = model_.weights();
+    std::vector<float> h(size_t(rows * s.dim));
+    norm(w.out_norm, w.out_norm_b, x, rows, h.data());
+    std::vector<float> logits(size_t(rows * s.vocab));
+    matmul(*pool_, w.lm_head, h.data(), rows, logits.data());
+    if (s.final_softcap > 0)
+        for (auto& v : logits) v = s.final_softcap * std::tanh(v / s.final_softcap);
+    return logits;
+}
+
+void Session::record_logit_lens(int layer, const float* residual_row) {
+    if (layer == 0) probes_.logit_lens.clear();
+    std::vector<float> l = head(residual_row, 1);
+    cpu::softmax(l.data(), int64_t(l.size()));
+    const int best = int(std::max_element(l.begin(), l.end()) - l.begin());
+    probes_.logit_lens.push_back({layer, best, l[size_t(best)]});
 }
 
 // ---- attention -----------------------------------------------------------------------------

@@ -62,6 +62,7 @@ private slots:
     void quantized_synthetic_close_to_f32();
     void demo_models_are_deterministic();
     void probes_off_record_nothing();
+    void logit_lens_last_layer_is_the_prediction();
     void gemma3n_kv_sharing_decode_equals_full_forward();
     void gemma3n_ple_rows_stream_from_the_map();
     void context_overflow_is_an_error();
@@ -293,6 +294,23 @@ void TestUnits::context_overflow_is_an_error() {
     QVERIFY_THROWS_EXCEPTION(Error, s.forward(ids));
     std::vector<int> bad = {100000};
     QVERIFY_THROWS_EXCEPTION(Error, s.forward(bad));
+}
+
+void TestUnits::logit_lens_last_layer_is_the_prediction() {
+    for (const char* name : {"demo:llama3", "demo:gemma3", "demo:deepseek-v3"}) {
+        auto m = Model::load(name);
+        Session s(*m);
+        s.probe_config().logit_lens = true;
+        s.probe_config().top_k = 5;
+        std::vector<int> ids = {3, 1, 4, 1, 5, 9, 2, 6};
+        auto logits = s.forward(ids);
+        const auto& lens = s.probes().logit_lens;
+        QCOMPARE(int(lens.size()), m->spec().n_layers);
+        for (int i = 0; i < int(lens.size()); ++i) QCOMPARE(lens[size_t(i)].layer, i);
+        QCOMPARE(lens.back().token, argmax(logits));
+        QCOMPARE(s.probes().top_k.front().id, argmax(logits));
+        QVERIFY(std::fabs(lens.back().prob - s.probes().top_k.front().prob) < 1e-5);
+    }
 }
 
 // 24 layers, the last 6 reuse earlier caches (layer >= 18: local layers read 16's, global 14's…):
