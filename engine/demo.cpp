@@ -6,6 +6,7 @@
 #include "engine/core/error.h"
 #include "engine/model/spec_parse.h"
 #include "engine/model/synth.h"
+#include "engine/teaching_models.h"
 
 namespace archlens::demo {
 
@@ -16,6 +17,22 @@ namespace {
 struct Demo {
     DemoInfo info;
     const char* config;  // an HF config.json: the demo is built from the same parser as real models
+};
+
+// Constructed demos (weights set analytically, see teaching_models.h).
+struct Constructed {
+    DemoInfo info;
+    std::string (*config)();
+    void (*configure)(SynthOptions&);
+};
+
+const Constructed kConstructed[] = {
+    {{"induction", "Induction heads (constructed)", "a previous-token head and an induction head that continue repeated sequences"},
+     [] { return teaching::induction_config({}); },
+     [](SynthOptions& o) { teaching::configure_induction({}, o); }},
+    {{"moe-router", "Character-class router (constructed)", "a MoE whose router sends digits, letters, punctuation and spaces to different experts"},
+     [] { return teaching::class_router_config(); },
+     [](SynthOptions& o) { teaching::configure_class_router(o, 512); }},
 };
 
 // Tiny shapes that keep every architectural feature visible (windows shorter than a chat turn,
@@ -70,6 +87,14 @@ const Demo kDemos[] = {
          "num_hidden_layers":4,"num_attention_heads":8,"num_key_value_heads":2,"head_dim":16,"num_local_experts":8,
          "num_experts_per_tok":1,"interleave_moe_layer_step":2,"use_qk_norm":true,"attention_chunk_size":8192,
          "max_position_embeddings":16384,"rms_norm_eps":1e-5,"rope_theta":500000.0})"},
+    {{"sliding-window", "Sliding window 8 (tiny)", "every layer sees only the last 8 tokens: the attention band"},
+     R"({"model_type":"mistral","vocab_size":512,"hidden_size":128,"intermediate_size":384,"num_hidden_layers":2,
+         "num_attention_heads":4,"num_key_value_heads":2,"head_dim":32,"max_position_embeddings":2048,
+         "rms_norm_eps":1e-5,"rope_theta":10000.0,"sliding_window":8})"},
+    {{"global-window", "Same model, global attention (tiny)", "the sliding-window demo's twin with full causal attention"},
+     R"({"model_type":"mistral","vocab_size":512,"hidden_size":128,"intermediate_size":384,"num_hidden_layers":2,
+         "num_attention_heads":4,"num_key_value_heads":2,"head_dim":32,"max_position_embeddings":2048,
+         "rms_norm_eps":1e-5,"rope_theta":10000.0})"},
     {{"gemma3n", "Gemma 3n (tiny)", "per-layer embeddings, AltUp streams, LAuReL, activation sparsity, KV sharing"},
      R"({"model_type":"gemma3n_text","vocab_size":512,"vocab_size_per_layer_input":512,"hidden_size":64,
          "hidden_size_per_layer_input":32,"intermediate_size":256,"num_hidden_layers":10,"num_attention_heads":4,
@@ -81,13 +106,14 @@ const Demo kDemos[] = {
          "num_kv_shared_layers":4,"activation_sparsity_pattern":[0.95,0.95,0.95,0,0,0,0,0,0,0]})"},
 };
 
-constexpr int kVersion = 1;
+constexpr int kVersion = 2;
 
 }  // namespace
 
 std::vector<DemoInfo> demo_models() {
     std::vector<DemoInfo> v;
     for (auto& d : kDemos) v.push_back(d.info);
+    for (auto& d : kConstructed) v.push_back(d.info);
     return v;
 }
 
@@ -112,8 +138,23 @@ std::string ensure_demo_model(const std::string& name, const std::string& dir) {
         write_synthetic_gguf(spec, o, path.string());
         return path.string();
     }
+    for (auto& d : kConstructed) {
+        if (d.info.name != name) continue;
+        fs::path path = fs::path(dir) / (name + "-v" + std::to_string(kVersion) + ".gguf");
+        std::error_code ec;
+        if (fs::exists(path, ec)) return path.string();
+        fs::create_directories(dir, ec);
+        if (ec) throw Error(dir + ": cannot create the demo model folder: " + ec.message());
+        ModelSpec spec = spec_from_hf_config_text(d.config(), "demo:" + name);
+        SynthOptions o;
+        o.seed = 20250101;
+        o.name = "ArchLens demo " + d.info.title;
+        d.configure(o);
+        write_synthetic_gguf(spec, o, path.string());
+        return path.string();
+    }
     std::string names;
-    for (auto& d : kDemos) names += (names.empty() ? "" : ", ") + d.info.name;
+    for (auto& d : demo_models()) names += (names.empty() ? "" : ", ") + d.name;
     throw Error("unknown demo model '" + name + "'; available: " + names);
 }
 
