@@ -90,7 +90,8 @@ DiagramBox attentionBox(const ModelSpec& s, const LayerSpec& l, int g) {
     if (a.softcap > 0) b.tags << QStringLiteral("softcap %1").arg(double(a.softcap));
     if (a.temperature_tuning) b.tags << QStringLiteral("temperature tuning");
     if (a.qkv_bias) b.tags << QStringLiteral("bias");
-    b.accent = layerKindColor(layerKind(a));
+    if (l.kv_source >= 0) b.tags << QStringLiteral("KV shared from an earlier layer");
+    b.accent = layerKindColor(layerKind(a, s.learned_positions));
     return b;
 }
 
@@ -107,6 +108,8 @@ DiagramRow ffnRow(const ModelSpec& s, const LayerSpec& l, int g) {
         b.lines << QStringLiteral("%1 → %2 → %1").arg(num(uint64_t(s.dim)), num(uint64_t(f.ffn_dim)));
         b.lines << (f.gated ? QStringLiteral("%1, gated: (gate · up) → down").arg(activation_name(f.act))
                             : QStringLiteral("%1: up → down%2").arg(activation_name(f.act), f.bias ? QStringLiteral(", with bias") : QString()));
+        if (l.sparsity_std_mult > 0) b.tags << QStringLiteral("Gaussian top-k activation sparsity");
+        if (!b.tags.isEmpty()) b.rect.setHeight(86);
         b.accent = QColor(0x99, 0x99, 0x99);
         return row(id, b);
     }
@@ -182,11 +185,11 @@ QString layerList(const std::vector<int>& v) {
 
 }  // namespace
 
-LayerKind layerKind(const AttentionSpec& a) {
+LayerKind layerKind(const AttentionSpec& a, bool learnedPositions) {
     if (a.kind == AttnKind::MLA) return LayerKind::Mla;
     if (a.scope == AttnScope::Sliding) return LayerKind::Sliding;
     if (a.scope == AttnScope::Chunked) return LayerKind::Chunked;
-    if (!a.rope.enabled) return LayerKind::Nope;
+    if (!a.rope.enabled && !learnedPositions) return LayerKind::Nope;
     return LayerKind::Global;
 }
 
@@ -301,7 +304,7 @@ DiagramLayout layoutDiagram(const ModelSpec& s, const QString& title) {
 
     std::vector<std::string> scope, ffn, kind;
     for (auto& L : s.layers) {
-        scope.push_back(attention_scope_label(L.attn));
+        scope.push_back(attention_scope_label(L.attn, s.learned_positions));
         ffn.push_back(ffn_kind_label(L.ffn));
         kind.push_back(attention_kind_label(L.attn));
     }
@@ -327,6 +330,15 @@ DiagramLayout layoutDiagram(const ModelSpec& s, const QString& title) {
         l.rows << row(p.id, p) << row(QStringLiteral("pos_add"), addBox(QStringLiteral("pos_add"), -1));
     }
 
+    if (s.ple_dim > 0) {  // Gemma 3n: every layer also reads its own small embedding of the token
+        DiagramBox p = centred(QStringLiteral("ple"), BoxKind::PositionEmbedding, kBoxW, 68, QStringLiteral("Per-layer embeddings (PLE)"));
+        p.lines << QStringLiteral("vocab %1 × %2 layers × %3").arg(num(uint64_t(s.ple_vocab))).arg(s.n_layers).arg(s.ple_dim);
+        if (s.altup_inputs > 0) p.lines << QStringLiteral("AltUp %1 streams · LAuReL rank %2").arg(s.altup_inputs).arg(s.laurel_rank);
+        p.tags << QStringLiteral("streamed from storage, fed to every layer");
+        p.rect.setHeight(p.lines.size() > 1 ? 84 : 68);
+        p.accent = QColor(0x56, 0xb4, 0xe9);
+        l.rows << row(p.id, p);
+    }
     const auto groups = group_layers(s);
     // Name each frame by the features that actually differ between frames.
     auto differs = [&](auto label) {
@@ -334,9 +346,11 @@ DiagramLayout layoutDiagram(const ModelSpec& s, const QString& title) {
             if (label(s.layers[size_t(g.layers[0])]) != label(s.layers[size_t(groups[0].layers[0])])) return true;
         return false;
     };
-    const bool scopeVaries = differs([](const LayerSpec& L) { return attention_scope_label(L.attn); });
+    const bool scopeVaries = differs([&](const LayerSpec& L) { return attention_scope_label(L.attn, s.learned_positions); });
     const bool ffnVaries = differs([](const LayerSpec& L) { return ffn_kind_label(L.ffn); });
     const bool kindVaries = differs([](const LayerSpec& L) { return attention_kind_label(L.attn); });
+    const bool sparseVaries = differs([](const LayerSpec& L) { return L.sparsity_std_mult > 0; });
+    const bool kvShareVaries = differs([](const LayerSpec& L) { return L.kv_source >= 0; });
     for (int g = 0; g < int(groups.size()); ++g) {
         const LayerSpec& L = s.layers[size_t(groups[size_t(g)].layers[0])];
         DiagramGroup dg;
@@ -344,7 +358,9 @@ DiagramLayout layoutDiagram(const ModelSpec& s, const QString& title) {
         QStringList name;
         if (ffnVaries) name << qs(ffn_kind_label(L.ffn));
         if (kindVaries) name << qs(attention_kind_label(L.attn));
-        if (scopeVaries) name << qs(attention_scope_label(L.attn));
+        if (scopeVaries) name << qs(attention_scope_label(L.attn, s.learned_positions));
+        if (sparseVaries) name << (L.sparsity_std_mult > 0 ? QStringLiteral("sparse FFN") : QStringLiteral("dense FFN"));
+        if (kvShareVaries) name << (L.kv_source >= 0 ? QStringLiteral("KV shared") : QStringLiteral("own KV"));
         if (name.isEmpty()) name << (groups.size() == 1 ? QStringLiteral("transformer block") : QStringLiteral("variant %1").arg(g + 1));
         dg.name = name.join(QStringLiteral(" · "));
         dg.layers = layerList(groups[size_t(g)].layers);

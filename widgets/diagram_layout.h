@@ -16,7 +16,7 @@ namespace archlens {
 
 // One colour per layer kind everywhere (diagram, KV chart, legends). Okabe–Ito, colour-blind safe.
 enum class LayerKind { Global, Sliding, Chunked, Mla, Nope };
-LayerKind layerKind(const AttentionSpec& a);
+LayerKind layerKind(const AttentionSpec& a, bool learnedPositions = false);
 QColor layerKindColor(LayerKind k);
 QString layerKindName(LayerKind k);
 

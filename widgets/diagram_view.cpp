@@ -214,7 +214,9 @@ bool exportPicture(const QString& path, QSizeF size, const std::function<void(QP
         p.scale(pngScale, pngScale);
         paint(p);
         p.end();
-        if (!img.save(path, "PNG", 9)) {
+        // Flat colours and text: a 256-colour palette looks the same and is a fraction of the size.
+        const QImage out = img.convertToFormat(QImage::Format_Indexed8, Qt::ThresholdDither | Qt::AvoidDither);
+        if (!out.save(path, "PNG", 9)) {
             if (error) *error = QStringLiteral("%1: cannot write").arg(path);
             return false;
         }
@@ -394,7 +396,7 @@ QString DiagramView::kvSummary() const {
     QMap<int, QPair<int, double>> byKind;
     for (auto& l : m_spec.layers) {
         uint64_t held = l.attn.scope != AttnScope::Global && l.attn.window > 0 ? std::min<uint64_t>(n, uint64_t(l.attn.window)) : n;
-        auto& e = byKind[int(layerKind(l.attn))];
+        auto& e = byKind[int(layerKind(l.attn, m_spec.learned_positions))];
         e.first++;
         e.second += double(held) * double(kv_values_per_token(l.attn)) * bpv;
     }

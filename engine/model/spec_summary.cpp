@@ -49,14 +49,14 @@ std::string attention_kind_label(const AttentionSpec& a) {
     return "GQA, group " + std::to_string(a.n_heads / a.n_kv_heads);
 }
 
-std::string attention_scope_label(const AttentionSpec& a) {
+std::string attention_scope_label(const AttentionSpec& a, bool learned_positions) {
     std::string s;
     switch (a.scope) {
         case AttnScope::Sliding: s = "sliding-window (" + std::to_string(a.window) + ")"; break;
         case AttnScope::Chunked: s = "chunked (" + std::to_string(a.window) + ")"; break;
         case AttnScope::Global: s = "global"; break;
     }
-    if (!a.rope.enabled) s += ", NoPE";
+    if (!a.rope.enabled && !learned_positions) s += ", NoPE";
     return s;
 }
 
@@ -91,13 +91,21 @@ std::string describe_layer_pattern(const std::vector<std::string>& v) {
     return s + ", irregular";
 }
 
+namespace {
+std::string a_kv_shared_tag(const LayerSpec& l) {
+    return std::string(l.kv_source >= 0 ? "|kvshared" : "") + (l.sparsity_std_mult > 0 ? "|sparse" : "");
+}
+}  // namespace
+
 std::string layer_signature(const LayerSpec& l) {
     const auto& a = l.attn;
     const auto& f = l.ffn;
-    std::string s = attention_kind_label(a) + "|" + attention_scope_label(a) + "|" + std::to_string(a.n_heads) + "/" +
+    std::string s = attention_kind_label(a) + "|" + attention_scope_label(a) + "|" + std::to_string(a.rope.enabled) + "|" + std::to_string(a.n_heads) + "/" +
                     std::to_string(a.n_kv_heads) + "/" + std::to_string(a.head_dim) + "|qk" + std::to_string(int(a.qk_norm)) +
                     "|" + std::to_string(l.attn_pre_norm) + std::to_string(l.attn_post_norm) + std::to_string(l.ffn_pre_norm) +
                     std::to_string(l.ffn_post_norm) + "|" + ffn_kind_label(f);
+    // Gemma 3n: KV-sharing layers and sparse-FFN layers are drawn differently.
+    s += a_kv_shared_tag(l);
     if (f.moe) s += std::to_string(f.n_experts) + "/" + std::to_string(f.top_k) + "/" + std::to_string(f.n_shared) + "/" + std::to_string(f.expert_ffn_dim);
     else s += std::to_string(f.ffn_dim);
     return s;
@@ -167,7 +175,7 @@ std::vector<SpecFact> spec_facts(const ModelSpec& s) {
                                   : per_layer([](const LayerSpec& l) { return std::string(l.attn.rope.enabled ? "RoPE" : "NoPE"); }));
     add("rope_theta", "RoPE base", per_layer([](const LayerSpec& l) { return l.attn.rope.enabled ? theta_label(l.attn.rope.theta) : std::string("-"); }));
     add("attention", "Attention", per_layer([](const LayerSpec& l) { return attention_kind_label(l.attn); }));
-    add("attention_scope", "Attention span", per_layer([](const LayerSpec& l) { return attention_scope_label(l.attn); }));
+    add("attention_scope", "Attention span", per_layer([&](const LayerSpec& l) { return attention_scope_label(l.attn, s.learned_positions); }));
     add("heads", "Query heads", std::to_string(l0.attn.n_heads));
     add("kv_heads", "KV heads", l0.attn.kind == AttnKind::MLA ? "latent" : std::to_string(l0.attn.n_kv_heads));
     add("head_dim", "Head dimension", std::to_string(l0.attn.head_dim) + (l0.attn.v_head_dim != l0.attn.head_dim ? " (v " + std::to_string(l0.attn.v_head_dim) + ")" : ""));

@@ -12,8 +12,9 @@ namespace archlens {
 
 // "MHA", "GQA, group 4", "MQA", "MLA"
 std::string attention_kind_label(const AttentionSpec& a);
-// "sliding-window (1024)", "chunked (8192)", "global"; NoPE layers add ", NoPE".
-std::string attention_scope_label(const AttentionSpec& a);
+// "sliding-window (1024)", "chunked (8192)", "global"; NoPE layers add ", NoPE" unless the
+// model's positions come from a learned embedding (GPT-2), which is not NoPE.
+std::string attention_scope_label(const AttentionSpec& a, bool learned_positions = false);
 std::string ffn_kind_label(const FfnSpec& f);  // "dense" or "MoE"
 std::string norm_placement_label(const LayerSpec& l);  // "pre-norm", "post-norm", "pre+post (sandwich)"
 
