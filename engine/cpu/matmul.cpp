@@ -1,6 +1,19 @@
 // Matrix products: y = x·Wᵀ for every weight type, reading weights in place from the memory map.
 // Activations are first converted to the weight type's dot-product type (as ggml-cpu does), so
 // quantized products match llama.cpp's integer arithmetic.
+//
+// Work split (ref: ggml-cpu ggml_compute_forward_mul_mat, which also quantizes src1 once and
+// hands out row chunks from an atomic counter):
+//   - the weight rows are cut into chunks (~8 per thread) that the threads take dynamically, so
+//     each weight byte is streamed from memory once per call, by one thread, and a thread that
+//     the (shared) machine deschedules does not hold up the others;
+//   - decode (T = 1): a chunk runs through quant::gemm_tile with one activation row: several
+//     weight rows per pass share each activation load and keep independent FMA chains busy;
+//   - prefill: tokens in blocks of kTokenBlock (their activations stay in L2; chunks are ordered
+//     block-major so both threads share one block), and within a block gemm_tile's micro-tiles
+//     of weight rows × activation rows.
+// Each (row, token) result is exactly quant::vec_dot's, whatever the tiling or thread count.
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -10,7 +23,13 @@
 
 namespace archlens::cpu {
 
-static void matmul_transposed(ThreadPool& pool, const Linear& w, const float* x, int64_t T, float* y) {
+namespace {
+
+constexpr int64_t kTokenBlock = 64;  // activation rows per block in prefill
+constexpr int64_t kRowAlign = 16;    // chunks start at multiples of this many rows
+constexpr int64_t kChunksPerThread = 8;
+
+void matmul_transposed(ThreadPool& pool, const Linear& w, const float* x, int64_t T, float* y) {
     // Storage [n_in][ld]: y[t][o] = Σ_i x[t][i] · W[i][o]. Threads split the output columns.
     const int64_t n_out = w.n_out, n_in = w.n_in;
     const size_t es = size_t(dtype_info(w.type).type_size);
@@ -30,31 +49,49 @@ static void matmul_transposed(ThreadPool& pool, const Linear& w, const float* x,
     }, 16);
 }
 
+}  // namespace
+
 void matmul(ThreadPool& pool, const Linear& w, const float* x, int64_t T, float* y) {
     if (!w.present()) throw Error("internal: matmul with a missing weight");
     if (w.transposed) {
         matmul_transposed(pool, w, x, T, y);
     } else {
         const DType vt = quant::vec_dot_type(w.type);
-        const uint64_t w_row = *dtype_row_bytes(w.type, uint64_t(w.n_in));
-        const uint64_t a_row = *dtype_row_bytes(vt, uint64_t(w.n_in));
-        // Activations converted once to the weight's dot-product type (as ggml-cpu does).
+        const int64_t n_out = w.n_out, n_in = w.n_in;
+        const uint64_t w_row = *dtype_row_bytes(w.type, uint64_t(n_in));
+        const uint64_t a_row = *dtype_row_bytes(vt, uint64_t(n_in));
+        const int nt = pool.size();
+        // Activations converted once to the weight's dot-product type (as ggml-cpu does), the
+        // rows split over the threads. The buffer belongs to the calling thread and only grows.
         thread_local std::vector<uint8_t> act;
         const uint8_t* a;
         if (vt == DType::F32) {
             a = reinterpret_cast<const uint8_t*>(x);
         } else {
-            act.resize(size_t(a_row * uint64_t(T)));
-            for (int64_t t = 0; t < T; ++t) quant::quantize_row(vt, x + t * w.n_in, act.data() + uint64_t(t) * a_row, w.n_in);
+            if (act.size() < size_t(a_row * uint64_t(T))) act.resize(size_t(a_row * uint64_t(T)));
+            uint8_t* dst = act.data();
+            auto quantize = [&](int i, int parts) {
+                const int64_t t0 = T * i / parts, t1 = T * (i + 1) / parts;
+                for (int64_t t = t0; t < t1; ++t) quant::quantize_row(vt, x + t * n_in, dst + uint64_t(t) * a_row, n_in);
+            };
+            const int qparts = int(std::min<int64_t>(nt, T));
+            if (qparts > 1 && T * n_in >= 16384)
+                pool.for_chunks(qparts, [&](int64_t i) { quantize(int(i), qparts); });
+            else
+                quantize(0, 1);
             a = act.data();
         }
-        const int64_t n_out = w.n_out, n_in = w.n_in;
-        pool.parallel_for(n_out, [&](int64_t r0, int64_t r1, int) {
-            for (int64_t r = r0; r < r1; ++r) {
-                const uint8_t* wr = w.data + uint64_t(r) * w_row;
-                for (int64_t t = 0; t < T; ++t) y[t * n_out + r] = quant::vec_dot(w.type, n_in, wr, a + uint64_t(t) * a_row);
-            }
-        }, 4);
+        // Row chunks: about kChunksPerThread per thread, at least kRowAlign rows, aligned.
+        int64_t rows = (n_out + nt * kChunksPerThread - 1) / (nt * kChunksPerThread);
+        rows = std::max<int64_t>(kRowAlign, (rows + kRowAlign - 1) / kRowAlign * kRowAlign);
+        const int64_t n_row_chunks = (n_out + rows - 1) / rows;
+        const int64_t n_tok_blocks = (T + kTokenBlock - 1) / kTokenBlock;
+        pool.for_chunks(n_row_chunks * n_tok_blocks, [&](int64_t c) {
+            const int64_t r0 = c % n_row_chunks * rows, r1 = std::min(n_out, r0 + rows);
+            const int64_t t0 = c / n_row_chunks * kTokenBlock, nb = std::min(kTokenBlock, T - t0);
+            quant::gemm_tile(w.type, n_in, w.data + uint64_t(r0) * w_row, size_t(w_row), int(r1 - r0),
+                             a + uint64_t(t0) * a_row, size_t(a_row), int(nb), y + t0 * n_out + r0, size_t(n_out));
+        });
     }
     if (!w.bias.empty())
         for (int64_t t = 0; t < T; ++t)

@@ -23,20 +23,34 @@ Isa best_isa();
 using VecDotRowsFn = void (*)(int64_t n, const void* w, const void* acts, size_t act_stride,
                               int n_acts, float* out, size_t out_stride);
 
-// nullptr where the tier has no kernel for that type id (the scalar reference is used instead).
+// A tile of the matrix product: out[a * out_stride + r] = (w + r * w_stride) · (acts + a *
+// act_stride) for r < nw, a < na. Each (row, activation) pair runs exactly the operation sequence
+// of vec_dot, whatever the tile shape, so decode (na = 1) and prefill agree bit for bit.
+using GemmTileFn = void (*)(int64_t n, const void* w, size_t w_stride, int nw, const void* acts,
+                            size_t act_stride, int na, float* out, size_t out_stride);
+
+// nullptr where the tier has no kernel for that type id (the scalar reference is used instead;
+// a missing tile falls back to rows).
 struct KernelTable {
     static constexpr int kTypes = 31;  // ggml type ids 0..30
     VecDotRowsFn rows[kTypes] = {};
+    GemmTileFn tile[kTypes] = {};
 };
 
 namespace detail {
 const KernelTable* avx2_kernels();    // nullptr when not compiled
 const KernelTable* avx512_kernels();  // nullptr when not compiled
+// BF16 rows/tile on AVX512_BF16 (vdpbf16ps); nullptr when not compiled. The AVX-512 table uses
+// them where the CPU has the extension.
+VecDotRowsFn avx512bf16_rows();
+GemmTileFn avx512bf16_tile();
 }  // namespace detail
 
 // Runs tier `isa` (must be available) for type t; falls back to the scalar reference.
 float vec_dot_isa(Isa isa, DType t, int64_t n, const void* w, const void* a);
 void vec_dot_rows_isa(Isa isa, DType t, int64_t n, const void* w, const void* acts,
                       size_t act_stride, int n_acts, float* out, size_t out_stride);
+void gemm_tile_isa(Isa isa, DType t, int64_t n, const void* w, size_t w_stride, int nw,
+                   const void* acts, size_t act_stride, int na, float* out, size_t out_stride);
 
 }  // namespace archlens::quant

@@ -26,7 +26,16 @@ namespace archlens::quant::avx512 {
 
 namespace archlens::quant::detail {
 const KernelTable* avx512_kernels() {
-    static const KernelTable table = avx512::make_table();
+    static const KernelTable table = [] {
+        KernelTable t = avx512::make_table();
+        // vdpbf16ps where the CPU has AVX512_BF16 (llama.cpp's bf16 order on such CPUs)
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx512bf16") && avx512bf16_tile()) {
+            t.rows[uint32_t(DType::BF16)] = avx512bf16_rows();
+            t.tile[uint32_t(DType::BF16)] = avx512bf16_tile();
+        }
+        return t;
+    }();
     return &table;
 }
 }  // namespace archlens::quant::detail

@@ -97,25 +97,44 @@ struct Acc2 {
     float sum(int r) const { return hsum(_mm256_add_ps(v[r][0], v[r][1])); }
 };
 
+// q8_0 × q8_0 in exactly ggml-cpu's float order, so that logits match llama.cpp bit for bit:
+// per block, 8 int32 lanes of 4-byte dot products, one FMA with d_w·d_a into a single 8-lane
+// accumulator, blocks in order, then the 8 lanes summed as hsum_float_8 does.
+// ref: ggml-cpu arch/x86/quants.c ggml_vec_dot_q8_0_q8_0 (AVX2 path) and llamafile sgemm
+// tinyBLAS_Q0_AVX, which share this sequence.
 struct KQ8_0 {
-    template <int NR>
-    static void run(int64_t n, const void* wv, const void* const* av, float* out) {
-        const auto* x = static_cast<const BlockQ8_0*>(wv);
-        const BlockQ8_0* y[NR];
-        for (int r = 0; r < NR; ++r) y[r] = static_cast<const BlockQ8_0*>(av[r]);
-        Acc2<NR> acc;
+    static constexpr int kUnitW = 1, kTileW = 2, kTileA = 4, kDecodeW = 4;
+    template <int NW, int NA>
+    static void micro(int64_t n, const void* const* wv, const void* const* av, float* out, ptrdiff_t pf) {
+        const BlockQ8_0* x[NW];
+        const BlockQ8_0* y[NA];
+        for (int r = 0; r < NW; ++r) x[r] = static_cast<const BlockQ8_0*>(wv[r]);
+        for (int a = 0; a < NA; ++a) y[a] = static_cast<const BlockQ8_0*>(av[a]);
+        __m256 acc[NW][NA];
+        for (int r = 0; r < NW; ++r)
+            for (int a = 0; a < NA; ++a) acc[r][a] = _mm256_setzero_ps();
         const int64_t nb = n / kQK;
         for (int64_t i = 0; i < nb; ++i) {
-            const __m256i w = loadu(x[i].qs);
-            const __m256i aw = _mm256_sign_epi8(w, w);
-            const float dx = h2f(x[i].d);
-            for (int r = 0; r < NR; ++r) {
-                const __m256i p = dot_us(aw, _mm256_sign_epi8(loadu(y[r][i].qs), w));
-                const __m256 d = _mm256_set1_ps(dx * h2f(y[r][i].d));
-                acc.v[r][i & 1] = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc.v[r][i & 1]);
+            __m256i w[NW], aw[NW];
+            float dw[NW];
+            if (pf)
+                for (int r = 0; r < NW; ++r) _mm_prefetch(reinterpret_cast<const char*>(x[r] + i) + pf, _MM_HINT_T0);
+            for (int r = 0; r < NW; ++r) {
+                w[r] = loadu(x[r][i].qs);
+                aw[r] = _mm256_sign_epi8(w[r], w[r]);
+                dw[r] = h2f(x[r][i].d);
+            }
+            for (int a = 0; a < NA; ++a) {
+                const __m256i ya = loadu(y[a][i].qs);
+                const float da = h2f(y[a][i].d);
+                for (int r = 0; r < NW; ++r) {
+                    const __m256i p = dot_us(aw[r], _mm256_sign_epi8(ya, w[r]));
+                    acc[r][a] = _mm256_fmadd_ps(_mm256_set1_ps(dw[r] * da), _mm256_cvtepi32_ps(p), acc[r][a]);
+                }
             }
         }
-        for (int r = 0; r < NR; ++r) out[r] = acc.sum(r);
+        for (int a = 0; a < NA; ++a)
+            for (int r = 0; r < NW; ++r) out[a * NW + r] = hsum(acc[r][a]);
     }
 };
 
@@ -401,39 +420,50 @@ inline __m512i idx_quad8(int g) {
         _mm512_castsi128_si512(v));
 }
 
+// KQ8_0's sequence with two weight rows per 512-bit register (row 2p in lanes 0..7, row 2p+1 in
+// lanes 8..15), each activation block broadcast to both halves: every 256-bit half is exactly
+// ggml's accumulator for its (row, activation) pair.
 struct KQ8_0_512 {
-    template <int NR>
-    static void run(int64_t n, const void* wv, const void* const* av, float* out) {
-        const auto* x = static_cast<const BlockQ8_0*>(wv);
-        const BlockQ8_0* y[NR];
-        for (int r = 0; r < NR; ++r) y[r] = static_cast<const BlockQ8_0*>(av[r]);
-        __m512 acc[NR];
-        for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
+    static constexpr int kUnitW = 2, kTileW = 4, kTileA = 4, kDecodeW = 8;
+    template <int NW, int NA>
+    static void micro(int64_t n, const void* const* wv, const void* const* av, float* out, ptrdiff_t pf) {
+        static_assert(NW % 2 == 0);
+        constexpr int NP = NW / 2;
+        const BlockQ8_0* x[NW];
+        const BlockQ8_0* y[NA];
+        for (int r = 0; r < NW; ++r) x[r] = static_cast<const BlockQ8_0*>(wv[r]);
+        for (int a = 0; a < NA; ++a) y[a] = static_cast<const BlockQ8_0*>(av[a]);
+        __m512 acc[NP][NA];
+        for (int p = 0; p < NP; ++p)
+            for (int a = 0; a < NA; ++a) acc[p][a] = _mm512_setzero_ps();
         const int64_t nb = n / kQK;
-        int64_t i = 0;
-        for (; i + 2 <= nb; i += 2) {
-            const __m512i w = load2x32(x[i].qs, x[i + 1].qs);
-            const __m512i aw = _mm512_abs_epi8(w);
-            const __mmask64 neg = _mm512_movepi8_mask(w);
-            const float d0 = h2f(x[i].d), d1 = h2f(x[i + 1].d);
-            for (int r = 0; r < NR; ++r) {
-                __m512i a = load2x32(y[r][i].qs, y[r][i + 1].qs);
-                a = _mm512_mask_sub_epi8(a, neg, _mm512_setzero_si512(), a);
-                const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw, a);
-                const __m512 d = _mm512_insertf32x8(_mm512_set1_ps(d0 * h2f(y[r][i].d)),
-                                                    _mm256_set1_ps(d1 * h2f(y[r][i + 1].d)), 1);
-                acc[r] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(p), acc[r]);
+        for (int64_t i = 0; i < nb; ++i) {
+            __m512i aw[NP];
+            __mmask64 neg[NP];
+            __m512 dw[NP];
+            if (pf)
+                for (int r = 0; r < NW; ++r) _mm_prefetch(reinterpret_cast<const char*>(x[r] + i) + pf, _MM_HINT_T0);
+            for (int p = 0; p < NP; ++p) {
+                const __m512i w = load2x32(x[2 * p][i].qs, x[2 * p + 1][i].qs);
+                aw[p] = _mm512_abs_epi8(w);
+                neg[p] = _mm512_movepi8_mask(w);
+                dw[p] = _mm512_insertf32x8(_mm512_set1_ps(h2f(x[2 * p][i].d)), _mm256_set1_ps(h2f(x[2 * p + 1][i].d)), 1);
+            }
+            for (int a = 0; a < NA; ++a) {
+                const __m512i ya = _mm512_broadcast_i64x4(loadu(y[a][i].qs));
+                const __m512 da = _mm512_set1_ps(h2f(y[a][i].d));
+                for (int p = 0; p < NP; ++p) {
+                    const __m512i s = _mm512_mask_sub_epi8(ya, neg[p], _mm512_setzero_si512(), ya);
+                    const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw[p], s);
+                    acc[p][a] = _mm512_fmadd_ps(_mm512_mul_ps(dw[p], da), _mm512_cvtepi32_ps(d), acc[p][a]);
+                }
             }
         }
-        for (int r = 0; r < NR; ++r) {
-            __m256 tail = _mm256_setzero_ps();
-            if (i < nb) {
-                const __m256i w = loadu(x[i].qs);
-                const __m256i p = dot_ss(w, loadu(y[r][i].qs));
-                tail = _mm256_mul_ps(_mm256_set1_ps(h2f(x[i].d) * h2f(y[r][i].d)), _mm256_cvtepi32_ps(p));
+        for (int a = 0; a < NA; ++a)
+            for (int p = 0; p < NP; ++p) {
+                out[a * NW + 2 * p] = hsum(_mm512_castps512_ps256(acc[p][a]));
+                out[a * NW + 2 * p + 1] = hsum(_mm512_extractf32x8_ps(acc[p][a], 1));
             }
-            out[r] = _mm512_reduce_add_ps(acc[r]) + hsum(tail);
-        }
     }
 };
 
@@ -647,6 +677,10 @@ void rows(int64_t n, const void* w, const void* acts, size_t stride, int n_acts,
     for (int k = 0; k < left; ++k) out[size_t(r + k) * out_stride] = tmp[k];
 }
 
+#define AL_TILE_DRIVER_ONCE_PER_NAMESPACE 1
+#include "engine/quant/tile_driver.h"
+#undef AL_TILE_DRIVER_ONCE_PER_NAMESPACE
+
 inline KernelTable make_table() {
     KernelTable t;
     auto set = [&](DType d, VecDotRowsFn f) { t.rows[uint32_t(d)] = f; };
@@ -658,9 +692,11 @@ inline KernelTable make_table() {
     set(DType::Q5_0, rows<KQ5_0>);
     set(DType::Q5_1, rows<KQx_1<BlockQ5_1, true>>);
 #if AL_TIER_AVX512
-    set(DType::Q8_0, rows<KQ8_0_512>);
+    set(DType::Q8_0, rows_via_tile<KQ8_0_512>);
+    t.tile[uint32_t(DType::Q8_0)] = tile<KQ8_0_512>;
 #else
-    set(DType::Q8_0, rows<KQ8_0>);
+    set(DType::Q8_0, rows_via_tile<KQ8_0>);
+    t.tile[uint32_t(DType::Q8_0)] = tile<KQ8_0>;
 #endif
     set(DType::Q2_K, rows<KQ2_K>);
     set(DType::Q3_K, rows<KQ3_K>);

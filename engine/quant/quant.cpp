@@ -127,6 +127,27 @@ void vec_dot_rows_isa(Isa isa, DType t, int64_t n, const void* w, const void* ac
     rows_scalar(t, n, w, acts, act_stride, n_acts, out, out_stride);
 }
 
+void gemm_tile_isa(Isa isa, DType t, int64_t n, const void* w, size_t w_stride, int nw,
+                   const void* acts, size_t act_stride, int na, float* out, size_t out_stride) {
+    const int bs = block_size_of(t);
+    if (n < 0 || n % bs != 0) [[unlikely]]
+        throw Error("gemm: row of " + std::to_string(n) + " elements is not a multiple of " +
+                    dtype_name(t) + "'s block size " + std::to_string(bs));
+    const KernelTable* table = table_of(isa);
+    const auto id = uint32_t(t);
+    if (table && id < uint32_t(KernelTable::kTypes) && table->tile[id])
+        return table->tile[id](n, w, w_stride, nw, acts, act_stride, na, out, out_stride);
+    // one weight row at a time against all activations (each row's block decoded once per 4)
+    const auto* wb = static_cast<const uint8_t*>(w);
+    VecDotRowsFn fn = kernel_for(table, t);
+    for (int r = 0; r < nw; ++r) {
+        if (fn)
+            fn(n, wb + size_t(r) * w_stride, acts, act_stride, na, out + r, out_stride);
+        else
+            rows_scalar(t, n, wb + size_t(r) * w_stride, acts, act_stride, na, out + r, out_stride);
+    }
+}
+
 bool supported(DType t) {
     switch (t) {
         case DType::F32:
@@ -186,6 +207,11 @@ float vec_dot(DType t, int64_t n, const void* w, const void* a) {
 void vec_dot_rows(DType t, int64_t n, const void* w_row, const void* acts, size_t act_stride_bytes,
                   int n_acts, float* out, size_t out_stride) {
     vec_dot_rows_isa(dispatch().isa, t, n, w_row, acts, act_stride_bytes, n_acts, out, out_stride);
+}
+
+void gemm_tile(DType t, int64_t n, const void* w, size_t w_stride, int nw, const void* acts,
+               size_t act_stride, int na, float* out, size_t out_stride) {
+    gemm_tile_isa(dispatch().isa, t, n, w, w_stride, nw, acts, act_stride, na, out, out_stride);
 }
 
 }  // namespace archlens::quant

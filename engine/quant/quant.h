@@ -40,6 +40,12 @@ void quantize_row_ref(DType t, const float* src, void* dst, int64_t n);
 void vec_dot_rows(DType t, int64_t n, const void* w_row, const void* acts, size_t act_stride_bytes,
                   int n_acts, float* out, size_t out_stride);
 
+// Matrix tile: out[a * out_stride + r] = vec_dot(t, n, w + r * w_stride, acts + a * act_stride)
+// for r < nw, a < na, bit for bit. Weight rows are decoded once per group of activations and
+// activations loaded once per group of weight rows (the decode and prefill kernel of the matmul).
+void gemm_tile(DType t, int64_t n, const void* w, size_t w_stride, int nw, const void* acts,
+               size_t act_stride, int na, float* out, size_t out_stride);
+
 // Name of the instruction set the dot products run on ("avx512", "avx2", "scalar").
 const char* simd_name();
 
