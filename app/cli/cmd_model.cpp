@@ -7,6 +7,7 @@
 #include "engine/core/error.h"
 #include "engine/model/model.h"
 #include "engine/sampler.h"
+#include "engine/tokenizer/load.h"
 #include "engine/session.h"
 
 using archlens::Error;
@@ -187,9 +188,21 @@ int cmd_logits(const std::vector<std::string>& argv) {
 
 int cmd_generate(const std::vector<std::string>& argv) {
     Args a(argv, {"ids"});
-    if (a.positional().size() != 1) throw Error("usage: archlens-cli generate MODEL --tokens 1,2,3 -n 16 [--temp T --seed S] [--ids]");
+    if (a.positional().size() != 1)
+        throw Error("usage: archlens-cli generate MODEL (--tokens 1,2,3 | --prompt TEXT) -n 16 [--temp T --seed S] [--ids]");
     auto m = Model::load(a.positional()[0]);
-    auto ids = tokens_arg(a);
+    // Text in and out need the model's tokenizer (GGUF metadata or the HF folder's tokenizer.json).
+    std::unique_ptr<Tokenizer> tok;
+    auto tokenizer = [&]() -> Tokenizer& {
+        if (!tok) tok = load_tokenizer(m->format() == ModelFormat::GGUF ? m->path() : m->tokenizer_dir());
+        return *tok;
+    };
+    std::vector<int> ids;
+    if (auto p = a.get("prompt"))
+        ids = tokenizer().encode(*p, true);
+    else
+        ids = tokens_arg(a);
+    if (ids.empty()) throw Error("the prompt encodes to no tokens");
     long long n = a.has("n") ? a.get_int("n", 16) : 16;
     SamplerParams sp;
     sp.temperature = float(a.get_double("temp", 0));
@@ -208,9 +221,13 @@ int cmd_generate(const std::vector<std::string>& argv) {
         history.push_back(next);
         if (i + 1 < n) logits = s.forward(std::span<const int>(&next, 1));
     }
-    std::string line;
-    for (size_t i = 0; i < out.size(); ++i) line += (i ? " " : "") + std::to_string(out[i]);
-    std::printf("%s\n", line.c_str());
+    if (a.has("ids")) {
+        std::string line;
+        for (size_t i = 0; i < out.size(); ++i) line += (i ? " " : "") + std::to_string(out[i]);
+        std::printf("%s\n", line.c_str());
+    } else {
+        std::printf("%s\n", tokenizer().decode(out).c_str());
+    }
     return 0;
 }
 
@@ -265,7 +282,7 @@ int cmd_routing(const std::vector<std::string>& argv) {
 
 Register r_info({"info", "info MODEL [--json]", cmd_info});
 Register r_logits({"logits", "logits MODEL --tokens 1,2,3 --out FILE", cmd_logits});
-Register r_generate({"generate", "generate MODEL --tokens 1,2,3 -n 16 [--temp T --seed S --top-k K --top-p P --min-p P --repeat-penalty R] [--ids]", cmd_generate});
+Register r_generate({"generate", "generate MODEL (--tokens 1,2,3 | --prompt TEXT) -n 16 [--temp T --seed S --top-k K --top-p P --min-p P --repeat-penalty R] [--ids]", cmd_generate});
 Register r_attention({"attention", "attention MODEL --tokens 1,2,3 --layer L [--head H] --out FILE", cmd_attention});
 Register r_routing({"routing", "routing MODEL --tokens 1,2,3 --json", cmd_routing});
 
