@@ -62,6 +62,9 @@ private:
     // Final norm + LM head (+ softcap) on `rows` residual rows.
     std::vector<float> head(const float* x, int64_t rows);
     void record_logit_lens(int layer, const float* residual_row);
+    void push_attention_rows(int il, const AttentionSpec& a, int64_t pos0, int64_t T, int64_t H,
+                             std::vector<std::vector<float>>& captured);
+    static void store_batch(LayerKv& kv, int64_t pos0, int64_t T, const float* k, const float* v);
     void ffn_moe(int il, const float* h, int64_t T, float* out);
     void norm(const std::vector<float>& w, const std::vector<float>& b, const float* x, int64_t T, float* y) const;
     int64_t key_begin(const AttentionSpec& a, int64_t p) const;

@@ -202,6 +202,28 @@ void Session::record_logit_lens(int layer, const float* residual_row) {
     probes_.logit_lens.push_back({layer, best, l[size_t(best)]});
 }
 
+void Session::push_attention_rows(int il, const AttentionSpec& a, int64_t pos0, int64_t T, int64_t H,
+                                  std::vector<std::vector<float>>& captured) {
+    for (int64_t i = 0; i < T * H; ++i) {
+        if (!probe_cfg_.wants_attention(il, int(i % H))) continue;
+        AttentionRow r;
+        r.layer = il;
+        r.head = int(i % H);
+        r.query_pos = pos0 + i / H;
+        r.key_begin = key_begin(a, r.query_pos);
+        r.probs = std::move(captured[size_t(i)]);
+        probes_.attention.push_back(std::move(r));
+    }
+}
+
+// Writes T positions from pos0 on; rings keep only their last `cap` positions.
+void Session::store_batch(LayerKv& kv, int64_t pos0, int64_t T, const float* k, const float* v) {
+    for (int64_t t = std::max<int64_t>(0, T - kv.cap); t < T; ++t) {
+        std::memcpy(kv.k.data() + kv.slot(pos0 + t) * kv.row_k, k + t * kv.row_k, size_t(kv.row_k) * 4);
+        std::memcpy(kv.v.data() + kv.slot(pos0 + t) * kv.row_v, v + t * kv.row_v, size_t(kv.row_v) * 4);
+    }
+}
+
 // ---- attention -----------------------------------------------------------------------------
 
 void Session::attention_standard(int il, const float* h, int64_t T, float* out) {
@@ -308,23 +330,9 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
             if (capture && probe_cfg_.wants_attention(il, int(hh))) captured[size_t(i)] = sc;
         }
     });
-    if (capture) {
-        for (int64_t i = 0; i < T * H; ++i) {
-            if (!probe_cfg_.wants_attention(il, int(i % H))) continue;
-            AttentionRow r;
-            r.layer = il;
-            r.head = int(i % H);
-            r.query_pos = pos0 + i / H;
-            r.key_begin = key_begin(a, r.query_pos);
-            r.probs = std::move(captured[size_t(i)]);
-            probes_.attention.push_back(std::move(r));
-        }
-    }
+    if (capture) push_attention_rows(il, a, pos0, T, H, captured);
     // Store the batch (for rings only the last `cap` positions survive).
-    for (int64_t t = std::max<int64_t>(0, Tk - kv.cap); t < Tk; ++t) {
-        std::memcpy(kv.k.data() + kv.slot(pos0 + t) * kd, k.data() + t * kd, size_t(kd) * 4);
-        std::memcpy(kv.v.data() + kv.slot(pos0 + t) * vdd, v.data() + t * vdd, size_t(vdd) * 4);
-    }
+    store_batch(kv, pos0, Tk, k.data(), v.data());
     if (is_kv_source_[size_t(il)]) {
         batch_k_[size_t(il)] = std::move(k);
         batch_v_[size_t(il)] = std::move(v);
@@ -407,22 +415,8 @@ void Session::attention_mla(int il, const float* h, int64_t T, float* out) {
             if (capture && probe_cfg_.wants_attention(il, int(hh))) captured[size_t(i)] = sc;
         }
     });
-    if (capture) {
-        for (int64_t i = 0; i < T * H; ++i) {
-            if (!probe_cfg_.wants_attention(il, int(i % H))) continue;
-            AttentionRow r;
-            r.layer = il;
-            r.head = int(i % H);
-            r.query_pos = pos0 + i / H;
-            r.key_begin = key_begin(a, r.query_pos);
-            r.probs = std::move(captured[size_t(i)]);
-            probes_.attention.push_back(std::move(r));
-        }
-    }
-    for (int64_t t = std::max<int64_t>(0, T - kv.cap); t < T; ++t) {
-        std::memcpy(kv.k.data() + kv.slot(pos0 + t) * R, lat.data() + t * R, size_t(R) * 4);
-        std::memcpy(kv.v.data() + kv.slot(pos0 + t) * RP, kpe.data() + t * RP, size_t(RP) * 4);
-    }
+    if (capture) push_attention_rows(il, a, pos0, T, H, captured);
+    store_batch(kv, pos0, T, lat.data(), kpe.data());
     std::vector<float> att(size_t(T * H * V));
     {
         std::vector<float> ol(size_t(T * R)), ov(size_t(T * V));

@@ -120,6 +120,15 @@ float normal_icdf_f32(float p) {
     return float(z) * float(M_SQRT2);
 }
 
+// Gemma's local layers: a sliding window that includes the query, and their own unscaled RoPE base.
+void make_local(LayerSpec& l, int window, float theta, int n_rot) {
+    l.attn.scope = AttnScope::Sliding;
+    l.attn.window = window;
+    l.attn.rope = RopeSpec{};
+    l.attn.rope.theta = theta;
+    l.attn.rope.n_rot = n_rot;
+}
+
 // Gemma 3n KV sharing: layer i >= n_layers - n_shared reuses the last earlier layer of its kind.
 // ref: HF Gemma3nTextAttention kv_shared_layer_index
 void assign_kv_sources(ModelSpec& s, int n_shared) {
@@ -314,11 +323,7 @@ ModelSpec spec_from_hf_config_text(const std::string& text, const std::string& p
                 if (!ffn_dims.empty()) l.ffn.ffn_dim = ffn_dims[std::min(size_t(i), ffn_dims.size() - 1)];
                 bool sliding = size_t(i) < layer_types.size() ? layer_types[size_t(i)] == "sliding_attention" : (i + 1) % 5 != 0;
                 if (sliding) {
-                    l.attn.scope = AttnScope::Sliding;
-                    l.attn.window = positive(c.req_int("sliding_window"), "sliding_window", path);
-                    l.attn.rope = RopeSpec{};
-                    l.attn.rope.theta = float(c.get_f("rope_local_base_freq", 10000));
-                    l.attn.rope.n_rot = head_dim;
+                    make_local(l, positive(c.req_int("sliding_window"), "sliding_window", path), float(c.get_f("rope_local_base_freq", 10000)), head_dim);
                 }
                 float p = 0;
                 if (c.has("activation_sparsity_pattern")) {
@@ -337,12 +342,7 @@ ModelSpec spec_from_hf_config_text(const std::string& text, const std::string& p
                 else
                     sliding = (i + 1) % int(c.get_int("sliding_window_pattern", 6)) != 0;
                 if (sliding) {
-                    l.attn.scope = AttnScope::Sliding;
-                    l.attn.window = positive(c.req_int("sliding_window"), "sliding_window", path);
-                    l.attn.rope = RopeSpec{};
-                    l.attn.rope.theta = float(c.get_f("rope_local_base_freq", 10000));
-                    l.attn.rope.n_rot = head_dim;
-                    l.attn.rope.style = RopeStyle::Neox;
+                    make_local(l, positive(c.req_int("sliding_window"), "sliding_window", path), float(c.get_f("rope_local_base_freq", 10000)), head_dim);
                 }
                 break;
             }
@@ -687,11 +687,7 @@ ModelSpec spec_from_gguf(const GgufFile& g) {
                 if (auto v = g.find(key("attention.sliding_window_pattern")); v && v->is_array() && size_t(i) < v->ai.size())
                     sliding = v->ai[size_t(i)] != 0;
                 if (sliding) {
-                    l.attn.scope = AttnScope::Sliding;
-                    l.attn.window = positive(req("attention.sliding_window"), "attention.sliding_window", path);
-                    l.attn.rope = RopeSpec{};
-                    l.attn.rope.theta = float(getf("rope.freq_base_swa", 10000));
-                    l.attn.rope.n_rot = base.rope.n_rot;
+                    make_local(l, positive(req("attention.sliding_window"), "attention.sliding_window", path), float(getf("rope.freq_base_swa", 10000)), base.rope.n_rot);
                 }
                 if (auto v = g.find(key("activation_sparsity_scale")); v && v->is_array() && size_t(i) < v->af.size()) {
                     const double m = v->af[size_t(i)];
@@ -706,11 +702,7 @@ ModelSpec spec_from_gguf(const GgufFile& g) {
                 if (auto v = g.find(key("attention.sliding_window_pattern")); v && v->is_array() && size_t(i) < v->ai.size())
                     sliding = v->ai[size_t(i)] != 0;
                 if (sliding) {
-                    l.attn.scope = AttnScope::Sliding;
-                    l.attn.window = positive(req("attention.sliding_window"), "attention.sliding_window", path);
-                    l.attn.rope = RopeSpec{};
-                    l.attn.rope.theta = float(getf("rope.freq_base_swa", 10000));
-                    l.attn.rope.n_rot = base.rope.n_rot;
+                    make_local(l, positive(req("attention.sliding_window"), "attention.sliding_window", path), float(getf("rope.freq_base_swa", 10000)), base.rope.n_rot);
                 }
                 break;
             }
