@@ -159,7 +159,18 @@ ModelSpec spec_from_hf_config_text(const std::string& text, const std::string& p
         for (auto k : {"tie_word_embeddings"})
             if (!t.contains(k) && j.contains(k)) t[k] = j[k];
         std::string outer = j.value("model_type", std::string());
-        if (outer == "gemma3") t["model_type"] = "gemma3_text";
+        if (outer == "gemma3") {
+            t["model_type"] = "gemma3_text";
+            // The hub's Gemma 3 text_config leaves fields at transformers' Gemma3TextConfig defaults.
+            const json defaults = {{"vocab_size", 262208},        {"hidden_size", 2304},          {"intermediate_size", 9216},
+                                   {"num_hidden_layers", 26},     {"num_attention_heads", 8},     {"num_key_value_heads", 4},
+                                   {"head_dim", 256},             {"hidden_activation", "gelu_pytorch_tanh"},
+                                   {"max_position_embeddings", 131072}, {"rms_norm_eps", 1e-6}, {"rope_theta", 1000000.0},
+                                   {"rope_local_base_freq", 10000.0},   {"query_pre_attn_scalar", 256},
+                                   {"sliding_window", 4096},      {"sliding_window_pattern", 6}, {"tie_word_embeddings", true}};
+            for (auto& [k, v] : defaults.items())
+                if (!t.contains(k)) t[k] = v;
+        }
         if (outer == "llama4") t["model_type"] = "llama4_text";
         if (outer == "gemma3n") t["model_type"] = "gemma3n_text";
         if (outer == "mistral3" && t.value("model_type", std::string()) == "") t["model_type"] = "mistral";
