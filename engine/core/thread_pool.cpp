@@ -73,7 +73,8 @@ void ThreadPool::dispatch(JobFn fn, void* ctx) {
 void ThreadPool::parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
                               int64_t min_chunk) {
     if (n <= 0) return;
-    const int parts = int(std::min<int64_t>(n_threads_, std::max<int64_t>(1, n / std::max<int64_t>(1, min_chunk))));
+    const int64_t max_parts = n_threads_ == 1 ? 1 : int64_t(n_threads_) * kChunksPerThread;
+    const int64_t parts = std::min<int64_t>(max_parts, std::max<int64_t>(1, n / std::max<int64_t>(1, min_chunk)));
     if (parts <= 1 || t_in_job) {
         fn(0, n, 0);
         return;

@@ -22,12 +22,14 @@ public:
     explicit ThreadPool(int n_threads);
     ~ThreadPool();
     int size() const { return n_threads_; }
-    // Splits [0, n) into at most size() contiguous chunks of at least min_chunk (except when
-    // n < min_chunk) and calls fn(begin, end, chunk_index) once per chunk, on any thread; returns
-    // when all are done. chunk_index < size() is unique per call. Nested calls (from inside a
-    // job) run serially on the calling thread.
+    // Splits [0, n) into contiguous chunks of at least min_chunk (except when n < min_chunk),
+    // up to kChunksPerThread per thread so that uneven work (causal attention rows) still
+    // balances, and calls fn(begin, end, chunk_index) once per chunk, on any thread; returns when
+    // all are done. chunk_index is unique per call but NOT a thread index (it may exceed size()).
+    // Nested calls (from inside a job) run serially on the calling thread.
     void parallel_for(int64_t n, const std::function<void(int64_t, int64_t, int)>& fn,
                       int64_t min_chunk = 1);
+    static constexpr int kChunksPerThread = 8;
     // fn(chunk) once for every chunk in [0, n_chunks), on the caller and the workers, taken in
     // increasing order; returns when all are done. The hot path of the matrix products.
     template <class F>

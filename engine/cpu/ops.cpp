@@ -5,6 +5,10 @@
 #include <cstring>
 #include <vector>
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
 #include "engine/core/error.h"
 #include "engine/quant/quant.h"
 
@@ -130,6 +134,54 @@ float activation(Activation a, float x) {
         }
     }
     return x;
+}
+
+namespace {
+
+#if defined(__x86_64__)
+bool have_avx512() {
+    static const bool yes = [] {
+        __builtin_cpu_init();
+        return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq");
+    }();
+    return yes;
+}
+
+// ref: ggml-cpu llamafile/sgemm.cpp tinyBLAS (f32, __m512): one accumulator, 16 lanes per FMA,
+// then _mm512_reduce_add_ps; the tail (n % 16) is added in order.
+__attribute__((target("avx512f,avx512dq,fma"))) float dot_f32_avx512(const float* a, const float* b, int64_t n) {
+    __m512 acc = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
+    float s = _mm512_reduce_add_ps(acc);
+    for (; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+__attribute__((target("avx512f,avx512dq,fma"))) void axpy_f32_avx512(float a, const float* x, float* y, int64_t n) {
+    const __m512 va = _mm512_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+    for (; i < n; ++i) y[i] += a * x[i];
+}
+#endif
+
+}  // namespace
+
+float dot_f32(const float* a, const float* b, int64_t n) {
+#if defined(__x86_64__)
+    if (have_avx512()) return dot_f32_avx512(a, b, n);
+#endif
+    float s = 0;
+    for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
+    return s;
+}
+
+void axpy_f32(float a, const float* x, float* y, int64_t n) {
+#if defined(__x86_64__)
+    if (have_avx512()) return axpy_f32_avx512(a, x, y, n);
+#endif
+    for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
 void softmax(float* x, int64_t n) {

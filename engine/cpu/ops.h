@@ -25,6 +25,12 @@ void rope_apply(float* head, int n_rot, RopeStyle style, const float* cos_sin /*
 void rope_cos_sin(const RopeSpec& r, int64_t pos, float* out, const float* freq_factors = nullptr);
 
 float activation(Activation a, float x);
+
+// Σ a[i]·b[i] in f32: 16-lane FMA chunks then one reduction where AVX-512 is present (the order
+// of ggml-cpu's f32 products, llamafile sgemm KN = 16), sequential otherwise. For attention.
+float dot_f32(const float* a, const float* b, int64_t n);
+// y[i] += a · x[i]
+void axpy_f32(float a, const float* x, float* y, int64_t n);
 void softmax(float* x, int64_t n);
 
 }  // namespace archlens::cpu
