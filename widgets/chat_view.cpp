@@ -83,6 +83,23 @@ void ChatView::appendToken(const ChatToken& token) {
     if (stick) scrollToBottom();
 }
 
+void ChatView::appendToLastToken(const QString& text) {
+    if (turns_.empty() || turns_.back().tokens.empty() || text.isEmpty()) return;
+    ChatToken& last = turns_.back().tokens.back();
+    last.text += text;
+    if (noteOwner_ == frames_.back()) {
+        setTurns(turns_);  // rare: keeps the insertion logic in one place
+        return;
+    }
+    const int turn = int(turns_.size()) - 1, index = int(turns_.back().tokens.size()) - 1;
+    QTextCursor c(frames_.back()->lastCursorPosition());
+    QTextCharFormat f;
+    f.setProperty(kTurnProp, turn);
+    f.setProperty(kTokenProp, index);
+    if (colorTokens_ && last.prob >= 0) f.setBackground(tokenStyle::probabilityColor(last.prob));
+    c.insertText(text, f);
+}
+
 void ChatView::setLastTurnNote(const QString& note) {
     if (turns_.empty()) return;
     turns_.back().note = note;

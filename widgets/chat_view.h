@@ -26,6 +26,7 @@ public:
     void clearTurns();
     void appendTurn(const ChatViewTurn& turn);
     void appendToken(const ChatToken& token);  // to the last turn
+    void appendToLastToken(const QString& text);  // late text of the last token (held-back UTF-8)
     void setLastTurnNote(const QString& note);
     void setColorTokens(bool on);
 

@@ -225,6 +225,11 @@ ChatPanel::ChatPanel(EngineController* engine, ConversationStore* store, QWidget
     connect(engine_, &EngineController::generationFinished, this, &ChatPanel::onFinished);
     connect(engine_, &EngineController::busyChanged, this, &ChatPanel::updateControls);
 
+    connect(store_, &ConversationStore::writeFailed, this, [this](const QString& message) {
+        if (!saveErrorShown_) emit errorOccurred(tr("Cannot save the conversation"), message);
+        saveErrorShown_ = true;  // once per session: a full disk would otherwise raise one per token
+    });
+
     // One save per event-loop pass however many tokens arrived in it.
     saveTimer_.setSingleShot(true);
     saveTimer_.setInterval(0);
@@ -238,6 +243,7 @@ ChatPanel::~ChatPanel() = default;
 
 void ChatPanel::flushSave() {
     if (saveTimer_.isActive()) saveNow();
+    store_->flush();
 }
 
 void ChatPanel::setInputText(const QString& text) {
@@ -360,10 +366,8 @@ void ChatPanel::onFinished(const GenerationResult& r) {
         turn.tokensPerSecond = r.tokensPerSecond;
         turn.ttftMs = r.ttftMs;
         turn.seed = r.seed;
-        if (!r.tailText.isEmpty())
-            rebuildView();
-        else
-            view_->setLastTurnNote(turnNote(turn));
+        if (!r.tailText.isEmpty()) view_->appendToLastToken(r.tailText);
+        view_->setLastTurnNote(turnNote(turn));
     }
     activeTurn_ = -1;
     updateStats(r.tokens, r.ttftMs, r.tokensPerSecond);
@@ -492,6 +496,5 @@ void ChatPanel::scheduleSave() {
 void ChatPanel::saveNow() {
     saveTimer_.stop();
     if (conv_.turns.empty()) return;  // an untouched new chat leaves no file behind
-    QString error;
-    if (!store_->save(conv_, &error)) emit errorOccurred(tr("Cannot save the conversation"), error);
+    store_->saveAsync(conv_);
 }

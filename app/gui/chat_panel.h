@@ -98,4 +98,5 @@ private:
     QSpinBox* maxTokens_;
     QCheckBox* colorTokens_;
     double liveTtft_ = 0;
+    bool saveErrorShown_ = false;
 };

@@ -120,6 +120,16 @@ ConversationStore::ConversationStore(const QString& dir, QObject* parent) : QObj
     if (dir_.isEmpty())
         dir_ = QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) + QStringLiteral("/conversations");
     QDir().mkpath(dir_);
+    writer_ = std::thread([this] { writerLoop(); });
+}
+
+ConversationStore::~ConversationStore() {
+    {
+        std::lock_guard lock(mutex_);
+        quit_ = true;
+    }
+    wake_.notify_all();
+    writer_.join();  // the loop writes what is pending before it quits
 }
 
 QString ConversationStore::filePath(const QString& id) const {
@@ -130,12 +140,14 @@ ConversationSummary ConversationStore::summarize(const Conversation& c) {
     return {c.id, c.displayTitle(), c.modelName, c.updated, int(c.turns.size())};
 }
 
-bool ConversationStore::save(const Conversation& c, QString* error) {
-    // Ids come from QUuid or from our own files; anything else must not become a path.
-    if (c.id.isEmpty() || c.id.contains(u'/') || c.id.contains(u'\\') || c.id.startsWith(u'.')) {
-        if (error) *error = tr("invalid conversation id '%1'").arg(c.id);
-        return false;
-    }
+bool ConversationStore::validId(const QString& id, QString* error) const {
+    // Ids come from QUuid or from our own file names; anything else must not become a path.
+    if (!id.isEmpty() && !id.contains(u'/') && !id.contains(u'\\') && !id.startsWith(u'.')) return true;
+    if (error) *error = tr("invalid conversation id '%1'").arg(id);
+    return false;
+}
+
+bool ConversationStore::write(const Conversation& c, QString* error) const {
     QDir().mkpath(dir_);
     QSaveFile f(filePath(c.id));
     if (!f.open(QIODevice::WriteOnly)) {
@@ -147,8 +159,68 @@ bool ConversationStore::save(const Conversation& c, QString* error) {
         if (error) *error = tr("%1: %2").arg(f.fileName(), f.errorString());
         return false;
     }
-    emit saved(summarize(c));
     return true;
+}
+
+bool ConversationStore::save(const Conversation& c, QString* error) {
+    if (!validId(c.id, error)) return false;
+    {
+        // A queued older state must not land after this one.
+        std::unique_lock lock(mutex_);
+        pending_.erase(c.id);
+        idle_.wait(lock, [this] { return !writing_; });
+        writing_ = true;
+    }
+    const bool ok = write(c, error);
+    {
+        std::lock_guard lock(mutex_);
+        writing_ = false;
+    }
+    idle_.notify_all();
+    wake_.notify_all();
+    if (ok) emit saved(summarize(c));
+    return ok;
+}
+
+void ConversationStore::saveAsync(const Conversation& c) {
+    QString error;
+    if (!validId(c.id, &error)) {
+        emit writeFailed(error);
+        return;
+    }
+    {
+        std::lock_guard lock(mutex_);
+        pending_[c.id] = c;
+    }
+    wake_.notify_all();
+    emit saved(summarize(c));
+}
+
+void ConversationStore::flush() {
+    std::unique_lock lock(mutex_);
+    idle_.wait(lock, [this] { return pending_.empty() && !writing_; });
+}
+
+void ConversationStore::writerLoop() {
+    std::unique_lock lock(mutex_);
+    for (;;) {
+        wake_.wait(lock, [this] { return quit_ || (!pending_.empty() && !writing_); });
+        if (pending_.empty()) {
+            if (quit_) return;
+            continue;
+        }
+        Conversation c = std::move(pending_.begin()->second);
+        pending_.erase(pending_.begin());
+        writing_ = true;
+        lock.unlock();
+        QString error;
+        const bool ok = write(c, &error);
+        lock.lock();
+        writing_ = false;
+        idle_.notify_all();
+        wake_.notify_all();
+        if (!ok) QMetaObject::invokeMethod(this, [this, error] { emit writeFailed(error); }, Qt::QueuedConnection);
+    }
 }
 
 std::optional<Conversation> ConversationStore::load(const QString& id, QString* error) const {

@@ -3,6 +3,7 @@
 #include <QDir>
 #include <QFileInfo>
 #include <QRandomGenerator>
+#include <QTimer>
 #include <algorithm>
 #include <cmath>
 
@@ -353,16 +354,13 @@ EngineController::EngineController(QObject* parent) : QObject(parent), worker_(n
         emit loadFailed(source, msg, kind);
         emit busyChanged();
     });
-    connect(worker_, &EngineWorker::generationStarted, this, &EngineController::generationStarted);
-    connect(worker_, &EngineWorker::tokenGenerated, this, [this](const TokenSnapshotPtr& t) {
-        kvBytes_ = t->kvBytesTotal;
-        emit tokenGenerated(t);
-    });
-    connect(worker_, &EngineWorker::generationFinished, this, [this](const GenerationResult& r) {
-        if (r.id == generatingId_) generatingId_ = 0;
-        emit generationFinished(r);
-        emit busyChanged();
-    });
+    // Direct connections: these run on the worker thread and only queue the event.
+    connect(worker_, &EngineWorker::generationStarted, this, [this](const ContextSnapshotPtr& c) { post({c, {}, {}}); },
+            Qt::DirectConnection);
+    connect(worker_, &EngineWorker::tokenGenerated, this, [this](const TokenSnapshotPtr& t) { post({{}, t, {}}); },
+            Qt::DirectConnection);
+    connect(worker_, &EngineWorker::generationFinished, this, [this](const GenerationResult& r) { post({{}, {}, r}); },
+            Qt::DirectConnection);
     thread_.start();
 }
 
@@ -372,6 +370,47 @@ EngineController::~EngineController() {
     worker_->requestCancelLoad(UINT64_MAX);
     thread_.quit();
     thread_.wait();
+}
+
+void EngineController::post(InboxEvent e) {
+    QMutexLocker lock(&inboxMutex_);
+    inbox_.push_back(std::move(e));
+    if (drainScheduled_) return;
+    drainScheduled_ = true;
+    QMetaObject::invokeMethod(this, "drain", Qt::QueuedConnection);
+}
+
+void EngineController::drain() {
+    constexpr qint64 kSliceNs = 8'000'000;  // leaves most of a 60 Hz frame to everything else
+    QElapsedTimer slice;
+    slice.start();
+    for (;;) {
+        InboxEvent e;
+        {
+            QMutexLocker lock(&inboxMutex_);
+            if (inbox_.empty()) {
+                drainScheduled_ = false;
+                return;
+            }
+            if (slice.nsecsElapsed() > kSliceNs) {
+                // A timer, not a posted event: pending timers and input get their turn first.
+                QTimer::singleShot(0, this, &EngineController::drain);
+                return;
+            }
+            e = std::move(inbox_.front());
+            inbox_.pop_front();
+        }
+        if (e.started) {
+            emit generationStarted(e.started);
+        } else if (e.token) {
+            kvBytes_ = e.token->kvBytesTotal;
+            emit tokenGenerated(e.token);
+        } else if (e.finished) {
+            if (e.finished->id == generatingId_) generatingId_ = 0;
+            emit generationFinished(*e.finished);
+            emit busyChanged();
+        }
+    }
 }
 
 quint64 EngineController::loadModel(const QString& source) {

@@ -9,6 +9,8 @@
 #include <QObject>
 #include <QThread>
 #include <atomic>
+#include <deque>
+#include <optional>
 #include <memory>
 #include <vector>
 
@@ -87,6 +89,7 @@ public:
     quint64 kvBytes() const { return kvBytes_; }
 
 signals:
+    // Generation events arrive in order (started, tokens, finished), one signal per token.
     void loadStarted(const QString& source);
     void loadProgress(const QString& phase, int percent);
     void modelLoaded(const ModelInfoPtr& info);
@@ -97,8 +100,22 @@ signals:
     void busyChanged();
 
 private:
+    // The worker can outrun the UI (a tiny model makes thousands of tokens per second). Its
+    // generation events go into this inbox and the UI drains it in slices of a few milliseconds,
+    // so timers, input and painting run in between however fast tokens come.
+    struct InboxEvent {
+        ContextSnapshotPtr started;
+        TokenSnapshotPtr token;
+        std::optional<GenerationResult> finished;
+    };
+    void post(InboxEvent e);  // worker thread
+    Q_INVOKABLE void drain();  // UI thread
+
     QThread thread_;
     EngineWorker* worker_;
+    QMutex inboxMutex_;
+    std::deque<InboxEvent> inbox_;
+    bool drainScheduled_ = false;
     ModelInfoPtr model_;
     quint64 nextLoad_ = 0, nextGeneration_ = 0;
     quint64 loadingId_ = 0, generatingId_ = 0;

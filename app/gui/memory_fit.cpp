@@ -15,8 +15,8 @@ std::optional<quint64> g_budgetOverride;
 quint64 systemAvailableMemory() {
     QFile f(QStringLiteral("/proc/meminfo"));
     if (!f.open(QIODevice::ReadOnly)) return 0;
-    while (!f.atEnd()) {
-        const QByteArray line = f.readLine();
+    // procfs files report size 0, so atEnd() is true at once: read them whole instead.
+    for (const QByteArray& line : f.readAll().split('\n')) {
         if (!line.startsWith("MemAvailable:")) continue;
         const QList<QByteArray> parts = line.simplified().split(' ');
         if (parts.size() >= 2) return parts[1].toULongLong() * 1024ull;  // kB

@@ -98,11 +98,12 @@ ModelLibrary::ModelLibrary(EngineController* engine, QWidget* parent)
     connect(&watcher_, &QFutureWatcher<std::vector<ModelEntry>>::finished, this, [this] {
         entries_ = watcher_.result();
         populate();
-        emit scanFinished();
-        if (rescanPending_) {
+        if (rescanPending_) {  // asked again while scanning: that answer is the one that counts
             rescanPending_ = false;
             rescan();
+            return;
         }
+        emit scanFinished();
     });
     connect(engine_, &EngineController::modelLoaded, this, [this](const ModelInfoPtr& info) {
         const bool known = recentModels().contains(info->source);
