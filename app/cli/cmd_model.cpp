@@ -1,4 +1,5 @@
 // info, logits, generate, attention, routing: the engine's contract for tests and scripts.
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -273,7 +274,20 @@ int cmd_routing(const std::vector<std::string>& argv) {
         if (!m->spec().layers[size_t(il)].ffn.moe) continue;
         json toks = json::array();
         for (auto& r : s.probes().routing)
-            if (r.layer == il) toks.push_back({{"experts", r.experts}, {"weights", r.weights}, {"router_probs", r.router_probs}});
+            if (r.layer == il) {
+                // Contract: experts in descending final weight (the engine records selection order,
+                // which the selection bias can make different).
+                std::vector<size_t> order(r.experts.size());
+                for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+                std::stable_sort(order.begin(), order.end(), [&](size_t x, size_t y) { return r.weights[x] > r.weights[y]; });
+                std::vector<int> ex;
+                std::vector<float> wt;
+                for (size_t k : order) {
+                    ex.push_back(r.experts[k]);
+                    wt.push_back(r.weights[k]);
+                }
+                toks.push_back({{"experts", ex}, {"weights", wt}, {"router_probs", r.router_probs}});
+            }
         layers.push_back({{"layer", il}, {"tokens", toks}});
     }
     std::printf("%s\n", json{{"layers", layers}}.dump().c_str());

@@ -313,8 +313,7 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
             sc.resize(size_t(p - lo + 1));
             for (int64_t j = lo; j <= p; ++j) {
                 const float* kh = key_ptr(j) + kvh * hd;
-                float d = 0;
-                for (int64_t e = 0; e < hd; ++e) d += qh[e] * kh[e];
+                float d = cpu::dot_f32(qh, kh, hd);
                 d *= a.scale;
                 if (a.softcap > 0) d = a.softcap * std::tanh(d / a.softcap);
                 sc[size_t(j - lo)] = d;
@@ -325,7 +324,7 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
             for (int64_t j = lo; j <= p; ++j) {
                 const float* vh = val_ptr(j) + kvh * vd;
                 const float pj = sc[size_t(j - lo)];
-                for (int64_t e = 0; e < vd; ++e) o[e] += pj * vh[e];
+                cpu::axpy_f32(pj, vh, o, vd);
             }
             if (capture && probe_cfg_.wants_attention(il, int(hh))) captured[size_t(i)] = sc;
         }
@@ -399,9 +398,7 @@ void Session::attention_mla(int il, const float* h, int64_t T, float* out) {
             for (int64_t j = lo; j <= p; ++j) {
                 const float* c = lat_ptr(j);
                 const float* kp = pe_ptr(j);
-                float d = 0;
-                for (int64_t e = 0; e < R; ++e) d += qa[e] * c[e];
-                for (int64_t e = 0; e < RP; ++e) d += qp[e] * kp[e];
+                const float d = cpu::dot_f32(qa, c, R) + cpu::dot_f32(qp, kp, RP);
                 sc[size_t(j - lo)] = d * a.scale;
             }
             cpu::softmax(sc.data(), int64_t(sc.size()));
@@ -410,7 +407,7 @@ void Session::attention_mla(int il, const float* h, int64_t T, float* out) {
             for (int64_t j = lo; j <= p; ++j) {
                 const float* c = lat_ptr(j);
                 const float pj = sc[size_t(j - lo)];
-                for (int64_t e = 0; e < R; ++e) o[e] += pj * c[e];
+                cpu::axpy_f32(pj, c, o, R);
             }
             if (capture && probe_cfg_.wants_attention(il, int(hh))) captured[size_t(i)] = sc;
         }
