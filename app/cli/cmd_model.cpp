@@ -57,7 +57,7 @@ json info_json(const std::string& path, const ModelSpec& s, const Model* m) {
     if (s.ple_dim > 0) {
         // Gemma 3n: the per-layer embedding table streams from the file (read row by row as tokens
         // arrive); everything else stays in the memory that runs the layers. "Effective" = without it.
-        j["params_effective"] = pc.total - pc.per_layer_embedding;
+        j["params_effective"] = pc.active;  // Google's definition: without the PLE and token tables
         j["per_layer_embeddings"] = {{"dim_per_layer", s.ple_dim}, {"vocab", s.ple_vocab}, {"params", pc.per_layer_embedding},
                                      {"memory", "streamed from the memory map"}};
         j["altup_inputs"] = s.altup_inputs;

@@ -98,7 +98,10 @@ ParamCounts count_params(const ModelSpec& s) {
               c.per_layer_embedding + c.altup_laurel;
     // Active per token: one embedding row is read, but by convention (as published figures do)
     // embeddings count fully; only routed experts are counted at top_k of n_experts.
-    c.active = c.total - c.experts + active_experts - c.per_layer_embedding;
+    c.active = c.total - c.experts + active_experts;
+    // Gemma 3n's published "effective" size (E2B ≈ 1.91B, E4B ≈ 4B) leaves out both embedding
+    // tables: the per-layer table streams from storage and the token table is a lookup.
+    if (s.ple_dim > 0) c.active -= c.per_layer_embedding + uint64_t(s.vocab) * d;
     return c;
 }
 

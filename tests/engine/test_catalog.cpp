@@ -116,6 +116,19 @@ private slots:
     }
 
     // KV bytes follow the architecture, not a generic 2 x layers x dim.
+    // Gemma 3n: Google's "effective" size leaves out the per-layer and token embedding tables
+    // (1.91B for E2B, ~4B for E4B); the raw 5B / 8B add audio and vision encoders we do not model.
+    void gemma3nEffectiveParams() {
+        const std::pair<const char*, double> want[] = {{"gemma3n-e2b", 1.91e9}, {"gemma3n-e4b", 3.98e9}};
+        for (auto& [name, effective] : want) {
+            archlens::ModelSpec s = archlens::Model::load_spec(std::string("catalog:") + name);
+            auto pc = archlens::count_params(s);
+            QVERIFY2(std::fabs(double(pc.active) / effective - 1.0) < 0.01, name);
+            QVERIFY(pc.per_layer_embedding == uint64_t(s.ple_vocab) * uint64_t(s.n_layers) * uint64_t(s.ple_dim));
+            QVERIFY(pc.total > pc.active + pc.per_layer_embedding);
+        }
+    }
+
     void kvFollowsArchitecture() {
         // DeepSeek-V3: MLA caches the 512-d latent + 64-d shared RoPE key per layer.
         auto ds = Model::load_spec("catalog:deepseek-v3");
