@@ -35,6 +35,8 @@ struct TokenSnapshot {
     // prompt prefill (every prompt query row), afterwards the single previous token. Only what
     // the ProbeConfig asked for; records are cleared before each forward call.
     archlens::ProbeData probes;
+    // probes.logit_lens with its ids decoded: per layer, the top token of the residual stream.
+    std::vector<TokenAlternative> logitLens;
     std::vector<quint64> kvBytesPerLayer;  // the engine's allocations after this step
     quint64 kvBytesTotal = 0;
     qint64 contextUsed = 0, contextSize = 0;
