@@ -297,6 +297,9 @@ void EngineWorker::generate(const GenerationRequest& req) {
             snap->probes.routing = std::move(probes.routing);
             snap->probes.top_k = probes.top_k;
             snap->probes.expert_load = probes.expert_load;
+            snap->probes.logit_lens = probes.logit_lens;
+            for (const LogitLensEntry& e : probes.logit_lens)
+                snap->logitLens.push_back({e.token, QString::fromStdString(tok.decode({e.token})), e.prob});
             probes.clear_records();
             for (const LayerKv& kv : session.kv()) snap->kvBytesPerLayer.push_back(kv.bytes());
             snap->kvBytesTotal = session.kv_bytes();
@@ -313,6 +316,8 @@ void EngineWorker::generate(const GenerationRequest& req) {
             if (res.tokens >= maxTokens) return finish(FinishReason::MaxTokens);
             if (session.position() + 1 >= session.n_ctx()) return finish(FinishReason::ContextFull);
             if (stopRequested(req.id)) return finish(FinishReason::Stopped);
+            // A view opened or closed, or another head picked, takes effect from the next token.
+            applyProbeConfig();
             logits = session.forward(std::span<const int>(&id, 1));
             cached_.push_back(id);
         }
