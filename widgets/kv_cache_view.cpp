@@ -111,7 +111,8 @@ KvCacheView::KvCacheView(QWidget* parent) : QWidget(parent) {
         return b;
     };
     budgetWeights_ = mk(QColor(0x99, 0x99, 0x99), tr("weights"));
-    budgetKv_ = mk(QColor(0x00, 0x9e, 0x73), tr("KV cache"));
+    // Reddish purple: not one of the layer-kind colours, so it never reads as "MLA".
+    budgetKv_ = mk(QColor(0xcc, 0x79, 0xa7), tr("KV cache"));
     budgetBuffers_ = mk(QColor(0xcc, 0xcc, 0xcc), tr("buffers"));
     budgetKv_->moveAbove(budgetWeights_);
     budgetBuffers_->moveAbove(budgetKv_);
@@ -285,8 +286,7 @@ void KvCacheView::rebuild() {
     budgetBuffers_->setData({1}, {buf / bu});
     budgetRect_->axis(QCPAxis::atBottom)->setRange(0, std::max(1e-9, (w + kv + buf) / bu * 1.02));
     budgetRect_->axis(QCPAxis::atBottom)
-        ->setLabel(tr("memory (%1): weights %2 (grey) + KV %3 (green) + buffers ~%4 (light, estimate)")
-                       .arg(bname, bytesText(w), bytesText(kv), bytesText(buf)));
+        ->setLabel(tr("memory (%1): weights · KV (purple) · buffers (estimate)").arg(bname));
 
     QString t = tr("KV cache");
     if (spec) t += tr(" · %1 in %2 tokens · engine allocation (measured)").arg(bytesText(kv)).arg(contextUsed_);

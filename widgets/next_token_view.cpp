@@ -173,6 +173,9 @@ void NextTokenView::rebuild() {
     topBars_->setData(k, v);
     chosenBar_->setData(ck, cv);
     topRect_->axis(QCPAxis::atLeft)->setRange(-0.6, std::max<double>(kTopK, double(ids_.size())) - 0.4);
+    // Scaled to the data: a flat distribution (a demo's random weights) would vanish on 0..1.
+    const double topMax = probs_.empty() ? 1.0 : double(*std::max_element(probs_.begin(), probs_.end()));
+    topRect_->axis(QCPAxis::atBottom)->setRange(0, std::min(1.0, std::max(0.02, topMax * 1.15)));
 
     // Lens: one bar per layer, the last layer's (= the model's own prediction) in the main colour.
     QVector<double> lk, lv, fk, fv;
@@ -193,6 +196,9 @@ void NextTokenView::rebuild() {
     lensBars_->setData(lk, lv);
     lensFinal_->setData(fk, fv);
     lensRect_->axis(QCPAxis::atLeft)->setRange(-0.6, std::max(1, n) - 0.4);
+    double lensMax = 0;
+    for (double p : lv + fv) lensMax = std::max(lensMax, p);
+    lensRect_->axis(QCPAxis::atBottom)->setRange(0, std::min(1.0, std::max(0.02, lensMax * 1.15)));
 
     if (!last_) {
         title_->setText(tr("Next token"));

@@ -114,7 +114,15 @@ RoutingView::RoutingView(QWidget* parent) : QWidget(parent) {
     loadMap_->setGradient(viewExport::viridis());
     loadRect_->axis(QCPAxis::atLeft)->setRangeReversed(true);
     loadRect_->axis(QCPAxis::atLeft)->setLabel(tr("layer"));
-    loadRect_->axis(QCPAxis::atBottom)->setLabel(tr("expert · load map (whole conversation)"));
+    loadRect_->axis(QCPAxis::atBottom)->setLabel(tr("expert · load, whole conversation"));
+    // Experts are integers: ticks on whole numbers only.
+    for (QCPAxisRect* r : {loadRect_}) {
+        QSharedPointer<QCPAxisTickerFixed> t(new QCPAxisTickerFixed);
+        t->setTickStep(1);
+        t->setScaleStrategy(QCPAxisTickerFixed::ssMultiples);
+        r->axis(QCPAxis::atBottom)->setTicker(t);
+        r->axis(QCPAxis::atLeft)->setTicker(t);
+    }
     loadRect_->setRangeDrag({});
     loadRect_->setRangeZoom({});
     histRect_ = bareRect(plot_);
@@ -124,6 +132,12 @@ RoutingView::RoutingView(QWidget* parent) : QWidget(parent) {
     hist_->setPen(Qt::NoPen);
     hist_->setBrush(QColor(0x00, 0x72, 0xb2));
     histRect_->axis(QCPAxis::atLeft)->setLabel(tr("selections"));
+    {
+        QSharedPointer<QCPAxisTickerFixed> t(new QCPAxisTickerFixed);
+        t->setTickStep(1);
+        t->setScaleStrategy(QCPAxisTickerFixed::ssMultiples);
+        histRect_->axis(QCPAxis::atBottom)->setTicker(t);
+    }
     histRect_->setRangeDrag({});
     histRect_->setRangeZoom({});
     meanLine_ = new QCPItemStraightLine(plot_);
@@ -372,7 +386,7 @@ void RoutingView::rebuild() {
     meanLine_->setVisible(mean > 0);
     const double imb = imbalance();
     histRect_->axis(QCPAxis::atBottom)
-        ->setLabel(layer_ >= 0 ? tr("expert · layer %1 load, max/mean = %2").arg(layer_).arg(imb > 0 ? QString::number(imb, 'f', 2) : QStringLiteral("–"))
+        ->setLabel(layer_ >= 0 ? tr("layer %1 load · max/mean %2").arg(layer_).arg(imb > 0 ? QString::number(imb, 'f', 2) : QStringLiteral("–"))
                                : tr("expert"));
     histRect_->axis(QCPAxis::atBottom)->setRange(-0.7, std::max<double>(1, double(h.size())) - 0.3);
     const double hmax = h.empty() ? 0 : *std::max_element(h.begin(), h.end());

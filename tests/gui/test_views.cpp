@@ -418,6 +418,37 @@ private slots:
         QCOMPARE(QJsonDocument::fromJson(jf.readAll()).object()["kv_bytes_total"].toInteger(), qint64(r->session->kv_bytes()));
     }
 
+    // Not a check: with ARCHLENS_VIEW_SHOTS=DIR, saves each view on a few demos for a look.
+    void saveShotsWhenAsked() {
+        const QString dir = qEnvironmentVariable("ARCHLENS_VIEW_SHOTS");
+        if (dir.isEmpty()) QSKIP("set ARCHLENS_VIEW_SHOTS=DIR to save the views as PNG");
+        ProbeConfig cfg;
+        cfg.attention = true;
+        cfg.routing = true;
+        cfg.top_k = NextTokenView::kTopK;
+        cfg.logit_lens = true;
+        for (const char* demo : {"qwen3-moe", "gemma3", "deepseek-v3", "induction"}) {
+            auto r = runDemo(demo, 40, 12, cfg);
+            AttentionView a;
+            RoutingView ro;
+            KvCacheView kv;
+            NextTokenView nt;
+            a.resize(900, 420);
+            ro.resize(700, 520);
+            kv.resize(520, 420);
+            nt.resize(560, 380);
+            feed(a, *r);
+            feed(ro, *r);
+            feed(kv, *r);
+            feed(nt, *r);
+            a.setLayer(r->model->spec().n_layers - 1);
+            a.refresh();
+            ro.refresh();
+            for (auto [w, name] : {std::pair<QWidget*, const char*>{&a, "attention"}, {&ro, "routing"}, {&kv, "kv"}, {&nt, "next"}})
+                w->grab().save(QStringLiteral("%1/%2-%3.png").arg(dir, demo, name));
+        }
+    }
+
     void mergedProbeNeeds() {
         ProbeConfig a, b, c;
         a.attention = true;
