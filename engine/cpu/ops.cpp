@@ -164,6 +164,82 @@ __attribute__((target("avx512f,avx512dq,fma"))) void axpy_f32_avx512(float a, co
     for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
     for (; i < n; ++i) y[i] += a * x[i];
 }
+
+// Eight reductions at once, each with exactly _mm512_reduce_add_ps's pairing (halves: lanes i and
+// i+8, then i and i+4, i and i+2, i and i+1), so every result equals dot_f32's bit for bit.
+__attribute__((target("avx512f,avx512dq,fma"))) inline void reduce8(const __m512* v, float* out, int nk) {
+    __m512 p[4], q[2];
+    for (int k = 0; k < 4; ++k)
+        p[k] = _mm512_add_ps(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44),
+                             _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xEE));
+    for (int k = 0; k < 2; ++k)
+        q[k] = _mm512_add_ps(_mm512_shuffle_f32x4(p[2 * k], p[2 * k + 1], 0x88),
+                             _mm512_shuffle_f32x4(p[2 * k], p[2 * k + 1], 0xDD));
+    // quarter k of q[0] holds v[k]'s four partial sums, of q[1] v[k + 4]'s
+    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(q[0], q[1], 0x44), _mm512_shuffle_ps(q[0], q[1], 0xEE));
+    const __m512 f = _mm512_add_ps(_mm512_shuffle_ps(r, r, 0x88), _mm512_shuffle_ps(r, r, 0xDD));
+    // quarter k of f: [v[k], v[k + 4], v[k], v[k + 4]]
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+    _mm512_mask_storeu_ps(out, __mmask16((1u << nk) - 1), _mm512_permutexvar_ps(idx, f));
+}
+
+// out[qi * ldo + j] = dot_f32(q[qi], k[j], n) for NQ queries sharing each key load (n % 16 == 0).
+template <int NQ>
+__attribute__((target("avx512f,avx512dq,fma"))) void dot_keys_avx512(const float* const* q, const float* const* k,
+                                                                     int nk, int64_t n, float* out, int64_t ldo) {
+    for (int j0 = 0; j0 < nk; j0 += 8) {
+        const int m = std::min(8, nk - j0);
+        const float* kp[8];
+        for (int j = 0; j < 8; ++j) kp[j] = k[j0 + std::min(j, m - 1)];
+        __m512 acc[NQ][8];
+        for (int a = 0; a < NQ; ++a)
+            for (int j = 0; j < 8; ++j) acc[a][j] = _mm512_setzero_ps();
+        for (int64_t i = 0; i < n; i += 16) {
+            __m512 qv[NQ];
+            for (int a = 0; a < NQ; ++a) qv[a] = _mm512_loadu_ps(q[a] + i);
+            for (int j = 0; j < 8; ++j) {
+                const __m512 kv = _mm512_loadu_ps(kp[j] + i);
+                for (int a = 0; a < NQ; ++a) acc[a][j] = _mm512_fmadd_ps(qv[a], kv, acc[a][j]);
+            }
+        }
+        for (int a = 0; a < NQ; ++a) reduce8(acc[a], out + a * ldo + j0, m);
+    }
+}
+
+// o[qi][0..n) = Σ_j p[qi * ldp + j] · v[j][0..n), keys in order (the FMA sequence of repeated
+// axpy_f32 into a zeroed o), NQ outputs sharing each value load, in slabs of 128 floats held in
+// registers (n % 16 == 0).
+template <int NQ>
+__attribute__((target("avx512f,avx512dq,fma"))) void weighted_sum_avx512(const float* p, int64_t ldp, const float* const* v,
+                                                                         int nk, int64_t n, float* const* o) {
+    for (int64_t c0 = 0; c0 < n; c0 += 128) {
+        const int nc = int(std::min<int64_t>(128, n - c0) / 16);
+        __m512 acc[NQ][8];
+        for (int a = 0; a < NQ; ++a)
+            for (int c = 0; c < 8; ++c) acc[a][c] = _mm512_setzero_ps();
+        if (nc == 8) {
+            for (int j = 0; j < nk; ++j) {
+                const float* vj = v[j] + c0;
+                __m512 pa[NQ];
+                for (int a = 0; a < NQ; ++a) pa[a] = _mm512_set1_ps(p[a * ldp + j]);
+                for (int c = 0; c < 8; ++c) {
+                    const __m512 x = _mm512_loadu_ps(vj + 16 * c);
+                    for (int a = 0; a < NQ; ++a) acc[a][c] = _mm512_fmadd_ps(pa[a], x, acc[a][c]);
+                }
+            }
+        } else {
+            for (int j = 0; j < nk; ++j) {
+                const float* vj = v[j] + c0;
+                for (int c = 0; c < nc; ++c) {
+                    const __m512 x = _mm512_loadu_ps(vj + 16 * c);
+                    for (int a = 0; a < NQ; ++a) acc[a][c] = _mm512_fmadd_ps(_mm512_set1_ps(p[a * ldp + j]), x, acc[a][c]);
+                }
+            }
+        }
+        for (int a = 0; a < NQ; ++a)
+            for (int c = 0; c < nc; ++c) _mm512_storeu_ps(o[a] + c0 + 16 * c, acc[a][c]);
+    }
+}
 #endif
 
 }  // namespace
@@ -182,6 +258,34 @@ void axpy_f32(float a, const float* x, float* y, int64_t n) {
     if (have_avx512()) return axpy_f32_avx512(a, x, y, n);
 #endif
     for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+void dot_f32_keys(const float* const* q, int nq, const float* const* k, int nk, int64_t n, float* out, int64_t ldo) {
+#if defined(__x86_64__)
+    if (have_avx512() && n % 16 == 0) {
+        int a = 0;
+        for (; a + 2 <= nq; a += 2) dot_keys_avx512<2>(q + a, k, nk, n, out + a * ldo, ldo);
+        if (a < nq) dot_keys_avx512<1>(q + a, k, nk, n, out + a * ldo, ldo);
+        return;
+    }
+#endif
+    for (int a = 0; a < nq; ++a)
+        for (int j = 0; j < nk; ++j) out[a * ldo + j] = dot_f32(q[a], k[j], n);
+}
+
+void weighted_sum_f32(const float* p, int64_t ldp, int nq, const float* const* v, int nk, int64_t n, float* const* o) {
+#if defined(__x86_64__)
+    if (have_avx512() && n % 16 == 0) {
+        int a = 0;
+        for (; a + 2 <= nq; a += 2) weighted_sum_avx512<2>(p + a * ldp, ldp, v, nk, n, o + a);
+        if (a < nq) weighted_sum_avx512<1>(p + a * ldp, ldp, v, nk, n, o + a);
+        return;
+    }
+#endif
+    for (int a = 0; a < nq; ++a) {
+        std::fill(o[a], o[a] + n, 0.f);
+        for (int j = 0; j < nk; ++j) axpy_f32(p[a * ldp + j], v[j], o[a], n);
+    }
 }
 
 void softmax(float* x, int64_t n) {

@@ -31,6 +31,12 @@ float activation(Activation a, float x);
 float dot_f32(const float* a, const float* b, int64_t n);
 // y[i] += a · x[i]
 void axpy_f32(float a, const float* x, float* y, int64_t n);
+// out[a * ldo + j] = dot_f32(q[a], k[j], n) for a < nq, j < nk, bit for bit (keys in blocks of
+// eight sharing one transposed reduction; nq queries sharing each key load).
+void dot_f32_keys(const float* const* q, int nq, const float* const* k, int nk, int64_t n, float* out, int64_t ldo);
+// o[a][0..n) = Σ_j p[a * ldp + j] · v[j][0..n) for a < nq: bit for bit what zeroing o[a] and
+// calling axpy_f32 for j = 0, 1, … gives, with o held in registers.
+void weighted_sum_f32(const float* p, int64_t ldp, int nq, const float* const* v, int nk, int64_t n, float* const* o);
 void softmax(float* x, int64_t n);
 
 }  // namespace archlens::cpu

@@ -304,29 +304,41 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
     const int64_t group = H / KV;
     const bool capture = probe_cfg_.attention;
     std::vector<std::vector<float>> captured(capture ? size_t(T * H) : 0);
-    pool_->parallel_for(T * H, [&](int64_t i0, int64_t i1, int) {
+    // One item per (query token, KV head): the group's query heads share every key and value load,
+    // keys are scored eight at a time and the outputs stay in registers (cpu::dot_f32_keys and
+    // cpu::weighted_sum_f32 give exactly the per-key dot_f32 / axpy_f32 results).
+    pool_->parallel_for(T * KV, [&](int64_t i0, int64_t i1, int) {
         std::vector<float> sc;
+        std::vector<const float*> kp, vp;
+        std::vector<const float*> qs(static_cast<size_t>(group));
+        std::vector<float*> os(static_cast<size_t>(group));
         for (int64_t i = i0; i < i1; ++i) {
-            const int64_t t = i / H, hh = i % H, kvh = hh / group, p = pos0 + t;
-            const int64_t lo = key_begin(a, p);
-            const float* qh = q.data() + t * qd + hh * hd;
-            sc.resize(size_t(p - lo + 1));
+            const int64_t t = i / KV, kvh = i % KV, p = pos0 + t;
+            const int64_t lo = key_begin(a, p), n = p - lo + 1;
+            kp.resize(size_t(n));
+            vp.resize(size_t(n));
             for (int64_t j = lo; j <= p; ++j) {
-                const float* kh = key_ptr(j) + kvh * hd;
-                float d = cpu::dot_f32(qh, kh, hd);
-                d *= a.scale;
-                if (a.softcap > 0) d = a.softcap * std::tanh(d / a.softcap);
-                sc[size_t(j - lo)] = d;
+                kp[size_t(j - lo)] = key_ptr(j) + kvh * hd;
+                vp[size_t(j - lo)] = val_ptr(j) + kvh * vd;
             }
-            cpu::softmax(sc.data(), int64_t(sc.size()));
-            float* o = att.data() + t * H * vd + hh * vd;
-            std::fill(o, o + vd, 0.f);
-            for (int64_t j = lo; j <= p; ++j) {
-                const float* vh = val_ptr(j) + kvh * vd;
-                const float pj = sc[size_t(j - lo)];
-                cpu::axpy_f32(pj, vh, o, vd);
+            for (int64_t g = 0; g < group; ++g) {
+                qs[size_t(g)] = q.data() + t * qd + (kvh * group + g) * hd;
+                os[size_t(g)] = att.data() + t * H * vd + (kvh * group + g) * vd;
             }
-            if (capture && probe_cfg_.wants_attention(il, int(hh))) captured[size_t(i)] = sc;
+            sc.resize(size_t(group * n));
+            cpu::dot_f32_keys(qs.data(), int(group), kp.data(), int(n), hd, sc.data(), n);
+            for (int64_t g = 0; g < group; ++g) {
+                float* sg = sc.data() + g * n;
+                for (int64_t j = 0; j < n; ++j) {
+                    float d = sg[j] * a.scale;
+                    if (a.softcap > 0) d = a.softcap * std::tanh(d / a.softcap);
+                    sg[j] = d;
+                }
+                cpu::softmax(sg, n);
+                const int64_t hh = kvh * group + g;
+                if (capture && probe_cfg_.wants_attention(il, int(hh))) captured[size_t(t * H + hh)].assign(sg, sg + n);
+            }
+            cpu::weighted_sum_f32(sc.data(), n, int(group), vp.data(), int(n), vd, os.data());
         }
     });
     if (capture) push_attention_rows(il, a, pos0, T, H, captured);
