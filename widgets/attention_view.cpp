@@ -1,6 +1,7 @@
 #include "widgets/attention_view.h"
 
 #include <QCheckBox>
+#include <QElapsedTimer>
 #include <QComboBox>
 #include <QHBoxLayout>
 #include <QJsonArray>
@@ -267,14 +268,16 @@ void AttentionView::setModel(const InternalsModelPtr& model) {
 }
 
 void AttentionView::clearHistory() {
+    thumbsStale_ = true;
     tokens_.clear();
     rows_.clear();
-    storedFloats_ = 0;
+    storedFloats_ = budgetRetryAt_ = 0;
     keepView_ = false;
     schedule();
 }
 
 void AttentionView::setContext(const ContextSnapshotPtr& c) {
+    thumbsStale_ = true;
     if (!c) return;
     tokens_.setContext(*c);
     // Rows of the reused prefix stay valid (same tokens, same cache); the rest is recomputed.
@@ -312,7 +315,7 @@ void AttentionView::storeRow(const AttentionRow& r) {
 void AttentionView::enforceBudget() {
     // All heads of all layers grow with the square of the context: past the budget, rows of
     // layers not on screen are summed into key blocks (what their thumbnails need anyway).
-    if (storedFloats_ <= kFloatBudget) return;
+    if (storedFloats_ <= std::max(kFloatBudget, budgetRetryAt_)) return;
     for (size_t l = 0; l < rows_.size(); ++l) {
         if (int(l) == layer_) continue;
         for (auto& qs : rows_[l])
@@ -327,6 +330,8 @@ void AttentionView::enforceBudget() {
             }
         if (storedFloats_ <= kFloatBudget / 2) return;
     }
+    // What is left is the layer on screen at full resolution: try again after it grew a quarter.
+    budgetRetryAt_ = storedFloats_ + storedFloats_ / 4;
 }
 
 archlens::ProbeConfig AttentionView::probeNeeds() const {
@@ -340,6 +345,7 @@ archlens::ProbeConfig AttentionView::probeNeeds() const {
 }
 
 void AttentionView::setLayer(int layer) {
+    thumbsStale_ = true;
     if (!model_ || !model_->spec || layer < 0 || layer >= model_->spec->n_layers) return;
     const bool changed = layer != layer_;
     layer_ = layer;
@@ -351,6 +357,7 @@ void AttentionView::setLayer(int layer) {
 }
 
 void AttentionView::setHead(int head) {
+    thumbsStale_ = true;
     if (head < 0 || head >= nHeads(layer_)) return;
     const bool changed = head != head_ || aggregate_ != Aggregate::Head;
     head_ = head;
@@ -361,6 +368,7 @@ void AttentionView::setHead(int head) {
 }
 
 void AttentionView::setAggregate(Aggregate a) {
+    thumbsStale_ = true;
     if (a == aggregate_) return;
     aggregate_ = a;
     rebuildControls();
@@ -475,7 +483,10 @@ void AttentionView::refresh() {
     dirty_ = false;
     timer_->stop();
     rebuildMap();
-    if (thumbnailsVisible()) {
+    // The grid reads every stored row: at most once a second while tokens stream in.
+    if (thumbnailsVisible() && (!thumbClock_.isValid() || thumbClock_.elapsed() > 1000 || thumbsStale_)) {
+        thumbClock_.start();
+        thumbsStale_ = false;
         // Thumbnails: max over each pixel's block, normalised per head so every pattern shows.
         QCPColorGradient g = viewExport::viridis();  // color() is not const (it caches its table)
         const auto* spec = model_ ? model_->spec.get() : nullptr;
@@ -518,6 +529,13 @@ void AttentionView::refresh() {
         thumbs_->selHead = aggregate_ == Aggregate::Head ? head_ : -1;
         thumbs_->resize(thumbs_->sizeHint());
         thumbs_->update();
+    } else if (thumbnailsVisible() && !thumbPending_) {
+        thumbPending_ = true;
+        QTimer::singleShot(1000, this, [this] {
+            thumbPending_ = false;
+            thumbsStale_ = true;
+            schedule();
+        });
     }
     updateStatus();
 }

@@ -5,6 +5,7 @@
 // edge is drawn. Long contexts stay readable: zoom and pan, key blocks summed into one cell, log
 // colour scale, and the first-token "attention sink" can be hidden so the rest gets the colours.
 #pragma once
+#include <QElapsedTimer>
 #include <QWidget>
 #include <limits>
 #include <vector>
@@ -96,7 +97,7 @@ private:
     InternalsModelPtr model_;
     ContextTokens tokens_;
     std::vector<std::vector<std::vector<Row>>> rows_;  // [layer][head][query position]
-    size_t storedFloats_ = 0;
+    size_t storedFloats_ = 0, budgetRetryAt_ = 0;
     int layer_ = 0, head_ = 0;
     Aggregate aggregate_ = Aggregate::Head;
     bool hideSink_ = false, logScale_ = false;
@@ -119,4 +120,6 @@ private:
     AttentionThumbnails* thumbs_;
     QTimer* timer_;
     bool updatingControls_ = false;
+    QElapsedTimer thumbClock_;
+    bool thumbsStale_ = true, thumbPending_ = false;
 };
