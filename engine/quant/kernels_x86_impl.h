@@ -424,7 +424,10 @@ inline __m512i idx_quad8(int g) {
 // lanes 8..15), each activation block broadcast to both halves: every 256-bit half is exactly
 // ggml's accumulator for its (row, activation) pair.
 struct KQ8_0_512 {
-    static constexpr int kUnitW = 2, kTileW = 4, kTileA = 4, kDecodeW = 8;
+    // Integer part as u8 × s8: (a + 128) · w summed over 4 bytes by vpdpbusd, started from
+    // -128 · Σw (computed once per weight block), equals Σ a · w exactly, lane for lane; the
+    // activation's sign flip (a XOR 0x80) is shared by all rows of the tile.
+    static constexpr int kUnitW = 2, kTileW = 8, kTileA = 3, kDecodeW = 8;
     template <int NW, int NA>
     static void micro(int64_t n, const void* const* wv, const void* const* av, float* out, ptrdiff_t pf) {
         static_assert(NW % 2 == 0);
@@ -436,25 +439,23 @@ struct KQ8_0_512 {
         __m512 acc[NP][NA];
         for (int p = 0; p < NP; ++p)
             for (int a = 0; a < NA; ++a) acc[p][a] = _mm512_setzero_ps();
+        const __m512i k128 = _mm512_set1_epi8(char(0x80));
         const int64_t nb = n / kQK;
         for (int64_t i = 0; i < nb; ++i) {
-            __m512i aw[NP];
-            __mmask64 neg[NP];
+            __m512i w[NP], ncorr[NP];
             __m512 dw[NP];
             if (pf)
                 for (int r = 0; r < NW; ++r) _mm_prefetch(reinterpret_cast<const char*>(x[r] + i) + pf, _MM_HINT_T0);
             for (int p = 0; p < NP; ++p) {
-                const __m512i w = load2x32(x[2 * p][i].qs, x[2 * p + 1][i].qs);
-                aw[p] = _mm512_abs_epi8(w);
-                neg[p] = _mm512_movepi8_mask(w);
+                w[p] = load2x32(x[2 * p][i].qs, x[2 * p + 1][i].qs);
+                ncorr[p] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), k128, w[p]));
                 dw[p] = _mm512_insertf32x8(_mm512_set1_ps(h2f(x[2 * p][i].d)), _mm256_set1_ps(h2f(x[2 * p + 1][i].d)), 1);
             }
             for (int a = 0; a < NA; ++a) {
-                const __m512i ya = _mm512_broadcast_i64x4(loadu(y[a][i].qs));
+                const __m512i ya = _mm512_xor_si512(_mm512_broadcast_i64x4(loadu(y[a][i].qs)), k128);
                 const __m512 da = _mm512_set1_ps(h2f(y[a][i].d));
                 for (int p = 0; p < NP; ++p) {
-                    const __m512i s = _mm512_mask_sub_epi8(ya, neg[p], _mm512_setzero_si512(), ya);
-                    const __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), aw[p], s);
+                    const __m512i d = _mm512_dpbusd_epi32(ncorr[p], ya, w[p]);
                     acc[p][a] = _mm512_fmadd_ps(_mm512_mul_ps(dw[p], da), _mm512_cvtepi32_ps(d), acc[p][a]);
                 }
             }
