@@ -161,7 +161,8 @@ void paintDiagram(QPainter& p, const DiagramLayout& l, const DiagramPaintOptions
         p.setFont(font(10.5));
         p.setPen(kMuted);
         QString sub = dg.layers;
-        if (active) sub = QStringLiteral("computing layer %1 · ").arg(o.activeLayer) + sub;
+        if (active)
+            sub = (o.activeLabel.isEmpty() ? QStringLiteral("computing layer %1") : o.activeLabel).arg(o.activeLayer) + QStringLiteral(" · ") + sub;
         p.drawText(QRectF(x, dg.frame.top() + 22, dg.frame.right() - x - 10, 14), Qt::AlignLeft | Qt::AlignVCenter, sub);
     }
     // data flow, then boxes over it
@@ -363,6 +364,12 @@ void DiagramView::setActiveLayer(int layer) {
     m_canvas->setOptions(o);
 }
 
+void DiagramView::setActiveLayerLabel(const QString& label) {
+    DiagramPaintOptions o = m_canvas->options();
+    o.activeLabel = label;
+    m_canvas->setOptions(o);
+}
+
 void DiagramView::setKvContext(int tokens) { m_context->setValue(tokens); }
 void DiagramView::setKvType(const QString& type) { m_kvType->setCurrentText(type); }
 
@@ -458,7 +465,10 @@ void DiagramView::selectBox(const QString& id) {
         m_blockTitle->setText(QStringLiteral("<b>%1</b>%2<br>%3 tensors").arg(b->title, where).arg(rows.size()));
         m_tensorTable->setRowCount(rows.size());
         for (int i = 0; i < rows.size(); ++i) {
-            m_tensorTable->setItem(i, 0, new QTableWidgetItem(rows[i].name));
+            auto* nameItem = new QTableWidgetItem(rows[i].name);
+            if (!rows[i].fileName.isEmpty() && rows[i].fileName != rows[i].name)
+                nameItem->setToolTip(tr("Stored in the file as %1").arg(rows[i].fileName));
+            m_tensorTable->setItem(i, 0, nameItem);
             m_tensorTable->setItem(i, 1, new QTableWidgetItem(rows[i].shape));
             m_tensorTable->setItem(i, 2, new QTableWidgetItem(rows[i].type));
             m_tensorTable->setItem(i, 3, new QTableWidgetItem(QString::fromStdString(human_bytes(double(rows[i].bytes)))));

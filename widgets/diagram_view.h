@@ -19,6 +19,7 @@ namespace archlens {
 
 struct DiagramPaintOptions {
     int activeLayer = -1;    // lit frame + "computing layer N"
+    QString activeLabel;     // with %1 for the layer; empty: "computing layer %1"
     QString selectedId;      // outlined box
     bool showDifferences = false;  // comparison: outline boxes with differs = true
 };
@@ -34,6 +35,7 @@ bool exportDiagram(const DiagramLayout& layout, const QString& path, QString* er
 // A tensor of the loaded weights, as the side panel lists it.
 struct DiagramTensor {
     QString name;   // canonical, "blk.3.attn_q"
+    QString fileName;  // as stored in the file (tooltip), may be empty
     QString shape;  // "[4096, 4096]"
     QString type;   // "Q4_K"
     quint64 bytes = 0;
@@ -83,6 +85,7 @@ public:
 
 public slots:
     void setActiveLayer(int layer);  // -1: none
+    void setActiveLayerLabel(const QString& label);  // "%1" = the layer; empty: "computing layer %1"
     void selectBox(const QString& id);
     void setKvContext(int tokens);
     void setKvType(const QString& type);  // "bf16", "f32", "q8_0", "q4_0"

@@ -55,6 +55,15 @@ struct GenerationResult {
     QString reasonText() const;
 };
 
+// One tensor of the loaded weights (Model::tensors()), for the architecture diagram's block list.
+struct ModelTensorRow {
+    QString name;      // canonical, "blk.3.attn_q"
+    QString fileName;  // as stored in the file
+    QString type;      // "Q4_K"
+    QString shape;     // "[4096, 4096]"
+    quint64 bytes = 0;
+};
+
 struct ModelInfo {
     QString source;  // what was asked for: a path or "demo:NAME"
     QString filePath;  // resolved file or folder
@@ -70,6 +79,10 @@ struct ModelInfo {
     int threads = 1;
     MemoryEstimate memory;
     double loadMs = 0;
+    // Opened from a config only (catalog:NAME, a config.json, or a GGUF header): the spec is
+    // there for the diagram and the math, but no weights and no session: it cannot chat.
+    bool architectureOnly = false;
+    std::vector<ModelTensorRow> tensors;  // empty when architecture only
 };
 using ModelInfoPtr = std::shared_ptr<const ModelInfo>;
 
@@ -81,6 +94,7 @@ struct LoadRequest {
     qint64 contextCap = 4096;
     quint64 memoryBudget = 0;  // bytes the model may use; 0: unknown (no refusal)
     int threads = 0;
+    bool architectureOnly = false;  // read the spec only (forced for catalog: and *.json)
 };
 
 Q_DECLARE_METATYPE(SamplingSettings)

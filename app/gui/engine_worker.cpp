@@ -11,6 +11,7 @@
 #include "engine/core/error.h"
 #include "engine/demo.h"
 #include "engine/formats/gguf.h"
+#include "engine/model/catalog.h"
 #include "engine/model/model.h"
 #include "engine/sampler.h"
 #include "engine/session.h"
@@ -122,6 +123,31 @@ void EngineWorker::loadModel(const LoadRequest& req) {
         } else if (QFileInfo(req.source).isDir()) {
             name = QFileInfo(req.source).absoluteDir().dirName() + u'/' + QFileInfo(req.source).fileName();
         }
+        const bool archOnly = req.architectureOnly || req.source.startsWith(QString::fromLatin1(kCatalogPrefix)) ||
+                              (QFileInfo(QString::fromStdString(path)).isFile() && req.source.endsWith(QStringLiteral(".json"), Qt::CaseInsensitive));
+        if (archOnly) {
+            // The spec is all there is: no weights mapped, no session, nothing to refuse.
+            if (auto ref = catalog_ref(source)) name = QString::fromStdString(*ref);
+            else if (name == QStringLiteral("config.json")) name = QFileInfo(req.source).absoluteDir().dirName();
+            auto info = std::make_shared<ModelInfo>();
+            info->source = req.source;
+            info->filePath = QString::fromStdString(path);
+            info->name = name;
+            info->spec = std::make_shared<const ModelSpec>(spec);
+            info->fileBytes = diskBytes;
+            info->weightTypes = tr("architecture only");
+            info->templateRecognized = true;
+            info->contextSize = spec.max_positions;
+            info->threads = 0;
+            info->memory = est;
+            info->loadMs = msSince(timer);
+            info->architectureOnly = true;
+            info->backend = tr("architecture only");
+            m_.reset();
+            cached_.clear();
+            emit modelLoaded(id, info);
+            return;
+        }
         if (est.fit == MemoryFit::TooLarge) {
             emit loadFailed(id,
                             tr("%1 does not fit in memory and was not loaded: it %2. Close other programs, "
@@ -170,6 +196,12 @@ void EngineWorker::loadModel(const LoadRequest& req) {
         info->threads = threads;
         info->memory = est;
         info->loadMs = msSince(timer);
+        for (const TensorInfo& t : next->model->tensors()) {
+            QStringList dims;
+            for (int64_t d : t.shape) dims << QString::number(d);
+            info->tensors.push_back({QString::fromStdString(t.name), QString::fromStdString(t.file_name), QString::fromLatin1(dtype_name(t.type)),
+                                     QStringLiteral("[%1]").arg(dims.join(QStringLiteral(", "))), t.nbytes});
+        }
         next->info = info;
 
         m_ = std::move(next);
@@ -419,6 +451,14 @@ void EngineController::drain() {
 }
 
 quint64 EngineController::loadModel(const QString& source) {
+    return startLoad(source, false);
+}
+
+quint64 EngineController::loadArchitecture(const QString& source) {
+    return startLoad(source, true);
+}
+
+quint64 EngineController::startLoad(const QString& source, bool architectureOnly) {
     stop();
     if (loadingId_) worker_->requestCancelLoad(loadingId_);
     LoadRequest req;
@@ -426,6 +466,7 @@ quint64 EngineController::loadModel(const QString& source) {
     req.source = source;
     req.contextCap = contextCap_;
     req.memoryBudget = memoryBudget();
+    req.architectureOnly = architectureOnly;
     loadingId_ = req.id;
     loadingSource_ = source;
     emit loadStarted(source);

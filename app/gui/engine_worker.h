@@ -71,6 +71,9 @@ public:
 
     // Stops a running answer first, then loads (the old model stays until the new one is ready).
     quint64 loadModel(const QString& pathOrDemo);
+    // The spec only (diagram, parameter counts, KV math), no weights: the loaded model is dropped
+    // and nothing can chat until a runnable model is loaded. catalog:NAME and *.json always open so.
+    quint64 loadArchitecture(const QString& pathOrCatalog);
     void cancelLoad();
     // Empty when no model is loaded (generationFinished with an error follows).
     quint64 generate(const std::vector<ChatMessageInput>& messages, const SamplingSettings& sampling);
@@ -108,6 +111,7 @@ private:
         TokenSnapshotPtr token;
         std::optional<GenerationResult> finished;
     };
+    quint64 startLoad(const QString& source, bool architectureOnly);
     void post(InboxEvent e);  // worker thread
     Q_INVOKABLE void drain();  // UI thread
 
