@@ -11,7 +11,7 @@
 #include <QPushButton>
 #include <QRegularExpressionValidator>
 #include <QSettings>
-#include <QShortcut>
+#include <QKeyEvent>
 #include <QSpinBox>
 #include <QToolButton>
 #include <QVBoxLayout>
@@ -43,11 +43,12 @@ QDoubleSpinBox* doubleSpin(double lo, double hi, double step, int decimals, QWid
 }
 
 QString legendHtml() {
-    QString html = ChatPanel::tr("token colour = probability: ");
+    QString html = ChatPanel::tr("p ");
     for (float p : {1.0f, 0.3f, 0.1f, 0.01f, 0.001f})
-        html += QStringLiteral("<span style='background:%1'>&nbsp;%2&nbsp;</span> ")
-                    .arg(tokenStyle::probabilityColor(p).name(), tokenStyle::percent(p));
-    return html;
+        html += QStringLiteral("<span style='background:%1'>&nbsp;%2&nbsp;</span>")
+                    .arg(tokenStyle::probabilityColor(p).name(),
+                         p >= 0.01f ? QString::number(double(p) * 100, 'f', 0) : QString::number(double(p) * 100, 'g', 1));
+    return html + QStringLiteral(" %");
 }
 
 }  // namespace
@@ -76,7 +77,7 @@ ChatPanel::ChatPanel(EngineController* engine, ConversationStore* store, QWidget
     colorTokens_->setChecked(true);
     auto* legend = new QLabel(legendHtml(), this);
     legend->setObjectName(QStringLiteral("probabilityLegend"));
-    legend->setToolTip(tr("Each answer token is tinted by the probability the model gave it. Hover a token to see "
+    legend->setToolTip(tr("Token colour = the probability the model gave it (100% … 0.1%). Hover a token to see "
                           "its id and the alternatives the model considered."));
     top->addWidget(systemToggle_);
     top->addWidget(samplingToggle_);
@@ -163,6 +164,7 @@ ChatPanel::ChatPanel(EngineController* engine, ConversationStore* store, QWidget
     newButton_ = new QPushButton(tr("New chat"), this);
     stats_ = new QLabel(this);
     stats_->setObjectName(QStringLiteral("chatStats"));
+    stats_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);  // never widens the dock
     stats_->setToolTip(tr("Measured: decode speed after the first token, and the time from sending to the first token "
                           "(prompt processing included)."));
     gauge_ = new GaugeBar(this);
@@ -215,10 +217,8 @@ ChatPanel::ChatPanel(EngineController* engine, ConversationStore* store, QWidget
     connect(newButton_, &QPushButton::clicked, this, &ChatPanel::newConversation);
     connect(cancelEdit, &QPushButton::clicked, this, &ChatPanel::cancelEdit);
     connect(view_, &ChatView::editRequested, this, &ChatPanel::editTurn);
-    for (auto key : {Qt::Key_Return, Qt::Key_Enter}) {
-        auto* sc = new QShortcut(QKeySequence(Qt::CTRL | key), input_, nullptr, nullptr, Qt::WidgetShortcut);
-        connect(sc, &QShortcut::activated, this, &ChatPanel::send);
-    }
+    // Ctrl+Enter sends; a plain Enter stays a newline in the message.
+    input_->installEventFilter(this);
 
     connect(engine_, &EngineController::modelLoaded, this, &ChatPanel::onModelLoaded);
     connect(engine_, &EngineController::tokenGenerated, this, &ChatPanel::onToken);
@@ -240,6 +240,17 @@ ChatPanel::ChatPanel(EngineController* engine, ConversationStore* store, QWidget
 }
 
 ChatPanel::~ChatPanel() = default;
+
+bool ChatPanel::eventFilter(QObject* watched, QEvent* e) {
+    if (watched == input_ && e->type() == QEvent::KeyPress) {
+        auto* ke = static_cast<QKeyEvent*>(e);
+        if ((ke->key() == Qt::Key_Return || ke->key() == Qt::Key_Enter) && (ke->modifiers() & Qt::ControlModifier)) {
+            send();
+            return true;
+        }
+    }
+    return QWidget::eventFilter(watched, e);
+}
 
 void ChatPanel::flushSave() {
     if (saveTimer_.isActive()) saveNow();

@@ -53,6 +53,9 @@ signals:
     void answerFinished(const GenerationResult& result);
     void errorOccurred(const QString& title, const QString& message);
 
+protected:
+    bool eventFilter(QObject* watched, QEvent* e) override;
+
 private:
     void onModelLoaded(const ModelInfoPtr& info);
     void onToken(const TokenSnapshotPtr& t);

@@ -7,6 +7,12 @@
 #include <algorithm>
 #include <cmath>
 
+#ifdef __linux__
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
 #include "app/gui/model_tokenizer.h"
 #include "engine/core/error.h"
 #include "engine/demo.h"
@@ -368,6 +374,13 @@ EngineController::EngineController(QObject* parent) : QObject(parent), worker_(n
     thread_.setObjectName(QStringLiteral("archlens-engine"));
     worker_->moveToThread(&thread_);
     connect(&thread_, &QThread::finished, worker_, &QObject::deleteLater);
+    // The engine yields to the UI when they compete for cores: nice +5 for the worker thread and,
+    // inherited at creation, for the compute threads its sessions start.
+    connect(&thread_, &QThread::started, worker_, [] {
+#ifdef __linux__
+        setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)), 5);
+#endif
+    }, Qt::DirectConnection);
 
     connect(worker_, &EngineWorker::loadProgress, this, [this](quint64 id, const QString& phase, int pct) {
         if (id == loadingId_) emit loadProgress(phase, pct);

@@ -28,12 +28,10 @@ int main(int argc, char** argv) {
     wo.openDemoOnFirstLaunch = !opts->scripted();
     wo.restoreLastConversation = !opts->scripted();
     MainWindow window(wo);
-    if (!opts->captureDir.isEmpty()) {
-        // Captures show the default arrangement at a known size, whatever the user last left.
-        window.resetLayout();
-        window.resize(opts->windowSize);
-    }
+    if (!opts->captureDir.isEmpty()) window.resize(opts->windowSize);
     window.show();
+    // Captures show the default arrangement at a known size, whatever the user last left.
+    if (!opts->captureDir.isEmpty()) window.resetLayout();
 
     std::unique_ptr<CaptureRunner> runner;
     if (opts->scripted()) {

@@ -82,7 +82,9 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
     QSettings settings;
     restoreGeometry(settings.value("window/geometry").toByteArray());
     if (settings.value("window/layoutVersion").toInt() == kLayoutVersion)
-        restoreState(settings.value("window/state").toByteArray(), kLayoutVersion);
+        restoredState_ = restoreState(settings.value("window/state").toByteArray(), kLayoutVersion);
+    else
+        resize(1440, 900);
 
     if (options.restoreLastConversation) {
         const QString last = settings.value("chat/lastConversation").toString();
@@ -142,16 +144,34 @@ void MainWindow::buildLayout() {
     addDockWidget(Qt::BottomDockWidgetArea, docks_[Panel::Attention]);
     splitDockWidget(docks_[Panel::Attention], docks_[Panel::Routing], Qt::Horizontal);
     splitDockWidget(docks_[Panel::Routing], docks_[Panel::KvCache], Qt::Horizontal);
-    resizeDocks({lib, docks_[Panel::Chat], docks_[Panel::Architecture]}, {360, 720, 380}, Qt::Horizontal);
-    resizeDocks({lib, docks_[Panel::Conversations]}, {420, 220}, Qt::Vertical);
-    resizeDocks({docks_[Panel::Attention], docks_[Panel::Routing], docks_[Panel::KvCache]}, {700, 400, 300}, Qt::Horizontal);
-    resizeDocks({docks_[Panel::Attention]}, {240}, Qt::Vertical);
     defaultState_ = saveState(kLayoutVersion);
 }
 
 void MainWindow::buildActions() {
     auto* open = new QAction(tr("&Open model…"), this);
     open->setShortcut(QKeySequence::Open);
+void MainWindow::applyDefaultSizes() {
+    // Sizes only stick once the window has its real geometry, hence from the first show.
+    auto* lib = docks_[Panel::Library];
+    const int w = std::max(width(), 900), h = std::max(height(), 600);
+    // One call per dock area: resizeDocks does not trade space between the left and right areas.
+    resizeDocks({docks_[Panel::Architecture]}, {w * 24 / 100}, Qt::Horizontal);
+    resizeDocks({lib, docks_[Panel::Chat]}, {w * 28 / 100, w * 48 / 100}, Qt::Horizontal);
+    resizeDocks({lib, docks_[Panel::Conversations]}, {h * 40 / 100, h * 20 / 100}, Qt::Vertical);
+    resizeDocks({docks_[Panel::Architecture], docks_[Panel::TopK]}, {h * 35 / 100, h * 25 / 100}, Qt::Vertical);
+    resizeDocks({docks_[Panel::Attention], docks_[Panel::Routing], docks_[Panel::KvCache]}, {w * 45 / 100, w * 30 / 100, w * 25 / 100},
+                Qt::Horizontal);
+    resizeDocks({docks_[Panel::Attention]}, {h * 28 / 100}, Qt::Vertical);
+}
+
+void MainWindow::showEvent(QShowEvent* e) {
+    QMainWindow::showEvent(e);
+    if (!sized_) {
+        sized_ = true;
+        if (!restoredState_) applyDefaultSizes();
+    }
+}
+
     connect(open, &QAction::triggered, library_, &ModelLibrary::openFileDialog);
     auto* openFolder = new QAction(tr("Open model &folder…"), this);
     connect(openFolder, &QAction::triggered, library_, &ModelLibrary::openFolderDialog);
@@ -162,6 +182,8 @@ void MainWindow::buildActions() {
     stop->setShortcut(Qt::Key_Escape);
     stop->setShortcutContext(Qt::WindowShortcut);
     connect(stop, &QAction::triggered, chat_, &ChatPanel::stop);
+    stop->setEnabled(false);
+    connect(engine_, &EngineController::busyChanged, stop, [this, stop] { stop->setEnabled(engine_->isGenerating()); });
     auto* quit = new QAction(tr("&Quit"), this);
     quit->setShortcut(QKeySequence::Quit);
     connect(quit, &QAction::triggered, this, &QWidget::close);
@@ -292,12 +314,12 @@ void MainWindow::updateStatus() {
         return;
     }
     const auto& s = *m->spec;
-    statusModel_->setText(tr("%1 · %2 layers · context %3 · %4 (%5 threads) · loaded in %6 ms")
+    statusModel_->setText(tr("%1 · %2 layers · context %3 · %4 (%5) · loaded in %6 ms")
                               .arg(m->name)
                               .arg(s.n_layers)
                               .arg(m->contextSize)
                               .arg(m->backend)
-                              .arg(m->threads)
+                              .arg(m->threads == 1 ? tr("1 thread") : tr("%1 threads").arg(m->threads))
                               .arg(m->loadMs, 0, 'f', 0));
     const quint64 kv = engine_->kvBytes();
     statusMemory_->setText(tr("memory: weights %1 + KV %2 + buffers ~%3 = %4")
@@ -342,6 +364,7 @@ void MainWindow::exportFocusedView() {
         }
     }
     const QPixmap pix = target ? target->grab() : grab();
+    applyDefaultSizes();
     auto* dlg = new QFileDialog(this, tr("Export view"), QStringLiteral("archlens-%1.png").arg(key), tr("PNG images (*.png)"));
     dlg->setAcceptMode(QFileDialog::AcceptSave);
     dlg->setAttribute(Qt::WA_DeleteOnClose);

@@ -63,12 +63,14 @@ signals:
 
 protected:
     void closeEvent(QCloseEvent* e) override;
+    void showEvent(QShowEvent* e) override;
     void dragEnterEvent(QDragEnterEvent* e) override;
     void dropEvent(QDropEvent* e) override;
 
 private:
     QDockWidget* addPanel(Panel p, const QString& title, QWidget* w);
     void buildLayout();
+    void applyDefaultSizes();
     void buildActions();
     void buildStatusBar();
     void updateStatus();
@@ -81,6 +83,7 @@ private:
     ConversationList* conversations_ = nullptr;
     QMap<Panel, QDockWidget*> docks_;
     QByteArray defaultState_;
+    bool restoredState_ = false, sized_ = false;
     QLabel* modelLabel_ = nullptr;
     QLabel* statusModel_ = nullptr;
     QLabel* statusMemory_ = nullptr;

@@ -147,7 +147,8 @@ ModelEntry inspectModel(ModelEntry e, quint64 budget, qint64 contextCap) {
     try {
         const std::string path = e.path.toStdString();
         const ModelSpec spec = Model::load_spec(path);
-        e.architecture = QStringLiteral("%1 · %2").arg(QString::fromStdString(spec.model_type), family_name(spec.family));
+        const QString type = QString::fromStdString(spec.model_type), family = QString::fromLatin1(family_name(spec.family));
+        e.architecture = type.compare(family, Qt::CaseInsensitive) == 0 || family.isEmpty() ? type : type + QStringLiteral(" · ") + family;
         const ParamCounts pc = count_params(spec);
         e.parameters = formatParams(pc.total);
         if (pc.active && pc.active < pc.total) e.parameters += QObject::tr(" (%1 active)").arg(formatParams(pc.active));

@@ -13,6 +13,7 @@
 #include <QVBoxLayout>
 #include <QtConcurrent>
 
+#include "app/gui/catalog_dialog.h"
 #include "app/gui/engine_worker.h"
 #include "engine/demo.h"
 
@@ -49,10 +50,20 @@ ModelLibrary::ModelLibrary(EngineController* engine, QWidget* parent)
     openFile->setToolTip(tr("Open a GGUF file (Ctrl+O)"));
     auto* openFolder = new QPushButton(tr("Open folder…"), this);
     openFolder->setToolTip(tr("Open a Hugging Face model folder (config.json + *.safetensors)"));
+    auto* openCatalog = new QPushButton(tr("Catalog…"), this);
+    openCatalog->setObjectName(QStringLiteral("openCatalogButton"));
+    openCatalog->setToolTip(tr("Open catalog model…: a well-known model's real configuration, architecture only (no chat)"));
+    connect(openCatalog, &QPushButton::clicked, this, [this] {
+        auto* dlg = new CatalogDialog(window());
+        dlg->setAttribute(Qt::WA_DeleteOnClose);
+        connect(dlg, &CatalogDialog::catalogModelChosen, engine_, &EngineController::loadArchitecture);
+        dlg->open();
+    });
     auto* rescanButton = new QPushButton(tr("Rescan"), this);
     rescanButton->setToolTip(tr("Look again in the Hugging Face cache, Ollama and LM Studio folders"));
     buttons->addWidget(openFile);
     buttons->addWidget(openFolder);
+    buttons->addWidget(openCatalog);
     buttons->addStretch(1);
     buttons->addWidget(rescanButton);
     layout->addLayout(buttons);
@@ -65,7 +76,9 @@ ModelLibrary::ModelLibrary(EngineController* engine, QWidget* parent)
     tree_->setUniformRowHeights(true);
     tree_->setAlternatingRowColors(true);
     tree_->header()->setStretchLastSection(false);
-    tree_->header()->setSectionResizeMode(ColName, QHeaderView::Stretch);
+    // The name gets the room; the facts columns fit their contents and scroll if the dock is narrow.
+    tree_->header()->setSectionResizeMode(ColName, QHeaderView::Interactive);
+    tree_->header()->resizeSection(ColName, 170);
     for (int c = ColArch; c < ColCount; ++c) tree_->header()->setSectionResizeMode(c, QHeaderView::ResizeToContents);
     demoGroup_ = new QTreeWidgetItem(tree_, {tr("Demo models — random weights: shows the machinery, not meaning")});
     recentGroup_ = new QTreeWidgetItem(tree_, {tr("Recent")});
