@@ -9,6 +9,7 @@
 #include "engine/demo.h"
 #include "engine/model/model.h"
 #include "engine/model/spec_parse.h"
+#include "engine/model/hf_writer.h"
 #include "engine/model/synth.h"
 #include "engine/sampler.h"
 #include "engine/session.h"
@@ -40,9 +41,13 @@ int cmd_synth(const std::vector<std::string>& argv) {
     const std::string out = a.require("out");
     ModelSpec spec = preset_spec(a);
     o.name = "archlens-synth " + a.get_or("preset", "custom") + " " + a.get_or("dtype", "f32");
-    if (a.has("hf")) throw Error("--hf: writing the HF safetensors twin is not implemented; use the GGUF");
     auto t0 = std::chrono::steady_clock::now();
     write_synthetic_gguf(spec, o, out);
+    if (auto hf = a.get("hf")) {
+        // The same weights as an HF folder (quantized tensors dequantized to f32).
+        write_hf_twin(*Model::load(out), *hf);
+        std::printf("wrote the Hugging Face twin in %s\n", hf->c_str());
+    }
     double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     std::printf("wrote %s (%s, %s) in %.1f s\n", out.c_str(), family_name(spec.family),
                 human_bytes(std::filesystem::file_size(out)).c_str(), s);
@@ -73,7 +78,7 @@ int cmd_demo(const std::vector<std::string>& argv) {
     return 0;
 }
 
-Register r_synth({"synth", "synth --arch FAMILY --preset tiny|CATALOG_NAME [--config config.json] --dtype f32|bf16|f16|q8_0|q4_k_m|... --out FILE.gguf [--seed S]", cmd_synth});
+Register r_synth({"synth", "synth --arch FAMILY --preset tiny|CATALOG_NAME [--config config.json] --dtype f32|bf16|f16|q8_0|q4_k_m|... --out FILE.gguf [--hf DIR] [--seed S]", cmd_synth});
 Register r_demo({"demo", "demo [NAME] [--list]", cmd_demo});
 
 }  // namespace

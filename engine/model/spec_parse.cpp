@@ -234,7 +234,10 @@ ModelSpec spec_from_hf_config_text(const std::string& text, const std::string& p
     if (c.has("intermediate_size") && j["intermediate_size"].is_array())
         for (auto& v : j["intermediate_size"]) ffn_dims.push_back(v.get<int>());
     const int ffn_dim = ffn_dims.empty() ? int(c.get_int("intermediate_size", 0)) : ffn_dims.front();
-    const std::string act = c.get_str("hidden_act", c.get_str("hidden_activation", "silu"));
+    // Gemma configs name it hidden_activation (and some carry a stale hidden_act beside it).
+    const bool gemma = fam == Family::Gemma3 || fam == Family::Gemma3n;
+    const std::string act = gemma ? c.get_str("hidden_activation", c.get_str("hidden_act", "gelu_pytorch_tanh"))
+                                  : c.get_str("hidden_act", c.get_str("hidden_activation", "silu"));
 
     AttentionSpec base;
     base.n_heads = n_heads;
