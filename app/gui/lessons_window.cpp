@@ -19,6 +19,7 @@
 #include <QProgressBar>
 #include <QPushButton>
 #include <QScrollArea>
+#include <QScrollBar>
 #include <QShortcut>
 #include <QSlider>
 #include <QSplitter>
@@ -309,6 +310,7 @@ void LessonsWindow::buildUi() {
     auto* right = new QSplitter(Qt::Vertical, split);
     diagram_ = new DiagramView(right);
     diagram_->setObjectName(QStringLiteral("lesson-diagram"));
+    diagram_->canvas()->installEventFilter(this);
     auto* live = new QWidget(right);
     auto* ll = new QVBoxLayout(live);
     ll->setContentsMargins(0, 0, 0, 0);
@@ -325,8 +327,9 @@ void LessonsWindow::buildUi() {
     views_->addWidget(nextToken_);
     ll->addWidget(viewStatus_);
     ll->addWidget(views_, 1);
-    right->setStretchFactor(0, 5);
-    right->setStretchFactor(1, 4);
+    right->setStretchFactor(0, 4);
+    right->setStretchFactor(1, 5);
+    right->setSizes({400, 500});
 
     split->setStretchFactor(0, 0);
     split->setStretchFactor(1, 3);
@@ -460,6 +463,8 @@ void LessonsWindow::applyOutcome() {
     diagram_->setKvType(QStringLiteral("bf16"));
     diagram_->setKvContext(int(kLongContext));
     diagram_->selectBox(resolveBlock(diagram_->diagramLayout(), outcome_.block));
+    QTimer::singleShot(0, this, &LessonsWindow::scrollToLitBlock);
+    QTimer::singleShot(80, this, &LessonsWindow::scrollToLitBlock);  // after the canvas took its new height
 
     views_->setCurrentIndex(int(l.view));
     const QString key = outcome_.demo.key();
@@ -648,6 +653,36 @@ void LessonsWindow::applyFonts() {
 }
 
 void LessonsWindow::keyPressEvent(QKeyEvent* e) { QWidget::keyPressEvent(e); }
+
+bool LessonsWindow::eventFilter(QObject* o, QEvent* e) {
+    if (o == diagram_->canvas() && e->type() == QEvent::Resize) {
+        auto* r = static_cast<QResizeEvent*>(e);
+        if (r->oldSize().width() != r->size().width()) QTimer::singleShot(0, this, &LessonsWindow::scrollToLitBlock);
+    }
+    return QWidget::eventFilter(o, e);
+}
+
+void LessonsWindow::scrollToLitBlock() {
+    const DiagramBox* b = diagram_->diagramLayout().box(litBlock());
+    auto* scroll = diagram_->findChild<QScrollArea*>();
+    DiagramCanvas* canvas = diagram_->canvas();
+    if (!scroll || diagram_->diagramLayout().size.width() <= 0) return;
+    // The scroll area does not honour the canvas's height-for-width: give it its full height so
+    // the diagram scrolls instead of being cut off.
+    const int h = canvas->heightForWidth(canvas->width());
+    if (canvas->minimumHeight() != h) {
+        canvas->setMinimumHeight(h);
+        scroll->widget()->updateGeometry();
+        QApplication::processEvents(QEventLoop::ExcludeUserInputEvents);
+    }
+    if (!b) return;
+    const qreal k = canvas->width() / diagram_->diagramLayout().size.width();
+    const QPointF c = b->rect.center() * k;
+    scroll->ensureVisible(int(c.x()), int(c.y()), 40, int(b->rect.height() * k / 2 + 60));
+    if (qEnvironmentVariableIsSet("ARCHLENS_LESSON_DEBUG"))
+        qInfo("scroll %s canvas %dx%d k %.3f c %.0f,%.0f bar %d/%d", qPrintable(litBlock()), canvas->width(), canvas->height(), k, c.x(), c.y(),
+              scroll->verticalScrollBar()->value(), scroll->verticalScrollBar()->maximum());
+}
 
 QString LessonsWindow::litBlock() const { return diagram_->canvas()->options().selectedId; }
 

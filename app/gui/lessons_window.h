@@ -12,7 +12,6 @@
 #include "app/gui/lessons_model.h"
 
 class AttentionView;
-class DiagramViewHolder;
 class KvCacheView;
 class NextTokenView;
 class QCheckBox;
@@ -100,11 +99,13 @@ signals:
 
 protected:
     void keyPressEvent(QKeyEvent* e) override;
+    bool eventFilter(QObject* o, QEvent* e) override;
 
 private:
     void buildUi();
     void buildControl();
     void applyOutcome();
+    void scrollToLitBlock();
     void showStep();
     void startDemo();
     void onDemoFinished(const DemoRun& run);

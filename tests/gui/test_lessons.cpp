@@ -391,7 +391,7 @@ private slots:
         struct Shot {
             const char* id;
             int value, second, step;
-        } shots[] = {{"gpt2-to-llama3", 1024, 0, 1}, {"sliding-window", 8, 5, 2}, {"moe", 2, 1, 1}};
+        } shots[] = {{"gpt2-to-llama3", 1024, 0, 1}, {"sliding-window", 8, 5, 2}, {"moe", 1, 1, 1}};
         for (const Shot& s : shots) {
             w.openLesson(lessonIndex(w, QString::fromLatin1(s.id)));
             if (s.second >= 0 && !w.lessons()[w.currentLesson()].control.secondLabel.isEmpty()) w.setControlSecond(s.second);
@@ -400,7 +400,7 @@ private slots:
             QVERIFY(w.waitForDemo());
             QTest::qWait(300);
             QImage img = w.grab().toImage();
-            QVERIFY(img.save(QDir(dir).filePath(QStringLiteral("lesson-%1.png").arg(QString::fromLatin1(s.id)))));
+            QVERIFY(img.scaledToWidth(1200, Qt::SmoothTransformation).save(QDir(dir).filePath(QStringLiteral("lesson-%1.png").arg(QString::fromLatin1(s.id)))));
         }
     }
 };
