@@ -1,8 +1,10 @@
 #include "widgets/attention_view.h"
 
+#include <qcustomplot.h>
+
 #include <QCheckBox>
-#include <QElapsedTimer>
 #include <QComboBox>
+#include <QElapsedTimer>
 #include <QHBoxLayout>
 #include <QJsonArray>
 #include <QJsonObject>
@@ -18,7 +20,6 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
-#include <qcustomplot.h>
 
 #include "widgets/diagram_layout.h"
 #include "widgets/token_style.h"
@@ -45,7 +46,7 @@ QString shortLabel(const QString& s) {
 // The layer × head grid: one small picture per head, drawn from whatever rows were captured for
 // it (max per pixel, so a sharp pattern survives the shrinking); click one to open it.
 class AttentionThumbnails : public QWidget {
-public:
+  public:
     struct Cell {
         QImage image;  // empty: nothing captured for this head
     };
@@ -57,12 +58,15 @@ public:
     QSize sizeHint() const override {
         int heads = 1;
         for (auto& l : cells) heads = std::max(heads, int(l.size()));
-        return {kLeft + heads * (kThumb + kGap) + kGap, kTop + int(cells.size()) * (kThumb + kGap) + kGap};
+        return {kLeft + heads * (kThumb + kGap) + kGap,
+                kTop + int(cells.size()) * (kThumb + kGap) + kGap};
     }
 
-protected:
+  protected:
     static constexpr int kLeft = 30, kTop = 16, kGap = 3;
-    QRect cellRect(int l, int h) const { return {kLeft + h * (kThumb + kGap), kTop + l * (kThumb + kGap), kThumb, kThumb}; }
+    QRect cellRect(int l, int h) const {
+        return {kLeft + h * (kThumb + kGap), kTop + l * (kThumb + kGap), kThumb, kThumb};
+    }
 
     void paintEvent(QPaintEvent*) override {
         QPainter p(this);
@@ -71,13 +75,16 @@ protected:
         QFont f = font();
         f.setPointSizeF(f.pointSizeF() * 0.8);
         p.setFont(f);
-        p.drawText(QRect(kLeft, 0, width() - kLeft, kTop), Qt::AlignLeft | Qt::AlignVCenter, tr("heads →"));
+        p.drawText(QRect(kLeft, 0, width() - kLeft, kTop), Qt::AlignLeft | Qt::AlignVCenter,
+                   tr("heads →"));
         for (int l = 0; l < int(cells.size()); ++l) {
             const QRect first = cellRect(l, 0);
             // The layer's kind colour beside its label, as in the diagram and the KV chart.
-            p.fillRect(QRect(2, first.top() + 4, 4, kThumb - 8), layerColors.size() > size_t(l) ? layerColors[size_t(l)] : Qt::gray);
+            p.fillRect(QRect(2, first.top() + 4, 4, kThumb - 8),
+                       layerColors.size() > size_t(l) ? layerColors[size_t(l)] : Qt::gray);
             p.setPen(palette().text().color());
-            p.drawText(QRect(8, first.top(), kLeft - 10, kThumb), Qt::AlignRight | Qt::AlignVCenter, QStringLiteral("L%1").arg(l));
+            p.drawText(QRect(8, first.top(), kLeft - 10, kThumb), Qt::AlignRight | Qt::AlignVCenter,
+                       QStringLiteral("L%1").arg(l));
             for (int h = 0; h < int(cells[size_t(l)].size()); ++h) {
                 const QRect r = cellRect(l, h);
                 const Cell& c = cells[size_t(l)][size_t(h)];
@@ -103,7 +110,12 @@ protected:
                 for (int h = 0; h < int(cells[size_t(l)].size()); ++h)
                     if (cellRect(l, h).contains(he->pos())) {
                         QToolTip::showText(he->globalPos(),
-                                           tr("layer %1, head %2%3 — click to open").arg(l).arg(h).arg(cells[size_t(l)][size_t(h)].image.isNull() ? tr(" (not captured)") : QString()),
+                                           tr("layer %1, head %2%3 — click to open")
+                                               .arg(l)
+                                               .arg(h)
+                                               .arg(cells[size_t(l)][size_t(h)].image.isNull()
+                                                        ? tr(" (not captured)")
+                                                        : QString()),
                                            this);
                         return true;
                     }
@@ -118,16 +130,20 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     headBox_ = new QComboBox(this);
     blockBox_ = new QComboBox(this);
     sinkBox_ = new QCheckBox(tr("hide sink"), this);
-    sinkBox_->setToolTip(tr("Hide the first token, where many heads park attention they do not need, and rescale the colours to the rest"));
+    sinkBox_->setToolTip(
+        tr("Hide the first token, where many heads park attention they do not need, and rescale "
+           "the colours to the rest"));
     logBox_ = new QCheckBox(tr("log"), this);
-    logBox_->setToolTip(tr("Logarithmic colour scale: small probabilities in long contexts stay visible"));
+    logBox_->setToolTip(
+        tr("Logarithmic colour scale: small probabilities in long contexts stay visible"));
     gridBox_ = new QCheckBox(tr("all heads"), this);
     gridBox_->setToolTip(tr("Layer × head thumbnails (captures every head of every layer)"));
     gridBox_->setChecked(true);
     auto* fit = new QPushButton(tr("Fit"), this);
     fit->setToolTip(tr("Show the whole map (wheel zooms, drag pans)"));
     blockBox_->addItem(tr("auto"), 0);
-    for (int b : {1, 4, 16, 64, 256}) blockBox_->addItem(b == 1 ? tr("1 key") : tr("%1 keys").arg(b), b);
+    for (int b : {1, 4, 16, 64, 256})
+        blockBox_->addItem(b == 1 ? tr("1 key") : tr("%1 keys").arg(b), b);
     blockBox_->setToolTip(tr("Keys summed into one cell (long contexts)"));
     layerBox_->setToolTip(tr("Layer"));
     headBox_->setToolTip(tr("Head, or the mean / max over the layer's heads"));
@@ -177,8 +193,10 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     rowMark_->setBrush(Qt::NoBrush);
     rowMark_->setVisible(false);
     plot_->setMinimumSize(240, 160);
-    connect(plot_->xAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this, [this] { updateTicks(); });
-    connect(plot_->yAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this, [this] { updateTicks(); });
+    connect(plot_->xAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this,
+            [this] { updateTicks(); });
+    connect(plot_->yAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this,
+            [this] { updateTicks(); });
     connect(plot_, &QCustomPlot::mouseMove, this, &AttentionView::onHover);
     connect(plot_, &QCustomPlot::mousePress, this, &AttentionView::onClick);
     plot_->setMouseTracking(true);
@@ -222,9 +240,12 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     connect(headBox_, qOverload<int>(&QComboBox::currentIndexChanged), this, [this](int i) {
         if (updatingControls_ || i < 0) return;
         const int h = headBox_->itemData(i).toInt();
-        if (h == -1) setAggregate(Aggregate::Mean);
-        else if (h == -2) setAggregate(Aggregate::Max);
-        else setHead(h);
+        if (h == -1)
+            setAggregate(Aggregate::Mean);
+        else if (h == -2)
+            setAggregate(Aggregate::Max);
+        else
+            setHead(h);
     });
     connect(blockBox_, qOverload<int>(&QComboBox::currentIndexChanged), this, [this](int i) {
         if (!updatingControls_ && i >= 0) setKeyBlock(blockBox_->itemData(i).toInt());
@@ -283,8 +304,10 @@ void AttentionView::setContext(const ContextSnapshotPtr& c) {
     // Rows of the reused prefix stay valid (same tokens, same cache); the rest is recomputed.
     for (auto& heads : rows_)
         for (auto& qs : heads) {
-            for (size_t q = size_t(std::max<qint64>(0, c->reusedTokens)); q < qs.size(); ++q) storedFloats_ -= qs[q].v.size();
-            if (qs.size() > size_t(std::max<qint64>(0, c->reusedTokens))) qs.resize(size_t(std::max<qint64>(0, c->reusedTokens)));
+            for (size_t q = size_t(std::max<qint64>(0, c->reusedTokens)); q < qs.size(); ++q)
+                storedFloats_ -= qs[q].v.size();
+            if (qs.size() > size_t(std::max<qint64>(0, c->reusedTokens)))
+                qs.resize(size_t(std::max<qint64>(0, c->reusedTokens)));
         }
     schedule();
 }
@@ -415,17 +438,23 @@ void AttentionView::rebuildControls() {
         for (int l = 0; l < s.n_layers; ++l) {
             const auto kind = archlens::layerKind(s.layers[size_t(l)].attn, s.learned_positions);
             QString name = tr("layer %1").arg(l);
-            if (kind == archlens::LayerKind::Sliding) name += tr(" · window %1").arg(s.layers[size_t(l)].attn.window);
-            else if (kind == archlens::LayerKind::Chunked) name += tr(" · chunk %1").arg(s.layers[size_t(l)].attn.window);
-            else if (kind == archlens::LayerKind::Mla) name += tr(" · MLA");
-            else if (kind == archlens::LayerKind::Nope) name += tr(" · NoPE");
+            if (kind == archlens::LayerKind::Sliding)
+                name += tr(" · window %1").arg(s.layers[size_t(l)].attn.window);
+            else if (kind == archlens::LayerKind::Chunked)
+                name += tr(" · chunk %1").arg(s.layers[size_t(l)].attn.window);
+            else if (kind == archlens::LayerKind::Mla)
+                name += tr(" · MLA");
+            else if (kind == archlens::LayerKind::Nope)
+                name += tr(" · NoPE");
             layerBox_->addItem(name);
         }
         layerBox_->setCurrentIndex(layer_);
         for (int h = 0; h < nHeads(layer_); ++h) headBox_->addItem(tr("head %1").arg(h), h);
         headBox_->addItem(tr("mean of heads"), -1);
         headBox_->addItem(tr("max of heads"), -2);
-        headBox_->setCurrentIndex(aggregate_ == Aggregate::Mean ? nHeads(layer_) : aggregate_ == Aggregate::Max ? nHeads(layer_) + 1 : head_);
+        headBox_->setCurrentIndex(aggregate_ == Aggregate::Mean  ? nHeads(layer_)
+                                  : aggregate_ == Aggregate::Max ? nHeads(layer_) + 1
+                                                                 : head_);
     }
     blockBox_->setCurrentIndex(std::max(0, blockBox_->findData(keyBlockSetting_)));
     updatingControls_ = false;
@@ -468,7 +497,9 @@ std::vector<float> AttentionView::combinedRow(qint64 q, qint64* keyBegin, int* b
             *keyBegin = r->keyBegin;
             *block = r->block;
         } else if (r->v.size() == acc.size() && r->block == *block) {
-            for (size_t j = 0; j < acc.size(); ++j) acc[j] = aggregate_ == Aggregate::Max ? std::max(acc[j], r->v[j]) : acc[j] + r->v[j];
+            for (size_t j = 0; j < acc.size(); ++j)
+                acc[j] =
+                    aggregate_ == Aggregate::Max ? std::max(acc[j], r->v[j]) : acc[j] + r->v[j];
         } else {
             continue;
         }
@@ -484,7 +515,8 @@ void AttentionView::refresh() {
     timer_->stop();
     rebuildMap();
     // The grid reads every stored row: at most once a second while tokens stream in.
-    if (thumbnailsVisible() && (!thumbClock_.isValid() || thumbClock_.elapsed() > 1000 || thumbsStale_)) {
+    if (thumbnailsVisible() &&
+        (!thumbClock_.isValid() || thumbClock_.elapsed() > 1000 || thumbsStale_)) {
         thumbClock_.start();
         thumbsStale_ = false;
         // Thumbnails: max over each pixel's block, normalised per head so every pattern shows.
@@ -493,7 +525,8 @@ void AttentionView::refresh() {
         thumbs_->cells.assign(spec ? size_t(spec->n_layers) : 0, {});
         thumbs_->layerColors.clear();
         for (int l = 0; spec && l < spec->n_layers; ++l) {
-            thumbs_->layerColors.push_back(archlens::layerKindColor(archlens::layerKind(spec->layers[size_t(l)].attn, spec->learned_positions)));
+            thumbs_->layerColors.push_back(archlens::layerKindColor(
+                archlens::layerKind(spec->layers[size_t(l)].attn, spec->learned_positions)));
             auto& cells = thumbs_->cells[size_t(l)];
             cells.resize(size_t(nHeads(l)));
             if (size_t(l) >= rows_.size()) continue;
@@ -520,7 +553,10 @@ void AttentionView::refresh() {
                 for (int y = 0; y < side; ++y)
                     for (int x = 0; x < side; ++x) {
                         const float p = px[size_t(y * side + x)];
-                        img.setPixel(x, y, p < 0 ? qRgb(0xf2, 0xf2, 0xf2) : g.color(double(p / std::max(mx, 1e-9f)), QCPRange(0, 1)));
+                        img.setPixel(
+                            x, y,
+                            p < 0 ? qRgb(0xf2, 0xf2, 0xf2)
+                                  : g.color(double(p / std::max(mx, 1e-9f)), QCPRange(0, 1)));
                     }
                 cells[size_t(h)].image = img;
             }
@@ -544,10 +580,13 @@ void AttentionView::rebuildMap() {
     // Rows: every context position; keys: the same positions (causal).
     nQueries_ = tokens_.size();
     if (size_t(layer_) < rows_.size())
-        for (const auto& qs : rows_[size_t(layer_)]) nQueries_ = std::max(nQueries_, qint64(qs.size()));
+        for (const auto& qs : rows_[size_t(layer_)])
+            nQueries_ = std::max(nQueries_, qint64(qs.size()));
     nKeys_ = nQueries_;
     block_ = keyBlockSetting_ > 0 ? keyBlockSetting_
-                                  : (nKeys_ <= kAutoBlockKeys ? 1 : int((nKeys_ + kAutoBlockCells - 1) / kAutoBlockCells));
+                                  : (nKeys_ <= kAutoBlockKeys
+                                         ? 1
+                                         : int((nKeys_ + kAutoBlockCells - 1) / kAutoBlockCells));
     const int nx = std::max(1, int((nKeys_ + block_ - 1) / block_));
     const int ny = int(std::max<qint64>(1, nQueries_));
     auto* d = map_->data();
@@ -584,8 +623,10 @@ void AttentionView::rebuildMap() {
     // Hiding the sink rescales to what remains; otherwise probabilities keep their 0..1 meaning.
     const double upper = hideSink_ ? std::max(mx, 1e-6) : 1.0;
     map_->setDataScaleType(logScale_ ? QCPAxis::stLogarithmic : QCPAxis::stLinear);
-    map_->setDataRange(logScale_ ? QCPRange(std::max(1e-5, std::min(mn, upper / 10)), upper) : QCPRange(0, upper));
-    scale_->axis()->setLabel(block_ > 1 ? tr("attention on %1-key block (sum)").arg(block_) : tr("probability"));
+    map_->setDataRange(logScale_ ? QCPRange(std::max(1e-5, std::min(mn, upper / 10)), upper)
+                                 : QCPRange(0, upper));
+    scale_->axis()->setLabel(block_ > 1 ? tr("attention on %1-key block (sum)").arg(block_)
+                                        : tr("probability"));
 
     // The window's edge: keys left of it are masked for that query.
     windowEdge_->data()->clear();
@@ -594,7 +635,10 @@ void AttentionView::rebuildMap() {
         const auto& a = model_->spec->layers[size_t(layer_)].attn;
         windowed = a.scope != AttnScope::Global && a.window > 0;
         if (windowed) {
-            windowEdge_->setPen(QPen(archlens::layerKindColor(a.scope == AttnScope::Sliding ? archlens::LayerKind::Sliding : archlens::LayerKind::Chunked), 2));
+            windowEdge_->setPen(QPen(archlens::layerKindColor(a.scope == AttnScope::Sliding
+                                                                  ? archlens::LayerKind::Sliding
+                                                                  : archlens::LayerKind::Chunked),
+                                     2));
             QVector<double> xs, ys;
             for (qint64 q = 0; q < nQueries_; ++q) {
                 const double x = double(windowBegin(q)) - 0.5;
@@ -613,7 +657,8 @@ void AttentionView::rebuildMap() {
     } else {
         // Follow the stream: widen the view while the user has not zoomed into the middle.
         if (plot_->yAxis->range().upper >= ny - 2.5) plot_->yAxis->setRangeUpper(ny - 0.5);
-        if (plot_->xAxis->range().upper >= nx * double(block_) - 2.5) plot_->xAxis->setRangeUpper(nx * double(block_) - 0.5);
+        if (plot_->xAxis->range().upper >= nx * double(block_) - 2.5)
+            plot_->xAxis->setRangeUpper(nx * double(block_) - 0.5);
     }
     if (selectedQuery_ >= 0 && selectedQuery_ < nQueries_) {
         rowMark_->topLeft->setCoords(-0.5, double(selectedQuery_) - 0.5);
@@ -624,9 +669,14 @@ void AttentionView::rebuildMap() {
     }
 
     QString what;
-    if (aggregate_ == Aggregate::Head) what = tr("head %1").arg(head_);
-    else what = aggregate_ == Aggregate::Mean ? tr("mean of heads") : tr("max of heads");
-    title_->setText(tr("Attention · layer %1 · %2%3").arg(layer_).arg(what).arg(hideSink_ ? tr(" · sink hidden") : QString()));
+    if (aggregate_ == Aggregate::Head)
+        what = tr("head %1").arg(head_);
+    else
+        what = aggregate_ == Aggregate::Mean ? tr("mean of heads") : tr("max of heads");
+    title_->setText(tr("Attention · layer %1 · %2%3")
+                        .arg(layer_)
+                        .arg(what)
+                        .arg(hideSink_ ? tr(" · sink hidden") : QString()));
     updateTicks();
     plot_->replot(QCustomPlot::rpQueuedReplot);
     Q_UNUSED(captured);
@@ -639,13 +689,15 @@ void AttentionView::updateTicks() {
         if (!ticker) return;
         ticker->clear();
         const QCPRange r = axis->range();
-        const qint64 lo = std::max<qint64>(0, qint64(std::ceil(r.lower))), hi = std::min<qint64>(nQueries_ - 1, qint64(std::floor(r.upper)));
+        const qint64 lo = std::max<qint64>(0, qint64(std::ceil(r.lower))),
+                     hi = std::min<qint64>(nQueries_ - 1, qint64(std::floor(r.upper)));
         if (hi < lo) return;
         const qint64 span = hi - lo + 1;
         const qint64 step = std::max<qint64>(1, (span + 29) / 30);
         const qint64 kStep = keys ? std::max<qint64>(step, block_) : step;
         for (qint64 p = (lo + kStep - 1) / kStep * kStep; p <= hi; p += kStep)
-            ticker->addTick(double(p), QStringLiteral("%1 %2").arg(shortLabel(tokens_.label(p))).arg(p));
+            ticker->addTick(double(p),
+                            QStringLiteral("%1 %2").arg(shortLabel(tokens_.label(p))).arg(p));
     };
     label(plot_->xAxis, true);
     label(plot_->yAxis, false);
@@ -653,15 +705,18 @@ void AttentionView::updateTicks() {
 
 void AttentionView::updateStatus() {
     if (!model_ || !model_->spec) {
-        status_->setText(tr("Load a model and chat: the attention of every generated token appears here."));
+        status_->setText(
+            tr("Load a model and chat: the attention of every generated token appears here."));
         return;
     }
     const auto& a = model_->spec->layers[size_t(std::min(layer_, model_->spec->n_layers - 1))].attn;
     QStringList parts;
     parts << tr("measured: the engine's softmax rows");
     if (a.kind == AttnKind::MLA) parts << tr("MLA: per head after decompression of the latent");
-    if (a.scope == AttnScope::Sliding && a.window > 0) parts << tr("sliding window %1 (orange edge)").arg(a.window);
-    if (a.scope == AttnScope::Chunked && a.window > 0) parts << tr("chunks of %1 (edge drawn)").arg(a.window);
+    if (a.scope == AttnScope::Sliding && a.window > 0)
+        parts << tr("sliding window %1 (orange edge)").arg(a.window);
+    if (a.scope == AttnScope::Chunked && a.window > 0)
+        parts << tr("chunks of %1 (edge drawn)").arg(a.window);
     if (block_ > 1) parts << tr("%1 keys per cell").arg(block_);
     if (nQueries_ == 0) parts << tr("nothing captured yet");
     status_->setText(parts.join(QStringLiteral(" · ")));
@@ -682,15 +737,23 @@ QString AttentionView::cellText(qint64 q, qint64 k) const {
     } else {
         keyPart = tr("key %1 «%2» (id %3)").arg(k).arg(tokens_.label(k)).arg(tokens_.id(k));
     }
-    const QString value = std::isnan(v) ? (k > q ? tr("future: masked") : k < windowBegin(q) ? tr("outside the window: masked") : tr("not captured"))
+    const QString value = std::isnan(v) ? (k > q                ? tr("future: masked")
+                                           : k < windowBegin(q) ? tr("outside the window: masked")
+                                                                : tr("not captured"))
                                         : tokenStyle::percent(float(v));
-    return tr("query %1 «%2» (id %3) → %4: %5").arg(q).arg(tokens_.label(q)).arg(tokens_.id(q)).arg(keyPart, value);
+    return tr("query %1 «%2» (id %3) → %4: %5")
+        .arg(q)
+        .arg(tokens_.label(q))
+        .arg(tokens_.id(q))
+        .arg(keyPart, value);
 }
 
 void AttentionView::onHover(QMouseEvent* e) {
-    const double kx = plot_->xAxis->pixelToCoord(e->pos().x()), qy = plot_->yAxis->pixelToCoord(e->pos().y());
+    const double kx = plot_->xAxis->pixelToCoord(e->pos().x()),
+                 qy = plot_->yAxis->pixelToCoord(e->pos().y());
     const qint64 k = qint64(std::floor(kx + 0.5)), q = qint64(std::floor(qy + 0.5));
-    if (!plot_->axisRect()->rect().contains(e->pos()) || q < 0 || q >= nQueries_ || k < 0 || k >= nKeys_) {
+    if (!plot_->axisRect()->rect().contains(e->pos()) || q < 0 || q >= nQueries_ || k < 0 ||
+        k >= nKeys_) {
         QToolTip::hideText();
         return;
     }
@@ -719,7 +782,9 @@ void AttentionView::selectQuery(qint64 pos) {
 }
 
 QString AttentionView::exportName() const {
-    QString what = aggregate_ == Aggregate::Head ? QStringLiteral("H%1").arg(head_) : aggregate_ == Aggregate::Mean ? QStringLiteral("mean") : QStringLiteral("max");
+    QString what = aggregate_ == Aggregate::Head   ? QStringLiteral("H%1").arg(head_)
+                   : aggregate_ == Aggregate::Mean ? QStringLiteral("mean")
+                                                   : QStringLiteral("max");
     return QStringLiteral("attention-L%1-%2").arg(layer_).arg(what);
 }
 
@@ -727,7 +792,9 @@ QString AttentionView::toCsv() const {
     ensureBuilt();
     // Long format, one drawn cell per line: easy to load in pandas / R / a spreadsheet.
     QString out = QStringLiteral("layer,head,query_pos,query_token,key_pos,key_token,value\n");
-    const QString head = aggregate_ == Aggregate::Head ? QString::number(head_) : aggregate_ == Aggregate::Mean ? QStringLiteral("mean") : QStringLiteral("max");
+    const QString head = aggregate_ == Aggregate::Head   ? QString::number(head_)
+                         : aggregate_ == Aggregate::Mean ? QStringLiteral("mean")
+                                                         : QStringLiteral("max");
     auto* d = map_->data();
     for (qint64 q = 0; q < nQueries_; ++q)
         for (int c = 0; c < d->keySize(); ++c) {
@@ -740,7 +807,8 @@ QString AttentionView::toCsv() const {
                        .arg(q)
                        .arg(viewExport::csvField(tokens_.text(q)))
                        .arg(k)
-                       .arg(viewExport::csvField(block_ > 1 ? QStringLiteral("[%1 keys]").arg(block_) : tokens_.text(k)))
+                       .arg(viewExport::csvField(
+                           block_ > 1 ? QStringLiteral("[%1 keys]").arg(block_) : tokens_.text(k)))
                        .arg(v, 0, 'g', 9);
         }
     return out;
@@ -752,12 +820,15 @@ QJsonDocument AttentionView::toJson() const {
     o[QStringLiteral("view")] = QStringLiteral("attention");
     o[QStringLiteral("model")] = model_ ? model_->name : QString();
     o[QStringLiteral("layer")] = layer_;
-    o[QStringLiteral("head")] = aggregate_ == Aggregate::Head ? QJsonValue(head_) : QJsonValue(aggregate_ == Aggregate::Mean ? "mean" : "max");
+    o[QStringLiteral("head")] = aggregate_ == Aggregate::Head
+                                    ? QJsonValue(head_)
+                                    : QJsonValue(aggregate_ == Aggregate::Mean ? "mean" : "max");
     o[QStringLiteral("key_block")] = block_;
     o[QStringLiteral("sink_hidden")] = hideSink_;
     o[QStringLiteral("source")] = QStringLiteral("measured (engine attention probe)");
     QJsonArray toks;
-    for (qint64 p = 0; p < tokens_.size(); ++p) toks.append(QJsonObject{{"pos", p}, {"id", tokens_.id(p)}, {"text", tokens_.text(p)}});
+    for (qint64 p = 0; p < tokens_.size(); ++p)
+        toks.append(QJsonObject{{"pos", p}, {"id", tokens_.id(p)}, {"text", tokens_.text(p)}});
     o[QStringLiteral("tokens")] = toks;
     QJsonArray rows;
     auto* d = map_->data();

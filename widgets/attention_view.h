@@ -28,14 +28,14 @@ class AttentionThumbnails;
 
 class AttentionView : public QWidget, public ExportableView {
     Q_OBJECT
-public:
+  public:
     enum class Aggregate { Head, Mean, Max };
 
     explicit AttentionView(QWidget* parent = nullptr);
     ~AttentionView() override;
 
-    void setModel(const InternalsModelPtr& model);  // forgets every captured row
-    void clearHistory();                            // a new conversation
+    void setModel(const InternalsModelPtr& model);       // forgets every captured row
+    void clearHistory();                                 // a new conversation
     void setContext(const ContextSnapshotPtr& context);  // an answer starts (may reuse a prefix)
     void addToken(const TokenSnapshotPtr& token);
     // Only the layer/head on screen, or every layer and head while the thumbnail grid shows.
@@ -67,17 +67,18 @@ public:
     QString toCsv() const override;
     QJsonDocument toJson() const override;
 
-public slots:
+  public slots:
     void selectQuery(qint64 pos);  // highlights the row and scrolls it into view
 
-signals:
+  signals:
     void probeNeedsChanged();
     void querySelected(qint64 pos);  // a row was clicked
 
-private:
+  private:
     struct Row {
         qint64 keyBegin = 0;
-        int block = 0;  // keys per stored value: 1 = as captured, >1 = summed to save memory; 0 = absent
+        int block =
+            0;  // keys per stored value: 1 = as captured, >1 = summed to save memory; 0 = absent
         std::vector<float> v;
     };
     void schedule();

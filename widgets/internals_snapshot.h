@@ -28,7 +28,7 @@ using InternalsModelPtr = std::shared_ptr<const InternalsModel>;
 // The context's tokens by position, as the views label them. Follows the stream: an answer's
 // ContextSnapshot gives the prompt (positions 0..n-1), each TokenSnapshot the token it adds.
 class ContextTokens {
-public:
+  public:
     void clear();
     void setContext(const ContextSnapshot& c);
     void addToken(const TokenSnapshot& t);
@@ -42,7 +42,7 @@ public:
     // turned back into the spaces and newlines they stand for.
     static QString pieceText(const QString& piece);
 
-private:
+  private:
     std::vector<int> ids_;
     QStringList texts_;
 };

@@ -1,5 +1,7 @@
 #include "widgets/kv_cache_view.h"
 
+#include <qcustomplot.h>
+
 #include <QHBoxLayout>
 #include <QJsonArray>
 #include <QJsonObject>
@@ -7,7 +9,6 @@
 #include <QVBoxLayout>
 #include <algorithm>
 #include <numeric>
-#include <qcustomplot.h>
 
 #include "widgets/diagram_layout.h"
 #include "widgets/gauge_bar.h"
@@ -23,7 +24,8 @@ constexpr double kBytesPerValue = 4.0;
 
 // Index into the kind series: the five attention kinds, then layers that reuse another's cache.
 constexpr int kSharedKind = 5;
-const LayerKind kKinds[] = {LayerKind::Global, LayerKind::Sliding, LayerKind::Chunked, LayerKind::Mla, LayerKind::Nope};
+const LayerKind kKinds[] = {LayerKind::Global, LayerKind::Sliding, LayerKind::Chunked,
+                            LayerKind::Mla, LayerKind::Nope};
 
 QString bytesText(double b) {
     const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
@@ -32,7 +34,10 @@ QString bytesText(double b) {
         b /= 1024;
         ++u;
     }
-    return u == 0 ? QStringLiteral("%1 B").arg(qint64(b)) : QStringLiteral("%1 %2").arg(b, 0, 'f', b < 10 ? 2 : 1).arg(QLatin1String(units[u]));
+    return u == 0 ? QStringLiteral("%1 B").arg(qint64(b))
+                  : QStringLiteral("%1 %2")
+                        .arg(b, 0, 'f', b < 10 ? 2 : 1)
+                        .arg(QLatin1String(units[u]));
 }
 
 // The unit the chart's axis uses for a maximum of `b` bytes.
@@ -51,7 +56,8 @@ int kindIndex(const archlens::ModelSpec& s, int layer) {
 }
 
 QString kindName(int i) {
-    return i == kSharedKind ? QObject::tr("reuses an earlier layer's cache") : archlens::layerKindName(kKinds[i]);
+    return i == kSharedKind ? QObject::tr("reuses an earlier layer's cache")
+                            : archlens::layerKindName(kKinds[i]);
 }
 
 }  // namespace
@@ -82,7 +88,8 @@ KvCacheView::KvCacheView(QWidget* parent) : QWidget(parent) {
         auto* b = new QCPBars(x, y);
         b->setWidth(0.62);
         b->setPen(Qt::NoPen);
-        b->setBrush(k == kSharedKind ? QColor(0xbb, 0xbb, 0xbb) : archlens::layerKindColor(kKinds[k]));
+        b->setBrush(k == kSharedKind ? QColor(0xbb, 0xbb, 0xbb)
+                                     : archlens::layerKindColor(kKinds[k]));
         b->setName(kindName(k));
         kindBars_.push_back(b);
     }
@@ -116,7 +123,8 @@ KvCacheView::KvCacheView(QWidget* parent) : QWidget(parent) {
     budgetBuffers_ = mk(QColor(0xcc, 0xcc, 0xcc), tr("buffers"));
     budgetKv_->moveAbove(budgetWeights_);
     budgetBuffers_->moveAbove(budgetKv_);
-    // Only the kind bars and the outline are in the legend; the budget's axis label names its parts.
+    // Only the kind bars and the outline are in the legend; the budget's axis label names its
+    // parts.
     for (QCPBars* b : {budgetWeights_, budgetKv_, budgetBuffers_}) b->removeFromLegend();
     auto* group = new QCPMarginGroup(plot_);
     barsRect_->setMarginGroup(QCP::msLeft | QCP::msRight, group);
@@ -190,11 +198,13 @@ std::vector<quint64> KvCacheView::mhaPerLayer() const {
         const bool ring = a.scope != AttnScope::Global && a.window > 0;
         const uint64_t per = archlens::kv_values_per_token(a);
         if (ring || s.layers[size_t(l)].kv_source >= 0 || per == 0) continue;
-        positions = std::max(positions, qint64(double(bytes_[size_t(l)]) / (double(per) * kBytesPerValue)));
+        positions =
+            std::max(positions, qint64(double(bytes_[size_t(l)]) / (double(per) * kBytesPerValue)));
     }
     if (positions == 0) positions = contextUsed_;
     for (const auto& l : s.layers) {
-        const uint64_t perToken = uint64_t(l.attn.n_heads) * uint64_t(l.attn.head_dim + l.attn.v_head_dim);
+        const uint64_t perToken =
+            uint64_t(l.attn.n_heads) * uint64_t(l.attn.head_dim + l.attn.v_head_dim);
         out.push_back(quint64(double(perToken) * kBytesPerValue * double(positions)));
     }
     return out;
@@ -212,7 +222,8 @@ std::vector<quint64> KvCacheView::layerBytes() const {
     for (QCPBars* b : kindBars_)
         for (auto it = b->data()->constBegin(); it != b->data()->constEnd(); ++it) {
             const int l = int(std::lround(it->key));
-            if (l >= 0 && l < n) out[size_t(l)] += quint64(std::llround(it->value * b->property("unit").toDouble()));
+            if (l >= 0 && l < n)
+                out[size_t(l)] += quint64(std::llround(it->value * b->property("unit").toDouble()));
         }
     return out;
 }
@@ -223,17 +234,23 @@ quint64 KvCacheView::mhaEquivalentBytes() const {
 }
 
 QString KvCacheView::summary() const {
-    if (!model_ || !model_->spec) return tr("Load a model: its KV cache appears here as the context grows.");
+    if (!model_ || !model_->spec)
+        return tr("Load a model: its KV cache appears here as the context grows.");
     const quint64 mha = mhaEquivalentBytes();
-    QString s = tr("<b>%1</b> allocated by the engine for %2 tokens (measured, f32 cache)").arg(bytesText(double(engineTotal_))).arg(contextUsed_);
+    QString s = tr("<b>%1</b> allocated by the engine for %2 tokens (measured, f32 cache)")
+                    .arg(bytesText(double(engineTotal_)))
+                    .arg(contextUsed_);
     if (mha > 0 && engineTotal_ > 0) {
         const double saving = 1.0 - double(engineTotal_) / double(mha);
-        s += tr(" · plain multi-head attention would hold %1 for the same positions (derived from the spec)").arg(bytesText(double(mha)));
+        s += tr(" · plain multi-head attention would hold %1 for the same positions (derived from "
+                "the spec)")
+                 .arg(bytesText(double(mha)));
         if (saving > 0.005) s += tr(": <b>%1% less</b>").arg(saving * 100, 0, 'f', 0);
     }
     const quint64 w = model_->weightBytes, buf = model_->bufferBytes;
     s += tr("<br>memory: weights %1 + KV %2 + buffers ~%3 (estimate) = %4")
-             .arg(bytesText(double(w)), bytesText(double(engineTotal_)), bytesText(double(buf)), bytesText(double(w + engineTotal_ + buf)));
+             .arg(bytesText(double(w)), bytesText(double(engineTotal_)), bytesText(double(buf)),
+                  bytesText(double(w + engineTotal_ + buf)));
     return s;
 }
 
@@ -264,7 +281,8 @@ void KvCacheView::rebuild() {
         kindBars_[k]->setProperty("unit", unit);
         kindBars_[k]->setVisible(used[k]);
         // The legend lists only the kinds this model has.
-        if (used[k] && !legend->hasItemWithPlottable(kindBars_[k])) kindBars_[k]->addToLegend(legend);
+        if (used[k] && !legend->hasItemWithPlottable(kindBars_[k]))
+            kindBars_[k]->addToLegend(legend);
         if (!used[k]) kindBars_[k]->removeFromLegend(legend);
     }
     mhaBars_->setData(mk, mv, true);
@@ -279,7 +297,8 @@ void KvCacheView::rebuild() {
     barsRect_->axis(QCPAxis::atLeft)->setRange(0, top / unit * 1.12);
 
     // Budget bar.
-    const double w = model_ ? double(model_->weightBytes) : 0, kv = double(engineTotal_), buf = model_ ? double(model_->bufferBytes) : 0;
+    const double w = model_ ? double(model_->weightBytes) : 0, kv = double(engineTotal_),
+                 buf = model_ ? double(model_->bufferBytes) : 0;
     const auto [bu, bname] = axisUnit(std::max(1.0, w + kv + buf));
     budgetWeights_->setData({1}, {w / bu});
     budgetKv_->setData({1}, {kv / bu});
@@ -289,7 +308,10 @@ void KvCacheView::rebuild() {
         ->setLabel(tr("memory (%1): weights · KV (purple) · buffers (estimate)").arg(bname));
 
     QString t = tr("KV cache");
-    if (spec) t += tr(" · %1 in %2 tokens · engine allocation (measured)").arg(bytesText(kv)).arg(contextUsed_);
+    if (spec)
+        t += tr(" · %1 in %2 tokens · engine allocation (measured)")
+                 .arg(bytesText(kv))
+                 .arg(contextUsed_);
     title_->setText(t);
     gauge_->setValues(contextUsed_, contextSize_);
     status_->setText(summary());
@@ -297,7 +319,8 @@ void KvCacheView::rebuild() {
 }
 
 QString KvCacheView::toCsv() const {
-    QString out = QStringLiteral("layer,kind,window,bytes_allocated,bytes_plain_mha_same_positions\n");
+    QString out =
+        QStringLiteral("layer,kind,window,bytes_allocated,bytes_plain_mha_same_positions\n");
     const auto* spec = model_ ? model_->spec.get() : nullptr;
     const auto mha = mhaPerLayer();
     for (int l = 0; spec && l < spec->n_layers; ++l)
@@ -319,18 +342,20 @@ QJsonDocument KvCacheView::toJson() const {
     o[QStringLiteral("kv_bytes_total")] = qint64(engineTotal_);
     o[QStringLiteral("kv_source")] = QStringLiteral("measured: the engine's allocations (f32)");
     o[QStringLiteral("plain_mha_bytes")] = qint64(mhaEquivalentBytes());
-    o[QStringLiteral("plain_mha_source")] = QStringLiteral("derived from the spec: n_heads*(head_dim+v_head_dim) per layer, same positions");
+    o[QStringLiteral("plain_mha_source")] = QStringLiteral(
+        "derived from the spec: n_heads*(head_dim+v_head_dim) per layer, same positions");
     o[QStringLiteral("weight_bytes")] = qint64(model_ ? model_->weightBytes : 0);
     o[QStringLiteral("buffer_bytes_estimate")] = qint64(model_ ? model_->bufferBytes : 0);
     QJsonArray layers;
     const auto* spec = model_ ? model_->spec.get() : nullptr;
     const auto mha = mhaPerLayer();
     for (int l = 0; spec && l < spec->n_layers; ++l)
-        layers.append(QJsonObject{{"layer", l},
-                                  {"kind", kindName(kindIndex(*spec, l))},
-                                  {"window", spec->layers[size_t(l)].attn.window},
-                                  {"bytes", qint64(l < int(bytes_.size()) ? bytes_[size_t(l)] : 0)},
-                                  {"plain_mha_bytes", qint64(l < int(mha.size()) ? mha[size_t(l)] : 0)}});
+        layers.append(
+            QJsonObject{{"layer", l},
+                        {"kind", kindName(kindIndex(*spec, l))},
+                        {"window", spec->layers[size_t(l)].attn.window},
+                        {"bytes", qint64(l < int(bytes_.size()) ? bytes_[size_t(l)] : 0)},
+                        {"plain_mha_bytes", qint64(l < int(mha.size()) ? mha[size_t(l)] : 0)}});
     o[QStringLiteral("layers")] = layers;
     return QJsonDocument(o);
 }

@@ -20,7 +20,7 @@ class QLabel;
 
 class KvCacheView : public QWidget, public ExportableView {
     Q_OBJECT
-public:
+  public:
     explicit KvCacheView(QWidget* parent = nullptr);
     ~KvCacheView() override;
 
@@ -42,7 +42,7 @@ public:
     QString toCsv() const override;
     QJsonDocument toJson() const override;
 
-private:
+  private:
     void rebuild();
     std::vector<quint64> mhaPerLayer() const;
 

@@ -1,5 +1,7 @@
 #include "widgets/next_token_view.h"
 
+#include <qcustomplot.h>
+
 #include <QCheckBox>
 #include <QHBoxLayout>
 #include <QJsonArray>
@@ -7,7 +9,6 @@
 #include <QLabel>
 #include <QVBoxLayout>
 #include <algorithm>
-#include <qcustomplot.h>
 
 #include "widgets/token_style.h"
 
@@ -36,8 +37,10 @@ NextTokenView::NextTokenView(QWidget* parent) : QWidget(parent) {
     setObjectName(QStringLiteral("nextTokenView"));
     lensBox_ = new QCheckBox(tr("logit lens"), this);
     lensBox_->setChecked(true);
-    lensBox_->setToolTip(tr("Each layer's residual stream through the final norm and LM head: the token it would predict "
-                            "if the model stopped there"));
+    lensBox_->setToolTip(
+        tr("Each layer's residual stream through the final norm and LM head: the token it would "
+           "predict "
+           "if the model stopped there"));
     auto* bar = new QHBoxLayout;
     bar->setContentsMargins(4, 2, 4, 2);
     bar->addWidget(lensBox_);
@@ -59,7 +62,8 @@ NextTokenView::NextTokenView(QWidget* parent) : QWidget(parent) {
     row->addElement(0, 1, lensRect_);
     for (QCPAxisRect* r : {topRect_, lensRect_}) {
         r->axis(QCPAxis::atLeft)->setRangeReversed(true);  // most probable / first layer on top
-        r->axis(QCPAxis::atLeft)->setTicker(QSharedPointer<QCPAxisTickerText>(new QCPAxisTickerText));
+        r->axis(QCPAxis::atLeft)
+            ->setTicker(QSharedPointer<QCPAxisTickerText>(new QCPAxisTickerText));
         r->axis(QCPAxis::atLeft)->grid()->setVisible(false);
         r->axis(QCPAxis::atBottom)->setRange(0, 1);
     }
@@ -116,7 +120,8 @@ void NextTokenView::setLensVisible(bool on) {
     if (lensBox_->isChecked() != on) lensBox_->setChecked(on);
     lensRect_->setVisible(on);
     // A hidden axis rect still takes its column: collapse it.
-    if (auto* row = qobject_cast<QCPLayoutGrid*>(plot_->plotLayout()->element(1, 0))) row->setColumnStretchFactor(1, on ? 1.0 : 0.001);
+    if (auto* row = qobject_cast<QCPLayoutGrid*>(plot_->plotLayout()->element(1, 0)))
+        row->setColumnStretchFactor(1, on ? 1.0 : 0.001);
     rebuild();
     emit probeNeedsChanged();
 }
@@ -163,7 +168,8 @@ void NextTokenView::rebuild() {
         }
     }
     QVector<double> k, v, ck, cv;
-    auto tick = qSharedPointerDynamicCast<QCPAxisTickerText>(topRect_->axis(QCPAxis::atLeft)->ticker());
+    auto tick =
+        qSharedPointerDynamicCast<QCPAxisTickerText>(topRect_->axis(QCPAxis::atLeft)->ticker());
     tick->clear();
     for (size_t i = 0; i < ids_.size(); ++i) {
         (ids_[i] == chosen_ ? ck : k) << double(i);
@@ -172,25 +178,31 @@ void NextTokenView::rebuild() {
     }
     topBars_->setData(k, v);
     chosenBar_->setData(ck, cv);
-    topRect_->axis(QCPAxis::atLeft)->setRange(-0.6, std::max<double>(kTopK, double(ids_.size())) - 0.4);
+    topRect_->axis(QCPAxis::atLeft)
+        ->setRange(-0.6, std::max<double>(kTopK, double(ids_.size())) - 0.4);
     // Scaled to the data: a flat distribution (a demo's random weights) would vanish on 0..1.
-    const double topMax = probs_.empty() ? 1.0 : double(*std::max_element(probs_.begin(), probs_.end()));
+    const double topMax =
+        probs_.empty() ? 1.0 : double(*std::max_element(probs_.begin(), probs_.end()));
     topRect_->axis(QCPAxis::atBottom)->setRange(0, std::min(1.0, std::max(0.02, topMax * 1.15)));
 
     // Lens: one bar per layer, the last layer's (= the model's own prediction) in the main colour.
     QVector<double> lk, lv, fk, fv;
-    auto ltick = qSharedPointerDynamicCast<QCPAxisTickerText>(lensRect_->axis(QCPAxis::atLeft)->ticker());
+    auto ltick =
+        qSharedPointerDynamicCast<QCPAxisTickerText>(lensRect_->axis(QCPAxis::atLeft)->ticker());
     ltick->clear();
     const int n = model_ && model_->spec ? model_->spec->n_layers : 0;
     const int step = std::max(1, n / 24);
     if (last_) {
         for (size_t i = 0; i < last_->probes.logit_lens.size(); ++i) {
             const auto& e = last_->probes.logit_lens[i];
-            const QString text = i < last_->logitLens.size() ? last_->logitLens[i].text : QStringLiteral("#%1").arg(e.token);
+            const QString text = i < last_->logitLens.size() ? last_->logitLens[i].text
+                                                             : QStringLiteral("#%1").arg(e.token);
             const bool final = e.token == topTokenId();
             (final ? fk : lk) << double(e.layer);
             (final ? fv : lv) << double(e.prob);
-            if (e.layer % step == 0 || e.layer == n - 1) ltick->addTick(double(e.layer), QStringLiteral("L%1 %2").arg(e.layer).arg(shortLabel(text)));
+            if (e.layer % step == 0 || e.layer == n - 1)
+                ltick->addTick(double(e.layer),
+                               QStringLiteral("L%1 %2").arg(e.layer).arg(shortLabel(text)));
         }
     }
     lensBars_->setData(lk, lv);
@@ -202,13 +214,21 @@ void NextTokenView::rebuild() {
 
     if (!last_) {
         title_->setText(tr("Next token"));
-        status_->setText(model_ ? tr("Chat: the model's top-%1 for each generated token appears here.").arg(kTopK)
-                                : tr("Load a model and chat."));
+        status_->setText(
+            model_
+                ? tr("Chat: the model's top-%1 for each generated token appears here.").arg(kTopK)
+                : tr("Load a model and chat."));
     } else {
-        const QString chosen = tokenStyle::visibleText(last_->token.text.isEmpty() ? ContextTokens::pieceText(last_->piece) : last_->token.text);
-        title_->setText(tr("Next token at position %1 · chose «%2» (%3)").arg(position_).arg(chosen, tokenStyle::percent(last_->token.prob)));
-        status_->setText(tr("measured: softmax of the logits (before temperature/top-p), chosen token in orange; the lens bars in "
-                            "dark blue already predict the final top token"));
+        const QString chosen = tokenStyle::visibleText(last_->token.text.isEmpty()
+                                                           ? ContextTokens::pieceText(last_->piece)
+                                                           : last_->token.text);
+        title_->setText(tr("Next token at position %1 · chose «%2» (%3)")
+                            .arg(position_)
+                            .arg(chosen, tokenStyle::percent(last_->token.prob)));
+        status_->setText(
+            tr("measured: softmax of the logits (before temperature/top-p), chosen token in "
+               "orange; the lens bars in "
+               "dark blue already predict the final top token"));
     }
     plot_->replot(QCustomPlot::rpQueuedReplot);
 }
@@ -216,14 +236,19 @@ void NextTokenView::rebuild() {
 QString NextTokenView::toCsv() const {
     QString out = QStringLiteral("section,rank_or_layer,token_id,token,prob\n");
     for (size_t i = 0; i < ids_.size(); ++i)
-        out += QStringLiteral("top_k,%1,%2,%3,%4\n").arg(i).arg(ids_[i]).arg(viewExport::csvField(texts_[qsizetype(i)])).arg(double(probs_[i]), 0, 'g', 9);
+        out += QStringLiteral("top_k,%1,%2,%3,%4\n")
+                   .arg(i)
+                   .arg(ids_[i])
+                   .arg(viewExport::csvField(texts_[qsizetype(i)]))
+                   .arg(double(probs_[i]), 0, 'g', 9);
     if (last_)
         for (size_t i = 0; i < last_->probes.logit_lens.size(); ++i) {
             const auto& e = last_->probes.logit_lens[i];
             out += QStringLiteral("logit_lens,%1,%2,%3,%4\n")
                        .arg(e.layer)
                        .arg(e.token)
-                       .arg(viewExport::csvField(i < last_->logitLens.size() ? last_->logitLens[i].text : QString()))
+                       .arg(viewExport::csvField(
+                           i < last_->logitLens.size() ? last_->logitLens[i].text : QString()))
                        .arg(double(e.prob), 0, 'g', 9);
         }
     return out;
@@ -237,16 +262,19 @@ QJsonDocument NextTokenView::toJson() const {
     o[QStringLiteral("chosen_id")] = chosen_;
     o[QStringLiteral("source")] = QStringLiteral("measured (engine top-k and logit-lens probes)");
     QJsonArray top;
-    for (size_t i = 0; i < ids_.size(); ++i) top.append(QJsonObject{{"id", ids_[i]}, {"text", texts_[qsizetype(i)]}, {"prob", double(probs_[i])}});
+    for (size_t i = 0; i < ids_.size(); ++i)
+        top.append(QJsonObject{
+            {"id", ids_[i]}, {"text", texts_[qsizetype(i)]}, {"prob", double(probs_[i])}});
     o[QStringLiteral("top_k")] = top;
     QJsonArray lens;
     if (last_)
         for (size_t i = 0; i < last_->probes.logit_lens.size(); ++i) {
             const auto& e = last_->probes.logit_lens[i];
-            lens.append(QJsonObject{{"layer", e.layer},
-                                    {"id", e.token},
-                                    {"text", i < last_->logitLens.size() ? last_->logitLens[i].text : QString()},
-                                    {"prob", double(e.prob)}});
+            lens.append(QJsonObject{
+                {"layer", e.layer},
+                {"id", e.token},
+                {"text", i < last_->logitLens.size() ? last_->logitLens[i].text : QString()},
+                {"prob", double(e.prob)}});
         }
     o[QStringLiteral("logit_lens")] = lens;
     return QJsonDocument(o);

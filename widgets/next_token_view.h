@@ -18,7 +18,7 @@ class QLabel;
 
 class NextTokenView : public QWidget, public ExportableView {
     Q_OBJECT
-public:
+  public:
     static constexpr int kTopK = 10;
 
     explicit NextTokenView(QWidget* parent = nullptr);
@@ -45,10 +45,10 @@ public:
     QString toCsv() const override;
     QJsonDocument toJson() const override;
 
-signals:
+  signals:
     void probeNeedsChanged();
 
-private:
+  private:
     void rebuild();
 
     InternalsModelPtr model_;

@@ -1,5 +1,7 @@
 #include "widgets/routing_view.h"
 
+#include <qcustomplot.h>
+
 #include <QComboBox>
 #include <QHBoxLayout>
 #include <QJsonArray>
@@ -12,7 +14,6 @@
 #include <algorithm>
 #include <cmath>
 #include <numeric>
-#include <qcustomplot.h>
 
 #include "widgets/token_style.h"
 
@@ -45,8 +46,9 @@ RoutingView::RoutingView(QWidget* parent) : QWidget(parent) {
     colourBox_ = new QComboBox(this);
     colourBox_->addItem(tr("colour: gate weight"));
     colourBox_->addItem(tr("colour: router probability"));
-    colourBox_->setToolTip(tr("Gate weight: what each selected expert's output is scaled by. Router probability: the "
-                              "router's score for every expert, selected or not."));
+    colourBox_->setToolTip(
+        tr("Gate weight: what each selected expert's output is scaled by. Router probability: the "
+           "router's score for every expert, selected or not."));
     auto* bar = new QHBoxLayout;
     bar->setContentsMargins(4, 2, 4, 2);
     bar->addWidget(layerBox_);
@@ -58,7 +60,8 @@ RoutingView::RoutingView(QWidget* parent) : QWidget(parent) {
     plot_->setObjectName(QStringLiteral("routingPlot"));
     plot_->setMinimumSize(240, 200);
     plot_->plotLayout()->clear();
-    title_ = new QCPTextElement(plot_, tr("Expert routing"), QFont(font().family(), 10, QFont::Bold));
+    title_ =
+        new QCPTextElement(plot_, tr("Expert routing"), QFont(font().family(), 10, QFont::Bold));
     plot_->plotLayout()->addElement(0, 0, title_);
 
     // Top: tokens × experts of one layer.
@@ -75,9 +78,11 @@ RoutingView::RoutingView(QWidget* parent) : QWidget(parent) {
     tokRect_->axis(QCPAxis::atLeft)->setRangeReversed(true);  // expert 0 on top
     tokRect_->axis(QCPAxis::atLeft)->setLabel(tr("expert"));
     tokRect_->axis(QCPAxis::atBottom)->setLabel(tr("token"));
-    tokRect_->axis(QCPAxis::atBottom)->setTicker(QSharedPointer<QCPAxisTickerText>(new QCPAxisTickerText));
+    tokRect_->axis(QCPAxis::atBottom)
+        ->setTicker(QSharedPointer<QCPAxisTickerText>(new QCPAxisTickerText));
     tokRect_->axis(QCPAxis::atBottom)->setTickLabelRotation(60);
-    tokRect_->axis(QCPAxis::atLeft)->setTicker(QSharedPointer<QCPAxisTickerText>(new QCPAxisTickerText));
+    tokRect_->axis(QCPAxis::atLeft)
+        ->setTicker(QSharedPointer<QCPAxisTickerText>(new QCPAxisTickerText));
     tokRect_->setRangeDrag(Qt::Horizontal);
     tokRect_->setRangeZoom(Qt::Horizontal);
     auto* topGroup = new QCPMarginGroup(plot_);
@@ -89,13 +94,16 @@ RoutingView::RoutingView(QWidget* parent) : QWidget(parent) {
     marks_->setName(tr("selected"));
     sharedBand_ = new QCPItemRect(plot_);
     sharedBand_->setClipAxisRect(tokRect_);
-    sharedBand_->topLeft->setAxes(tokRect_->axis(QCPAxis::atBottom), tokRect_->axis(QCPAxis::atLeft));
-    sharedBand_->bottomRight->setAxes(tokRect_->axis(QCPAxis::atBottom), tokRect_->axis(QCPAxis::atLeft));
+    sharedBand_->topLeft->setAxes(tokRect_->axis(QCPAxis::atBottom),
+                                  tokRect_->axis(QCPAxis::atLeft));
+    sharedBand_->bottomRight->setAxes(tokRect_->axis(QCPAxis::atBottom),
+                                      tokRect_->axis(QCPAxis::atLeft));
     sharedBand_->setPen(QPen(kShared.darker(130)));
     sharedBand_->setBrush(QBrush(kShared, Qt::BDiagPattern));
     sharedText_ = new QCPItemText(plot_);
     sharedText_->setClipAxisRect(tokRect_);
-    sharedText_->position->setAxes(tokRect_->axis(QCPAxis::atBottom), tokRect_->axis(QCPAxis::atLeft));
+    sharedText_->position->setAxes(tokRect_->axis(QCPAxis::atBottom),
+                                   tokRect_->axis(QCPAxis::atLeft));
     sharedText_->setPositionAlignment(Qt::AlignLeft | Qt::AlignVCenter);
     sharedText_->setColor(QColor(0x33, 0x33, 0x33));
     sharedText_->setBrush(QColor(255, 255, 255, 200));
@@ -108,7 +116,8 @@ RoutingView::RoutingView(QWidget* parent) : QWidget(parent) {
     loadScale_ = new QCPColorScale(plot_);
     bottom->addElement(0, 1, loadScale_);
     loadScale_->axis()->setLabel(tr("share"));
-    loadMap_ = new QCPColorMap(loadRect_->axis(QCPAxis::atBottom), loadRect_->axis(QCPAxis::atLeft));
+    loadMap_ =
+        new QCPColorMap(loadRect_->axis(QCPAxis::atBottom), loadRect_->axis(QCPAxis::atLeft));
     loadMap_->setInterpolate(false);
     loadMap_->setColorScale(loadScale_);
     loadMap_->setGradient(viewExport::viridis());
@@ -142,8 +151,10 @@ RoutingView::RoutingView(QWidget* parent) : QWidget(parent) {
     histRect_->setRangeZoom({});
     meanLine_ = new QCPItemStraightLine(plot_);
     meanLine_->setClipAxisRect(histRect_);
-    meanLine_->point1->setAxes(histRect_->axis(QCPAxis::atBottom), histRect_->axis(QCPAxis::atLeft));
-    meanLine_->point2->setAxes(histRect_->axis(QCPAxis::atBottom), histRect_->axis(QCPAxis::atLeft));
+    meanLine_->point1->setAxes(histRect_->axis(QCPAxis::atBottom),
+                               histRect_->axis(QCPAxis::atLeft));
+    meanLine_->point2->setAxes(histRect_->axis(QCPAxis::atBottom),
+                               histRect_->axis(QCPAxis::atLeft));
     meanLine_->setPen(QPen(kMark, 1.5, Qt::DashLine));
     plot_->plotLayout()->setRowStretchFactor(0, 0.01);
     plot_->plotLayout()->setRowStretchFactor(1, 3);
@@ -256,7 +267,8 @@ void RoutingView::setLayer(int layer) {
 
 void RoutingView::setColour(Colour c) {
     colour_ = c;
-    if (colourBox_->currentIndex() != int(c == Colour::RouterProbability)) colourBox_->setCurrentIndex(int(c == Colour::RouterProbability));
+    if (colourBox_->currentIndex() != int(c == Colour::RouterProbability))
+        colourBox_->setCurrentIndex(int(c == Colour::RouterProbability));
     schedule();
 }
 
@@ -265,7 +277,12 @@ void RoutingView::rebuildControls() {
     layerBox_->clear();
     for (int l : moeLayers()) {
         const auto& f = model_->spec->layers[size_t(l)].ffn;
-        layerBox_->addItem(tr("layer %1 · %2 experts, top-%3%4").arg(l).arg(f.n_experts).arg(f.top_k).arg(f.n_shared ? tr(" + shared") : QString()), l);
+        layerBox_->addItem(tr("layer %1 · %2 experts, top-%3%4")
+                               .arg(l)
+                               .arg(f.n_experts)
+                               .arg(f.top_k)
+                               .arg(f.n_shared ? tr(" + shared") : QString()),
+                           l);
     }
     layerBox_->setCurrentIndex(std::max(0, layerBox_->findData(layer_)));
     layerBox_->setEnabled(layerBox_->count() > 0);
@@ -291,7 +308,8 @@ void RoutingView::rebuild() {
     const int E = nExperts(layer_), S = nShared(layer_);
     const auto* spec = model_ ? model_->spec.get() : nullptr;
     nPos_ = tokens_.size();
-    if (size_t(std::max(0, layer_)) < choices_.size()) nPos_ = std::max(nPos_, qint64(choices_[size_t(layer_)].size()));
+    if (size_t(std::max(0, layer_)) < choices_.size())
+        nPos_ = std::max(nPos_, qint64(choices_[size_t(layer_)].size()));
 
     // Tokens × experts; the shared experts sit below a one-row gap, drawn as always on.
     const int rows = std::max(1, E + (S > 0 ? S + 1 : 0));
@@ -306,10 +324,12 @@ void RoutingView::rebuild() {
         for (qint64 p = 0; p < qint64(l.size()); ++p) {
             const Choice& c = l[size_t(p)];
             if (colour_ == Colour::RouterProbability)
-                for (int e = 0; e < E && e < int(c.probs.size()); ++e) d->setCell(int(p), e, double(c.probs[size_t(e)]));
+                for (int e = 0; e < E && e < int(c.probs.size()); ++e)
+                    d->setCell(int(p), e, double(c.probs[size_t(e)]));
             for (size_t k = 0; k < c.experts.size(); ++k) {
                 const int e = c.experts[k];
-                if (colour_ == Colour::GateWeight && k < c.weights.size()) d->setCell(int(p), e, double(c.weights[k]));
+                if (colour_ == Colour::GateWeight && k < c.weights.size())
+                    d->setCell(int(p), e, double(c.weights[k]));
                 mx << double(p);
                 my << double(e);
             }
@@ -322,21 +342,27 @@ void RoutingView::rebuild() {
             if (!std::isnan(d->cell(p, e))) top = std::max(top, d->cell(p, e));
     // Gate weights can exceed 1 (routed scaling): the scale follows the data then.
     tokMap_->setDataRange(QCPRange(0, std::max(1.0, top)));
-    tokScale_->axis()->setLabel(colour_ == Colour::GateWeight ? tr("gate weight") : tr("router probability"));
+    tokScale_->axis()->setLabel(colour_ == Colour::GateWeight ? tr("gate weight")
+                                                              : tr("router probability"));
     sharedBand_->setVisible(S > 0 && nPos_ > 0);
     sharedText_->setVisible(S > 0 && nPos_ > 0);
     if (S > 0) {
         sharedBand_->topLeft->setCoords(-0.5, E + 0.5);
         sharedBand_->bottomRight->setCoords(cols - 0.5, E + S + 0.5);
-        sharedText_->position->setCoords(std::max(-0.5, tokRect_->axis(QCPAxis::atBottom)->range().lower) + 0.2, E + (S + 1) / 2.0);
-        sharedText_->setText(S == 1 ? tr("shared expert: every token, no gate") : tr("%1 shared experts: every token, no gate").arg(S));
+        sharedText_->position->setCoords(
+            std::max(-0.5, tokRect_->axis(QCPAxis::atBottom)->range().lower) + 0.2,
+            E + (S + 1) / 2.0);
+        sharedText_->setText(S == 1 ? tr("shared expert: every token, no gate")
+                                    : tr("%1 shared experts: every token, no gate").arg(S));
     }
-    auto yt = qSharedPointerDynamicCast<QCPAxisTickerText>(tokRect_->axis(QCPAxis::atLeft)->ticker());
+    auto yt =
+        qSharedPointerDynamicCast<QCPAxisTickerText>(tokRect_->axis(QCPAxis::atLeft)->ticker());
     yt->clear();
     const int ystep = std::max(1, E / 16);
     for (int e = 0; e < E; e += ystep) yt->addTick(e, QStringLiteral("E%1").arg(e));
     if (S > 0) yt->addTick(E + 1, tr("shared"));
-    auto xt = qSharedPointerDynamicCast<QCPAxisTickerText>(tokRect_->axis(QCPAxis::atBottom)->ticker());
+    auto xt =
+        qSharedPointerDynamicCast<QCPAxisTickerText>(tokRect_->axis(QCPAxis::atBottom)->ticker());
     xt->clear();
     QCPAxis* xa = tokRect_->axis(QCPAxis::atBottom);
     if (!keepView_ || nPos_ == 0) {
@@ -345,7 +371,8 @@ void RoutingView::rebuild() {
     } else if (xa->range().upper >= cols - 2.5) {
         xa->setRangeUpper(cols - 0.5);
     }
-    const qint64 lo = std::max<qint64>(0, qint64(std::ceil(xa->range().lower))), hi = std::min<qint64>(nPos_ - 1, qint64(xa->range().upper));
+    const qint64 lo = std::max<qint64>(0, qint64(std::ceil(xa->range().lower))),
+                 hi = std::min<qint64>(nPos_ - 1, qint64(xa->range().upper));
     const qint64 xstep = std::max<qint64>(1, (hi - lo + 40) / 40);
     for (qint64 p = lo; p <= hi; p += xstep) xt->addTick(double(p), shortLabel(tokens_.label(p)));
     tokRect_->axis(QCPAxis::atLeft)->setRange(-0.5, rows - 0.5);
@@ -386,20 +413,31 @@ void RoutingView::rebuild() {
     meanLine_->setVisible(mean > 0);
     const double imb = imbalance();
     histRect_->axis(QCPAxis::atBottom)
-        ->setLabel(layer_ >= 0 ? tr("layer %1 load · max/mean %2").arg(layer_).arg(imb > 0 ? QString::number(imb, 'f', 2) : QStringLiteral("–"))
-                               : tr("expert"));
+        ->setLabel(layer_ >= 0
+                       ? tr("layer %1 load · max/mean %2")
+                             .arg(layer_)
+                             .arg(imb > 0 ? QString::number(imb, 'f', 2) : QStringLiteral("–"))
+                       : tr("expert"));
     histRect_->axis(QCPAxis::atBottom)->setRange(-0.7, std::max<double>(1, double(h.size())) - 0.3);
     const double hmax = h.empty() ? 0 : *std::max_element(h.begin(), h.end());
     histRect_->axis(QCPAxis::atLeft)->setRange(0, std::max(1.0, hmax * 1.15));
 
     if (E == 0) {
-        title_->setText(spec ? tr("Expert routing · this model has no mixture-of-experts layers") : tr("Expert routing"));
-        status_->setText(spec ? tr("Dense model: every token goes through the same feed-forward block.")
-                              : tr("Load a mixture-of-experts model (e.g. the Qwen3-MoE or DeepSeek-V3 demo) and chat."));
+        title_->setText(spec ? tr("Expert routing · this model has no mixture-of-experts layers")
+                             : tr("Expert routing"));
+        status_->setText(
+            spec ? tr("Dense model: every token goes through the same feed-forward block.")
+                 : tr("Load a mixture-of-experts model (e.g. the Qwen3-MoE or DeepSeek-V3 demo) "
+                      "and chat."));
     } else {
         const auto& f = spec->layers[size_t(layer_)].ffn;
-        title_->setText(tr("Expert routing · layer %1 · %2 experts, %3 per token%4").arg(layer_).arg(E).arg(f.top_k).arg(S ? tr(" + %1 shared").arg(S) : QString()));
-        status_->setText(tr("measured: the engine's routing choices and gate weights (outlined = selected), and its expert counts "
+        title_->setText(tr("Expert routing · layer %1 · %2 experts, %3 per token%4")
+                            .arg(layer_)
+                            .arg(E)
+                            .arg(f.top_k)
+                            .arg(S ? tr(" + %1 shared").arg(S) : QString()));
+        status_->setText(tr("measured: the engine's routing choices and gate weights (outlined = "
+                            "selected), and its expert counts "
                             "since the session began · imbalance %1")
                              .arg(imb > 0 ? QString::number(imb, 'f', 2) : QStringLiteral("–")));
     }
@@ -424,7 +462,8 @@ double RoutingView::cellValue(qint64 pos, int expert) const {
 
 std::vector<double> RoutingView::loadHistogram() const {
     std::vector<double> out;
-    if (layer_ < 0 || size_t(layer_) >= load_.size()) return std::vector<double>(size_t(std::max(0, nExperts(layer_))), 0.0);
+    if (layer_ < 0 || size_t(layer_) >= load_.size())
+        return std::vector<double>(size_t(std::max(0, nExperts(layer_))), 0.0);
     for (uint64_t c : load_[size_t(layer_)]) out.push_back(double(c));
     return out;
 }
@@ -437,27 +476,44 @@ double RoutingView::imbalance() const {
 }
 
 QString RoutingView::tokenText(qint64 pos) const {
-    QString s = tr("token %1 «%2» (id %3), layer %4").arg(pos).arg(tokens_.label(pos)).arg(tokens_.id(pos)).arg(layer_);
-    if (layer_ < 0 || size_t(layer_) >= choices_.size() || size_t(pos) >= choices_[size_t(layer_)].size() ||
+    QString s = tr("token %1 «%2» (id %3), layer %4")
+                    .arg(pos)
+                    .arg(tokens_.label(pos))
+                    .arg(tokens_.id(pos))
+                    .arg(layer_);
+    if (layer_ < 0 || size_t(layer_) >= choices_.size() ||
+        size_t(pos) >= choices_[size_t(layer_)].size() ||
         choices_[size_t(layer_)][size_t(pos)].experts.empty())
         return s + tr(": not captured");
     const Choice& c = choices_[size_t(layer_)][size_t(pos)];
     QStringList parts;
     for (size_t k = 0; k < c.experts.size(); ++k)
-        parts << tr("E%1 × %2").arg(c.experts[k]).arg(k < c.weights.size() ? QString::number(double(c.weights[k]), 'f', 3) : QStringLiteral("?"));
+        parts << tr("E%1 × %2")
+                     .arg(c.experts[k])
+                     .arg(k < c.weights.size() ? QString::number(double(c.weights[k]), 'f', 3)
+                                               : QStringLiteral("?"));
     if (nShared(layer_) > 0) parts << tr("shared × 1");
     return s + QStringLiteral("\n") + parts.join(QStringLiteral(", "));
 }
 
 void RoutingView::onHover(QMouseEvent* e) {
     if (tokRect_->rect().contains(e->pos())) {
-        const qint64 p = qint64(std::floor(tokRect_->axis(QCPAxis::atBottom)->pixelToCoord(e->pos().x()) + 0.5));
-        if (p >= 0 && p < nPos_) return QToolTip::showText(e->globalPosition().toPoint(), tokenText(p), plot_);
+        const qint64 p =
+            qint64(std::floor(tokRect_->axis(QCPAxis::atBottom)->pixelToCoord(e->pos().x()) + 0.5));
+        if (p >= 0 && p < nPos_)
+            return QToolTip::showText(e->globalPosition().toPoint(), tokenText(p), plot_);
     } else if (loadRect_->rect().contains(e->pos())) {
-        const int ex = int(std::floor(loadRect_->axis(QCPAxis::atBottom)->pixelToCoord(e->pos().x()) + 0.5));
-        const int l = int(std::floor(loadRect_->axis(QCPAxis::atLeft)->pixelToCoord(e->pos().y()) + 0.5));
+        const int ex =
+            int(std::floor(loadRect_->axis(QCPAxis::atBottom)->pixelToCoord(e->pos().x()) + 0.5));
+        const int l =
+            int(std::floor(loadRect_->axis(QCPAxis::atLeft)->pixelToCoord(e->pos().y()) + 0.5));
         if (l >= 0 && size_t(l) < load_.size() && ex >= 0 && size_t(ex) < load_[size_t(l)].size())
-            return QToolTip::showText(e->globalPosition().toPoint(), tr("layer %1, expert %2: %3 selections").arg(l).arg(ex).arg(load_[size_t(l)][size_t(ex)]), plot_);
+            return QToolTip::showText(e->globalPosition().toPoint(),
+                                      tr("layer %1, expert %2: %3 selections")
+                                          .arg(l)
+                                          .arg(ex)
+                                          .arg(load_[size_t(l)][size_t(ex)]),
+                                      plot_);
     }
     QToolTip::hideText();
 }
@@ -479,7 +535,10 @@ QString RoutingView::toCsv() const {
                            .arg(k)
                            .arg(c.experts[k])
                            .arg(k < c.weights.size() ? double(c.weights[k]) : 0.0, 0, 'g', 9)
-                           .arg(size_t(c.experts[k]) < c.probs.size() ? double(c.probs[size_t(c.experts[k])]) : 0.0, 0, 'g', 9);
+                           .arg(size_t(c.experts[k]) < c.probs.size()
+                                    ? double(c.probs[size_t(c.experts[k])])
+                                    : 0.0,
+                                0, 'g', 9);
         }
     return out;
 }
@@ -489,9 +548,11 @@ QJsonDocument RoutingView::toJson() const {
     o[QStringLiteral("view")] = QStringLiteral("routing");
     o[QStringLiteral("model")] = model_ ? model_->name : QString();
     o[QStringLiteral("layer")] = layer_;
-    o[QStringLiteral("source")] = QStringLiteral("measured (engine routing probe, session expert counts)");
+    o[QStringLiteral("source")] =
+        QStringLiteral("measured (engine routing probe, session expert counts)");
     QJsonArray toks;
-    for (qint64 p = 0; p < tokens_.size(); ++p) toks.append(QJsonObject{{"pos", p}, {"id", tokens_.id(p)}, {"text", tokens_.text(p)}});
+    for (qint64 p = 0; p < tokens_.size(); ++p)
+        toks.append(QJsonObject{{"pos", p}, {"id", tokens_.id(p)}, {"text", tokens_.text(p)}});
     o[QStringLiteral("tokens")] = toks;
     QJsonArray layers;
     for (size_t l = 0; l < choices_.size(); ++l) {
@@ -504,7 +565,8 @@ QJsonDocument RoutingView::toJson() const {
             for (float x : c.weights) w.append(double(x));
             positions.append(QJsonObject{{"pos", qint64(p)}, {"experts", ex}, {"weights", w}});
         }
-        if (!positions.isEmpty()) layers.append(QJsonObject{{"layer", qint64(l)}, {"tokens", positions}});
+        if (!positions.isEmpty())
+            layers.append(QJsonObject{{"layer", qint64(l)}, {"tokens", positions}});
     }
     o[QStringLiteral("routing")] = layers;
     QJsonArray load;

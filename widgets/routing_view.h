@@ -26,7 +26,7 @@ class QTimer;
 
 class RoutingView : public QWidget, public ExportableView {
     Q_OBJECT
-public:
+  public:
     enum class Colour { GateWeight, RouterProbability };
 
     explicit RoutingView(QWidget* parent = nullptr);
@@ -57,10 +57,10 @@ public:
     QString toCsv() const override;
     QJsonDocument toJson() const override;
 
-signals:
+  signals:
     void probeNeedsChanged();
 
-private:
+  private:
     struct Choice {
         std::vector<int> experts;
         std::vector<float> weights;

@@ -1,5 +1,7 @@
 #include "widgets/view_export.h"
 
+#include <qcustomplot.h>
+
 #include <QFile>
 #include <QFileDialog>
 #include <QFileInfo>
@@ -7,15 +9,17 @@
 #include <QSaveFile>
 #include <QSvgGenerator>
 #include <QToolButton>
-#include <qcustomplot.h>
 
 bool ExportableView::exportTo(const QString& path, QString* error) const {
     const QString suffix = QFileInfo(path).suffix().toLower();
     if (suffix == u"png") return viewExport::savePng(exportPlot(), path, error);
     if (suffix == u"svg") return viewExport::saveSvg(exportPlot(), path, exportName(), error);
     if (suffix == u"csv") return viewExport::saveText(path, toCsv().toUtf8(), error);
-    if (suffix == u"json") return viewExport::saveText(path, toJson().toJson(QJsonDocument::Indented), error);
-    if (error) *error = QObject::tr("Unknown export format '%1': use .png, .svg, .csv or .json.").arg(suffix);
+    if (suffix == u"json")
+        return viewExport::saveText(path, toJson().toJson(QJsonDocument::Indented), error);
+    if (error)
+        *error =
+            QObject::tr("Unknown export format '%1': use .png, .svg, .csv or .json.").arg(suffix);
     return false;
 }
 
@@ -56,7 +60,8 @@ bool saveText(const QString& path, const QByteArray& bytes, QString* error) {
 }
 
 QString csvField(const QString& s) {
-    if (!s.contains(u',') && !s.contains(u'"') && !s.contains(u'\n') && !s.contains(u'\r')) return s;
+    if (!s.contains(u',') && !s.contains(u'"') && !s.contains(u'\n') && !s.contains(u'\r'))
+        return s;
     QString q = s;
     q.replace(u'"', QStringLiteral("\"\""));
     return u'"' + q + u'"';
@@ -80,10 +85,13 @@ QToolButton* makeExportButton(QWidget* parent, const ExportableView* view) {
         QAction* a = menu->addAction(QObject::tr(k.label));
         const QString suffix = QString::fromLatin1(k.suffix), filter = QObject::tr(k.filter);
         QObject::connect(a, &QAction::triggered, b, [b, view, suffix, filter] {
-            const QString file = QFileDialog::getSaveFileName(b, QObject::tr("Export"), QStringLiteral("archlens-%1.%2").arg(view->exportName(), suffix), filter);
+            const QString file = QFileDialog::getSaveFileName(
+                b, QObject::tr("Export"),
+                QStringLiteral("archlens-%1.%2").arg(view->exportName(), suffix), filter);
             if (file.isEmpty()) return;
             QString err;
-            if (!view->exportTo(file, &err)) QMessageBox::warning(b, QObject::tr("Export failed"), err);
+            if (!view->exportTo(file, &err))
+                QMessageBox::warning(b, QObject::tr("Export failed"), err);
         });
     }
     b->setMenu(menu);
@@ -92,7 +100,8 @@ QToolButton* makeExportButton(QWidget* parent, const ExportableView* view) {
 
 QCPColorGradient viridis() {
     // ref: matplotlib _cm_listed.py viridis, every 32nd entry of the 256-entry table.
-    static const unsigned kStops[] = {0x440154, 0x472c7a, 0x3b518b, 0x2c718e, 0x21908d, 0x27ad81, 0x5cc863, 0xaadc32, 0xfde725};
+    static const unsigned kStops[] = {0x440154, 0x472c7a, 0x3b518b, 0x2c718e, 0x21908d,
+                                      0x27ad81, 0x5cc863, 0xaadc32, 0xfde725};
     QCPColorGradient g;
     g.clearColorStops();
     const int n = int(std::size(kStops));

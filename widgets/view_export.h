@@ -12,9 +12,9 @@ class QToolButton;
 class QWidget;
 
 class ExportableView {
-public:
+  public:
     virtual ~ExportableView() = default;
-    virtual QString exportName() const = 0;      // file-name stem: "attention-L3-H1"
+    virtual QString exportName() const = 0;       // file-name stem: "attention-L3-H1"
     virtual QCustomPlot* exportPlot() const = 0;  // the figure (with its title) PNG/SVG save
     virtual QString toCsv() const = 0;
     virtual QJsonDocument toJson() const = 0;
@@ -26,7 +26,8 @@ public:
 namespace viewExport {
 
 bool savePng(QCustomPlot* plot, const QString& path, QString* error = nullptr);
-bool saveSvg(QCustomPlot* plot, const QString& path, const QString& title, QString* error = nullptr);
+bool saveSvg(QCustomPlot* plot, const QString& path, const QString& title,
+             QString* error = nullptr);
 bool saveText(const QString& path, const QByteArray& bytes, QString* error = nullptr);
 QString csvField(const QString& s);  // quoted when it holds a comma, quote or newline
 

@@ -30,8 +30,10 @@ InternalsPanels::InternalsPanels(MainWindow* window)
     connect(attention_, &AttentionView::probeNeedsChanged, this, &InternalsPanels::updateProbes);
     connect(routing_, &RoutingView::probeNeedsChanged, this, &InternalsPanels::updateProbes);
     connect(next_, &NextTokenView::probeNeedsChanged, this, &InternalsPanels::updateProbes);
-    for (auto p : {MainWindow::Panel::Attention, MainWindow::Panel::Routing, MainWindow::Panel::TopK})
-        if (QDockWidget* d = window->dock(p)) connect(d, &QDockWidget::visibilityChanged, this, &InternalsPanels::updateProbes);
+    for (auto p :
+         {MainWindow::Panel::Attention, MainWindow::Panel::Routing, MainWindow::Panel::TopK})
+        if (QDockWidget* d = window->dock(p))
+            connect(d, &QDockWidget::visibilityChanged, this, &InternalsPanels::updateProbes);
 
     if (window->chatPanel()) chatView_ = window->chatPanel()->findChild<ChatView*>();
     if (chatView_) {

@@ -18,7 +18,7 @@ class RoutingView;
 
 class InternalsPanels : public QObject {
     Q_OBJECT
-public:
+  public:
     explicit InternalsPanels(MainWindow* window);
 
     AttentionView* attention() const { return attention_; }
@@ -27,7 +27,7 @@ public:
     NextTokenView* nextToken() const { return next_; }
     archlens::ProbeConfig currentProbes() const { return probes_; }
 
-private:
+  private:
     void onModelLoaded(const ModelInfoPtr& info);
     void onStarted(const ContextSnapshotPtr& c);
     void onToken(const TokenSnapshotPtr& t);

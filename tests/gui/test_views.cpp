@@ -73,10 +73,13 @@ std::unique_ptr<Run> runDemo(const std::string& name, int nPrompt, int nGen, Pro
         snap->token.id = id;
         snap->token.text = QStringLiteral(" g%1").arg(id);
         snap->piece = snap->token.text;
-        for (const TokenProb& tp : probes.top_k) snap->token.topK.push_back({tp.id, QStringLiteral("t%1").arg(tp.id), tp.prob});
-        if (!probes.top_k.empty()) snap->token.prob = probes.top_k.front().id == id ? probes.top_k.front().prob : -1;
+        for (const TokenProb& tp : probes.top_k)
+            snap->token.topK.push_back({tp.id, QStringLiteral("t%1").arg(tp.id), tp.prob});
+        if (!probes.top_k.empty())
+            snap->token.prob = probes.top_k.front().id == id ? probes.top_k.front().prob : -1;
         snap->probes = probes;
-        for (const auto& e : probes.logit_lens) snap->logitLens.push_back({e.token, QStringLiteral("t%1").arg(e.token), e.prob});
+        for (const auto& e : probes.logit_lens)
+            snap->logitLens.push_back({e.token, QStringLiteral("t%1").arg(e.token), e.prob});
         for (const LayerKv& kv : r->session->kv()) snap->kvBytesPerLayer.push_back(kv.bytes());
         snap->kvBytesTotal = r->session->kv_bytes();
         snap->contextUsed = r->session->position() + 1;
@@ -104,9 +107,12 @@ std::vector<QStringList> parseCsv(const QString& text) {
     for (qsizetype i = 0; i < text.size(); ++i) {
         const QChar c = text[i];
         if (quoted) {
-            if (c == u'"' && i + 1 < text.size() && text[i + 1] == u'"') field += u'"', ++i;
-            else if (c == u'"') quoted = false;
-            else field += c;
+            if (c == u'"' && i + 1 < text.size() && text[i + 1] == u'"')
+                field += u'"', ++i;
+            else if (c == u'"')
+                quoted = false;
+            else
+                field += c;
         } else if (c == u'"') {
             quoted = true;
         } else if (c == u',') {
@@ -126,8 +132,8 @@ std::vector<QStringList> parseCsv(const QString& text) {
 }
 
 void checkExports(const ExportableView& view, QTemporaryDir& dir, const QString& stem) {
-    const QString png = dir.filePath(stem + ".png"), svg = dir.filePath(stem + ".svg"), csv = dir.filePath(stem + ".csv"),
-                  json = dir.filePath(stem + ".json");
+    const QString png = dir.filePath(stem + ".png"), svg = dir.filePath(stem + ".svg"),
+                  csv = dir.filePath(stem + ".csv"), json = dir.filePath(stem + ".json");
     QString err;
     QVERIFY2(view.exportTo(png, &err), qPrintable(err));
     QVERIFY2(view.exportTo(svg, &err), qPrintable(err));
@@ -167,7 +173,7 @@ void checkExports(const ExportableView& view, QTemporaryDir& dir, const QString&
 
 class TestViews : public QObject {
     Q_OBJECT
-private slots:
+  private slots:
     void attentionCellsAreEngineProbabilities() {
         // Gemma 3 demo: sliding layers (window 32) and a global layer; 40 prompt tokens so the
         // window is exceeded and its mask shows.
@@ -194,12 +200,14 @@ private slots:
                         ++checked;
                     }
                     // Masked keys are not drawn: before the window and after the query.
-                    if (row.key_begin > 0) QVERIFY(std::isnan(v.cellValue(row.query_pos, row.key_begin - 1)));
+                    if (row.key_begin > 0)
+                        QVERIFY(std::isnan(v.cellValue(row.query_pos, row.key_begin - 1)));
                     QVERIFY(std::isnan(v.cellValue(row.query_pos, row.query_pos + 1)));
                 }
             QVERIFY2(checked > 40 * 10, qPrintable(QString::number(checked)));
             const bool sliding = spec.layers[size_t(layer)].attn.scope == AttnScope::Sliding;
-            QCOMPARE(!std::isnan(v.cellValue(43, 0)), !sliding);  // last query row (the newest token is not run yet), first key
+            QCOMPARE(!std::isnan(v.cellValue(43, 0)),
+                     !sliding);  // last query row (the newest token is not run yet), first key
             QVERIFY(v.cellText(43, 43).contains(QStringLiteral("query 43")));
 
             // Hiding the sink blanks key 0 and leaves the rest.
@@ -217,7 +225,8 @@ private slots:
                 if (a.layer != layer || a.head != head) continue;
                 const qint64 k0 = (a.key_begin + 3) / 4 * 4;  // a block wholly inside the row
                 double sum = 0;
-                for (qint64 k = k0; k < k0 + 4; ++k) sum += double(a.probs[size_t(k - a.key_begin)]);
+                for (qint64 k = k0; k < k0 + 4; ++k)
+                    sum += double(a.probs[size_t(k - a.key_begin)]);
                 QVERIFY(std::abs(v.cellValue(a.query_pos, k0) - sum) < 1e-5);
             }
             v.setKeyBlock(1);
@@ -297,10 +306,12 @@ private slots:
                     std::vector<int> want = rec.experts;
                     std::sort(want.begin(), want.end());
                     QCOMPARE(v.markedExperts(rec.pos), want);
-                    for (size_t k = 0; k < rec.experts.size(); ++k) QCOMPARE(float(v.cellValue(rec.pos, rec.experts[k])), rec.weights[k]);
+                    for (size_t k = 0; k < rec.experts.size(); ++k)
+                        QCOMPARE(float(v.cellValue(rec.pos, rec.experts[k])), rec.weights[k]);
                     ++checked;
                 }
-            QCOMPARE(checked, 16 + 3);  // prompt rows, then one per decode step (the last token is not run)
+            QCOMPARE(checked,
+                     16 + 3);  // prompt rows, then one per decode step (the last token is not run)
             // Histogram = the engine's session counts; imbalance = max / mean of them.
             const auto& load = r->tokens.back()->probes.expert_load[size_t(layer)];
             const std::vector<double> h = v.loadHistogram();
@@ -331,10 +342,12 @@ private slots:
             KvCacheView v;
             v.resize(600, 500);
             feed(v, *r);
-            QCOMPARE(v.totalBytes(), quint64(r->session->kv_bytes()));  // the state after the last snapshot
+            QCOMPARE(v.totalBytes(),
+                     quint64(r->session->kv_bytes()));  // the state after the last snapshot
             const auto per = v.layerBytes();
             QCOMPARE(per.size(), r->session->kv().size());
-            for (size_t l = 0; l < per.size(); ++l) QCOMPARE(per[l], quint64(r->session->kv()[l].bytes()));
+            for (size_t l = 0; l < per.size(); ++l)
+                QCOMPARE(per[l], quint64(r->session->kv()[l].bytes()));
             // GQA / MLA / windows all hold less than plain multi-head attention would.
             QVERIFY2(v.mhaEquivalentBytes() > v.totalBytes(), demo);
             QVERIFY(v.summary().contains(QStringLiteral("measured")));
@@ -400,7 +413,8 @@ private slots:
         QFile f(dir.filePath("attention.csv"));
         QVERIFY(f.open(QIODevice::ReadOnly));
         const auto rows = parseCsv(QString::fromUtf8(f.readAll()));
-        QCOMPARE(rows.front(), (QStringList{"layer", "head", "query_pos", "query_token", "key_pos", "key_token", "value"}));
+        QCOMPARE(rows.front(), (QStringList{"layer", "head", "query_pos", "query_token", "key_pos",
+                                            "key_token", "value"}));
         const AttentionRow* want = nullptr;
         for (const AttentionRow& x : r->tokens.front()->probes.attention)
             if (x.layer == 1 && x.head == 0 && x.query_pos == 7) want = &x;
@@ -415,7 +429,8 @@ private slots:
         // KV JSON total = the engine's.
         QFile jf(dir.filePath("kv.json"));
         QVERIFY(jf.open(QIODevice::ReadOnly));
-        QCOMPARE(QJsonDocument::fromJson(jf.readAll()).object()["kv_bytes_total"].toInteger(), qint64(r->session->kv_bytes()));
+        QCOMPARE(QJsonDocument::fromJson(jf.readAll()).object()["kv_bytes_total"].toInteger(),
+                 qint64(r->session->kv_bytes()));
     }
 
     // Not a check: with ARCHLENS_VIEW_SHOTS=DIR, saves each view on a few demos for a look.
@@ -444,7 +459,10 @@ private slots:
             a.setLayer(r->model->spec().n_layers - 1);
             a.refresh();
             ro.refresh();
-            for (auto [w, name] : {std::pair<QWidget*, const char*>{&a, "attention"}, {&ro, "routing"}, {&kv, "kv"}, {&nt, "next"}})
+            for (auto [w, name] : {std::pair<QWidget*, const char*>{&a, "attention"},
+                                   {&ro, "routing"},
+                                   {&kv, "kv"},
+                                   {&nt, "next"}})
                 w->grab().save(QStringLiteral("%1/%2-%3.png").arg(dir, demo, name));
         }
     }
