@@ -24,7 +24,8 @@ QString GaugeBar::compactNumber(qint64 n) {
 }
 
 QString GaugeBar::caption() const {
-    return QStringLiteral("%1 / %2 %3").arg(compactNumber(used_), compactNumber(total_), unit_);
+    const QString body = QStringLiteral("%1 / %2 %3").arg(compactNumber(used_), compactNumber(total_), unit_);
+    return prefix_.isEmpty() ? body : prefix_ + u' ' + body;
 }
 
 QSize GaugeBar::sizeHint() const {

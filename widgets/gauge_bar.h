@@ -10,6 +10,7 @@ public:
 
     void setValues(qint64 used, qint64 total);
     void setUnit(const QString& unit) { unit_ = unit; update(); }
+    void setPrefix(const QString& prefix) { prefix_ = prefix; update(); }  // "context 1.2k / 4.1k tokens"
     qint64 used() const { return used_; }
     qint64 total() const { return total_; }
     QString caption() const;
@@ -25,4 +26,5 @@ protected:
 private:
     qint64 used_ = 0, total_ = 0;
     QString unit_ = QStringLiteral("tokens");
+    QString prefix_;
 };

@@ -174,7 +174,8 @@ ChatPanel::ChatPanel(EngineController* engine, ConversationStore* store, QWidget
     controls->addWidget(newButton_);
     controls->addSpacing(8);
     controls->addWidget(stats_, 1);
-    controls->addWidget(new QLabel(tr("context"), this));
+    gauge_->setPrefix(tr("context"));
+    gauge_->setMaximumWidth(220);
     controls->addWidget(gauge_);
     layout->addLayout(controls);
 
@@ -391,8 +392,8 @@ void ChatPanel::onFinished(const GenerationResult& r) {
 }
 
 void ChatPanel::updateStats(int tokens, double ttftMs, double tokPerSec) {
-    QStringList parts;
-    parts << tr("%n token(s)", nullptr, tokens);
+    QStringList parts;  // the token count is on the answer's footer and the context gauge
+    if (tokPerSec <= 0 && ttftMs <= 0) parts << tr("%n token(s)", nullptr, tokens);
     if (tokPerSec > 0) parts << tr("%1 tok/s").arg(tokPerSec, 0, 'f', tokPerSec < 100 ? 1 : 0);
     if (ttftMs > 0) parts << tr("first token %1 ms").arg(ttftMs, 0, 'f', ttftMs < 10 ? 1 : 0);
     stats_->setText(parts.join(QStringLiteral(" · ")));

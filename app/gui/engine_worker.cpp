@@ -13,6 +13,7 @@
 #include <unistd.h>
 #endif
 
+#include "app/gui/model_discovery.h"
 #include "app/gui/model_tokenizer.h"
 #include "engine/core/error.h"
 #include "engine/demo.h"
@@ -114,7 +115,7 @@ void EngineWorker::loadModel(const LoadRequest& req) {
         const std::string source = req.source.toStdString();
         const bool isDemo = req.source.startsWith(QStringLiteral("demo:"));
         emit loadProgress(id, isDemo ? tr("Preparing the demo model (random weights)…") : tr("Reading the model header…"), -1);
-        const std::string path = demo::resolve_model_path(source);
+        const std::string path = resolveModelSource(source);
         if (cancelled()) return;
 
         // Refuse before mapping anything: the spec and the file sizes are enough to know.

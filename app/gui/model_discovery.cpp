@@ -7,6 +7,7 @@
 #include <QJsonArray>
 #include <QJsonDocument>
 #include <QJsonObject>
+#include <QMutex>
 #include <map>
 
 #include "engine/demo.h"
@@ -143,16 +144,23 @@ QString formatParams(quint64 n) {
     return QString::number(n);
 }
 
+std::string resolveModelSource(const std::string& source) {
+    static QMutex mutex;
+    if (source.rfind("demo:", 0) != 0) return source;
+    QMutexLocker lock(&mutex);
+    return demo::resolve_model_path(source);
+}
+
 ModelEntry inspectModel(ModelEntry e, quint64 budget, qint64 contextCap) {
     try {
-        const std::string path = e.path.toStdString();
+        const std::string path = resolveModelSource(e.path.toStdString());  // demos: created on first use
         const ModelSpec spec = Model::load_spec(path);
         const QString type = QString::fromStdString(spec.model_type), family = QString::fromLatin1(family_name(spec.family));
         e.architecture = type.compare(family, Qt::CaseInsensitive) == 0 || family.isEmpty() ? type : type + QStringLiteral(" · ") + family;
         const ParamCounts pc = count_params(spec);
         e.parameters = formatParams(pc.total);
         if (pc.active && pc.active < pc.total) e.parameters += QObject::tr(" (%1 active)").arg(formatParams(pc.active));
-        const QString resolved = QString::fromStdString(demo::resolve_model_path(path));  // demos: created on first use
+        const QString resolved = QString::fromStdString(path);
         e.bytes = modelBytesOnDisk(resolved);
         if (QFileInfo(resolved).isFile() && !resolved.endsWith(QStringLiteral(".json"))) {
             // The type holding the most bytes names the quantization ("Q4_K" for a Q4_K_M file).

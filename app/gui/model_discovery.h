@@ -44,3 +44,8 @@ std::vector<ModelEntry> discoverLmStudio(const QString& modelsDir);
 ModelEntry inspectModel(ModelEntry e, quint64 memoryBudget, qint64 contextCap);
 
 QString formatParams(quint64 n);  // 7.6B, 350M
+
+// demo::resolve_model_path, one call at a time in this process: the library's scan and the engine
+// worker may both create the same demo file on first launch, and the writer's temporary file
+// name is shared. Throws archlens::Error like the engine.
+std::string resolveModelSource(const std::string& source);
