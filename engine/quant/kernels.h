@@ -35,6 +35,9 @@ struct KernelTable {
     static constexpr int kTypes = 31;  // ggml type ids 0..30
     VecDotRowsFn rows[kTypes] = {};
     GemmTileFn tile[kTypes] = {};
+    // activation quantizers (Q8_0, Q8_K, BF16): bit for bit the reference ones
+    using QuantizeFn = void (*)(const float* src, void* dst, int64_t n);
+    QuantizeFn quantize[kTypes] = {};
 };
 
 namespace detail {

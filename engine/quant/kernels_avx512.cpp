@@ -8,7 +8,9 @@
 #include <cstdint>
 #include <cstring>
 
+#include "engine/core/dtype.h"
 #include "engine/quant/blocks.h"
+#include "engine/quant/quant_ref.h"
 
 // GCC 12's avx512fintrin.h (reduce/cvtph helpers) trips -Wuninitialized on its own temporaries.
 #pragma GCC diagnostic push

@@ -572,6 +572,77 @@ struct KQ6_K_512 {
         for (int r = 0; r < NR; ++r) out[r] = _mm512_reduce_add_ps(acc[r]);
     }
 };
+
+// ---- activation quantizers, bit for bit quant_ref's (ggml's) ------------------------------
+
+inline __m512 abs512(__m512 v) {
+    return _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), _mm512_set1_epi32(0x7fffffff)));
+}
+// nearest_int(v) for 16 lanes: round half to even through the 1.5·2^23 trick
+inline __m512i nearest_int16(__m512 v) {
+    __asm__("" : "+v"(v));  // v is a rounded product: keep the compiler from fusing it into an FMA
+    const __m512i t = _mm512_castps_si512(_mm512_add_ps(v, _mm512_set1_ps(12582912.f)));
+    return _mm512_sub_epi32(_mm512_and_si512(t, _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x00400000));
+}
+
+inline void quantize_act_q8_0(const float* x, void* dst, int64_t n) {
+    auto* y = static_cast<BlockQ8_0*>(dst);
+    for (int64_t i = 0; i < n / kQK; ++i, x += kQK) {
+        const __m512 v0 = _mm512_loadu_ps(x), v1 = _mm512_loadu_ps(x + 16);
+        const float amax = _mm512_reduce_max_ps(_mm512_max_ps(abs512(v0), abs512(v1)));
+        const float d = amax / 127.f;
+        y[i].d = f32_to_fp16(d);
+        const __m512 id = _mm512_set1_ps(amax != 0.0f ? 127.f / amax : 0.0f);
+        // |x · id| <= 127 up to rounding; the saturating pack is the reference's clamp
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(y[i].qs), _mm512_cvtsepi32_epi8(nearest_int16(_mm512_mul_ps(v0, id))));
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(y[i].qs + 16), _mm512_cvtsepi32_epi8(nearest_int16(_mm512_mul_ps(v1, id))));
+    }
+}
+
+inline void quantize_act_q8_k(const float* x, void* dst, int64_t n) {
+    auto* y = static_cast<BlockQ8_K*>(dst);
+    for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
+        __m512 m = _mm512_setzero_ps();
+        for (int c = 0; c < 16; ++c) m = _mm512_max_ps(m, abs512(_mm512_loadu_ps(x + 16 * c)));
+        const float amax = _mm512_reduce_max_ps(m);
+        if (!(amax > 0)) {  // all zero (or NaN): the scalar reference decides
+            quant::ref::quantize_row_act(DType::Q8_K, x, y + i, kQKK);
+            continue;
+        }
+        // the first element whose |x| is the maximum (the reference's strict > scan)
+        float max = 0;
+        for (int c = 0; c < 16; ++c) {
+            const __mmask16 k = _mm512_cmp_ps_mask(abs512(_mm512_loadu_ps(x + 16 * c)), _mm512_set1_ps(amax), _CMP_EQ_OQ);
+            if (k) {
+                max = x[16 * c + __builtin_ctz(unsigned(k))];
+                break;
+            }
+        }
+        const float iscale = -127.f / max;
+        const __m512 is = _mm512_set1_ps(iscale);
+        for (int c = 0; c < 16; ++c) {
+            __m512i q = nearest_int16(_mm512_mul_ps(is, _mm512_loadu_ps(x + 16 * c)));
+            q = _mm512_min_epi32(q, _mm512_set1_epi32(127));
+            _mm_storeu_si128(reinterpret_cast<__m128i*>(y[i].qs + 16 * c), _mm512_cvtsepi32_epi8(q));
+            y[i].bsums[c] = int16_t(_mm512_reduce_add_epi32(q));
+        }
+        y[i].d = 1 / iscale;
+    }
+}
+
+inline void quantize_act_bf16(const float* x, void* dst, int64_t n) {
+    auto* y = static_cast<uint16_t*>(dst);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512i u = _mm512_castps_si512(_mm512_loadu_ps(x + i));
+        const __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)), _mm512_set1_epi32(0x7f800000));
+        const __m512i hi = _mm512_srli_epi32(u, 16);
+        __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff), _mm512_and_si512(hi, _mm512_set1_epi32(1)))), 16);
+        r = _mm512_mask_or_epi32(r, nan, hi, _mm512_set1_epi32(64));
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y + i), _mm512_cvtepi32_epi16(r));
+    }
+    for (; i < n; ++i) y[i] = f32_to_bf16(x[i]);
+}
 #endif  // AL_TIER_AVX512
 
 // ---- unquantized --------------------------------------------------------------------------
@@ -698,6 +769,11 @@ inline KernelTable make_table() {
 #else
     set(DType::Q8_0, rows_via_tile<KQ8_0>);
     t.tile[uint32_t(DType::Q8_0)] = tile<KQ8_0>;
+#endif
+#if AL_TIER_AVX512
+    t.quantize[uint32_t(DType::Q8_0)] = quantize_act_q8_0;
+    t.quantize[uint32_t(DType::Q8_K)] = quantize_act_q8_k;
+    t.quantize[uint32_t(DType::BF16)] = quantize_act_bf16;
 #endif
     set(DType::Q2_K, rows<KQ2_K>);
     set(DType::Q3_K, rows<KQ3_K>);

@@ -192,7 +192,13 @@ DType vec_dot_type(DType t) {
 }
 
 void quantize_row(DType t, const float* src, void* dst, int64_t n) {
-    if (is_activation_type(t)) return ref::quantize_row_act(t, src, dst, n);
+    if (is_activation_type(t)) {
+        const KernelTable* table = dispatch().table;
+        const auto id = uint32_t(t);
+        if (table && id < uint32_t(KernelTable::kTypes) && table->quantize[id] && n % block_size_of(t) == 0)
+            return table->quantize[id](src, dst, n);
+        return ref::quantize_row_act(t, src, dst, n);
+    }
     ref::quantize_row_weight(t, src, dst, n);
 }
 
