@@ -71,7 +71,7 @@ GenerationResult ask(MainWindow& w, const QString& prompt, int maxTokens = 24) {
     QSignalSpy done(w.chatPanel(), &ChatPanel::answerFinished);
     w.chatPanel()->setSampling(testSampling(maxTokens));
     w.chatPanel()->sendPrompt(prompt);
-    if (!done.wait(kAnswerTimeoutMs) && done.isEmpty()) return {};
+    if (done.isEmpty() && !done.wait(kAnswerTimeoutMs)) return {};
     return done.first().at(0).value<GenerationResult>();
 }
 
@@ -104,7 +104,7 @@ private slots:
         MainWindow w(o);
         w.show();
         QSignalSpy loaded(w.engine(), &EngineController::modelLoaded);
-        QVERIFY(loaded.wait(kLoadTimeoutMs) || !loaded.isEmpty());
+        QVERIFY(!loaded.isEmpty() || loaded.wait(kLoadTimeoutMs));
         const ModelInfoPtr m = w.engine()->model();
         QVERIFY(m);
         QCOMPARE(m->source, QString::fromLatin1(MainWindow::kFirstDemo));
@@ -181,7 +181,7 @@ private slots:
         QSignalSpy done(w.chatPanel(), &ChatPanel::answerFinished);
         w.chatPanel()->setSampling(testSampling(1500));
         w.chatPanel()->sendPrompt(QStringLiteral("Tell me a long story"));
-        QVERIFY(done.wait(kAnswerTimeoutMs) || !done.isEmpty());
+        QVERIFY(!done.isEmpty() || done.wait(kAnswerTimeoutMs));
         const auto r = done.first().at(0).value<GenerationResult>();
         QCOMPARE(r.reason, FinishReason::Stopped);
         QVERIFY(r.tokens >= 5 && r.tokens < 1500);
@@ -262,7 +262,7 @@ private slots:
         ChatPanel* chat = w.chatPanel();
         QSignalSpy done(chat, &ChatPanel::answerFinished);
         chat->regenerate();
-        QVERIFY(done.wait(kAnswerTimeoutMs) || !done.isEmpty());
+        QVERIFY(!done.isEmpty() || done.wait(kAnswerTimeoutMs));
         QCOMPARE(int(chat->conversation().turns.size()), 2);
         QVERIFY(ask(w, QStringLiteral("Second question"), 8).tokens > 0);
         QCOMPARE(int(chat->conversation().turns.size()), 4);
@@ -271,7 +271,7 @@ private slots:
         chat->setInputText(QStringLiteral("Edited question"));
         done.clear();
         chat->send();
-        QVERIFY(done.wait(kAnswerTimeoutMs) || !done.isEmpty());
+        QVERIFY(!done.isEmpty() || done.wait(kAnswerTimeoutMs));
         QCOMPARE(int(chat->conversation().turns.size()), 2);
         QCOMPARE(chat->conversation().turns[0].text, QStringLiteral("Edited question"));
         QCOMPARE(chat->view()->turnPlainText(0), QStringLiteral("Edited question"));
@@ -290,7 +290,7 @@ private slots:
         w.show();
         QSignalSpy errors(&w, &MainWindow::errorShown);
         w.engine()->loadModel(path);
-        QVERIFY(errors.wait(kLoadTimeoutMs) || !errors.isEmpty());
+        QVERIFY(!errors.isEmpty() || errors.wait(kLoadTimeoutMs));
         QVERIFY(w.lastErrorBox());
         QVERIFY(w.lastErrorBox()->isVisible());
         QVERIFY2(w.lastErrorText().contains(QStringLiteral("corrupt.gguf")), qPrintable(w.lastErrorText()));
@@ -306,7 +306,7 @@ private slots:
         QSignalSpy failed(w.engine(), &EngineController::loadFailed);
         w.engine()->loadModel(QStringLiteral("demo:llama3"));
         w.engine()->cancelLoad();  // before the worker starts: its first check sees it
-        QVERIFY(failed.wait(kLoadTimeoutMs) || !failed.isEmpty());
+        QVERIFY(!failed.isEmpty() || failed.wait(kLoadTimeoutMs));
         QCOMPARE(failed.first().at(2).value<LoadFailure>(), LoadFailure::Cancelled);
         QVERIFY(!w.engine()->model());
         QVERIFY(!w.engine()->isLoading());
@@ -323,7 +323,7 @@ private slots:
         input->setPlainText(QStringLiteral("typed"));
         QSignalSpy done(w.chatPanel(), &ChatPanel::answerFinished);
         QTest::keyClick(input, Qt::Key_Return, Qt::ControlModifier);
-        QVERIFY(done.wait(kAnswerTimeoutMs) || !done.isEmpty());
+        QVERIFY(!done.isEmpty() || done.wait(kAnswerTimeoutMs));
         QCOMPARE(w.chatPanel()->conversation().turns.front().text, QStringLiteral("typed"));
         // Dropping a model file (or folder) onto the window loads it.
         QMimeData mime;
@@ -335,7 +335,7 @@ private slots:
         // QApplication::notify would not route a synthetic drop.
         static_cast<QObject*>(&w)->event(&drop);
         QVERIFY(drop.isAccepted());
-        QVERIFY(loaded.wait(kLoadTimeoutMs) || !loaded.isEmpty());
+        QVERIFY(!loaded.isEmpty() || loaded.wait(kLoadTimeoutMs));
         QVERIFY(w.engine()->model()->filePath.endsWith(QStringLiteral(".gguf")));
         QVERIFY(w.modelLibrary()->recentModels().contains(w.engine()->model()->source));
         QMimeData text;
@@ -347,7 +347,7 @@ private slots:
         MainWindow w(quietOptions());
         QSignalSpy errors(&w, &MainWindow::errorShown);
         w.engine()->loadModel(QStringLiteral("/nonexistent/model.gguf"));
-        QVERIFY(errors.wait(kLoadTimeoutMs) || !errors.isEmpty());
+        QVERIFY(!errors.isEmpty() || errors.wait(kLoadTimeoutMs));
         QVERIFY(w.lastErrorText().contains(QStringLiteral("/nonexistent/model.gguf")));
     }
 
@@ -359,7 +359,7 @@ private slots:
         QSignalSpy loaded(w.engine(), &EngineController::modelLoaded);
         QSignalSpy errors(&w, &MainWindow::errorShown);
         w.engine()->loadModel(QStringLiteral("demo:llama3"));
-        QVERIFY(failed.wait(kLoadTimeoutMs) || !failed.isEmpty());
+        QVERIFY(!failed.isEmpty() || failed.wait(kLoadTimeoutMs));
         QCOMPARE(failed.first().at(2).value<LoadFailure>(), LoadFailure::Refused);
         QVERIFY(loaded.isEmpty());
         QVERIFY(!w.engine()->model());
@@ -433,7 +433,7 @@ private slots:
             w.chatPanel()->newConversation();
             w.chatPanel()->setSampling(testSampling(1500, 11 + answers));
             w.chatPanel()->sendPrompt(QStringLiteral("Keep talking"));
-            QVERIFY(done.wait(kAnswerTimeoutMs) || !done.isEmpty());
+            QVERIFY(!done.isEmpty() || done.wait(kAnswerTimeoutMs));
             ++answers;
         }
         probe.stop();
@@ -453,9 +453,9 @@ private slots:
         QSignalSpy first(w.engine(), &EngineController::tokenGenerated);
         w.chatPanel()->setSampling(testSampling(1500));
         w.chatPanel()->sendPrompt(QStringLiteral("go on"));
-        QVERIFY(first.wait(kAnswerTimeoutMs) || !first.isEmpty());
+        QVERIFY(!first.isEmpty() || first.wait(kAnswerTimeoutMs));
         QVERIFY(loadModel(w, "demo:qwen3-moe"));
-        QVERIFY(done.wait(kAnswerTimeoutMs) || !done.isEmpty());
+        QVERIFY(!done.isEmpty() || done.wait(kAnswerTimeoutMs));
         QVERIFY(!w.chatPanel()->isGenerating());
         // The conversation continues on the new model (its cache starts empty).
         QVERIFY(ask(w, QStringLiteral("and now?"), 6).tokens > 0);
@@ -469,7 +469,7 @@ private slots:
         QSignalSpy first(w->engine(), &EngineController::tokenGenerated);
         w->chatPanel()->setSampling(testSampling(1500));
         w->chatPanel()->sendPrompt(QStringLiteral("never ending"));
-        QVERIFY(first.wait(kAnswerTimeoutMs) || !first.isEmpty());
+        QVERIFY(!first.isEmpty() || first.wait(kAnswerTimeoutMs));
         QElapsedTimer t;
         t.start();
         w->close();
@@ -539,7 +539,7 @@ private slots:
         w.modelLibrary()->setDiscoveryRoots(roots);
         QSignalSpy scanned(w.modelLibrary(), &ModelLibrary::scanFinished);
         w.modelLibrary()->rescan();
-        QVERIFY(scanned.wait(kLoadTimeoutMs) || !scanned.isEmpty());
+        QVERIFY(!scanned.isEmpty() || scanned.wait(kLoadTimeoutMs));
         int machine = 0;
         for (const auto& e : w.modelLibrary()->entries()) machine += e.source != u"demo" && e.source != u"recent";
         QCOMPARE(machine, 4);
@@ -560,7 +560,7 @@ private slots:
         CaptureRunner runner(&w, *opts);
         QSignalSpy finished(&runner, &CaptureRunner::finished);
         runner.start();
-        QVERIFY(finished.wait(kLoadTimeoutMs) || !finished.isEmpty());
+        QVERIFY(!finished.isEmpty() || finished.wait(kLoadTimeoutMs));
         QCOMPARE(finished.first().at(0).toInt(), 0);
         QVERIFY(QFile::exists(dir.filePath("window.png")));
         for (const char* panel : {"panel-chat.png", "panel-library.png", "panel-attention.png", "panel-kv-cache.png"})
@@ -578,7 +578,7 @@ private slots:
         CaptureRunner runner(&w, *opts);
         QSignalSpy finished(&runner, &CaptureRunner::finished);
         runner.start();
-        QVERIFY(finished.wait(kLoadTimeoutMs) || !finished.isEmpty());
+        QVERIFY(!finished.isEmpty() || finished.wait(kLoadTimeoutMs));
         QCOMPARE(finished.first().at(0).toInt(), 1);
         QVERIFY(finished.first().at(1).toString().contains(QStringLiteral("/nonexistent.gguf")));
         QVERIFY(!QFile::exists(dir.filePath("window.png")));
