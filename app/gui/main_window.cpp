@@ -17,7 +17,9 @@
 #include <QToolBar>
 #include <QToolButton>
 
+#include "app/gui/architecture_panel.h"
 #include "app/gui/chat_panel.h"
+#include "app/gui/compare_window.h"
 #include "app/gui/conversation_list.h"
 #include "app/gui/conversation_store.h"
 #include "app/gui/engine_worker.h"
@@ -55,6 +57,7 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
     addPanel(Panel::TopK, tr("Next token"),
              new PanelPlaceholder(tr("Next token"), tr("Top-k probabilities of the next token.")));
     buildLayout();
+    new ArchitecturePanel(this);  // the diagram in the architecture dock (finds itself by findChild)
     buildActions();
     buildStatusBar();
 
@@ -147,9 +150,6 @@ void MainWindow::buildLayout() {
     defaultState_ = saveState(kLayoutVersion);
 }
 
-void MainWindow::buildActions() {
-    auto* open = new QAction(tr("&Open model…"), this);
-    open->setShortcut(QKeySequence::Open);
 void MainWindow::applyDefaultSizes() {
     // Sizes only stick once the window has its real geometry, hence from the first show.
     auto* lib = docks_[Panel::Library];
@@ -172,6 +172,9 @@ void MainWindow::showEvent(QShowEvent* e) {
     }
 }
 
+void MainWindow::buildActions() {
+    auto* open = new QAction(tr("&Open model…"), this);
+    open->setShortcut(QKeySequence::Open);
     connect(open, &QAction::triggered, library_, &ModelLibrary::openFileDialog);
     auto* openFolder = new QAction(tr("Open model &folder…"), this);
     connect(openFolder, &QAction::triggered, library_, &ModelLibrary::openFolderDialog);
@@ -179,11 +182,11 @@ void MainWindow::showEvent(QShowEvent* e) {
     newChat->setShortcut(QKeySequence::New);
     connect(newChat, &QAction::triggered, chat_, &ChatPanel::newConversation);
     auto* stop = new QAction(tr("&Stop"), this);
+    stop->setEnabled(false);
+    connect(engine_, &EngineController::busyChanged, stop, [this, stop] { stop->setEnabled(engine_->isGenerating()); });
     stop->setShortcut(Qt::Key_Escape);
     stop->setShortcutContext(Qt::WindowShortcut);
     connect(stop, &QAction::triggered, chat_, &ChatPanel::stop);
-    stop->setEnabled(false);
-    connect(engine_, &EngineController::busyChanged, stop, [this, stop] { stop->setEnabled(engine_->isGenerating()); });
     auto* quit = new QAction(tr("&Quit"), this);
     quit->setShortcut(QKeySequence::Quit);
     connect(quit, &QAction::triggered, this, &QWidget::close);
@@ -196,6 +199,18 @@ void MainWindow::showEvent(QShowEvent* e) {
     exportView->setShortcut(Qt::CTRL | Qt::Key_E);
     connect(exportView, &QAction::triggered, this, &MainWindow::exportFocusedView);
 
+    auto* openCatalog = new QAction(tr("Open &catalog model…"), this);
+    openCatalog->setToolTip(tr("A well-known model's real configuration, architecture only (no chat)"));
+    connect(openCatalog, &QAction::triggered, findChild<ArchitecturePanel*>(), &ArchitecturePanel::openCatalogDialog);
+    auto* compare = new QAction(tr("&Compare models…"), this);
+    connect(compare, &QAction::triggered, this, [this] {
+        auto* w = findChild<CompareWindow*>();
+        if (!w) w = new CompareWindow(this);
+        w->show();
+        w->raise();
+        w->activateWindow();
+    });
+
     auto* demoMenu = new QMenu(tr("Demo models"), this);
     for (const auto& d : archlens::demo::demo_models()) {
         const QString source = QStringLiteral("demo:") + QString::fromStdString(d.name);
@@ -206,6 +221,7 @@ void MainWindow::showEvent(QShowEvent* e) {
     QMenu* file = menuBar()->addMenu(tr("&File"));
     file->addAction(open);
     file->addAction(openFolder);
+    file->addAction(openCatalog);
     file->addMenu(demoMenu);
     file->addSeparator();
     file->addAction(newChat);
@@ -217,6 +233,8 @@ void MainWindow::showEvent(QShowEvent* e) {
     chatMenu->addAction(stop);
     QMenu* view = menuBar()->addMenu(tr("&View"));
     for (QDockWidget* d : docks_) view->addAction(d->toggleViewAction());
+    view->addSeparator();
+    view->addAction(compare);
     view->addSeparator();
     view->addAction(reset);
     view->addAction(present);
@@ -232,6 +250,7 @@ void MainWindow::showEvent(QShowEvent* e) {
     demoButton->setMenu(demoMenu);
     demoButton->setPopupMode(QToolButton::InstantPopup);
     tb->addWidget(demoButton);
+    tb->addAction(compare);
     tb->addSeparator();
     tb->addAction(newChat);
     tb->addAction(stop);
@@ -345,6 +364,7 @@ void MainWindow::resetLayout() {
         d->show();
     }
     restoreState(defaultState_, kLayoutVersion);
+    applyDefaultSizes();
 }
 
 void MainWindow::togglePresentation() {
@@ -364,7 +384,6 @@ void MainWindow::exportFocusedView() {
         }
     }
     const QPixmap pix = target ? target->grab() : grab();
-    applyDefaultSizes();
     auto* dlg = new QFileDialog(this, tr("Export view"), QStringLiteral("archlens-%1.png").arg(key), tr("PNG images (*.png)"));
     dlg->setAcceptMode(QFileDialog::AcceptSave);
     dlg->setAttribute(Qt::WA_DeleteOnClose);
