@@ -127,6 +127,7 @@ ChatPanel::ChatPanel(EngineController* engine, ConversationStore* store, QWidget
     add(tr("max tokens"), maxTokens_);
     grid->addWidget(fixedSeed_, col / 8, col % 8);
     grid->addWidget(seed_, col / 8, col % 8 + 1);
+    grid->setColumnStretch(8, 1);  // fields keep their natural width; the slack goes right
     samplingBox_->hide();
     layout->addWidget(samplingBox_);
 

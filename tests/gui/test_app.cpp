@@ -8,6 +8,7 @@
 #include <QListWidget>
 #include <QMimeData>
 #include <QPlainTextEdit>
+#include <QToolButton>
 #include <QMessageBox>
 #include <QSignalSpy>
 #include <QStandardPaths>
@@ -582,6 +583,23 @@ private slots:
         QCOMPARE(finished.first().at(0).toInt(), 1);
         QVERIFY(finished.first().at(1).toString().contains(QStringLiteral("/nonexistent.gguf")));
         QVERIFY(!QFile::exists(dir.filePath("window.png")));
+    }
+
+    void chatControlsExpand() {
+        MainWindow w(quietOptions());
+        w.resize(1440, 900);
+        w.show();
+        QVERIFY(loadModel(w, "demo:llama3"));
+        auto* system = w.findChild<QPlainTextEdit*>(QStringLiteral("systemPrompt"));
+        QVERIFY(system && !system->isVisible());
+        for (QToolButton* b : w.chatPanel()->findChildren<QToolButton*>()) b->setChecked(true);
+        QVERIFY(system->isVisible());
+        SamplingSettings s = testSampling(77, 123);
+        w.chatPanel()->setSampling(s);
+        QCOMPARE(w.chatPanel()->sampling(), s);
+        // ARCHLENS_TEST_SHOTS=DIR keeps a picture of the expanded controls for a human to look at.
+        if (const QString dir = qEnvironmentVariable("ARCHLENS_TEST_SHOTS"); !dir.isEmpty())
+            QVERIFY(w.dock(MainWindow::Panel::Chat)->grab().save(dir + QStringLiteral("/chat-expanded.png")));
     }
 
     void captureOptionsRejectBadInput() {
