@@ -23,6 +23,7 @@
 #include "app/gui/conversation_list.h"
 #include "app/gui/conversation_store.h"
 #include "app/gui/engine_worker.h"
+#include "app/gui/internals_panels.h"
 #include "app/gui/model_library.h"
 #include "app/gui/panel_placeholder.h"
 #include "engine/demo.h"
@@ -58,6 +59,7 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
              new PanelPlaceholder(tr("Next token"), tr("Top-k probabilities of the next token.")));
     buildLayout();
     new ArchitecturePanel(this);  // the diagram in the architecture dock (finds itself by findChild)
+    new InternalsPanels(this);    // attention, routing, KV cache and next-token views in their docks
     buildActions();
     buildStatusBar();
 
@@ -100,8 +102,11 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
 }
 
 MainWindow::~MainWindow() {
-    // Children go in creation order and the store precedes the chat panel's dock: flush first.
     chat_->flushSave();
+    // The panels go while this window is still whole: QWidget's destructor would delete them
+    // after our members are gone, and a panel that asks the window something on its way out
+    // (an event filter on a dock, say) would read freed memory.
+    for (Panel p : docks_.keys()) delete docks_.take(p);
 }
 
 QString MainWindow::panelKey(Panel p) {
