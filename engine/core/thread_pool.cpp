@@ -66,7 +66,7 @@ void ThreadPool::dispatch(JobFn fn, void* ctx) {
     unsigned spins = 0;
     while (active_.load(std::memory_order_seq_cst) != 0) {  // workers finishing their last chunk
         cpu_relax();
-        if (++spins % 1024 == 0) std::this_thread::yield();
+        if (++spins % 64 == 0) std::this_thread::yield();
     }
 }
 
