@@ -198,6 +198,13 @@ AttentionView::AttentionView(QWidget* parent) : QWidget(parent) {
     connect(plot_->yAxis, qOverload<const QCPRange&>(&QCPAxis::rangeChanged), this,
             [this] { updateTicks(); });
     connect(plot_, &QCustomPlot::mouseMove, this, &AttentionView::onHover);
+    // Label density depends on the axis length: recount after a resize.
+    connect(plot_, &QCustomPlot::afterLayout, this, [this] {
+        if (lastAxisSize_ == plot_->axisRect()->size()) return;
+        lastAxisSize_ = plot_->axisRect()->size();
+        updateTicks();
+        plot_->replot(QCustomPlot::rpQueuedReplot);
+    });
     connect(plot_, &QCustomPlot::mousePress, this, &AttentionView::onClick);
     plot_->setMouseTracking(true);
 
@@ -656,10 +663,13 @@ void AttentionView::rebuildMap() {
         keepView_ = nQueries_ > 0;
     } else {
         // Follow the stream: widen the view while the user has not zoomed into the middle.
-        if (plot_->yAxis->range().upper >= ny - 2.5) plot_->yAxis->setRangeUpper(ny - 0.5);
-        if (plot_->xAxis->range().upper >= nx * double(block_) - 2.5)
+        // (Several tokens may arrive between two rebuilds: compare with the previous edge.)
+        if (plot_->yAxis->range().upper >= shownRows_ - 1.5) plot_->yAxis->setRangeUpper(ny - 0.5);
+        if (plot_->xAxis->range().upper >= shownKeys_ - 1.5)
             plot_->xAxis->setRangeUpper(nx * double(block_) - 0.5);
     }
+    shownRows_ = ny;
+    shownKeys_ = nx * double(block_);
     if (selectedQuery_ >= 0 && selectedQuery_ < nQueries_) {
         rowMark_->topLeft->setCoords(-0.5, double(selectedQuery_) - 0.5);
         rowMark_->bottomRight->setCoords(nx * double(block_) - 0.5, double(selectedQuery_) + 0.5);
@@ -683,7 +693,7 @@ void AttentionView::rebuildMap() {
 }
 
 void AttentionView::updateTicks() {
-    // Token labels where they fit: every n-th position so about 30 labels show at any zoom.
+    // Token labels where they fit: every n-th position, as many as the axis has room for.
     auto label = [this](QCPAxis* axis, bool keys) {
         auto ticker = qSharedPointerDynamicCast<QCPAxisTickerText>(axis->ticker());
         if (!ticker) return;
@@ -693,7 +703,10 @@ void AttentionView::updateTicks() {
                      hi = std::min<qint64>(nQueries_ - 1, qint64(std::floor(r.upper)));
         if (hi < lo) return;
         const qint64 span = hi - lo + 1;
-        const qint64 step = std::max<qint64>(1, (span + 29) / 30);
+        // One label per ~14 px of axis (a text line), at most 30.
+        const int px = axis->orientation() == Qt::Horizontal ? axis->axisRect()->width() : axis->axisRect()->height();
+        const qint64 fit = std::clamp<qint64>(px / 14, 2, 30);
+        const qint64 step = std::max<qint64>(1, (span + fit - 1) / fit);
         const qint64 kStep = keys ? std::max<qint64>(step, block_) : step;
         for (qint64 p = (lo + kStep - 1) / kStep * kStep; p <= hi; p += kStep)
             ticker->addTick(double(p),

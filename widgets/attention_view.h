@@ -122,5 +122,7 @@ class AttentionView : public QWidget, public ExportableView {
     QTimer* timer_;
     bool updatingControls_ = false;
     QElapsedTimer thumbClock_;
+    QSize lastAxisSize_;
+    double shownRows_ = 0, shownKeys_ = 0;  // the map's extent at the last rebuild
     bool thumbsStale_ = true, thumbPending_ = false;
 };

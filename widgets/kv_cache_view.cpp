@@ -66,13 +66,13 @@ KvCacheView::KvCacheView(QWidget* parent) : QWidget(parent) {
     setObjectName(QStringLiteral("kvCacheView"));
     plot_ = new QCustomPlot(this);
     plot_->setObjectName(QStringLiteral("kvPlot"));
-    plot_->setMinimumSize(220, 200);
+    plot_->setMinimumSize(220, 130);
     plot_->plotLayout()->clear();
     title_ = new QCPTextElement(plot_, tr("KV cache"), QFont(font().family(), 10, QFont::Bold));
     plot_->plotLayout()->addElement(0, 0, title_);
 
     barsRect_ = new QCPAxisRect(plot_);
-    plot_->plotLayout()->addElement(1, 0, barsRect_);
+    plot_->plotLayout()->addElement(1, 0, barsRect_);  // row 2 once the legend row is inserted
     QCPAxis* x = barsRect_->axis(QCPAxis::atBottom);
     QCPAxis* y = barsRect_->axis(QCPAxis::atLeft);
     x->setLabel(tr("layer"));
@@ -93,8 +93,15 @@ KvCacheView::KvCacheView(QWidget* parent) : QWidget(parent) {
         b->setName(kindName(k));
         kindBars_.push_back(b);
     }
+    // The legend gets its own row under the title: inside the axis rect it would hide bars.
     auto* legend = new QCPLegend;
-    barsRect_->insetLayout()->addElement(legend, Qt::AlignTop | Qt::AlignRight);
+    legend_ = legend;
+    plot_->plotLayout()->insertRow(1);
+    plot_->plotLayout()->addElement(1, 0, legend);
+    legend->setFillOrder(QCPLayoutGrid::foColumnsFirst);
+    legend->setWrap(3);
+    legend->setBorderPen(Qt::NoPen);
+    legend->setMargins(QMargins(2, 0, 2, 0));
     legend->setLayer(QStringLiteral("legend"));
     legend->setFont(QFont(font().family(), 7));
     legend->setBrush(QColor(255, 255, 255, 210));
@@ -102,9 +109,9 @@ KvCacheView::KvCacheView(QWidget* parent) : QWidget(parent) {
 
     // Memory budget: one horizontal stacked bar, weights + KV + buffers.
     budgetRect_ = new QCPAxisRect(plot_);
-    plot_->plotLayout()->addElement(2, 0, budgetRect_);
-    budgetRect_->setMaximumSize(QWIDGETSIZE_MAX, 70);
-    budgetRect_->setMinimumSize(10, 60);
+    plot_->plotLayout()->addElement(3, 0, budgetRect_);
+    budgetRect_->setMaximumSize(QWIDGETSIZE_MAX, 44);
+    budgetRect_->setMinimumSize(10, 40);
     QCPAxis* by = budgetRect_->axis(QCPAxis::atLeft);
     QCPAxis* bx = budgetRect_->axis(QCPAxis::atBottom);
     by->setVisible(false);
@@ -130,8 +137,9 @@ KvCacheView::KvCacheView(QWidget* parent) : QWidget(parent) {
     barsRect_->setMarginGroup(QCP::msLeft | QCP::msRight, group);
     budgetRect_->setMarginGroup(QCP::msLeft | QCP::msRight, group);
     plot_->plotLayout()->setRowStretchFactor(0, 0.01);
-    plot_->plotLayout()->setRowStretchFactor(1, 4);
-    plot_->plotLayout()->setRowStretchFactor(2, 1);
+    plot_->plotLayout()->setRowStretchFactor(1, 0.01);
+    plot_->plotLayout()->setRowStretchFactor(2, 4);
+    plot_->plotLayout()->setRowStretchFactor(3, 0.01);
     for (QCPBars* b : kindBars_) b->addToLegend(legend);
     mhaBars_->addToLegend(legend);
 
@@ -254,6 +262,21 @@ QString KvCacheView::summary() const {
     return s;
 }
 
+QString KvCacheView::shortSummary() const {
+    // One or two lines for a small dock; summary() (the tooltip) says it in full.
+    if (!model_ || !model_->spec) return summary();
+    const quint64 mha = mhaEquivalentBytes();
+    QString s = tr("<b>%1</b> measured").arg(bytesText(double(engineTotal_)));
+    if (mha > 0 && engineTotal_ > 0)
+        s += tr(" · plain MHA %1 (derived) · <b>%2% less</b>")
+                 .arg(bytesText(double(mha)))
+                 .arg(std::max(0.0, (1.0 - double(engineTotal_) / double(mha)) * 100), 0, 'f', 0);
+    const quint64 w = model_->weightBytes, buf = model_->bufferBytes;
+    s += tr("<br>memory: weights %1 + KV %2 + buffers ~%3 (est.)")
+             .arg(bytesText(double(w)), bytesText(double(engineTotal_)), bytesText(double(buf)));
+    return s;
+}
+
 void KvCacheView::rebuild() {
     const auto* spec = model_ ? model_->spec.get() : nullptr;
     const int n = spec ? spec->n_layers : 0;
@@ -267,7 +290,7 @@ void KvCacheView::rebuild() {
     std::vector<QVector<double>> keys(kindBars_.size()), vals(kindBars_.size());
     QVector<double> mk, mv;
     std::vector<bool> used(kindBars_.size(), false);
-    auto* legend = qobject_cast<QCPLegend*>(barsRect_->insetLayout()->elementAt(0));
+    QCPLegend* legend = legend_;
     for (int l = 0; l < n; ++l) {
         const int k = kindIndex(*spec, l);
         used[size_t(k)] = true;
@@ -304,17 +327,15 @@ void KvCacheView::rebuild() {
     budgetKv_->setData({1}, {kv / bu});
     budgetBuffers_->setData({1}, {buf / bu});
     budgetRect_->axis(QCPAxis::atBottom)->setRange(0, std::max(1e-9, (w + kv + buf) / bu * 1.02));
-    budgetRect_->axis(QCPAxis::atBottom)
-        ->setLabel(tr("memory (%1): weights · KV (purple) · buffers (estimate)").arg(bname));
+    budgetRect_->axis(QCPAxis::atBottom)->setLabel(QString());
+    budgetRect_->axis(QCPAxis::atBottom)->setTickLabelFont(QFont(font().family(), 7));
 
     QString t = tr("KV cache");
-    if (spec)
-        t += tr(" · %1 in %2 tokens · engine allocation (measured)")
-                 .arg(bytesText(kv))
-                 .arg(contextUsed_);
+    if (spec) t += tr(" · %1 · %2 tokens (measured)").arg(bytesText(kv)).arg(contextUsed_);
     title_->setText(t);
     gauge_->setValues(contextUsed_, contextSize_);
-    status_->setText(summary());
+    status_->setText(shortSummary());
+    status_->setToolTip(summary());
     plot_->replot(QCustomPlot::rpQueuedReplot);
 }
 

@@ -14,6 +14,7 @@
 class GaugeBar;
 class QCPAxisRect;
 class QCPBars;
+class QCPLegend;
 class QCPTextElement;
 class QCustomPlot;
 class QLabel;
@@ -35,7 +36,8 @@ class KvCacheView : public QWidget, public ExportableView {
     std::vector<quint64> layerBytes() const;
     quint64 mhaEquivalentBytes() const;
     qint64 contextUsed() const { return contextUsed_; }
-    QString summary() const;
+    QString summary() const;       // the full sentence (tooltip)
+    QString shortSummary() const;  // what the status line shows
 
     QString exportName() const override { return QStringLiteral("kv-cache"); }
     QCustomPlot* exportPlot() const override { return plot_; }
@@ -56,6 +58,7 @@ class KvCacheView : public QWidget, public ExportableView {
     QCPAxisRect *barsRect_, *budgetRect_;
     std::vector<QCPBars*> kindBars_;  // one series per layer kind (legend entry + colour)
     QCPBars* mhaBars_;
+    QCPLegend* legend_;
     QCPBars *budgetWeights_, *budgetKv_, *budgetBuffers_;
     GaugeBar* gauge_;
     QLabel* status_;

@@ -49,7 +49,7 @@ NextTokenView::NextTokenView(QWidget* parent) : QWidget(parent) {
 
     plot_ = new QCustomPlot(this);
     plot_->setObjectName(QStringLiteral("nextTokenPlot"));
-    plot_->setMinimumSize(220, 180);
+    plot_->setMinimumSize(220, 120);
     plot_->plotLayout()->clear();
     title_ = new QCPTextElement(plot_, tr("Next token"), QFont(font().family(), 10, QFont::Bold));
     plot_->plotLayout()->addElement(0, 0, title_);
@@ -66,6 +66,7 @@ NextTokenView::NextTokenView(QWidget* parent) : QWidget(parent) {
             ->setTicker(QSharedPointer<QCPAxisTickerText>(new QCPAxisTickerText));
         r->axis(QCPAxis::atLeft)->grid()->setVisible(false);
         r->axis(QCPAxis::atBottom)->setRange(0, 1);
+        r->axis(QCPAxis::atBottom)->ticker()->setTickCount(3);  // narrow docks: few, readable ticks
     }
     topRect_->axis(QCPAxis::atBottom)->setLabel(tr("probability · top-%1").arg(kTopK));
     lensRect_->axis(QCPAxis::atBottom)->setLabel(tr("top-1 probability per layer"));

@@ -21,6 +21,7 @@ using archlens::RoutingRecord;
 
 namespace {
 
+constexpr int kLoadChartsMinHeight = 300;  // px of plot below which only the token heatmap shows
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 const QColor kShared(0x99, 0x99, 0x99);
 const QColor kMark(0xd5, 0x5e, 0x00);  // vermillion outline: stands out on viridis
@@ -58,7 +59,7 @@ RoutingView::RoutingView(QWidget* parent) : QWidget(parent) {
 
     plot_ = new QCustomPlot(this);
     plot_->setObjectName(QStringLiteral("routingPlot"));
-    plot_->setMinimumSize(240, 200);
+    plot_->setMinimumSize(240, 140);
     plot_->plotLayout()->clear();
     title_ =
         new QCPTextElement(plot_, tr("Expert routing"), QFont(font().family(), 10, QFont::Bold));
@@ -110,6 +111,7 @@ RoutingView::RoutingView(QWidget* parent) : QWidget(parent) {
 
     // Bottom: layers × experts load map and the chosen layer's histogram.
     auto* bottom = new QCPLayoutGrid;
+    bottom_ = bottom;
     plot_->plotLayout()->addElement(2, 0, bottom);
     loadRect_ = bareRect(plot_);
     bottom->addElement(0, 0, loadRect_);
@@ -166,6 +168,7 @@ RoutingView::RoutingView(QWidget* parent) : QWidget(parent) {
     plot_->setInteractions(QCP::iRangeDrag | QCP::iRangeZoom);
     plot_->setMouseTracking(true);
     connect(plot_, &QCustomPlot::mouseMove, this, &RoutingView::onHover);
+    plot_->installEventFilter(this);
 
     status_ = new QLabel(this);
     status_->setObjectName(QStringLiteral("routingStatus"));
@@ -190,7 +193,32 @@ RoutingView::RoutingView(QWidget* parent) : QWidget(parent) {
     rebuild();
 }
 
-RoutingView::~RoutingView() = default;
+RoutingView::~RoutingView() {
+    if (!bottomShown_) delete bottom_;  // taken out of the plot's layout: nobody else owns it
+}
+
+bool RoutingView::eventFilter(QObject* o, QEvent* e) {
+    if (o == plot_ && e->type() == QEvent::Resize) {
+        // A short dock cannot hold three charts legibly: the token heatmap keeps the room and
+        // the load charts come back when there is space for them.
+        const bool show = plot_->height() >= kLoadChartsMinHeight;
+        if (show != bottomShown_) {
+            bottomShown_ = show;
+            // Out of the layout its charts would still paint at their old place: hide them too.
+            for (QCPLayerable* l : std::initializer_list<QCPLayerable*>{loadRect_, histRect_, loadScale_, loadMap_, hist_, meanLine_})
+                l->setVisible(show);
+            if (show) {
+                plot_->plotLayout()->addElement(2, 0, bottom_);
+                plot_->plotLayout()->setRowStretchFactor(2, 2);
+            } else {
+                plot_->plotLayout()->take(bottom_);
+                plot_->plotLayout()->simplify();
+            }
+            schedule();
+        }
+    }
+    return QWidget::eventFilter(o, e);
+}
 
 int RoutingView::nExperts(int layer) const {
     if (!model_ || !model_->spec || layer < 0 || layer >= model_->spec->n_layers) return 0;
@@ -336,6 +364,9 @@ void RoutingView::rebuild() {
         }
     }
     marks_->setData(mx, my);
+    // The outline fits inside a cell however many tokens share the width.
+    const double cellPx = std::min(double(tokRect_->width()) / cols, double(tokRect_->height()) / rows);
+    marks_->setScatterStyle(QCPScatterStyle(QCPScatterStyle::ssSquare, kMark, Qt::transparent, std::clamp(cellPx - 1, 3.0, 9.0)));
     double top = 0;
     for (int p = 0; p < cols; ++p)
         for (int e = 0; e < E; ++e)
@@ -358,7 +389,7 @@ void RoutingView::rebuild() {
     auto yt =
         qSharedPointerDynamicCast<QCPAxisTickerText>(tokRect_->axis(QCPAxis::atLeft)->ticker());
     yt->clear();
-    const int ystep = std::max(1, E / 16);
+    const int ystep = std::max(1, int(std::ceil(double(E) / std::clamp(tokRect_->height() / 12, 2, 16))));
     for (int e = 0; e < E; e += ystep) yt->addTick(e, QStringLiteral("E%1").arg(e));
     if (S > 0) yt->addTick(E + 1, tr("shared"));
     auto xt =
@@ -368,12 +399,14 @@ void RoutingView::rebuild() {
     if (!keepView_ || nPos_ == 0) {
         xa->setRange(-0.5, cols - 0.5);
         keepView_ = nPos_ > 0;
-    } else if (xa->range().upper >= cols - 2.5) {
+    } else if (xa->range().upper >= shownCols_ - 1.5) {  // was showing the newest token
         xa->setRangeUpper(cols - 0.5);
     }
+    shownCols_ = cols;
     const qint64 lo = std::max<qint64>(0, qint64(std::ceil(xa->range().lower))),
                  hi = std::min<qint64>(nPos_ - 1, qint64(xa->range().upper));
-    const qint64 xstep = std::max<qint64>(1, (hi - lo + 40) / 40);
+    const qint64 xfit = std::clamp<qint64>(tokRect_->width() / 14, 2, 40);
+    const qint64 xstep = std::max<qint64>(1, (hi - lo + xfit) / xfit);
     for (qint64 p = lo; p <= hi; p += xstep) xt->addTick(double(p), shortLabel(tokens_.label(p)));
     tokRect_->axis(QCPAxis::atLeft)->setRange(-0.5, rows - 0.5);
 
@@ -410,7 +443,7 @@ void RoutingView::rebuild() {
     const double mean = h.empty() ? 0 : std::accumulate(h.begin(), h.end(), 0.0) / double(h.size());
     meanLine_->point1->setCoords(-1, mean);
     meanLine_->point2->setCoords(double(h.size()), mean);
-    meanLine_->setVisible(mean > 0);
+    meanLine_->setVisible(mean > 0 && bottomShown_);
     const double imb = imbalance();
     histRect_->axis(QCPAxis::atBottom)
         ->setLabel(layer_ >= 0
@@ -439,7 +472,8 @@ void RoutingView::rebuild() {
         status_->setText(tr("measured: the engine's routing choices and gate weights (outlined = "
                             "selected), and its expert counts "
                             "since the session began · imbalance %1")
-                             .arg(imb > 0 ? QString::number(imb, 'f', 2) : QStringLiteral("–")));
+                             .arg(imb > 0 ? QString::number(imb, 'f', 2) : QStringLiteral("–")) +
+                         (bottomShown_ ? QString() : tr(" · enlarge the panel for the load map and histogram")));
     }
     plot_->replot(QCustomPlot::rpQueuedReplot);
 }

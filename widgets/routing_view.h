@@ -18,6 +18,7 @@ class QCPGraph;
 class QCPItemRect;
 class QCPItemStraightLine;
 class QCPItemText;
+class QCPLayoutGrid;
 class QCPTextElement;
 class QComboBox;
 class QCustomPlot;
@@ -60,7 +61,10 @@ class RoutingView : public QWidget, public ExportableView {
   signals:
     void probeNeedsChanged();
 
-  private:
+  protected:
+    bool eventFilter(QObject* o, QEvent* e) override;
+
+private:
     struct Choice {
         std::vector<int> experts;
         std::vector<float> weights;
@@ -96,4 +100,7 @@ class RoutingView : public QWidget, public ExportableView {
     QCPItemStraightLine* meanLine_;
     QLabel* status_;
     QTimer* timer_;
+    QCPLayoutGrid* bottom_;  // load map + histogram, out of the layout while the plot is short
+    bool bottomShown_ = true;
+    int shownCols_ = 0;  // heatmap width at the last rebuild
 };
