@@ -24,6 +24,7 @@
 #include "app/gui/conversation_store.h"
 #include "app/gui/engine_worker.h"
 #include "app/gui/internals_panels.h"
+#include "app/gui/lessons_window.h"
 #include "app/gui/model_library.h"
 #include "app/gui/panel_placeholder.h"
 #include "engine/demo.h"
@@ -216,6 +217,16 @@ void MainWindow::buildActions() {
         w->activateWindow();
     });
 
+    auto* lessons = new QAction(tr("&Lessons…"), this);
+    lessons->setToolTip(tr("Guided lessons on each 2025 architecture idea"));
+    connect(lessons, &QAction::triggered, this, [this] {
+        auto* w = findChild<lessons::LessonsWindow*>();
+        if (!w) w = new lessons::LessonsWindow(this);
+        w->show();
+        w->raise();
+        w->activateWindow();
+    });
+
     auto* demoMenu = new QMenu(tr("Demo models"), this);
     for (const auto& d : archlens::demo::demo_models()) {
         const QString source = QStringLiteral("demo:") + QString::fromStdString(d.name);
@@ -240,6 +251,7 @@ void MainWindow::buildActions() {
     for (QDockWidget* d : docks_) view->addAction(d->toggleViewAction());
     view->addSeparator();
     view->addAction(compare);
+    view->addAction(lessons);
     view->addSeparator();
     view->addAction(reset);
     view->addAction(present);
@@ -256,6 +268,7 @@ void MainWindow::buildActions() {
     demoButton->setPopupMode(QToolButton::InstantPopup);
     tb->addWidget(demoButton);
     tb->addAction(compare);
+    tb->addAction(lessons);
     tb->addSeparator();
     tb->addAction(newChat);
     tb->addAction(stop);
