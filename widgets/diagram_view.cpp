@@ -13,6 +13,7 @@
 #include <QPainterPath>
 #include <QPushButton>
 #include <QScrollArea>
+#include <QSplitter>
 #include <QSpinBox>
 #include <QSvgGenerator>
 #include <QTableWidget>
@@ -313,8 +314,12 @@ DiagramView::DiagramView(QWidget* parent) : QWidget(parent) {
     m_blockTitle = new QLabel(tr("Click a block to see its tensors."));
     m_blockTitle->setWordWrap(true);
     m_tensorTable = new QTableWidget(0, 4);
+    m_tensorTable->setMinimumHeight(110);
     m_tensorTable->setHorizontalHeaderLabels({tr("Tensor"), tr("Shape"), tr("Type"), tr("Bytes")});
-    m_tensorTable->horizontalHeader()->setStretchLastSection(true);
+    m_tensorTable->horizontalHeader()->setStretchLastSection(false);
+    m_tensorTable->horizontalHeader()->setSectionResizeMode(0, QHeaderView::Stretch);
+    for (int c = 1; c < 4; ++c) m_tensorTable->horizontalHeader()->setSectionResizeMode(c, QHeaderView::ResizeToContents);
+    m_tensorTable->setWordWrap(false);
     m_tensorTable->verticalHeader()->hide();
     m_tensorTable->setEditTriggers(QAbstractItemView::NoEditTriggers);
     auto* exportButton = new QPushButton(tr("Export SVG / PNG…"));
@@ -328,8 +333,20 @@ DiagramView::DiagramView(QWidget* parent) : QWidget(parent) {
 
     auto* h = new QHBoxLayout(this);
     h->setContentsMargins(0, 0, 0, 0);
-    h->addWidget(scroll, 3);
-    h->addWidget(side, 2);
+    m_split = new QSplitter(Qt::Horizontal);
+    m_split->setChildrenCollapsible(false);
+    m_split->addWidget(scroll);
+    // In a scroll area so that, under the diagram in a narrow dock, it can be shorter than its content.
+    auto* sideScroll = new QScrollArea;
+    sideScroll->setWidget(side);
+    sideScroll->setWidgetResizable(true);
+    sideScroll->setFrameShape(QFrame::NoFrame);
+    sideScroll->setHorizontalScrollBarPolicy(Qt::ScrollBarAlwaysOff);
+    sideScroll->setMinimumWidth(side->minimumSizeHint().width() + 12);
+    m_split->addWidget(sideScroll);
+    m_split->setStretchFactor(0, 3);
+    m_split->setStretchFactor(1, 2);
+    h->addWidget(m_split);
 
     connect(m_canvas, &DiagramCanvas::boxClicked, this, &DiagramView::selectBox);
     connect(m_context, &QSpinBox::valueChanged, this, [this] { updateSidePanel(); });
@@ -362,6 +379,13 @@ void DiagramView::setActiveLayer(int layer) {
     DiagramPaintOptions o = m_canvas->options();
     o.activeLayer = layer;
     m_canvas->setOptions(o);
+}
+
+void DiagramView::setSidePanelBelow(bool below) {
+    // A narrow dock: the diagram gets the full width, the numbers go underneath.
+    m_split->setOrientation(below ? Qt::Vertical : Qt::Horizontal);
+    if (QWidget* side = m_split->widget(1)) side->setMinimumWidth(below ? 0 : side->minimumWidth());
+    m_split->setSizes(below ? QList<int>{700, 300} : QList<int>{600, 400});
 }
 
 void DiagramView::setActiveLayerLabel(const QString& label) {
@@ -473,6 +497,11 @@ void DiagramView::selectBox(const QString& id) {
             m_tensorTable->setItem(i, 2, new QTableWidgetItem(rows[i].type));
             m_tensorTable->setItem(i, 3, new QTableWidgetItem(QString::fromStdString(human_bytes(double(rows[i].bytes)))));
         }
+    }
+    // Under the diagram (narrow dock) the list may be scrolled away: bring it into view.
+    if (auto* sa = qobject_cast<QScrollArea*>(m_split->widget(1))) {
+        sa->widget()->adjustSize();
+        sa->ensureWidgetVisible(m_tensorTable, 0, 0);
     }
     emit boxSelected(id);
 }

@@ -12,6 +12,7 @@
 class QComboBox;
 class QLabel;
 class QSpinBox;
+class QSplitter;
 class QTableWidget;
 class QPainter;
 
@@ -35,10 +36,10 @@ bool exportDiagram(const DiagramLayout& layout, const QString& path, QString* er
 // A tensor of the loaded weights, as the side panel lists it.
 struct DiagramTensor {
     QString name;   // canonical, "blk.3.attn_q"
-    QString fileName;  // as stored in the file (tooltip), may be empty
     QString shape;  // "[4096, 4096]"
     QString type;   // "Q4_K"
     quint64 bytes = 0;
+    QString fileName;  // as stored in the file (tooltip), may be empty
 };
 
 // Paints one layout, scaled to fit its width; clicking a box selects it.
@@ -77,6 +78,7 @@ public:
     const DiagramLayout& diagramLayout() const { return m_canvas->diagramLayout(); }
     DiagramCanvas* canvas() const { return m_canvas; }
     bool exportTo(const QString& path, QString* error = nullptr) const;
+    void setSidePanelBelow(bool below);  // narrow docks: numbers under the diagram, not beside it
 
     // Text of the side panel, for tests and copy-out.
     QString parameterSummary() const;
@@ -99,6 +101,7 @@ private:
     bool m_hasSpec = false;
     QList<DiagramTensor> m_tensors;
     DiagramCanvas* m_canvas;
+    QSplitter* m_split;
     QLabel* m_params;
     QLabel* m_kv;
     QSpinBox* m_context;

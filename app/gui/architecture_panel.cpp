@@ -27,6 +27,7 @@ ArchitecturePanel::ArchitecturePanel(MainWindow* window) : QObject(window), wind
     layout->setSpacing(2);
     diagram_ = new DiagramView(container_);
     diagram_->setObjectName(QStringLiteral("architectureDiagram"));
+    diagram_->setSidePanelBelow(true);  // the dock is a narrow column: the diagram gets its width
     layout->addWidget(diagram_, 1);
     hint_ = new QLabel(tr("Load a model, or open one from the catalog, to see its architecture."), container_);
     hint_->setObjectName(QStringLiteral("architectureHint"));

@@ -69,9 +69,9 @@ CompareSide::CompareSide(const QString& label, QWidget* parent) : QWidget(parent
     split->addWidget(answer_);
     split->addWidget(attention_);
     split->addWidget(routing_);
-    split->setStretchFactor(0, 2);
+    split->setStretchFactor(0, 1);
     split->setStretchFactor(1, 3);
-    split->setStretchFactor(2, 2);
+    split->setStretchFactor(2, 3);
     layout->addWidget(stats_);
     layout->addWidget(split, 1);
 
@@ -89,6 +89,8 @@ CompareSide::CompareSide(const QString& label, QWidget* parent) : QWidget(parent
         m->contextSize = info->contextSize;
         attention_->setModel(m);
         routing_->setModel(m);
+        // A dense model has no routing to show: its column gives the room to the attention map.
+        routing_->setVisible(!routing_->moeLayers().empty());
         answer_->clearTurns();
         tokens_ = 0;
         title_->setText(tr("<b>%1</b> · %2 · %3 layers · %4").arg(label_, info->name.toHtmlEscaped()).arg(info->spec->n_layers).arg(info->backend));

@@ -142,7 +142,7 @@ void EngineWorker::loadModel(const LoadRequest& req) {
             info->name = name;
             info->spec = std::make_shared<const ModelSpec>(spec);
             info->fileBytes = diskBytes;
-            info->weightTypes = tr("architecture only");
+            info->weightTypes = tr("config-only");
             info->templateRecognized = true;
             info->contextSize = spec.max_positions;
             info->threads = 0;

@@ -3,6 +3,7 @@
 // disabled), a preset comparison loads both specs, and the live comparison sends one prompt to two
 // demo models on two engines and streams both answers.
 #include <QComboBox>
+#include <QDir>
 #include <QDockWidget>
 #include <QLabel>
 #include <QPushButton>
@@ -50,6 +51,15 @@ bool waitLoaded(MainWindow& w, const QString& source, bool architecture = false)
 
 ArchitecturePanel* panelOf(MainWindow& w) {
     return w.findChild<ArchitecturePanel*>();
+}
+
+// ARCHLENS_SHOTS=DIR saves what the tests drive, for a look and for the docs.
+void shot(QWidget* w, const QString& name) {
+    const QString dir = qEnvironmentVariable("ARCHLENS_SHOTS");
+    if (dir.isEmpty()) return;
+    QDir().mkpath(dir);
+    QTest::qWait(300);  // coalesced view refreshes
+    QVERIFY(w->grab().save(dir + u'/' + name));
 }
 
 QString diagramText(const archlens::DiagramView* d) {
@@ -123,6 +133,25 @@ private slots:
         QVERIFY(box);
         panel->diagram()->selectBox(box->id);
         QCOMPARE(views->attention()->layer(), groups[box->group].layerIndices.first());
+
+        if (!qEnvironmentVariableIsEmpty("ARCHLENS_SHOTS")) {
+            // The dock with room to read it: a DeepSeek-V3 demo, a MoE block's tensors listed, layer 2 lit.
+            w.resize(1600, 1200);
+            w.dock(MainWindow::Panel::TopK)->hide();
+            QVERIFY(waitLoaded(w, QStringLiteral("demo:deepseek-v3")));
+            QTRY_VERIFY(views->attention()->layer() >= 0);
+            const auto* moe = panel->diagram()->diagramLayout().boxesOfKind(archlens::BoxKind::Moe).value(0);
+            QVERIFY(moe);
+            panel->diagram()->selectBox(moe->id);
+            views->attention()->setLayer(0);
+            views->attention()->setLayer(2);
+            w.resizeDocks({w.dock(MainWindow::Panel::Architecture)}, {520}, Qt::Horizontal);
+            w.resizeDocks({w.dock(MainWindow::Panel::Attention)}, {220}, Qt::Vertical);
+            QTest::qWait(50);
+            panel->diagram()->selectBox(moe->id);  // the tensor list scrolled into view at the new size
+            shot(w.dock(MainWindow::Panel::Architecture), QStringLiteral("app-architecture.png"));
+            shot(&w, QStringLiteral("app-architecture-window.png"));
+        }
     }
 
     void catalogModelOpensArchitectureOnly() {
@@ -158,11 +187,17 @@ private slots:
         QVERIFY(panel->chatNotice()->isVisible());
         QVERIFY(panel->chatNotice()->text().contains(QStringLiteral("architecture only")));
         QVERIFY(w.dock(MainWindow::Panel::Chat)->windowTitle().contains(QStringLiteral("architecture only")));
+        QTRY_VERIFY(w.statusText().contains(QStringLiteral("architecture only")));
         const QString text = diagramText(panel->diagram());
         QVERIFY2(text.contains(QStringLiteral("Multi-head latent attention")), qPrintable(text));
         QVERIFY(text.contains(QStringLiteral("256")));  // routed experts
         QVERIFY(panel->diagram()->parameterSummary().contains(QStringLiteral("671")));
         QVERIFY(!panel->diagram()->kvSummary().isEmpty());
+
+        if (!qEnvironmentVariableIsEmpty("ARCHLENS_SHOTS")) {
+            w.resize(1600, 1000);
+            shot(&w, QStringLiteral("app-architecture-only.png"));
+        }
 
         // A runnable model brings the chat back.
         QVERIFY(waitLoaded(w, QStringLiteral("demo:qwen3")));
@@ -240,6 +275,12 @@ private slots:
         const auto moe = b->routing()->moeLayers();
         QVERIFY(!moe.empty());
         QVERIFY(a->routing()->moeLayers().empty());
+        if (!qEnvironmentVariableIsEmpty("ARCHLENS_SHOTS")) {
+            cw.resize(1500, 1100);
+            b->routing()->setLayer(moe.front());
+            a->attention()->setLayer(1);
+            shot(&cw, QStringLiteral("app-compare-live.png"));
+        }
     }
 };
 
