@@ -139,6 +139,10 @@ float activation(Activation a, float x) {
 namespace {
 
 #if defined(__x86_64__)
+// GCC 12's avx512fintrin.h (reduce helpers) trips -Wuninitialized on its own temporaries.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 bool have_avx512() {
     static const bool yes = [] {
         __builtin_cpu_init();
@@ -240,6 +244,49 @@ __attribute__((target("avx512f,avx512dq,fma"))) void weighted_sum_avx512(const f
             for (int c = 0; c < nc; ++c) _mm512_storeu_ps(o[a] + c0 + 16 * c, acc[a][c]);
     }
 }
+
+// e^x for 16 lanes (Cephes expf: x = n·ln2 + r, degree-6 polynomial, 2^n by vscalefps); within
+// about 1 ulp of std::exp, underflowing to 0 below -104.
+__attribute__((target("avx512f,avx512dq,fma"))) inline __m512 exp_avx512(__m512 x) {
+    x = _mm512_max_ps(_mm512_min_ps(x, _mm512_set1_ps(88.7228f)), _mm512_set1_ps(-104.0f));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+    r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+    const __m512 y = _mm512_add_ps(_mm512_fmadd_ps(_mm512_mul_ps(p, r), r, r), _mm512_set1_ps(1.0f));
+    return _mm512_scalef_ps(y, n);
+}
+
+__attribute__((target("avx512f,avx512dq,fma"))) void softmax_avx512(float* x, int64_t n) {
+    __m512 vm = _mm512_set1_ps(-INFINITY);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) vm = _mm512_max_ps(vm, _mm512_loadu_ps(x + i));
+    float m = _mm512_reduce_max_ps(vm);
+    for (; i < n; ++i) m = std::max(m, x[i]);
+    const __m512 mm = _mm512_set1_ps(m);
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (i = 0; i + 16 <= n; i += 16) {
+        const __m512 e = exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(x + i), mm));
+        _mm512_storeu_ps(x + i, e);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm512_extractf32x8_ps(e, 1)));
+    }
+    double sum = _mm512_reduce_add_pd(_mm512_add_pd(s0, s1));
+    for (; i < n; ++i) {
+        x[i] = std::exp(x[i] - m);
+        sum += x[i];
+    }
+    const float inv = float(1.0 / sum);
+    const __m512 vi = _mm512_set1_ps(inv);
+    for (i = 0; i + 16 <= n; i += 16) _mm512_storeu_ps(x + i, _mm512_mul_ps(_mm512_loadu_ps(x + i), vi));
+    for (; i < n; ++i) x[i] *= inv;
+}
+#pragma GCC diagnostic pop
 #endif
 
 }  // namespace
@@ -286,6 +333,13 @@ void weighted_sum_f32(const float* p, int64_t ldp, int nq, const float* const* v
         std::fill(o[a], o[a] + n, 0.f);
         for (int j = 0; j < nk; ++j) axpy_f32(p[a * ldp + j], v[j], o[a], n);
     }
+}
+
+void softmax_fast(float* x, int64_t n) {
+#if defined(__x86_64__)
+    if (have_avx512()) return softmax_avx512(x, n);
+#endif
+    softmax(x, n);
 }
 
 void softmax(float* x, int64_t n) {

@@ -38,5 +38,8 @@ void dot_f32_keys(const float* const* q, int nq, const float* const* k, int nk, 
 // calling axpy_f32 for j = 0, 1, … gives, with o held in registers.
 void weighted_sum_f32(const float* p, int64_t ldp, int nq, const float* const* v, int nk, int64_t n, float* const* o);
 void softmax(float* x, int64_t n);
+// softmax with a vectorized exp (within about 1 ulp of std::exp; llama.cpp's soft_max uses its own
+// vector exp as well). For attention rows; routing keeps the scalar one.
+void softmax_fast(float* x, int64_t n);
 
 }  // namespace archlens::cpu

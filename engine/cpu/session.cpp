@@ -334,7 +334,7 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
                     if (a.softcap > 0) d = a.softcap * std::tanh(d / a.softcap);
                     sg[j] = d;
                 }
-                cpu::softmax(sg, n);
+                cpu::softmax_fast(sg, n);
                 const int64_t hh = kvh * group + g;
                 if (capture && probe_cfg_.wants_attention(il, int(hh))) captured[size_t(t * H + hh)].assign(sg, sg + n);
             }
