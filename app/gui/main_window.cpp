@@ -351,6 +351,14 @@ void MainWindow::updateStatus() {
         return;
     }
     const auto& s = *m->spec;
+    if (m->architectureOnly) {
+        statusModel_->setText(tr("%1 · %2 layers · trained context %3 · architecture only: read from its config, no weights, no chat")
+                                  .arg(m->name)
+                                  .arg(s.n_layers)
+                                  .arg(m->contextSize));
+        statusMemory_->setText(tr("memory: nothing loaded"));
+        return;
+    }
     statusModel_->setText(tr("%1 · %2 layers · context %3 · %4 (%5) · loaded in %6 ms")
                               .arg(m->name)
                               .arg(s.n_layers)
