@@ -139,6 +139,9 @@ void CaptureRunner::onAnswered(const GenerationResult& r) {
 
 void CaptureRunner::capture() {
     if (opts_.captureDir.isEmpty()) return succeed({});
+    // A view whose minimum size grew with its content may have pushed the window out; ask for
+    // the requested size again (the layout gives way down to the panels' minimums).
+    if (window_->size() != opts_.windowSize && !window_->isFullScreen()) window_->resize(opts_.windowSize);
     // Let queued paints and layout passes run so the grab shows the final state.
     QTimer::singleShot(400, this, [this] {
         if (done_) return;

@@ -150,7 +150,7 @@ private slots:
         // Snapshots carry what the live views need.
         const TokenSnapshot& s0 = *snaps.front();
         QVERIFY(s0.token.prob > 0 && s0.token.prob <= 1);
-        QCOMPARE(int(s0.token.topK.size()), 8);
+        QVERIFY(s0.token.topK.size() >= 8);  // the chat asks for 8; a visible view may ask for more
         QVERIFY(s0.token.topK[0].prob >= s0.token.topK[1].prob);
         QCOMPARE(int(s0.kvBytesPerLayer.size()), w.engine()->model()->spec->n_layers);
         QVERIFY(s0.kvBytesTotal > 0);
