@@ -9,6 +9,7 @@
 #include "app/gui/chat_panel.h"
 #include "app/gui/engine_worker.h"
 #include "app/gui/main_window.h"
+#include "app/gui/model_library.h"
 
 void setupApplicationIdentity() {
     QCoreApplication::setOrganizationName(QStringLiteral("ArchLens"));
@@ -139,6 +140,12 @@ void CaptureRunner::onAnswered(const GenerationResult& r) {
 
 void CaptureRunner::capture() {
     if (opts_.captureDir.isEmpty()) return succeed({});
+    // The library fills in sizes and memory fit when its scan ends (on a fresh machine it first
+    // creates the demo files): the picture waits for it.
+    if (ModelLibrary* lib = window_->modelLibrary(); lib && lib->isScanning()) {
+        connect(lib, &ModelLibrary::scanFinished, this, &CaptureRunner::capture, Qt::SingleShotConnection);
+        return;
+    }
     // A view whose minimum size grew with its content may have pushed the window out; ask for
     // the requested size again (the layout gives way down to the panels' minimums).
     if (window_->size() != opts_.windowSize && !window_->isFullScreen()) window_->resize(opts_.windowSize);

@@ -19,7 +19,8 @@
 
 namespace {
 
-enum Column { ColName, ColArch, ColParams, ColSize, ColWeights, ColMemory, ColCount };
+// What decides a pick first (fits? how big? which quantization?), the architecture last.
+enum Column { ColName, ColMemory, ColSize, ColWeights, ColParams, ColArch, ColCount };
 constexpr int kEntryRole = Qt::UserRole + 1;  // index into entries_
 constexpr int kMaxRecent = 10;
 
@@ -71,7 +72,7 @@ ModelLibrary::ModelLibrary(EngineController* engine, QWidget* parent)
     tree_ = new QTreeWidget(this);
     tree_->setObjectName(QStringLiteral("modelTree"));
     tree_->setColumnCount(ColCount);
-    tree_->setHeaderLabels({tr("Model"), tr("Architecture"), tr("Params"), tr("Size"), tr("Weights"), tr("Memory")});
+    tree_->setHeaderLabels({tr("Model"), tr("Memory"), tr("Size"), tr("Weights"), tr("Params"), tr("Architecture")});
     tree_->setRootIsDecorated(true);
     tree_->setUniformRowHeights(true);
     tree_->setAlternatingRowColors(true);
@@ -79,7 +80,7 @@ ModelLibrary::ModelLibrary(EngineController* engine, QWidget* parent)
     // The name gets the room; the facts columns fit their contents and scroll if the dock is narrow.
     tree_->header()->setSectionResizeMode(ColName, QHeaderView::Interactive);
     tree_->header()->resizeSection(ColName, 170);
-    for (int c = ColArch; c < ColCount; ++c) tree_->header()->setSectionResizeMode(c, QHeaderView::ResizeToContents);
+    for (int c = ColName + 1; c < ColCount; ++c) tree_->header()->setSectionResizeMode(c, QHeaderView::ResizeToContents);
     demoGroup_ = new QTreeWidgetItem(tree_, {tr("Demo models — random weights: shows the machinery, not meaning")});
     recentGroup_ = new QTreeWidgetItem(tree_, {tr("Recent")});
     machineGroup_ = new QTreeWidgetItem(tree_, {tr("On this machine")});
@@ -193,13 +194,13 @@ void ModelLibrary::fillItem(QTreeWidgetItem* item, const ModelEntry& e) {
     if (e.source == u"huggingface") tip += tr("\n(Hugging Face cache)");
     item->setToolTip(ColName, tip);
     if (!e.inspected) {
-        item->setText(ColArch, tr("…"));
+        item->setText(ColMemory, tr("…"));
         return;
     }
     if (!e.error.isEmpty()) {
-        item->setText(ColArch, tr("unreadable"));
-        item->setForeground(ColArch, QColor(160, 40, 40));
-        item->setToolTip(ColArch, e.error);
+        item->setText(ColMemory, tr("unreadable"));
+        item->setForeground(ColMemory, QColor(160, 40, 40));
+        item->setToolTip(ColMemory, e.error);
         return;
     }
     item->setText(ColArch, e.architecture);
