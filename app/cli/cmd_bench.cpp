@@ -46,7 +46,7 @@ uint64_t weight_bytes_per_token(const Model& m) {
 }
 
 int cmd_bench(const std::vector<std::string>& argv) {
-    Args a(argv, {"json"});
+    Args a(argv, {"json", "capture-routing"});
     if (a.positional().size() != 1) throw Error("usage: archlens-cli bench MODEL [--prompt 512] [--gen 128] [--threads N] [--json]");
     const int64_t n_prompt = a.get_int("prompt", 512), n_gen = a.get_int("gen", 128);
     const int reps = int(a.get_int("reps", 1));
