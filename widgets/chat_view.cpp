@@ -182,7 +182,8 @@ void ChatView::insertNote(QTextFrame* frame, const QString& note) {
 }
 
 int ChatView::documentPosAt(const QPoint& viewportPos) const {
-    const QPointF p = QPointF(viewportPos) + QPointF(horizontalScrollBar()->value(), verticalScrollBar()->value());
+    const QPointF p = QPointF(viewportPos) +
+                      QPointF(horizontalScrollBar()->value(), verticalScrollBar()->value());
     return document()->documentLayout()->hitTest(p, Qt::ExactHit);
 }
 
@@ -196,7 +197,8 @@ bool ChatView::tokenAt(const QPoint& viewportPos, int* turn, int* index) const {
         const QTextCharFormat fmt = f.charFormat();
         if (!fmt.hasProperty(kTokenProp)) return false;
         const int t = fmt.intProperty(kTurnProp), k = fmt.intProperty(kTokenProp);
-        if (t < 0 || t >= int(turns_.size()) || k < 0 || k >= int(turns_[size_t(t)].tokens.size())) return false;
+        if (t < 0 || t >= int(turns_.size()) || k < 0 || k >= int(turns_[size_t(t)].tokens.size()))
+            return false;
         if (turn) *turn = t;
         if (index) *index = k;
         return true;
@@ -205,13 +207,15 @@ bool ChatView::tokenAt(const QPoint& viewportPos, int* turn, int* index) const {
 }
 
 int ChatView::turnAt(const QPoint& viewportPos) const {
-    const QPointF p = QPointF(viewportPos) + QPointF(horizontalScrollBar()->value(), verticalScrollBar()->value());
+    const QPointF p = QPointF(viewportPos) +
+                      QPointF(horizontalScrollBar()->value(), verticalScrollBar()->value());
     const int pos = document()->documentLayout()->hitTest(p, Qt::FuzzyHit);
     if (pos < 0) return -1;
     QTextCursor c(document());
     c.setPosition(pos);
     QTextFrame* f = c.currentFrame();
-    while (f && f->parentFrame() && f->parentFrame() != document()->rootFrame()) f = f->parentFrame();
+    while (f && f->parentFrame() && f->parentFrame() != document()->rootFrame())
+        f = f->parentFrame();
     for (int i = 0; i < int(frames_.size()); ++i)
         if (frames_[size_t(i)] == f) return i;
     return -1;
@@ -248,7 +252,8 @@ void ChatView::mouseDoubleClickEvent(QMouseEvent* e) {
 void ChatView::mouseReleaseEvent(QMouseEvent* e) {
     QTextEdit::mouseReleaseEvent(e);
     int t = 0, k = 0;
-    if (e->button() == Qt::LeftButton && !textCursor().hasSelection() && tokenAt(e->position().toPoint(), &t, &k))
+    if (e->button() == Qt::LeftButton && !textCursor().hasSelection() &&
+        tokenAt(e->position().toPoint(), &t, &k))
         emit tokenClicked(t, k);
 }
 

@@ -11,21 +11,21 @@
 class QTextFrame;
 
 struct ChatViewTurn {
-    QString role;  // "system", "user", "assistant"
-    QString text;  // shown as plain text when `tokens` is empty
+    QString role;                   // "system", "user", "assistant"
+    QString text;                   // shown as plain text when `tokens` is empty
     std::vector<ChatToken> tokens;  // assistant answers: one tinted span per token
-    QString note;  // small footer, e.g. "stopped · 42 tokens · 31 tok/s"
+    QString note;                   // small footer, e.g. "stopped · 42 tokens · 31 tok/s"
 };
 
 class ChatView : public QTextEdit {
     Q_OBJECT
-public:
+  public:
     explicit ChatView(QWidget* parent = nullptr);
 
     void setTurns(const std::vector<ChatViewTurn>& turns);  // full rebuild
     void clearTurns();
     void appendTurn(const ChatViewTurn& turn);
-    void appendToken(const ChatToken& token);  // to the last turn
+    void appendToken(const ChatToken& token);     // to the last turn
     void appendToLastToken(const QString& text);  // late text of the last token (held-back UTF-8)
     void setLastTurnNote(const QString& note);
     void setColorTokens(bool on);
@@ -39,17 +39,17 @@ public:
     int turnAt(const QPoint& viewportPos) const;  // -1 outside every turn
     QString tooltipAt(const QPoint& viewportPos) const;
 
-signals:
+  signals:
     void editRequested(int turn);  // double-click or context menu on a user turn
     void tokenClicked(int turn, int index);
 
-protected:
+  protected:
     bool viewportEvent(QEvent* e) override;
     void mouseDoubleClickEvent(QMouseEvent* e) override;
     void mouseReleaseEvent(QMouseEvent* e) override;
     void contextMenuEvent(QContextMenuEvent* e) override;
 
-private:
+  private:
     void insertTurn(int index);
     void insertToken(QTextFrame* frame, int turn, int index);
     void insertNote(QTextFrame* frame, const QString& note);
@@ -59,6 +59,7 @@ private:
 
     std::vector<ChatViewTurn> turns_;
     std::vector<QTextFrame*> frames_;
-    QTextFrame* noteOwner_ = nullptr;  // frame whose footer block is present (appendToken goes before it)
+    QTextFrame* noteOwner_ =
+        nullptr;  // frame whose footer block is present (appendToken goes before it)
     bool colorTokens_ = true;
 };

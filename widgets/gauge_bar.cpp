@@ -24,7 +24,8 @@ QString GaugeBar::compactNumber(qint64 n) {
 }
 
 QString GaugeBar::caption() const {
-    const QString body = QStringLiteral("%1 / %2 %3").arg(compactNumber(used_), compactNumber(total_), unit_);
+    const QString body =
+        QStringLiteral("%1 / %2 %3").arg(compactNumber(used_), compactNumber(total_), unit_);
     return prefix_.isEmpty() ? body : prefix_ + u' ' + body;
 }
 
@@ -44,7 +45,9 @@ void GaugeBar::paintEvent(QPaintEvent*) {
     QPainterPath frame;
     frame.addRoundedRect(r, 4, 4);
     p.fillPath(frame, palette().color(QPalette::Base));
-    QColor fill = frac > 0.95 ? QColor(215, 48, 39) : frac > 0.8 ? QColor(244, 165, 60) : QColor(69, 117, 180);
+    QColor fill = frac > 0.95  ? QColor(215, 48, 39)
+                  : frac > 0.8 ? QColor(244, 165, 60)
+                               : QColor(69, 117, 180);
     p.save();
     p.setClipPath(frame);
     p.fillRect(QRectF(r.left(), r.top(), r.width() * frac, r.height()), fill);

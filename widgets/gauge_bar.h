@@ -5,12 +5,18 @@
 
 class GaugeBar : public QWidget {
     Q_OBJECT
-public:
+  public:
     explicit GaugeBar(QWidget* parent = nullptr);
 
     void setValues(qint64 used, qint64 total);
-    void setUnit(const QString& unit) { unit_ = unit; update(); }
-    void setPrefix(const QString& prefix) { prefix_ = prefix; update(); }  // "context 1.2k / 4.1k tokens"
+    void setUnit(const QString& unit) {
+        unit_ = unit;
+        update();
+    }
+    void setPrefix(const QString& prefix) {
+        prefix_ = prefix;
+        update();
+    }  // "context 1.2k / 4.1k tokens"
     qint64 used() const { return used_; }
     qint64 total() const { return total_; }
     QString caption() const;
@@ -20,10 +26,10 @@ public:
 
     static QString compactNumber(qint64 n);  // 950, 1.2k, 32k, 1.5M
 
-protected:
+  protected:
     void paintEvent(QPaintEvent*) override;
 
-private:
+  private:
     qint64 used_ = 0, total_ = 0;
     QString unit_ = QStringLiteral("tokens");
     QString prefix_;

@@ -47,8 +47,8 @@ using TokenSnapshotPtr = std::shared_ptr<const TokenSnapshot>;
 // Sent once per answer before its first token: the whole context the model sees.
 struct ContextSnapshot {
     quint64 generationId = 0;
-    std::vector<int> ids;  // prompt token ids, position 0 first
-    QStringList pieces;    // their vocabulary strings
+    std::vector<int> ids;     // prompt token ids, position 0 first
+    QStringList pieces;       // their vocabulary strings
     qint64 reusedTokens = 0;  // prefix kept from the KV cache (not recomputed)
     qint64 contextSize = 0;
 };

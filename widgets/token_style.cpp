@@ -15,13 +15,15 @@ QColor probabilityColor(float p) {
         double t;
         int r, g, b;
     };
-    static const Stop stops[] = {{0.0, 255, 255, 255}, {0.35, 254, 232, 200}, {0.7, 253, 187, 132}, {1.0, 239, 118, 82}};
+    static const Stop stops[] = {
+        {0.0, 255, 255, 255}, {0.35, 254, 232, 200}, {0.7, 253, 187, 132}, {1.0, 239, 118, 82}};
     for (size_t i = 1; i < std::size(stops); ++i) {
         if (t <= stops[i].t) {
             const Stop& a = stops[i - 1];
             const Stop& b = stops[i];
             const double u = (t - a.t) / (b.t - a.t);
-            return QColor(int(a.r + u * (b.r - a.r)), int(a.g + u * (b.g - a.g)), int(a.b + u * (b.b - a.b)));
+            return QColor(int(a.r + u * (b.r - a.r)), int(a.g + u * (b.g - a.g)),
+                          int(a.b + u * (b.b - a.b)));
         }
     }
     return QColor(stops[3].r, stops[3].g, stops[3].b);
@@ -64,11 +66,14 @@ QString tokenTooltip(const ChatToken& t) {
         html += QStringLiteral("<table cellspacing=0 cellpadding=1 style='margin-top:4px'>");
         for (const TokenAlternative& a : t.topK) {
             const bool chosen = a.id == t.id;
-            html += QStringLiteral("<tr><td style='background:%1'>&nbsp;%2%3%4&nbsp;</td><td align=right>&nbsp;%5</td>"
-                                   "<td style='color:#888'>&nbsp;%6</td></tr>")
-                        .arg(probabilityColor(a.prob).name(), chosen ? "<b>" : "",
-                             visibleText(a.text).toHtmlEscaped(), chosen ? "</b>" : "", percent(a.prob))
-                        .arg(a.id);
+            html +=
+                QStringLiteral(
+                    "<tr><td style='background:%1'>&nbsp;%2%3%4&nbsp;</td><td "
+                    "align=right>&nbsp;%5</td>"
+                    "<td style='color:#888'>&nbsp;%6</td></tr>")
+                    .arg(probabilityColor(a.prob).name(), chosen ? "<b>" : "",
+                         visibleText(a.text).toHtmlEscaped(), chosen ? "</b>" : "", percent(a.prob))
+                    .arg(a.id);
         }
         html += QStringLiteral("</table>");
     }

@@ -22,18 +22,24 @@ namespace {
 
 struct Parser {
     QCommandLineParser p;
-    QCommandLineOption model{"model", "Open this model: a GGUF file, an HF folder or demo:NAME.", "PATH"};
+    QCommandLineOption model{"model", "Open this model: a GGUF file, an HF folder or demo:NAME.",
+                             "PATH"};
     QCommandLineOption prompt{"prompt", "Send this message once the model is loaded.", "TEXT"};
-    QCommandLineOption maxTokens{"max-tokens", "Answer length limit for --prompt (default 48).", "N"};
-    QCommandLineOption captureDir{"capture-dir", "Save window.png and panel-*.png here after the answer.", "DIR"};
-    QCommandLineOption quit{"quit-after-capture", "Exit when done (status 0), or on failure (non-zero)."};
+    QCommandLineOption maxTokens{"max-tokens", "Answer length limit for --prompt (default 48).",
+                                 "N"};
+    QCommandLineOption captureDir{"capture-dir",
+                                  "Save window.png and panel-*.png here after the answer.", "DIR"};
+    QCommandLineOption quit{"quit-after-capture",
+                            "Exit when done (status 0), or on failure (non-zero)."};
     QCommandLineOption size{"size", "Window size for the capture (default 1440x900).", "WxH"};
-    QCommandLineOption budget{"memory-budget", "Pretend this many bytes of memory are free (fit checks).", "BYTES"};
+    QCommandLineOption budget{"memory-budget",
+                              "Pretend this many bytes of memory are free (fit checks).", "BYTES"};
     QCommandLineOption timeout{"timeout", "Give up after this many seconds (default 300).", "S"};
     Parser() {
         p.setApplicationDescription(
             "ArchLens: see inside open-weight LLMs while you chat.\n"
-            "Scripted capture: archlens --model demo:llama3 --prompt Hello --capture-dir DIR --quit-after-capture");
+            "Scripted capture: archlens --model demo:llama3 --prompt Hello --capture-dir DIR "
+            "--quit-after-capture");
         p.addHelpOption();
         p.addVersionOption();
         p.addOptions({model, prompt, maxTokens, captureDir, quit, size, budget, timeout});
@@ -47,13 +53,16 @@ QString CaptureOptions::helpText() {
     return parser.p.helpText();
 }
 
-std::optional<CaptureOptions> CaptureOptions::parse(const QStringList& args, QString* error, bool* helpRequested) {
+std::optional<CaptureOptions> CaptureOptions::parse(const QStringList& args, QString* error,
+                                                    bool* helpRequested) {
     Parser parser;
     if (!parser.p.parse(args)) {
         if (error) *error = parser.p.errorText();
         return std::nullopt;
     }
-    if (helpRequested) *helpRequested = parser.p.isSet(QStringLiteral("help")) || parser.p.isSet(QStringLiteral("version"));
+    if (helpRequested)
+        *helpRequested =
+            parser.p.isSet(QStringLiteral("help")) || parser.p.isSet(QStringLiteral("version"));
     CaptureOptions o;
     o.model = parser.p.value(parser.model);
     o.prompt = parser.p.value(parser.prompt);
@@ -66,7 +75,8 @@ std::optional<CaptureOptions> CaptureOptions::parse(const QStringList& args, QSt
     if (parser.p.isSet(parser.maxTokens)) {
         bool ok = false;
         o.maxTokens = parser.p.value(parser.maxTokens).toInt(&ok);
-        if (!ok || o.maxTokens <= 0) return fail(QStringLiteral("--max-tokens needs a positive number"));
+        if (!ok || o.maxTokens <= 0)
+            return fail(QStringLiteral("--max-tokens needs a positive number"));
     }
     if (parser.p.isSet(parser.size)) {
         const QStringList wh = parser.p.value(parser.size).split(u'x');
@@ -82,12 +92,15 @@ std::optional<CaptureOptions> CaptureOptions::parse(const QStringList& args, QSt
     if (parser.p.isSet(parser.timeout)) {
         bool ok = false;
         o.timeoutSeconds = parser.p.value(parser.timeout).toInt(&ok);
-        if (!ok || o.timeoutSeconds <= 0) return fail(QStringLiteral("--timeout needs a positive number of seconds"));
+        if (!ok || o.timeoutSeconds <= 0)
+            return fail(QStringLiteral("--timeout needs a positive number of seconds"));
     }
     if (!parser.p.positionalArguments().isEmpty())
-        return fail(QStringLiteral("unexpected argument '%1' (use --model PATH)").arg(parser.p.positionalArguments().first()));
+        return fail(QStringLiteral("unexpected argument '%1' (use --model PATH)")
+                        .arg(parser.p.positionalArguments().first()));
     if ((!o.prompt.isEmpty() || !o.captureDir.isEmpty() || o.quitAfterCapture) && o.model.isEmpty())
-        return fail(QStringLiteral("--prompt, --capture-dir and --quit-after-capture need --model"));
+        return fail(
+            QStringLiteral("--prompt, --capture-dir and --quit-after-capture need --model"));
     return o;
 }
 
@@ -95,7 +108,9 @@ CaptureRunner::CaptureRunner(MainWindow* window, CaptureOptions options, QObject
     : QObject(parent), window_(window), opts_(std::move(options)) {
     watchdog_.setSingleShot(true);
     connect(&watchdog_, &QTimer::timeout, this, [this] {
-        fail(tr("timed out after %1 s (%2)").arg(opts_.timeoutSeconds).arg(loaded_ ? tr("waiting for the answer") : tr("loading the model")));
+        fail(tr("timed out after %1 s (%2)")
+                 .arg(opts_.timeoutSeconds)
+                 .arg(loaded_ ? tr("waiting for the answer") : tr("loading the model")));
     });
 }
 
@@ -104,9 +119,10 @@ void CaptureRunner::start() {
     connect(engine, &EngineController::modelLoaded, this, [this](const ModelInfoPtr& info) {
         if (info->source == opts_.model) onLoaded();
     });
-    connect(engine, &EngineController::loadFailed, this, [this](const QString& source, const QString& msg, LoadFailure) {
-        if (source == opts_.model) fail(tr("cannot open %1: %2").arg(opts_.model, msg));
-    });
+    connect(engine, &EngineController::loadFailed, this,
+            [this](const QString& source, const QString& msg, LoadFailure) {
+                if (source == opts_.model) fail(tr("cannot open %1: %2").arg(opts_.model, msg));
+            });
     connect(window_->chatPanel(), &ChatPanel::answerFinished, this, &CaptureRunner::onAnswered);
     watchdog_.start(opts_.timeoutSeconds * 1000);
     engine->loadModel(opts_.model);
@@ -143,19 +159,23 @@ void CaptureRunner::capture() {
     // The library fills in sizes and memory fit when its scan ends (on a fresh machine it first
     // creates the demo files): the picture waits for it.
     if (ModelLibrary* lib = window_->modelLibrary(); lib && lib->isScanning()) {
-        connect(lib, &ModelLibrary::scanFinished, this, &CaptureRunner::capture, Qt::SingleShotConnection);
+        connect(lib, &ModelLibrary::scanFinished, this, &CaptureRunner::capture,
+                Qt::SingleShotConnection);
         return;
     }
     // A view whose minimum size grew with its content may have pushed the window out; ask for
     // the requested size again (the layout gives way down to the panels' minimums).
-    if (window_->size() != opts_.windowSize && !window_->isFullScreen()) window_->resize(opts_.windowSize);
+    if (window_->size() != opts_.windowSize && !window_->isFullScreen())
+        window_->resize(opts_.windowSize);
     // Let queued paints and layout passes run so the grab shows the final state.
     QTimer::singleShot(400, this, [this] {
         if (done_) return;
         QString error;
         written_ = captureWindow(window_, opts_.captureDir, &error);
         if (!error.isEmpty()) return fail(error);
-        succeed(tr("saved %1 images in %2").arg(written_.size()).arg(QDir(opts_.captureDir).absolutePath()));
+        succeed(tr("saved %1 images in %2")
+                    .arg(written_.size())
+                    .arg(QDir(opts_.captureDir).absolutePath()));
     });
 }
 
@@ -177,7 +197,8 @@ QStringList CaptureRunner::captureWindow(MainWindow* window, const QString& dir,
     save(window, QStringLiteral("window.png"));
     for (MainWindow::Panel p : window->panels()) {
         QDockWidget* d = window->dock(p);
-        if (d && d->isVisible() && d->widget()) save(d, QStringLiteral("panel-%1.png").arg(MainWindow::panelKey(p)));
+        if (d && d->isVisible() && d->widget())
+            save(d, QStringLiteral("panel-%1.png").arg(MainWindow::panelKey(p)));
     }
     return files;
 }

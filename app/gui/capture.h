@@ -30,13 +30,14 @@ struct CaptureOptions {
     bool scripted() const { return !model.isEmpty(); }
     // Parses the command line (argv[0] first). Returns nullopt and sets *error on bad input;
     // --help / --version are handled by the caller through `helpText`.
-    static std::optional<CaptureOptions> parse(const QStringList& args, QString* error, bool* helpRequested = nullptr);
+    static std::optional<CaptureOptions> parse(const QStringList& args, QString* error,
+                                               bool* helpRequested = nullptr);
     static QString helpText();
 };
 
 class CaptureRunner : public QObject {
     Q_OBJECT
-public:
+  public:
     CaptureRunner(MainWindow* window, CaptureOptions options, QObject* parent = nullptr);
 
     void start();
@@ -44,10 +45,10 @@ public:
     // Grabs the window and each visible panel into dir; returns the files written.
     static QStringList captureWindow(MainWindow* window, const QString& dir, QString* error);
 
-signals:
+  signals:
     void finished(int exitCode, const QString& message);
 
-private:
+  private:
     void onLoaded();
     void onAnswered(const GenerationResult& r);
     void capture();

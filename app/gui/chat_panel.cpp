@@ -5,13 +5,13 @@
 #include <QGridLayout>
 #include <QHBoxLayout>
 #include <QJsonDocument>
+#include <QKeyEvent>
 #include <QLabel>
 #include <QLineEdit>
 #include <QPlainTextEdit>
 #include <QPushButton>
 #include <QRegularExpressionValidator>
 #include <QSettings>
-#include <QKeyEvent>
 #include <QSpinBox>
 #include <QToolButton>
 #include <QVBoxLayout>
@@ -30,7 +30,8 @@ QToolButton* disclosureButton(const QString& text, QWidget* parent) {
     b->setToolButtonStyle(Qt::ToolButtonTextBesideIcon);
     b->setArrowType(Qt::RightArrow);
     b->setAutoRaise(true);
-    QObject::connect(b, &QToolButton::toggled, b, [b](bool on) { b->setArrowType(on ? Qt::DownArrow : Qt::RightArrow); });
+    QObject::connect(b, &QToolButton::toggled, b,
+                     [b](bool on) { b->setArrowType(on ? Qt::DownArrow : Qt::RightArrow); });
     return b;
 }
 
@@ -47,7 +48,8 @@ QString legendHtml() {
     for (float p : {1.0f, 0.3f, 0.1f, 0.01f, 0.001f})
         html += QStringLiteral("<span style='background:%1'>&nbsp;%2&nbsp;</span>")
                     .arg(tokenStyle::probabilityColor(p).name(),
-                         p >= 0.01f ? QString::number(double(p) * 100, 'f', 0) : QString::number(double(p) * 100, 'g', 1));
+                         p >= 0.01f ? QString::number(double(p) * 100, 'f', 0)
+                                    : QString::number(double(p) * 100, 'g', 1));
     return html + QStringLiteral(" %");
 }
 
@@ -60,13 +62,15 @@ ChatPanel::ChatPanel(EngineController* engine, ConversationStore* store, QWidget
     layout->setContentsMargins(6, 6, 6, 6);
     layout->setSpacing(4);
 
-    demoBanner_ = new QLabel(tr("Demo model — random weights: shows the machinery, not meaning. "
-                                "The text it writes is noise; the attention, routing and memory are real."),
-                             this);
+    demoBanner_ =
+        new QLabel(tr("Demo model — random weights: shows the machinery, not meaning. "
+                      "The text it writes is noise; the attention, routing and memory are real."),
+                   this);
     demoBanner_->setObjectName(QStringLiteral("demoBanner"));
     demoBanner_->setWordWrap(true);
-    demoBanner_->setStyleSheet(QStringLiteral("QLabel { background: #fff4d6; border: 1px solid #e8c96a; "
-                                              "border-radius: 3px; padding: 4px 6px; color: #5c4400; }"));
+    demoBanner_->setStyleSheet(
+        QStringLiteral("QLabel { background: #fff4d6; border: 1px solid #e8c96a; "
+                       "border-radius: 3px; padding: 4px 6px; color: #5c4400; }"));
     demoBanner_->hide();
     layout->addWidget(demoBanner_);
 
@@ -77,8 +81,9 @@ ChatPanel::ChatPanel(EngineController* engine, ConversationStore* store, QWidget
     colorTokens_->setChecked(true);
     auto* legend = new QLabel(legendHtml(), this);
     legend->setObjectName(QStringLiteral("probabilityLegend"));
-    legend->setToolTip(tr("Token colour = the probability the model gave it (100% … 0.1%). Hover a token to see "
-                          "its id and the alternatives the model considered."));
+    legend->setToolTip(
+        tr("Token colour = the probability the model gave it (100% … 0.1%). Hover a token to see "
+           "its id and the alternatives the model considered."));
     top->addWidget(systemToggle_);
     top->addWidget(samplingToggle_);
     top->addStretch(1);
@@ -88,7 +93,8 @@ ChatPanel::ChatPanel(EngineController* engine, ConversationStore* store, QWidget
 
     systemEdit_ = new QPlainTextEdit(this);
     systemEdit_->setObjectName(QStringLiteral("systemPrompt"));
-    systemEdit_->setPlaceholderText(tr("Optional instructions sent before the conversation (the \"system\" turn)."));
+    systemEdit_->setPlaceholderText(
+        tr("Optional instructions sent before the conversation (the \"system\" turn)."));
     systemEdit_->setMaximumHeight(72);
     systemEdit_->hide();
     layout->addWidget(systemEdit_);
@@ -102,14 +108,16 @@ ChatPanel::ChatPanel(EngineController* engine, ConversationStore* store, QWidget
     topK_->setRange(0, 1000);
     topK_->setToolTip(tr("Keep only the k most probable tokens (0 = off)"));
     topP_ = doubleSpin(0, 1, 0.01, 2, samplingBox_);
-    topP_->setToolTip(tr("Keep the smallest set of tokens whose probabilities add up to p (1 = off)"));
+    topP_->setToolTip(
+        tr("Keep the smallest set of tokens whose probabilities add up to p (1 = off)"));
     minP_ = doubleSpin(0, 1, 0.01, 2, samplingBox_);
     minP_->setToolTip(tr("Drop tokens below min-p × the top token's probability (0 = off)"));
     repetition_ = doubleSpin(1, 2, 0.05, 2, samplingBox_);
     repetition_->setToolTip(tr("Penalise tokens seen recently (1 = off)"));
     fixedSeed_ = new QCheckBox(tr("fixed seed"), samplingBox_);
     seed_ = new QLineEdit(samplingBox_);
-    seed_->setValidator(new QRegularExpressionValidator(QRegularExpression(QStringLiteral("\\d{1,19}")), seed_));
+    seed_->setValidator(
+        new QRegularExpressionValidator(QRegularExpression(QStringLiteral("\\d{1,19}")), seed_));
     seed_->setMaximumWidth(140);
     maxTokens_ = new QSpinBox(samplingBox_);
     maxTokens_->setRange(1, 1000000);
@@ -166,8 +174,10 @@ ChatPanel::ChatPanel(EngineController* engine, ConversationStore* store, QWidget
     stats_ = new QLabel(this);
     stats_->setObjectName(QStringLiteral("chatStats"));
     stats_->setSizePolicy(QSizePolicy::Ignored, QSizePolicy::Preferred);  // never widens the dock
-    stats_->setToolTip(tr("Measured: decode speed after the first token, and the time from sending to the first token "
-                          "(prompt processing included)."));
+    stats_->setToolTip(
+        tr("Measured: decode speed after the first token, and the time from sending to the first "
+           "token "
+           "(prompt processing included)."));
     gauge_ = new GaugeBar(this);
     gauge_->setObjectName(QStringLiteral("contextGauge"));
     controls->addWidget(stopButton_);
@@ -203,12 +213,14 @@ ChatPanel::ChatPanel(EngineController* engine, ConversationStore* store, QWidget
     });
     auto samplingChanged = [this] {
         conv_.sampling = sampling();
-        QSettings().setValue("chat/sampling", QJsonDocument(conv_.sampling.toJson()).toJson(QJsonDocument::Compact));
+        QSettings().setValue("chat/sampling",
+                             QJsonDocument(conv_.sampling.toJson()).toJson(QJsonDocument::Compact));
         if (!conv_.turns.empty()) scheduleSave();
     };
     for (QDoubleSpinBox* s : {temperature_, topP_, minP_, repetition_})
         connect(s, &QDoubleSpinBox::valueChanged, this, samplingChanged);
-    for (QSpinBox* s : {topK_, maxTokens_}) connect(s, &QSpinBox::valueChanged, this, samplingChanged);
+    for (QSpinBox* s : {topK_, maxTokens_})
+        connect(s, &QSpinBox::valueChanged, this, samplingChanged);
     connect(fixedSeed_, &QCheckBox::toggled, this, samplingChanged);
     connect(fixedSeed_, &QCheckBox::toggled, seed_, &QWidget::setEnabled);
     connect(seed_, &QLineEdit::textChanged, this, samplingChanged);
@@ -229,7 +241,8 @@ ChatPanel::ChatPanel(EngineController* engine, ConversationStore* store, QWidget
 
     connect(store_, &ConversationStore::writeFailed, this, [this](const QString& message) {
         if (!saveErrorShown_) emit errorOccurred(tr("Cannot save the conversation"), message);
-        saveErrorShown_ = true;  // once per session: a full disk would otherwise raise one per token
+        saveErrorShown_ =
+            true;  // once per session: a full disk would otherwise raise one per token
     });
 
     // One save per event-loop pass however many tokens arrived in it.
@@ -246,7 +259,8 @@ ChatPanel::~ChatPanel() = default;
 bool ChatPanel::eventFilter(QObject* watched, QEvent* e) {
     if (watched == input_ && e->type() == QEvent::KeyPress) {
         auto* ke = static_cast<QKeyEvent*>(e);
-        if ((ke->key() == Qt::Key_Return || ke->key() == Qt::Key_Enter) && (ke->modifiers() & Qt::ControlModifier)) {
+        if ((ke->key() == Qt::Key_Return || ke->key() == Qt::Key_Enter) &&
+            (ke->modifiers() & Qt::ControlModifier)) {
             send();
             return true;
         }
@@ -282,8 +296,8 @@ SamplingSettings ChatPanel::sampling() const {
 
 void ChatPanel::setSampling(const SamplingSettings& s) {
     // Showing settings is not choosing them: no change signals, no new defaults saved.
-    const QSignalBlocker b1(temperature_), b2(topK_), b3(topP_), b4(minP_), b5(repetition_), b6(fixedSeed_),
-        b7(seed_), b8(maxTokens_);
+    const QSignalBlocker b1(temperature_), b2(topK_), b3(topP_), b4(minP_), b5(repetition_),
+        b6(fixedSeed_), b7(seed_), b8(maxTokens_);
     temperature_->setValue(s.temperature);
     topK_->setValue(s.topK);
     topP_->setValue(s.topP);
@@ -318,7 +332,8 @@ void ChatPanel::sendPrompt(const QString& text) {
 void ChatPanel::send() {
     const QString text = input_->toPlainText();
     if (text.trimmed().isEmpty() || !engine_->model()) return;
-    if (editingTurn_ >= 0 && editingTurn_ < int(conv_.turns.size())) conv_.turns.resize(size_t(editingTurn_));
+    if (editingTurn_ >= 0 && editingTurn_ < int(conv_.turns.size()))
+        conv_.turns.resize(size_t(editingTurn_));
     editingTurn_ = -1;
     editBar_->hide();
     ConversationTurn turn;
@@ -353,14 +368,17 @@ void ChatPanel::startAnswer() {
 }
 
 void ChatPanel::onToken(const TokenSnapshotPtr& t) {
-    if (t->generationId != activeGeneration_ || activeTurn_ < 0 || activeTurn_ >= int(conv_.turns.size())) return;
+    if (t->generationId != activeGeneration_ || activeTurn_ < 0 ||
+        activeTurn_ >= int(conv_.turns.size()))
+        return;
     ConversationTurn& turn = conv_.turns[size_t(activeTurn_)];
     turn.tokens.push_back(t->token);
     turn.text += t->token.text;
     view_->appendToken(t->token);
     gauge_->setValues(t->contextUsed, t->contextSize);
     if (t->index == 0) liveTtft_ = t->msSinceStart;
-    const double tps = t->index > 0 ? t->index * 1000.0 / std::max(t->msSinceStart - liveTtft_, 1e-3) : 0;
+    const double tps =
+        t->index > 0 ? t->index * 1000.0 / std::max(t->msSinceStart - liveTtft_, 1e-3) : 0;
     updateStats(t->index + 1, liveTtft_, tps);
     conv_.updated = QDateTime::currentDateTimeUtc();
     scheduleSave();
@@ -375,7 +393,8 @@ void ChatPanel::onFinished(const GenerationResult& r) {
             turn.text += r.tailText;
             if (!turn.tokens.empty()) turn.tokens.back().text += r.tailText;
         }
-        turn.finish = r.reason == FinishReason::Error ? tr("error: %1").arg(r.error) : r.reasonText();
+        turn.finish =
+            r.reason == FinishReason::Error ? tr("error: %1").arg(r.error) : r.reasonText();
         turn.tokensPerSecond = r.tokensPerSecond;
         turn.ttftMs = r.ttftMs;
         turn.seed = r.seed;
@@ -384,7 +403,8 @@ void ChatPanel::onFinished(const GenerationResult& r) {
     }
     activeTurn_ = -1;
     updateStats(r.tokens, r.ttftMs, r.tokensPerSecond);
-    if (r.reason == FinishReason::ContextFull && !r.error.isEmpty()) emit errorOccurred(tr("Context full"), r.error);
+    if (r.reason == FinishReason::ContextFull && !r.error.isEmpty())
+        emit errorOccurred(tr("Context full"), r.error);
     if (r.reason == FinishReason::Error) emit errorOccurred(tr("Generation failed"), r.error);
     conv_.updated = QDateTime::currentDateTimeUtc();
     saveNow();
@@ -427,12 +447,14 @@ void ChatPanel::regenerate() {
 }
 
 void ChatPanel::editTurn(int turn) {
-    if (turn < 0 || turn >= int(conv_.turns.size()) || conv_.turns[size_t(turn)].role != u"user") return;
+    if (turn < 0 || turn >= int(conv_.turns.size()) || conv_.turns[size_t(turn)].role != u"user")
+        return;
     if (activeGeneration_) stop();
     editingTurn_ = turn;
     input_->setPlainText(conv_.turns[size_t(turn)].text);
     input_->setFocus();
-    editBanner_->setText(tr("Editing message %1: sending replaces it and everything after it.").arg(turn / 2 + 1));
+    editBanner_->setText(
+        tr("Editing message %1: sending replaces it and everything after it.").arg(turn / 2 + 1));
     editBar_->show();
 }
 
@@ -489,7 +511,9 @@ bool ChatPanel::openConversation(const QString& id) {
 
 void ChatPanel::rebuildView() {
     std::vector<ChatViewTurn> turns;
-    for (const auto& t : conv_.turns) turns.push_back({t.role, t.text, t.tokens, t.role == u"assistant" && !t.finish.isEmpty() ? turnNote(t) : QString()});
+    for (const auto& t : conv_.turns)
+        turns.push_back({t.role, t.text, t.tokens,
+                         t.role == u"assistant" && !t.finish.isEmpty() ? turnNote(t) : QString()});
     view_->setTurns(turns);
 }
 

@@ -22,7 +22,7 @@ class QToolButton;
 
 class ChatPanel : public QWidget {
     Q_OBJECT
-public:
+  public:
     ChatPanel(EngineController* engine, ConversationStore* store, QWidget* parent = nullptr);
     ~ChatPanel() override;
     void flushSave();  // writes a pending save now (before the store goes away)
@@ -38,25 +38,25 @@ public:
     void setSystemPrompt(const QString& text);
     QString statsText() const;
 
-public slots:
-    void send();                   // the input box as a new user turn (or the edited one)
+  public slots:
+    void send();  // the input box as a new user turn (or the edited one)
     void sendPrompt(const QString& text);
     void stop();
-    void regenerate();             // drops the last answer and asks again
-    void editTurn(int turn);       // puts a user turn back into the input box
+    void regenerate();        // drops the last answer and asks again
+    void editTurn(int turn);  // puts a user turn back into the input box
     void cancelEdit();
     void newConversation();
     bool openConversation(const QString& id);
 
-signals:
+  signals:
     void conversationChanged(const QString& id);
     void answerFinished(const GenerationResult& result);
     void errorOccurred(const QString& title, const QString& message);
 
-protected:
+  protected:
     bool eventFilter(QObject* watched, QEvent* e) override;
 
-private:
+  private:
     void onModelLoaded(const ModelInfoPtr& info);
     void onToken(const TokenSnapshotPtr& t);
     void onFinished(const GenerationResult& r);

@@ -9,7 +9,8 @@ namespace {
 constexpr int kIdRole = Qt::UserRole;
 }
 
-ConversationList::ConversationList(ConversationStore* store, QWidget* parent) : QWidget(parent), store_(store) {
+ConversationList::ConversationList(ConversationStore* store, QWidget* parent)
+    : QWidget(parent), store_(store) {
     setObjectName(QStringLiteral("conversationList"));
     auto* layout = new QVBoxLayout(this);
     layout->setContentsMargins(6, 6, 6, 6);
@@ -61,7 +62,8 @@ void ConversationList::setCurrent(const QString& id) {
 void ConversationList::fill(QListWidgetItem* item, const ConversationSummary& s) {
     item->setData(kIdRole, s.id);
     const QString when = s.updated.toLocalTime().toString(QStringLiteral("yyyy-MM-dd hh:mm"));
-    item->setText(s.title + u'\n' + when + (s.modelName.isEmpty() ? QString() : QStringLiteral(" · ") + s.modelName));
+    item->setText(s.title + u'\n' + when +
+                  (s.modelName.isEmpty() ? QString() : QStringLiteral(" · ") + s.modelName));
     item->setToolTip(tr("%1 turns · %2").arg(s.turns).arg(s.modelName));
 }
 

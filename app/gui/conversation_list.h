@@ -9,19 +9,19 @@ class QListWidgetItem;
 
 class ConversationList : public QWidget {
     Q_OBJECT
-public:
+  public:
     explicit ConversationList(ConversationStore* store, QWidget* parent = nullptr);
 
     QListWidget* list() const { return list_; }
     void refresh();
     void setCurrent(const QString& id);
 
-signals:
+  signals:
     void openRequested(const QString& id);
     void newRequested();
     void deleted(const QString& id);
 
-private:
+  private:
     void update(const ConversationSummary& s);
     void fill(QListWidgetItem* item, const ConversationSummary& s);
 

@@ -105,7 +105,8 @@ Conversation Conversation::fromJson(const QJsonObject& o) {
         ConversationTurn turn;
         turn.role = t.value("role").toString();
         turn.text = t.value("text").toString();
-        for (const QJsonValue& k : t.value("tokens").toArray()) turn.tokens.push_back(tokenFromJson(k.toArray()));
+        for (const QJsonValue& k : t.value("tokens").toArray())
+            turn.tokens.push_back(tokenFromJson(k.toArray()));
         turn.model = t.value("model").toString();
         turn.finish = t.value("finish").toString();
         turn.tokensPerSecond = t.value("tokens_per_second").toDouble();
@@ -116,9 +117,11 @@ Conversation Conversation::fromJson(const QJsonObject& o) {
     return c;
 }
 
-ConversationStore::ConversationStore(const QString& dir, QObject* parent) : QObject(parent), dir_(dir) {
+ConversationStore::ConversationStore(const QString& dir, QObject* parent)
+    : QObject(parent), dir_(dir) {
     if (dir_.isEmpty())
-        dir_ = QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) + QStringLiteral("/conversations");
+        dir_ = QStandardPaths::writableLocation(QStandardPaths::AppDataLocation) +
+               QStringLiteral("/conversations");
     QDir().mkpath(dir_);
     writer_ = std::thread([this] { writerLoop(); });
 }
@@ -142,7 +145,8 @@ ConversationSummary ConversationStore::summarize(const Conversation& c) {
 
 bool ConversationStore::validId(const QString& id, QString* error) const {
     // Ids come from QUuid or from our own file names; anything else must not become a path.
-    if (!id.isEmpty() && !id.contains(u'/') && !id.contains(u'\\') && !id.startsWith(u'.')) return true;
+    if (!id.isEmpty() && !id.contains(u'/') && !id.contains(u'\\') && !id.startsWith(u'.'))
+        return true;
     if (error) *error = tr("invalid conversation id '%1'").arg(id);
     return false;
 }
@@ -219,7 +223,9 @@ void ConversationStore::writerLoop() {
         writing_ = false;
         idle_.notify_all();
         wake_.notify_all();
-        if (!ok) QMetaObject::invokeMethod(this, [this, error] { emit writeFailed(error); }, Qt::QueuedConnection);
+        if (!ok)
+            QMetaObject::invokeMethod(
+                this, [this, error] { emit writeFailed(error); }, Qt::QueuedConnection);
     }
 }
 
@@ -248,7 +254,8 @@ std::vector<ConversationSummary> ConversationStore::list() const {
     for (const QFileInfo& fi : d.entryInfoList({QStringLiteral("*.json")}, QDir::Files)) {
         if (auto c = load(fi.completeBaseName())) out.push_back(summarize(*c));
     }
-    std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.updated > b.updated; });
+    std::sort(out.begin(), out.end(),
+              [](const auto& a, const auto& b) { return a.updated > b.updated; });
     return out;
 }
 

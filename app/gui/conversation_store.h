@@ -53,7 +53,7 @@ struct ConversationSummary {
 
 class ConversationStore : public QObject {
     Q_OBJECT
-public:
+  public:
     // dir empty: <AppDataLocation>/conversations.
     explicit ConversationStore(const QString& dir = {}, QObject* parent = nullptr);
 
@@ -70,12 +70,12 @@ public:
 
     ~ConversationStore() override;
 
-signals:
+  signals:
     void saved(const ConversationSummary& summary);  // on request (the file follows for saveAsync)
     void removed(const QString& id);
     void writeFailed(const QString& message);
 
-private:
+  private:
     bool validId(const QString& id, QString* error) const;
     bool write(const Conversation& c, QString* error) const;
     void writerLoop();

@@ -28,11 +28,16 @@ SamplingSettings SamplingSettings::fromJson(const QJsonObject& o) {
 
 QString GenerationResult::reasonText() const {
     switch (reason) {
-        case FinishReason::EndOfTurn: return QObject::tr("end of turn");
-        case FinishReason::MaxTokens: return QObject::tr("token limit");
-        case FinishReason::ContextFull: return QObject::tr("context full");
-        case FinishReason::Stopped: return QObject::tr("stopped");
-        case FinishReason::Error: return QObject::tr("error");
+        case FinishReason::EndOfTurn:
+            return QObject::tr("end of turn");
+        case FinishReason::MaxTokens:
+            return QObject::tr("token limit");
+        case FinishReason::ContextFull:
+            return QObject::tr("context full");
+        case FinishReason::Stopped:
+            return QObject::tr("stopped");
+        case FinishReason::Error:
+            return QObject::tr("error");
     }
     return {};
 }

@@ -12,12 +12,12 @@
 #include "widgets/token_snapshot.h"
 
 struct SamplingSettings {
-    double temperature = 0.8;  // 0: greedy
-    int topK = 40;             // 0: off
-    double topP = 0.95;        // 1: off
-    double minP = 0.05;        // 0: off
+    double temperature = 0.8;        // 0: greedy
+    int topK = 40;                   // 0: off
+    double topP = 0.95;              // 1: off
+    double minP = 0.05;              // 0: off
     double repetitionPenalty = 1.1;  // 1: off
-    bool fixedSeed = false;    // false: a fresh seed per answer
+    bool fixedSeed = false;          // false: a fresh seed per answer
     quint64 seed = 0;
     int maxTokens = 512;
 
@@ -42,14 +42,14 @@ enum class FinishReason { EndOfTurn, MaxTokens, ContextFull, Stopped, Error };
 struct GenerationResult {
     quint64 id = 0;
     FinishReason reason = FinishReason::EndOfTurn;
-    int tokens = 0;            // answer tokens emitted
-    qint64 promptTokens = 0;   // the whole rendered prompt
-    qint64 reusedTokens = 0;   // prompt tokens taken from the KV cache instead of recomputed
-    double ttftMs = 0;         // request received -> first token sampled (includes prefill)
+    int tokens = 0;              // answer tokens emitted
+    qint64 promptTokens = 0;     // the whole rendered prompt
+    qint64 reusedTokens = 0;     // prompt tokens taken from the KV cache instead of recomputed
+    double ttftMs = 0;           // request received -> first token sampled (includes prefill)
     double tokensPerSecond = 0;  // decode speed after the first token
     double totalMs = 0;
-    quint64 seed = 0;          // the seed used (so an answer can be reproduced)
-    QString tailText;          // text the stream decoder held back until the end (split UTF-8)
+    quint64 seed = 0;  // the seed used (so an answer can be reproduced)
+    QString tailText;  // text the stream decoder held back until the end (split UTF-8)
     QString error;
 
     QString reasonText() const;
@@ -65,7 +65,7 @@ struct ModelTensorRow {
 };
 
 struct ModelInfo {
-    QString source;  // what was asked for: a path or "demo:NAME"
+    QString source;    // what was asked for: a path or "demo:NAME"
     QString filePath;  // resolved file or folder
     QString name;      // for titles: the demo title or the file/folder name
     bool isDemo = false;

@@ -29,7 +29,7 @@ using namespace archlens;
 
 namespace {
 
-constexpr int kChatTopK = 8;           // alternatives shown in the chat's token tooltips
+constexpr int kChatTopK = 8;            // alternatives shown in the chat's token tooltips
 constexpr int64_t kPrefillChunk = 256;  // stop is polled between chunks of a long prompt
 
 double msSince(const QElapsedTimer& t) {
@@ -42,7 +42,8 @@ QString weightTypesText(const Model& m) {
     std::vector<std::pair<std::string, uint64_t>> types(byType.begin(), byType.end());
     std::sort(types.begin(), types.end(), [](auto& a, auto& b) { return a.second > b.second; });
     QStringList parts;
-    for (auto& [name, n] : types) parts << QStringLiteral("%1 ×%2").arg(QString::fromStdString(name)).arg(n);
+    for (auto& [name, n] : types)
+        parts << QStringLiteral("%1 ×%2").arg(QString::fromStdString(name)).arg(n);
     return parts.join(QStringLiteral(", "));
 }
 
@@ -108,13 +109,17 @@ void EngineWorker::loadModel(const LoadRequest& req) {
     timer.start();
     auto cancelled = [&] {
         if (!cancelRequested(id)) return false;
-        emit loadFailed(id, tr("Loading %1 was cancelled.").arg(req.source), LoadFailure::Cancelled);
+        emit loadFailed(id, tr("Loading %1 was cancelled.").arg(req.source),
+                        LoadFailure::Cancelled);
         return true;
     };
     try {
         const std::string source = req.source.toStdString();
         const bool isDemo = req.source.startsWith(QStringLiteral("demo:"));
-        emit loadProgress(id, isDemo ? tr("Preparing the demo model (random weights)…") : tr("Reading the model header…"), -1);
+        emit loadProgress(id,
+                          isDemo ? tr("Preparing the demo model (random weights)…")
+                                 : tr("Reading the model header…"),
+                          -1);
         const std::string path = resolveModelSource(source);
         if (cancelled()) return;
 
@@ -128,14 +133,19 @@ void EngineWorker::loadModel(const LoadRequest& req) {
             for (const auto& d : demo::demo_models())
                 if ("demo:" + d.name == source) name = QString::fromStdString(d.title);
         } else if (QFileInfo(req.source).isDir()) {
-            name = QFileInfo(req.source).absoluteDir().dirName() + u'/' + QFileInfo(req.source).fileName();
+            name = QFileInfo(req.source).absoluteDir().dirName() + u'/' +
+                   QFileInfo(req.source).fileName();
         }
-        const bool archOnly = req.architectureOnly || req.source.startsWith(QString::fromLatin1(kCatalogPrefix)) ||
-                              (QFileInfo(QString::fromStdString(path)).isFile() && req.source.endsWith(QStringLiteral(".json"), Qt::CaseInsensitive));
+        const bool archOnly = req.architectureOnly ||
+                              req.source.startsWith(QString::fromLatin1(kCatalogPrefix)) ||
+                              (QFileInfo(QString::fromStdString(path)).isFile() &&
+                               req.source.endsWith(QStringLiteral(".json"), Qt::CaseInsensitive));
         if (archOnly) {
             // The spec is all there is: no weights mapped, no session, nothing to refuse.
-            if (auto ref = catalog_ref(source)) name = QString::fromStdString(*ref);
-            else if (name == QStringLiteral("config.json")) name = QFileInfo(req.source).absoluteDir().dirName();
+            if (auto ref = catalog_ref(source))
+                name = QString::fromStdString(*ref);
+            else if (name == QStringLiteral("config.json"))
+                name = QFileInfo(req.source).absoluteDir().dirName();
             auto info = std::make_shared<ModelInfo>();
             info->source = req.source;
             info->filePath = QString::fromStdString(path);
@@ -156,11 +166,12 @@ void EngineWorker::loadModel(const LoadRequest& req) {
             return;
         }
         if (est.fit == MemoryFit::TooLarge) {
-            emit loadFailed(id,
-                            tr("%1 does not fit in memory and was not loaded: it %2. Close other programs, "
-                               "pick a smaller quantization, or a smaller model.")
-                                .arg(name, est.summary()),
-                            LoadFailure::Refused);
+            emit loadFailed(
+                id,
+                tr("%1 does not fit in memory and was not loaded: it %2. Close other programs, "
+                   "pick a smaller quantization, or a smaller model.")
+                    .arg(name, est.summary()),
+                LoadFailure::Refused);
             return;
         }
 
@@ -183,7 +194,8 @@ void EngineWorker::loadModel(const LoadRequest& req) {
         next->stopIds = next->tmpl->stop_token_ids(*next->tokenizer);
         if (cancelled()) return;
 
-        const int threads = req.threads > 0 ? req.threads : std::max(1, QThread::idealThreadCount() - 1);
+        const int threads =
+            req.threads > 0 ? req.threads : std::max(1, QThread::idealThreadCount() - 1);
         // The previous session goes first: it may hold a large KV cache.
         if (m_) m_->session.reset();
         next->session = std::make_unique<Session>(*next->model, SessionOptions{nCtx, threads});
@@ -197,7 +209,8 @@ void EngineWorker::loadModel(const LoadRequest& req) {
         info->fileBytes = next->model->file_bytes();
         info->weightBytes = next->model->weight_bytes();
         info->weightTypes = weightTypesText(*next->model);
-        info->chatFamily = QString::fromUtf8(next->tmpl->family_name().data(), qsizetype(next->tmpl->family_name().size()));
+        info->chatFamily = QString::fromUtf8(next->tmpl->family_name().data(),
+                                             qsizetype(next->tmpl->family_name().size()));
         info->templateRecognized = next->tmpl->recognized();
         info->contextSize = next->session->n_ctx();
         info->threads = threads;
@@ -206,8 +219,10 @@ void EngineWorker::loadModel(const LoadRequest& req) {
         for (const TensorInfo& t : next->model->tensors()) {
             QStringList dims;
             for (int64_t d : t.shape) dims << QString::number(d);
-            info->tensors.push_back({QString::fromStdString(t.name), QString::fromStdString(t.file_name), QString::fromLatin1(dtype_name(t.type)),
-                                     QStringLiteral("[%1]").arg(dims.join(QStringLiteral(", "))), t.nbytes});
+            info->tensors.push_back(
+                {QString::fromStdString(t.name), QString::fromStdString(t.file_name),
+                 QString::fromLatin1(dtype_name(t.type)),
+                 QStringLiteral("[%1]").arg(dims.join(QStringLiteral(", "))), t.nbytes});
         }
         next->info = info;
 
@@ -244,7 +259,8 @@ void EngineWorker::generate(const GenerationRequest& req) {
     res.id = req.id;
     std::unique_ptr<StreamDecoder> stream;
     auto finish = [&](FinishReason r, const QString& err = {}) {
-        if (stream && r != FinishReason::Error) res.tailText = QString::fromStdString(stream->finish());
+        if (stream && r != FinishReason::Error)
+            res.tailText = QString::fromStdString(stream->finish());
         res.reason = r;
         res.error = err;
         res.totalMs = msSince(timer);
@@ -261,14 +277,16 @@ void EngineWorker::generate(const GenerationRequest& req) {
         if (ids.empty()) return finish(FinishReason::Error, tr("The prompt is empty."));
         if (int64_t(ids.size()) >= session.n_ctx())
             return finish(FinishReason::ContextFull,
-                          tr("The conversation (%1 tokens) no longer fits the context of %2 tokens; start a new chat.")
+                          tr("The conversation (%1 tokens) no longer fits the context of %2 "
+                             "tokens; start a new chat.")
                               .arg(ids.size())
                               .arg(session.n_ctx()));
 
         // Reuse the cached prefix; the engine cannot truncate its cache, so any divergence
         // (an edited or regenerated turn) resets it and the kept prefix is recomputed.
         size_t common = 0;
-        while (common < cached_.size() && common + 1 < ids.size() && cached_[common] == ids[common]) ++common;
+        while (common < cached_.size() && common + 1 < ids.size() && cached_[common] == ids[common])
+            ++common;
         if (common < cached_.size()) {
             session.reset();
             cached_.clear();
@@ -290,7 +308,8 @@ void EngineWorker::generate(const GenerationRequest& req) {
         sp.top_p = float(req.sampling.topP);
         sp.min_p = float(req.sampling.minP);
         sp.repetition_penalty = float(req.sampling.repetitionPenalty);
-        sp.seed = req.sampling.fixedSeed ? req.sampling.seed : QRandomGenerator::global()->generate64();
+        sp.seed =
+            req.sampling.fixedSeed ? req.sampling.seed : QRandomGenerator::global()->generate64();
         res.seed = sp.seed;
         Sampler sampler(sp);
 
@@ -330,7 +349,8 @@ void EngineWorker::generate(const GenerationRequest& req) {
             snap->token.prob = float(std::exp(double(logits[size_t(id)] - mx)) / sum);
             ProbeData& probes = session.probes();
             for (const TokenProb& tp : probes.top_k)
-                snap->token.topK.push_back({tp.id, QString::fromStdString(tok.decode({tp.id})), tp.prob});
+                snap->token.topK.push_back(
+                    {tp.id, QString::fromStdString(tok.decode({tp.id})), tp.prob});
             // Moving the records out leaves them cleared for the next forward call.
             snap->probes.attention = std::move(probes.attention);
             snap->probes.routing = std::move(probes.routing);
@@ -338,7 +358,8 @@ void EngineWorker::generate(const GenerationRequest& req) {
             snap->probes.expert_load = probes.expert_load;
             snap->probes.logit_lens = probes.logit_lens;
             for (const LogitLensEntry& e : probes.logit_lens)
-                snap->logitLens.push_back({e.token, QString::fromStdString(tok.decode({e.token})), e.prob});
+                snap->logitLens.push_back(
+                    {e.token, QString::fromStdString(tok.decode({e.token})), e.prob});
             probes.clear_records();
             for (const LayerKv& kv : session.kv()) snap->kvBytesPerLayer.push_back(kv.bytes());
             snap->kvBytesTotal = session.kv_bytes();
@@ -349,7 +370,8 @@ void EngineWorker::generate(const GenerationRequest& req) {
             lastMs = snap->msSinceStart;
             res.tokens = i + 1;
             res.ttftMs = firstMs;
-            res.tokensPerSecond = res.tokens > 1 ? (res.tokens - 1) * 1000.0 / std::max(lastMs - firstMs, 1e-3) : 0;
+            res.tokensPerSecond =
+                res.tokens > 1 ? (res.tokens - 1) * 1000.0 / std::max(lastMs - firstMs, 1e-3) : 0;
             emit tokenGenerated(snap);
 
             if (res.tokens >= maxTokens) return finish(FinishReason::MaxTokens);
@@ -377,41 +399,59 @@ EngineController::EngineController(QObject* parent) : QObject(parent), worker_(n
     connect(&thread_, &QThread::finished, worker_, &QObject::deleteLater);
     // The engine yields to the UI when they compete for cores: nice +5 for the worker thread and,
     // inherited at creation, for the compute threads its sessions start.
-    connect(&thread_, &QThread::started, worker_, [] {
+    connect(
+        &thread_, &QThread::started, worker_,
+        [] {
 #ifdef __linux__
-        setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)), 5);
+            setpriority(PRIO_PROCESS, pid_t(syscall(SYS_gettid)), 5);
 #endif
-    }, Qt::DirectConnection);
+        },
+        Qt::DirectConnection);
 
-    connect(worker_, &EngineWorker::loadProgress, this, [this](quint64 id, const QString& phase, int pct) {
-        if (id == loadingId_) emit loadProgress(phase, pct);
-    });
-    connect(worker_, &EngineWorker::modelLoaded, this, [this](quint64 id, const ModelInfoPtr& info) {
-        model_ = info;
-        kvBytes_ = 0;
-        if (id == loadingId_) {
-            loadingId_ = 0;
-            loadingSource_.clear();
-        }
-        emit modelLoaded(info);
-        emit busyChanged();
-    });
-    connect(worker_, &EngineWorker::loadFailed, this, [this](quint64 id, const QString& msg, LoadFailure kind) {
-        const QString source = loadingSource_;
-        if (id == loadingId_) {
-            loadingId_ = 0;
-            loadingSource_.clear();
-        }
-        emit loadFailed(source, msg, kind);
-        emit busyChanged();
-    });
+    connect(worker_, &EngineWorker::loadProgress, this,
+            [this](quint64 id, const QString& phase, int pct) {
+                if (id == loadingId_) emit loadProgress(phase, pct);
+            });
+    connect(worker_, &EngineWorker::modelLoaded, this,
+            [this](quint64 id, const ModelInfoPtr& info) {
+                model_ = info;
+                kvBytes_ = 0;
+                if (id == loadingId_) {
+                    loadingId_ = 0;
+                    loadingSource_.clear();
+                }
+                emit modelLoaded(info);
+                emit busyChanged();
+            });
+    connect(worker_, &EngineWorker::loadFailed, this,
+            [this](quint64 id, const QString& msg, LoadFailure kind) {
+                const QString source = loadingSource_;
+                if (id == loadingId_) {
+                    loadingId_ = 0;
+                    loadingSource_.clear();
+                }
+                emit loadFailed(source, msg, kind);
+                emit busyChanged();
+            });
     // Direct connections: these run on the worker thread and only queue the event.
-    connect(worker_, &EngineWorker::generationStarted, this, [this](const ContextSnapshotPtr& c) { post({c, {}, {}}); },
-            Qt::DirectConnection);
-    connect(worker_, &EngineWorker::tokenGenerated, this, [this](const TokenSnapshotPtr& t) { post({{}, t, {}}); },
-            Qt::DirectConnection);
-    connect(worker_, &EngineWorker::generationFinished, this, [this](const GenerationResult& r) { post({{}, {}, r}); },
-            Qt::DirectConnection);
+    connect(
+        worker_, &EngineWorker::generationStarted, this,
+        [this](const ContextSnapshotPtr& c) {
+            post({c, {}, {}});
+        },
+        Qt::DirectConnection);
+    connect(
+        worker_, &EngineWorker::tokenGenerated, this,
+        [this](const TokenSnapshotPtr& t) {
+            post({{}, t, {}});
+        },
+        Qt::DirectConnection);
+    connect(
+        worker_, &EngineWorker::generationFinished, this,
+        [this](const GenerationResult& r) {
+            post({{}, {}, r});
+        },
+        Qt::DirectConnection);
     thread_.start();
 }
 
@@ -493,7 +533,8 @@ void EngineController::cancelLoad() {
     if (loadingId_) worker_->requestCancelLoad(loadingId_);
 }
 
-quint64 EngineController::generate(const std::vector<ChatMessageInput>& messages, const SamplingSettings& sampling) {
+quint64 EngineController::generate(const std::vector<ChatMessageInput>& messages,
+                                   const SamplingSettings& sampling) {
     stop();
     GenerationRequest req;
     req.id = ++nextGeneration_;
@@ -501,7 +542,8 @@ quint64 EngineController::generate(const std::vector<ChatMessageInput>& messages
     req.sampling = sampling;
     generatingId_ = req.id;
     emit busyChanged();
-    QMetaObject::invokeMethod(worker_, "generate", Qt::QueuedConnection, Q_ARG(GenerationRequest, req));
+    QMetaObject::invokeMethod(worker_, "generate", Qt::QueuedConnection,
+                              Q_ARG(GenerationRequest, req));
     return req.id;
 }
 

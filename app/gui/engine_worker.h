@@ -10,8 +10,8 @@
 #include <QThread>
 #include <atomic>
 #include <deque>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <vector>
 
 #include "app/gui/engine_types.h"
@@ -26,7 +26,7 @@ class ChatTemplate;
 
 class EngineWorker : public QObject {
     Q_OBJECT
-public:
+  public:
     EngineWorker();
     ~EngineWorker() override;
 
@@ -35,12 +35,12 @@ public:
     void requestCancelLoad(quint64 upToLoad) { raise(cancelUpTo_, upToLoad); }
     void setProbeConfig(const archlens::ProbeConfig& cfg);
 
-public slots:
+  public slots:
     void loadModel(const LoadRequest& req);
     void generate(const GenerationRequest& req);
     void unloadModel();
 
-signals:
+  signals:
     void loadProgress(quint64 loadId, const QString& phase, int percent);  // percent < 0: busy
     void modelLoaded(quint64 loadId, const ModelInfoPtr& info);
     void loadFailed(quint64 loadId, const QString& message, LoadFailure kind);
@@ -48,7 +48,7 @@ signals:
     void tokenGenerated(const TokenSnapshotPtr& token);
     void generationFinished(const GenerationResult& result);
 
-private:
+  private:
     struct Loaded;
     static void raise(std::atomic<quint64>& a, quint64 v);
     bool stopRequested(quint64 gen) const { return stopUpTo_.load() >= gen; }
@@ -65,18 +65,20 @@ private:
 
 class EngineController : public QObject {
     Q_OBJECT
-public:
+  public:
     explicit EngineController(QObject* parent = nullptr);
     ~EngineController() override;  // stops, cancels and joins: safe while generating
 
     // Stops a running answer first, then loads (the old model stays until the new one is ready).
     quint64 loadModel(const QString& pathOrDemo);
     // The spec only (diagram, parameter counts, KV math), no weights: the loaded model is dropped
-    // and nothing can chat until a runnable model is loaded. catalog:NAME and *.json always open so.
+    // and nothing can chat until a runnable model is loaded. catalog:NAME and *.json always open
+    // so.
     quint64 loadArchitecture(const QString& pathOrCatalog);
     void cancelLoad();
     // Empty when no model is loaded (generationFinished with an error follows).
-    quint64 generate(const std::vector<ChatMessageInput>& messages, const SamplingSettings& sampling);
+    quint64 generate(const std::vector<ChatMessageInput>& messages,
+                     const SamplingSettings& sampling);
     void stop();
     void setProbeConfig(const archlens::ProbeConfig& cfg) { worker_->setProbeConfig(cfg); }
 
@@ -91,7 +93,7 @@ public:
     // The latest per-token numbers (for the status bar).
     quint64 kvBytes() const { return kvBytes_; }
 
-signals:
+  signals:
     // Generation events arrive in order (started, tokens, finished), one signal per token.
     void loadStarted(const QString& source);
     void loadProgress(const QString& phase, int percent);
@@ -102,7 +104,7 @@ signals:
     void generationFinished(const GenerationResult& result);
     void busyChanged();
 
-private:
+  private:
     // The worker can outrun the UI (a tiny model makes thousands of tokens per second). Its
     // generation events go into this inbox and the UI drains it in slices of a few milliseconds,
     // so timers, input and painting run in between however fast tokens come.
@@ -112,7 +114,7 @@ private:
         std::optional<GenerationResult> finished;
     };
     quint64 startLoad(const QString& source, bool architectureOnly);
-    void post(InboxEvent e);  // worker thread
+    void post(InboxEvent e);   // worker thread
     Q_INVOKABLE void drain();  // UI thread
 
     QThread thread_;

@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
     bool help = false;
     const auto opts = CaptureOptions::parse(app.arguments(), &error, &help);
     if (!opts) {
-        std::fprintf(stderr, "archlens: %s\n\n%s", qPrintable(error), qPrintable(CaptureOptions::helpText()));
+        std::fprintf(stderr, "archlens: %s\n\n%s", qPrintable(error),
+                     qPrintable(CaptureOptions::helpText()));
         return 2;
     }
     if (help) {
@@ -36,15 +37,17 @@ int main(int argc, char** argv) {
     std::unique_ptr<CaptureRunner> runner;
     if (opts->scripted()) {
         runner = std::make_unique<CaptureRunner>(&window, *opts);
-        QObject::connect(runner.get(), &CaptureRunner::finished, &app, [&](int code, const QString& message) {
-            if (code != 0)
-                std::fprintf(stderr, "archlens: %s\n", qPrintable(message));
-            else if (!message.isEmpty())
-                std::printf("archlens: %s\n", qPrintable(message));
-            for (const QString& f : runner->writtenFiles()) std::printf("%s\n", qPrintable(f));
-            std::fflush(stdout);
-            if (opts->quitAfterCapture) QCoreApplication::exit(code);
-        });
+        QObject::connect(runner.get(), &CaptureRunner::finished, &app,
+                         [&](int code, const QString& message) {
+                             if (code != 0)
+                                 std::fprintf(stderr, "archlens: %s\n", qPrintable(message));
+                             else if (!message.isEmpty())
+                                 std::printf("archlens: %s\n", qPrintable(message));
+                             for (const QString& f : runner->writtenFiles())
+                                 std::printf("%s\n", qPrintable(f));
+                             std::fflush(stdout);
+                             if (opts->quitAfterCapture) QCoreApplication::exit(code);
+                         });
         runner->start();
     }
     return app.exec();

@@ -35,12 +35,15 @@ constexpr int kLayoutVersion = 1;
 }  // namespace
 
 MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
-    : QMainWindow(parent), engine_(new EngineController(this)), store_(new ConversationStore(options.conversationsDir, this)) {
+    : QMainWindow(parent),
+      engine_(new EngineController(this)),
+      store_(new ConversationStore(options.conversationsDir, this)) {
     setObjectName(QStringLiteral("mainWindow"));
     setWindowTitle(tr("ArchLens"));
     setAcceptDrops(true);
     setDockNestingEnabled(true);
-    setDockOptions(QMainWindow::AnimatedDocks | QMainWindow::AllowNestedDocks | QMainWindow::AllowTabbedDocks);
+    setDockOptions(QMainWindow::AnimatedDocks | QMainWindow::AllowNestedDocks |
+                   QMainWindow::AllowTabbedDocks);
 
     library_ = new ModelLibrary(engine_, this);
     chat_ = new ChatPanel(engine_, store_, this);
@@ -49,18 +52,24 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
     addPanel(Panel::Conversations, tr("Conversations"), conversations_);
     addPanel(Panel::Chat, tr("Chat"), chat_);
     addPanel(Panel::Architecture, tr("Architecture"),
-             new PanelPlaceholder(tr("Architecture diagram"), tr("The loaded model's blocks, lit as it runs.")));
+             new PanelPlaceholder(tr("Architecture diagram"),
+                                  tr("The loaded model's blocks, lit as it runs.")));
     addPanel(Panel::Attention, tr("Attention"),
-             new PanelPlaceholder(tr("Attention"), tr("Query × key heatmaps per layer and head, live while it answers.")));
+             new PanelPlaceholder(
+                 tr("Attention"),
+                 tr("Query × key heatmaps per layer and head, live while it answers.")));
     addPanel(Panel::Routing, tr("Routing"),
-             new PanelPlaceholder(tr("Expert routing"), tr("Tokens × experts for mixture-of-experts layers.")));
+             new PanelPlaceholder(tr("Expert routing"),
+                                  tr("Tokens × experts for mixture-of-experts layers.")));
     addPanel(Panel::KvCache, tr("KV cache"),
-             new PanelPlaceholder(tr("KV cache"), tr("Bytes per layer, by attention kind, as the context grows.")));
+             new PanelPlaceholder(tr("KV cache"),
+                                  tr("Bytes per layer, by attention kind, as the context grows.")));
     addPanel(Panel::TopK, tr("Next token"),
              new PanelPlaceholder(tr("Next token"), tr("Top-k probabilities of the next token.")));
     buildLayout();
-    new ArchitecturePanel(this);  // the diagram in the architecture dock (finds itself by findChild)
-    new InternalsPanels(this);    // attention, routing, KV cache and next-token views in their docks
+    new ArchitecturePanel(
+        this);                  // the diagram in the architecture dock (finds itself by findChild)
+    new InternalsPanels(this);  // attention, routing, KV cache and next-token views in their docks
     buildActions();
     buildStatusBar();
 
@@ -75,15 +84,19 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
     });
     connect(chat_, &ChatPanel::errorOccurred, this, &MainWindow::showError);
     connect(engine_, &EngineController::modelLoaded, this, &MainWindow::onModelLoaded);
-    connect(engine_, &EngineController::loadFailed, this, [this](const QString& source, const QString& msg, LoadFailure kind) {
-        if (kind == LoadFailure::Cancelled)
-            statusBar()->showMessage(msg, 5000);
-        else if (kind == LoadFailure::Refused)
-            showError(tr("Model too large for this machine's memory"), msg);
-        else
-            showError(tr("Cannot open the model"), msg.contains(source) || source.isEmpty() ? msg : source + QStringLiteral(":\n") + msg);
-        updateStatus();
-    });
+    connect(engine_, &EngineController::loadFailed, this,
+            [this](const QString& source, const QString& msg, LoadFailure kind) {
+                if (kind == LoadFailure::Cancelled)
+                    statusBar()->showMessage(msg, 5000);
+                else if (kind == LoadFailure::Refused)
+                    showError(tr("Model too large for this machine's memory"), msg);
+                else
+                    showError(tr("Cannot open the model"),
+                              msg.contains(source) || source.isEmpty()
+                                  ? msg
+                                  : source + QStringLiteral(":\n") + msg);
+                updateStatus();
+            });
 
     QSettings settings;
     restoreGeometry(settings.value("window/geometry").toByteArray());
@@ -96,7 +109,8 @@ MainWindow::MainWindow(const MainWindowOptions& options, QWidget* parent)
         const QString last = settings.value("chat/lastConversation").toString();
         if (!last.isEmpty() && QFile::exists(store_->filePath(last))) chat_->openConversation(last);
     }
-    if (options.openDemoOnFirstLaunch && !settings.value("app/launched").toBool()) engine_->loadModel(kFirstDemo);
+    if (options.openDemoOnFirstLaunch && !settings.value("app/launched").toBool())
+        engine_->loadModel(kFirstDemo);
     settings.setValue("app/launched", true);
     library_->rescan();
     updateStatus();
@@ -112,14 +126,22 @@ MainWindow::~MainWindow() {
 
 QString MainWindow::panelKey(Panel p) {
     switch (p) {
-        case Panel::Library: return QStringLiteral("library");
-        case Panel::Conversations: return QStringLiteral("conversations");
-        case Panel::Chat: return QStringLiteral("chat");
-        case Panel::Architecture: return QStringLiteral("architecture");
-        case Panel::Attention: return QStringLiteral("attention");
-        case Panel::Routing: return QStringLiteral("routing");
-        case Panel::KvCache: return QStringLiteral("kv-cache");
-        case Panel::TopK: return QStringLiteral("top-k");
+        case Panel::Library:
+            return QStringLiteral("library");
+        case Panel::Conversations:
+            return QStringLiteral("conversations");
+        case Panel::Chat:
+            return QStringLiteral("chat");
+        case Panel::Architecture:
+            return QStringLiteral("architecture");
+        case Panel::Attention:
+            return QStringLiteral("attention");
+        case Panel::Routing:
+            return QStringLiteral("routing");
+        case Panel::KvCache:
+            return QStringLiteral("kv-cache");
+        case Panel::TopK:
+            return QStringLiteral("top-k");
     }
     return {};
 }
@@ -128,7 +150,8 @@ QDockWidget* MainWindow::addPanel(Panel p, const QString& title, QWidget* w) {
     auto* d = new QDockWidget(title, this);
     d->setObjectName(QStringLiteral("dock-") + panelKey(p));  // saveState() keys docks by name
     d->setWidget(w);
-    d->setFeatures(QDockWidget::DockWidgetClosable | QDockWidget::DockWidgetMovable | QDockWidget::DockWidgetFloatable);
+    d->setFeatures(QDockWidget::DockWidgetClosable | QDockWidget::DockWidgetMovable |
+                   QDockWidget::DockWidgetFloatable);
     docks_.insert(p, d);
     return d;
 }
@@ -164,9 +187,10 @@ void MainWindow::applyDefaultSizes() {
     resizeDocks({docks_[Panel::Architecture]}, {w * 24 / 100}, Qt::Horizontal);
     resizeDocks({lib, docks_[Panel::Chat]}, {w * 28 / 100, w * 48 / 100}, Qt::Horizontal);
     resizeDocks({lib, docks_[Panel::Conversations]}, {h * 40 / 100, h * 20 / 100}, Qt::Vertical);
-    resizeDocks({docks_[Panel::Architecture], docks_[Panel::TopK]}, {h * 35 / 100, h * 25 / 100}, Qt::Vertical);
-    resizeDocks({docks_[Panel::Attention], docks_[Panel::Routing], docks_[Panel::KvCache]}, {w * 45 / 100, w * 30 / 100, w * 25 / 100},
-                Qt::Horizontal);
+    resizeDocks({docks_[Panel::Architecture], docks_[Panel::TopK]}, {h * 35 / 100, h * 25 / 100},
+                Qt::Vertical);
+    resizeDocks({docks_[Panel::Attention], docks_[Panel::Routing], docks_[Panel::KvCache]},
+                {w * 45 / 100, w * 30 / 100, w * 25 / 100}, Qt::Horizontal);
     resizeDocks({docks_[Panel::Attention]}, {h * 28 / 100}, Qt::Vertical);
 }
 
@@ -189,7 +213,8 @@ void MainWindow::buildActions() {
     connect(newChat, &QAction::triggered, chat_, &ChatPanel::newConversation);
     auto* stop = new QAction(tr("&Stop"), this);
     stop->setEnabled(false);
-    connect(engine_, &EngineController::busyChanged, stop, [this, stop] { stop->setEnabled(engine_->isGenerating()); });
+    connect(engine_, &EngineController::busyChanged, stop,
+            [this, stop] { stop->setEnabled(engine_->isGenerating()); });
     stop->setShortcut(Qt::Key_Escape);
     stop->setShortcutContext(Qt::WindowShortcut);
     connect(stop, &QAction::triggered, chat_, &ChatPanel::stop);
@@ -206,8 +231,10 @@ void MainWindow::buildActions() {
     connect(exportView, &QAction::triggered, this, &MainWindow::exportFocusedView);
 
     auto* openCatalog = new QAction(tr("Open &catalog model…"), this);
-    openCatalog->setToolTip(tr("A well-known model's real configuration, architecture only (no chat)"));
-    connect(openCatalog, &QAction::triggered, findChild<ArchitecturePanel*>(), &ArchitecturePanel::openCatalogDialog);
+    openCatalog->setToolTip(
+        tr("A well-known model's real configuration, architecture only (no chat)"));
+    connect(openCatalog, &QAction::triggered, findChild<ArchitecturePanel*>(),
+            &ArchitecturePanel::openCatalogDialog);
     auto* compare = new QAction(tr("&Compare models…"), this);
     connect(compare, &QAction::triggered, this, [this] {
         auto* w = findChild<CompareWindow*>();
@@ -230,7 +257,8 @@ void MainWindow::buildActions() {
     auto* demoMenu = new QMenu(tr("Demo models"), this);
     for (const auto& d : archlens::demo::demo_models()) {
         const QString source = QStringLiteral("demo:") + QString::fromStdString(d.name);
-        QAction* a = demoMenu->addAction(QString::fromStdString(d.title) + QStringLiteral("  —  ") + QString::fromStdString(d.description));
+        QAction* a = demoMenu->addAction(QString::fromStdString(d.title) + QStringLiteral("  —  ") +
+                                         QString::fromStdString(d.description));
         connect(a, &QAction::triggered, this, [this, source] { engine_->loadModel(source); });
     }
 
@@ -262,8 +290,9 @@ void MainWindow::buildActions() {
     tb->addAction(open);
     auto* demoButton = new QToolButton(tb);
     demoButton->setText(tr("Demo models"));
-    demoButton->setToolTip(tr("Tiny built-in models of every supported architecture. Random weights: they show the "
-                              "machinery, not meaning."));
+    demoButton->setToolTip(
+        tr("Tiny built-in models of every supported architecture. Random weights: they show the "
+           "machinery, not meaning."));
     demoButton->setMenu(demoMenu);
     demoButton->setPopupMode(QToolButton::InstantPopup);
     tb->addWidget(demoButton);
@@ -284,8 +313,9 @@ void MainWindow::buildActions() {
 void MainWindow::buildStatusBar() {
     statusModel_ = new QLabel(this);
     statusMemory_ = new QLabel(this);
-    statusMemory_->setToolTip(tr("Weights as mapped from the file, the KV cache as allocated by the engine (measured), "
-                                 "and an estimate for working buffers."));
+    statusMemory_->setToolTip(
+        tr("Weights as mapped from the file, the KV cache as allocated by the engine (measured), "
+           "and an estimate for working buffers."));
     loadLabel_ = new QLabel(this);
     loadProgress_ = new QProgressBar(this);
     loadProgress_->setMaximumWidth(200);
@@ -330,12 +360,16 @@ void MainWindow::buildStatusBar() {
 
 void MainWindow::onModelLoaded(const ModelInfoPtr& info) {
     setWindowTitle(tr("ArchLens — %1").arg(info->name));
-    QString label = QStringLiteral("<b>%1</b> · %2 · %3").arg(info->name.toHtmlEscaped(), info->weightTypes.section(u' ', 0, 0), info->backend);
+    QString label =
+        QStringLiteral("<b>%1</b> · %2 · %3")
+            .arg(info->name.toHtmlEscaped(), info->weightTypes.section(u' ', 0, 0), info->backend);
     if (info->isDemo) label += tr(" · <span style='color:#8a6d00'>random weights</span>");
     modelLabel_->setText(label);
     modelLabel_->setToolTip(info->filePath);
     if (!info->templateRecognized)
-        statusBar()->showMessage(tr("The model's chat template is not one ArchLens knows; a generic format is used."), 10000);
+        statusBar()->showMessage(
+            tr("The model's chat template is not one ArchLens knows; a generic format is used."),
+            10000);
     updateStatus();
 }
 
@@ -346,29 +380,33 @@ QString MainWindow::statusText() const {
 void MainWindow::updateStatus() {
     const ModelInfoPtr m = engine_->model();
     if (!m) {
-        statusModel_->setText(tr("No model loaded — open one (Ctrl+O), drop a file here, or pick a demo."));
+        statusModel_->setText(
+            tr("No model loaded — open one (Ctrl+O), drop a file here, or pick a demo."));
         statusMemory_->clear();
         return;
     }
     const auto& s = *m->spec;
     if (m->architectureOnly) {
-        statusModel_->setText(tr("%1 · %2 layers · trained context %3 · architecture only: read from its config, no weights, no chat")
+        statusModel_->setText(tr("%1 · %2 layers · trained context %3 · architecture only: read "
+                                 "from its config, no weights, no chat")
                                   .arg(m->name)
                                   .arg(s.n_layers)
                                   .arg(m->contextSize));
         statusMemory_->setText(tr("memory: nothing loaded"));
         return;
     }
-    statusModel_->setText(tr("%1 · %2 layers · context %3 · %4 (%5) · loaded in %6 ms")
-                              .arg(m->name)
-                              .arg(s.n_layers)
-                              .arg(m->contextSize)
-                              .arg(m->backend)
-                              .arg(m->threads == 1 ? tr("1 thread") : tr("%1 threads").arg(m->threads))
-                              .arg(m->loadMs, 0, 'f', 0));
+    statusModel_->setText(
+        tr("%1 · %2 layers · context %3 · %4 (%5) · loaded in %6 ms")
+            .arg(m->name)
+            .arg(s.n_layers)
+            .arg(m->contextSize)
+            .arg(m->backend)
+            .arg(m->threads == 1 ? tr("1 thread") : tr("%1 threads").arg(m->threads))
+            .arg(m->loadMs, 0, 'f', 0));
     const quint64 kv = engine_->kvBytes();
     statusMemory_->setText(tr("memory: weights %1 + KV %2 + buffers ~%3 = %4")
-                               .arg(formatBytes(m->weightBytes), formatBytes(kv), formatBytes(m->memory.buffers),
+                               .arg(formatBytes(m->weightBytes), formatBytes(kv),
+                                    formatBytes(m->memory.buffers),
                                     formatBytes(m->weightBytes + kv + m->memory.buffers)));
 }
 
@@ -410,11 +448,13 @@ void MainWindow::exportFocusedView() {
         }
     }
     const QPixmap pix = target ? target->grab() : grab();
-    auto* dlg = new QFileDialog(this, tr("Export view"), QStringLiteral("archlens-%1.png").arg(key), tr("PNG images (*.png)"));
+    auto* dlg = new QFileDialog(this, tr("Export view"), QStringLiteral("archlens-%1.png").arg(key),
+                                tr("PNG images (*.png)"));
     dlg->setAcceptMode(QFileDialog::AcceptSave);
     dlg->setAttribute(Qt::WA_DeleteOnClose);
     connect(dlg, &QFileDialog::fileSelected, this, [this, pix](const QString& file) {
-        if (!pix.save(file, "PNG")) showError(tr("Export failed"), tr("Could not write %1").arg(file));
+        if (!pix.save(file, "PNG"))
+            showError(tr("Export failed"), tr("Could not write %1").arg(file));
     });
     dlg->open();
 }

@@ -3,8 +3,8 @@
 // conversation store), places the panels, and shows errors and status; each panel wires itself.
 #pragma once
 #include <QMainWindow>
-#include <QMessageBox>
 #include <QMap>
+#include <QMessageBox>
 #include <QPointer>
 #include <QTimer>
 
@@ -28,9 +28,18 @@ struct MainWindowOptions {
 
 class MainWindow : public QMainWindow {
     Q_OBJECT
-public:
+  public:
     // Library, conversations and chat are this issue's; the rest are slots the live views fill.
-    enum class Panel { Library, Conversations, Chat, Architecture, Attention, Routing, KvCache, TopK };
+    enum class Panel {
+        Library,
+        Conversations,
+        Chat,
+        Architecture,
+        Attention,
+        Routing,
+        KvCache,
+        TopK
+    };
     static constexpr const char* kFirstDemo = "demo:llama3";
 
     explicit MainWindow(const MainWindowOptions& options = {}, QWidget* parent = nullptr);
@@ -43,7 +52,7 @@ public:
     ConversationList* conversationList() const { return conversations_; }
     QDockWidget* dock(Panel p) const { return docks_.value(p); }
     void setPanelWidget(Panel p, QWidget* w);  // replaces the placeholder; the dock takes ownership
-    static QString panelKey(Panel p);           // "chat", "kv-cache", ... (file names, object names)
+    static QString panelKey(Panel p);          // "chat", "kv-cache", ... (file names, object names)
     QList<Panel> panels() const { return docks_.keys(); }
 
     // The last error shown (non-modal dialogs: the app keeps running behind them).
@@ -52,22 +61,22 @@ public:
     QMessageBox* lastErrorBox() const { return lastErrorBox_; }
     QString statusText() const;
 
-public slots:
+  public slots:
     void showError(const QString& title, const QString& message);
     void resetLayout();
     void togglePresentation();
     void exportFocusedView();
 
-signals:
+  signals:
     void errorShown(const QString& title, const QString& message);
 
-protected:
+  protected:
     void closeEvent(QCloseEvent* e) override;
     void showEvent(QShowEvent* e) override;
     void dragEnterEvent(QDragEnterEvent* e) override;
     void dropEvent(QDropEvent* e) override;
 
-private:
+  private:
     QDockWidget* addPanel(Panel p, const QString& title, QWidget* w);
     void buildLayout();
     void applyDefaultSizes();

@@ -37,7 +37,8 @@ qint64 defaultContext(const archlens::ModelSpec& spec, qint64 cap) {
     return std::min(trained, cap);
 }
 
-MemoryEstimate estimateMemory(const archlens::ModelSpec& spec, quint64 weightBytes, qint64 nCtx, quint64 available) {
+MemoryEstimate estimateMemory(const archlens::ModelSpec& spec, quint64 weightBytes, qint64 nCtx,
+                              quint64 available) {
     MemoryEstimate e;
     e.weights = weightBytes;
     e.kv = archlens::kv_bytes_at(spec, quint64(std::max<qint64>(nCtx, 0)), 4.0);
@@ -45,7 +46,8 @@ MemoryEstimate estimateMemory(const archlens::ModelSpec& spec, quint64 weightByt
     // and a fixed allowance for the process itself (Qt, the thread pool, the tokenizer).
     const quint64 dim = quint64(std::max(spec.dim, 1));
     const quint64 chunk = quint64(std::min<qint64>(std::max<qint64>(nCtx, 1), 512));
-    e.buffers = chunk * dim * 4 * 8 + quint64(std::max(spec.vocab, 1)) * 4 * 4 + 64ull * 1024 * 1024;
+    e.buffers =
+        chunk * dim * 4 * 8 + quint64(std::max(spec.vocab, 1)) * 4 * 4 + 64ull * 1024 * 1024;
     e.available = available;
     if (available == 0)
         e.fit = MemoryFit::Tight;  // unknown: let it load, but do not promise room
@@ -60,9 +62,12 @@ MemoryEstimate estimateMemory(const archlens::ModelSpec& spec, quint64 weightByt
 
 QString MemoryEstimate::fitLabel() const {
     switch (fit) {
-        case MemoryFit::Fits: return QObject::tr("fits");
-        case MemoryFit::Tight: return QObject::tr("tight");
-        case MemoryFit::TooLarge: return QObject::tr("too large");
+        case MemoryFit::Fits:
+            return QObject::tr("fits");
+        case MemoryFit::Tight:
+            return QObject::tr("tight");
+        case MemoryFit::TooLarge:
+            return QObject::tr("too large");
     }
     return {};
 }
@@ -70,8 +75,10 @@ QString MemoryEstimate::fitLabel() const {
 QString MemoryEstimate::summary() const {
     const QString parts = QObject::tr("weights %1 + KV cache %2 + buffers %3")
                               .arg(formatBytes(weights), formatBytes(kv), formatBytes(buffers));
-    if (available == 0) return QObject::tr("needs %1 (%2); free memory unknown").arg(formatBytes(total()), parts);
-    return QObject::tr("needs %1 of %2 free (%3)").arg(formatBytes(total()), formatBytes(available), parts);
+    if (available == 0)
+        return QObject::tr("needs %1 (%2); free memory unknown").arg(formatBytes(total()), parts);
+    return QObject::tr("needs %1 of %2 free (%3)")
+        .arg(formatBytes(total()), formatBytes(available), parts);
 }
 
 quint64 modelBytesOnDisk(const QString& path) {
@@ -100,9 +107,12 @@ quint64 modelBytesOnDisk(const QString& path) {
 
 QColor fitColor(MemoryFit fit) {
     switch (fit) {
-        case MemoryFit::Fits: return QColor(26, 152, 80);
-        case MemoryFit::Tight: return QColor(230, 160, 20);
-        case MemoryFit::TooLarge: return QColor(215, 48, 39);
+        case MemoryFit::Fits:
+            return QColor(26, 152, 80);
+        case MemoryFit::Tight:
+            return QColor(230, 160, 20);
+        case MemoryFit::TooLarge:
+            return QColor(215, 48, 39);
     }
     return {};
 }

@@ -17,7 +17,8 @@ struct MemoryEstimate {
     MemoryFit fit = MemoryFit::Fits;
 
     quint64 total() const { return weights + kv + buffers; }
-    QString summary() const;  // "needs 4.2 GB of 15.1 GB free (weights 3.9 GB + KV 256 MB + buffers 80 MB)"
+    QString summary()
+        const;  // "needs 4.2 GB of 15.1 GB free (weights 3.9 GB + KV 256 MB + buffers 80 MB)"
     QString fitLabel() const;  // "fits", "tight", "too large"
 };
 

@@ -40,8 +40,10 @@ DiscoveryRoots DiscoveryRoots::fromEnvironment() {
     else
         r.huggingFace << home + QStringLiteral("/.cache/huggingface/hub");
     if (const QString o = qEnvironmentVariable("OLLAMA_MODELS"); !o.isEmpty()) r.ollama << o;
-    r.ollama << home + QStringLiteral("/.ollama/models") << QStringLiteral("/usr/share/ollama/.ollama/models");
-    r.lmStudio << home + QStringLiteral("/.lmstudio/models") << home + QStringLiteral("/.cache/lm-studio/models");
+    r.ollama << home + QStringLiteral("/.ollama/models")
+             << QStringLiteral("/usr/share/ollama/.ollama/models");
+    r.lmStudio << home + QStringLiteral("/.lmstudio/models")
+               << home + QStringLiteral("/.cache/lm-studio/models");
     return r;
 }
 
@@ -49,25 +51,32 @@ std::vector<ModelEntry> discoverHuggingFace(const QString& hubDir) {
     // Layout: models--ORG--NAME/{refs/main, snapshots/<revision>/<files as symlinks to blobs>}.
     std::vector<ModelEntry> out;
     const QDir hub(hubDir);
-    for (const QString& repo : hub.entryList({QStringLiteral("models--*")}, QDir::Dirs | QDir::NoDotAndDotDot)) {
+    for (const QString& repo :
+         hub.entryList({QStringLiteral("models--*")}, QDir::Dirs | QDir::NoDotAndDotDot)) {
         const QString repoName = repo.mid(8).replace(QStringLiteral("--"), QStringLiteral("/"));
         const QDir snapshots(hub.filePath(repo + QStringLiteral("/snapshots")));
         QString revision;
         QFile ref(hub.filePath(repo + QStringLiteral("/refs/main")));
         if (ref.open(QIODevice::ReadOnly)) revision = QString::fromUtf8(ref.readAll()).trimmed();
         if (revision.isEmpty() || !snapshots.exists(revision)) {
-            const QStringList revs = snapshots.entryList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Time);
+            const QStringList revs =
+                snapshots.entryList(QDir::Dirs | QDir::NoDotAndDotDot, QDir::Time);
             if (revs.isEmpty()) continue;
             revision = revs.first();
         }
         const QDir snap(snapshots.filePath(revision));
         if (snap.exists(QStringLiteral("config.json")) && hasSafetensors(snap))
             out.push_back({snap.absolutePath(), repoName, QStringLiteral("huggingface"), {}});
-        QDirIterator it(snap.absolutePath(), {QStringLiteral("*.gguf")}, QDir::Files, QDirIterator::Subdirectories);
+        QDirIterator it(snap.absolutePath(), {QStringLiteral("*.gguf")}, QDir::Files,
+                        QDirIterator::Subdirectories);
         while (it.hasNext()) {
             const QString file = it.next();
-            if (it.fileName().startsWith(QStringLiteral("mmproj"))) continue;  // vision projector, not a model
-            out.push_back({file, repoName + u'/' + snap.relativeFilePath(file), QStringLiteral("huggingface"), {}});
+            if (it.fileName().startsWith(QStringLiteral("mmproj")))
+                continue;  // vision projector, not a model
+            out.push_back({file,
+                           repoName + u'/' + snap.relativeFilePath(file),
+                           QStringLiteral("huggingface"),
+                           {}});
         }
     }
     return out;
@@ -87,7 +96,8 @@ std::vector<ModelEntry> discoverOllama(const QString& modelsDir) {
         const QJsonObject m = readJson(file);
         for (const QJsonValue& v : m.value("layers").toArray()) {
             const QJsonObject layer = v.toObject();
-            if (layer.value("mediaType").toString() != u"application/vnd.ollama.image.model") continue;
+            if (layer.value("mediaType").toString() != u"application/vnd.ollama.image.model")
+                continue;
             QString digest = layer.value("digest").toString();
             digest.replace(u':', u'-');
             const QString blob = root.filePath(QStringLiteral("blobs/") + digest);
@@ -108,17 +118,20 @@ std::vector<ModelEntry> discoverLmStudio(const QString& modelsDir) {
     std::vector<ModelEntry> out;
     const QDir root(modelsDir);
     if (!root.exists()) return out;
-    QDirIterator it(modelsDir, QDir::Files, QDirIterator::Subdirectories | QDirIterator::FollowSymlinks);
+    QDirIterator it(modelsDir, QDir::Files,
+                    QDirIterator::Subdirectories | QDirIterator::FollowSymlinks);
     QStringList folders;
     while (it.hasNext()) {
         const QString file = it.next();
         const QString fn = it.fileName();
-        if (fn.endsWith(QStringLiteral(".gguf"), Qt::CaseInsensitive) && !fn.startsWith(QStringLiteral("mmproj")))
+        if (fn.endsWith(QStringLiteral(".gguf"), Qt::CaseInsensitive) &&
+            !fn.startsWith(QStringLiteral("mmproj")))
             out.push_back({file, root.relativeFilePath(file), QStringLiteral("lmstudio"), {}});
         else if (fn == u"config.json" && hasSafetensors(QFileInfo(file).dir()))
             folders << QFileInfo(file).absolutePath();
     }
-    for (const QString& f : folders) out.push_back({f, root.relativeFilePath(f), QStringLiteral("lmstudio"), {}});
+    for (const QString& f : folders)
+        out.push_back({f, root.relativeFilePath(f), QStringLiteral("lmstudio"), {}});
     return out;
 }
 
@@ -127,7 +140,9 @@ std::vector<ModelEntry> discoverModels(const DiscoveryRoots& roots) {
     auto append = [&](std::vector<ModelEntry> v) {
         for (auto& e : v) {
             bool dup = false;
-            for (const auto& a : all) dup |= QFileInfo(a.path).canonicalFilePath() == QFileInfo(e.path).canonicalFilePath();
+            for (const auto& a : all)
+                dup |=
+                    QFileInfo(a.path).canonicalFilePath() == QFileInfo(e.path).canonicalFilePath();
             if (!dup) all.push_back(std::move(e));
         }
     };
@@ -138,8 +153,10 @@ std::vector<ModelEntry> discoverModels(const DiscoveryRoots& roots) {
 }
 
 QString formatParams(quint64 n) {
-    if (n >= 1000000000ull) return QString::number(double(n) / 1e9, 'f', n >= 10000000000ull ? 0 : 1) + u'B';
-    if (n >= 1000000ull) return QString::number(double(n) / 1e6, 'f', n >= 10000000ull ? 0 : 1) + u'M';
+    if (n >= 1000000000ull)
+        return QString::number(double(n) / 1e9, 'f', n >= 10000000000ull ? 0 : 1) + u'B';
+    if (n >= 1000000ull)
+        return QString::number(double(n) / 1e6, 'f', n >= 10000000ull ? 0 : 1) + u'M';
     if (n >= 1000ull) return QString::number(double(n) / 1e3, 'f', 0) + u'K';
     return QString::number(n);
 }
@@ -153,13 +170,18 @@ std::string resolveModelSource(const std::string& source) {
 
 ModelEntry inspectModel(ModelEntry e, quint64 budget, qint64 contextCap) {
     try {
-        const std::string path = resolveModelSource(e.path.toStdString());  // demos: created on first use
+        const std::string path =
+            resolveModelSource(e.path.toStdString());  // demos: created on first use
         const ModelSpec spec = Model::load_spec(path);
-        const QString type = QString::fromStdString(spec.model_type), family = QString::fromLatin1(family_name(spec.family));
-        e.architecture = type.compare(family, Qt::CaseInsensitive) == 0 || family.isEmpty() ? type : type + QStringLiteral(" · ") + family;
+        const QString type = QString::fromStdString(spec.model_type),
+                      family = QString::fromLatin1(family_name(spec.family));
+        e.architecture = type.compare(family, Qt::CaseInsensitive) == 0 || family.isEmpty()
+                             ? type
+                             : type + QStringLiteral(" · ") + family;
         const ParamCounts pc = count_params(spec);
         e.parameters = formatParams(pc.total);
-        if (pc.active && pc.active < pc.total) e.parameters += QObject::tr(" (%1 active)").arg(formatParams(pc.active));
+        if (pc.active && pc.active < pc.total)
+            e.parameters += QObject::tr(" (%1 active)").arg(formatParams(pc.active));
         const QString resolved = QString::fromStdString(path);
         e.bytes = modelBytesOnDisk(resolved);
         if (QFileInfo(resolved).isFile() && !resolved.endsWith(QStringLiteral(".json"))) {
@@ -171,9 +193,12 @@ ModelEntry inspectModel(ModelEntry e, quint64 budget, qint64 contextCap) {
             for (auto& [name, b] : bytesByType)
                 if (b > best) best = b, e.weightType = QString::fromStdString(name);
         } else {
-            const QJsonObject cfg = readJson(QDir(resolved).filePath(QStringLiteral("config.json")));
+            const QJsonObject cfg =
+                readJson(QDir(resolved).filePath(QStringLiteral("config.json")));
             QString dtype = cfg.value("torch_dtype").toString(cfg.value("dtype").toString());
-            e.weightType = dtype.isEmpty() ? QObject::tr("safetensors") : dtype.toUpper().replace(QStringLiteral("FLOAT"), QStringLiteral("F"));
+            e.weightType = dtype.isEmpty() ? QObject::tr("safetensors")
+                                           : dtype.toUpper().replace(QStringLiteral("FLOAT"),
+                                                                     QStringLiteral("F"));
         }
         e.memory = estimateMemory(spec, e.bytes, defaultContext(spec, contextCap), budget);
     } catch (const std::exception& ex) {

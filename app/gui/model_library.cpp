@@ -53,15 +53,19 @@ ModelLibrary::ModelLibrary(EngineController* engine, QWidget* parent)
     openFolder->setToolTip(tr("Open a Hugging Face model folder (config.json + *.safetensors)"));
     auto* openCatalog = new QPushButton(tr("Catalog…"), this);
     openCatalog->setObjectName(QStringLiteral("openCatalogButton"));
-    openCatalog->setToolTip(tr("Open catalog model…: a well-known model's real configuration, architecture only (no chat)"));
+    openCatalog->setToolTip(
+        tr("Open catalog model…: a well-known model's real configuration, architecture only (no "
+           "chat)"));
     connect(openCatalog, &QPushButton::clicked, this, [this] {
         auto* dlg = new CatalogDialog(window());
         dlg->setAttribute(Qt::WA_DeleteOnClose);
-        connect(dlg, &CatalogDialog::catalogModelChosen, engine_, &EngineController::loadArchitecture);
+        connect(dlg, &CatalogDialog::catalogModelChosen, engine_,
+                &EngineController::loadArchitecture);
         dlg->open();
     });
     auto* rescanButton = new QPushButton(tr("Rescan"), this);
-    rescanButton->setToolTip(tr("Look again in the Hugging Face cache, Ollama and LM Studio folders"));
+    rescanButton->setToolTip(
+        tr("Look again in the Hugging Face cache, Ollama and LM Studio folders"));
     buttons->addWidget(openFile);
     buttons->addWidget(openFolder);
     buttons->addWidget(openCatalog);
@@ -72,16 +76,20 @@ ModelLibrary::ModelLibrary(EngineController* engine, QWidget* parent)
     tree_ = new QTreeWidget(this);
     tree_->setObjectName(QStringLiteral("modelTree"));
     tree_->setColumnCount(ColCount);
-    tree_->setHeaderLabels({tr("Model"), tr("Memory"), tr("Size"), tr("Weights"), tr("Params"), tr("Architecture")});
+    tree_->setHeaderLabels(
+        {tr("Model"), tr("Memory"), tr("Size"), tr("Weights"), tr("Params"), tr("Architecture")});
     tree_->setRootIsDecorated(true);
     tree_->setUniformRowHeights(true);
     tree_->setAlternatingRowColors(true);
     tree_->header()->setStretchLastSection(false);
-    // The name gets the room; the facts columns fit their contents and scroll if the dock is narrow.
+    // The name gets the room; the facts columns fit their contents and scroll if the dock is
+    // narrow.
     tree_->header()->setSectionResizeMode(ColName, QHeaderView::Interactive);
     tree_->header()->resizeSection(ColName, 170);
-    for (int c = ColName + 1; c < ColCount; ++c) tree_->header()->setSectionResizeMode(c, QHeaderView::ResizeToContents);
-    demoGroup_ = new QTreeWidgetItem(tree_, {tr("Demo models — random weights: shows the machinery, not meaning")});
+    for (int c = ColName + 1; c < ColCount; ++c)
+        tree_->header()->setSectionResizeMode(c, QHeaderView::ResizeToContents);
+    demoGroup_ = new QTreeWidgetItem(
+        tree_, {tr("Demo models — random weights: shows the machinery, not meaning")});
     recentGroup_ = new QTreeWidgetItem(tree_, {tr("Recent")});
     machineGroup_ = new QTreeWidgetItem(tree_, {tr("On this machine")});
     for (QTreeWidgetItem* g : {demoGroup_, recentGroup_, machineGroup_}) {
@@ -98,7 +106,8 @@ ModelLibrary::ModelLibrary(EngineController* engine, QWidget* parent)
     details_->setObjectName(QStringLiteral("modelDetails"));
     details_->setWordWrap(true);
     details_->setTextInteractionFlags(Qt::TextSelectableByMouse);
-    details_->setText(tr("Double-click a model to load it, or drop a GGUF file or a model folder here."));
+    details_->setText(
+        tr("Double-click a model to load it, or drop a GGUF file or a model folder here."));
     layout->addWidget(details_);
 
     connect(openFile, &QPushButton::clicked, this, &ModelLibrary::openFileDialog);
@@ -160,7 +169,8 @@ void ModelLibrary::rescan() {
     watcher_.setFuture(QtConcurrent::run([roots, recent, budget, cap] {
         std::vector<ModelEntry> all = demoEntries();
         for (const QString& p : recent)
-            all.push_back({p, QFileInfo(p).fileName().isEmpty() ? p : QFileInfo(p).fileName(), QStringLiteral("recent"), p});
+            all.push_back({p, QFileInfo(p).fileName().isEmpty() ? p : QFileInfo(p).fileName(),
+                           QStringLiteral("recent"), p});
         for (ModelEntry& e : discoverModels(roots)) all.push_back(std::move(e));
         for (ModelEntry& e : all) e = inspectModel(std::move(e), budget, cap);
         return all;
@@ -168,19 +178,25 @@ void ModelLibrary::rescan() {
 }
 
 void ModelLibrary::populate() {
-    const QString current = tree_->currentItem() ? tree_->currentItem()->data(0, Qt::UserRole).toString() : QString();
-    for (QTreeWidgetItem* g : {demoGroup_, recentGroup_, machineGroup_}) qDeleteAll(g->takeChildren());
+    const QString current =
+        tree_->currentItem() ? tree_->currentItem()->data(0, Qt::UserRole).toString() : QString();
+    for (QTreeWidgetItem* g : {demoGroup_, recentGroup_, machineGroup_})
+        qDeleteAll(g->takeChildren());
     for (int i = 0; i < int(entries_.size()); ++i) {
         const ModelEntry& e = entries_[size_t(i)];
-        QTreeWidgetItem* group = e.source == u"demo" ? demoGroup_ : e.source == u"recent" ? recentGroup_ : machineGroup_;
+        QTreeWidgetItem* group = e.source == u"demo"     ? demoGroup_
+                                 : e.source == u"recent" ? recentGroup_
+                                                         : machineGroup_;
         auto* item = new QTreeWidgetItem(group);
         item->setData(0, kEntryRole, i);
         item->setData(0, Qt::UserRole, e.path);
         fillItem(item, e);
         if (e.path == current) tree_->setCurrentItem(item);
     }
-    machineGroup_->setText(0, machineGroup_->childCount() ? tr("On this machine")
-                                                          : tr("On this machine (none found in the Hugging Face cache, Ollama or LM Studio)"));
+    machineGroup_->setText(
+        0, machineGroup_->childCount()
+               ? tr("On this machine")
+               : tr("On this machine (none found in the Hugging Face cache, Ollama or LM Studio)"));
     recentGroup_->setHidden(recentGroup_->childCount() == 0);
     markLoaded();
 }
@@ -231,9 +247,13 @@ void ModelLibrary::showDetails() {
     QStringList lines;
     lines << QStringLiteral("<b>%1</b>").arg(e.name.toHtmlEscaped());
     if (!e.description.isEmpty() && e.description != e.path) lines << e.description.toHtmlEscaped();
-    if (e.source == u"demo") lines << tr("<i>Random weights: shows the machinery, not meaning.</i>");
-    else lines << QStringLiteral("<span style='color:#666'>%1</span>").arg(e.path.toHtmlEscaped());
-    if (!e.error.isEmpty()) lines << QStringLiteral("<span style='color:#a02828'>%1</span>").arg(e.error.toHtmlEscaped());
+    if (e.source == u"demo")
+        lines << tr("<i>Random weights: shows the machinery, not meaning.</i>");
+    else
+        lines << QStringLiteral("<span style='color:#666'>%1</span>").arg(e.path.toHtmlEscaped());
+    if (!e.error.isEmpty())
+        lines
+            << QStringLiteral("<span style='color:#a02828'>%1</span>").arg(e.error.toHtmlEscaped());
     else if (e.inspected)
         lines << QStringLiteral("<span style='color:%1'>●</span> %2")
                      .arg(fitColor(e.memory.fit).name(), e.memory.summary().toHtmlEscaped());
@@ -241,7 +261,8 @@ void ModelLibrary::showDetails() {
 }
 
 void ModelLibrary::openFileDialog() {
-    auto* dlg = new QFileDialog(window(), tr("Open a model"), QString(), tr("GGUF models (*.gguf);;All files (*)"));
+    auto* dlg = new QFileDialog(window(), tr("Open a model"), QString(),
+                                tr("GGUF models (*.gguf);;All files (*)"));
     dlg->setAttribute(Qt::WA_DeleteOnClose);
     dlg->setFileMode(QFileDialog::ExistingFile);
     connect(dlg, &QFileDialog::fileSelected, this, &ModelLibrary::loadPath);

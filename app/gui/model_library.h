@@ -18,7 +18,7 @@ class QTreeWidgetItem;
 
 class ModelLibrary : public QWidget {
     Q_OBJECT
-public:
+  public:
     explicit ModelLibrary(EngineController* engine, QWidget* parent = nullptr);
     ~ModelLibrary() override;
 
@@ -33,20 +33,20 @@ public:
     static bool acceptsDrop(const QMimeData* mime);
     static QString droppedPath(const QMimeData* mime);
 
-public slots:
+  public slots:
     void rescan();
     void openFileDialog();
     void openFolderDialog();
     void loadPath(const QString& path);
 
-signals:
+  signals:
     void scanFinished();
 
-protected:
+  protected:
     void dragEnterEvent(QDragEnterEvent* e) override;
     void dropEvent(QDropEvent* e) override;
 
-private:
+  private:
     void populate();
     void fillItem(QTreeWidgetItem* item, const ModelEntry& e);
     void markLoaded();

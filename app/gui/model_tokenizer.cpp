@@ -38,7 +38,8 @@ GgufVocab vocabFromGguf(const GgufFile& g) {
 std::unique_ptr<Tokenizer> loadModelTokenizer(const Model& model) {
     if (const GgufFile* g = model.gguf()) {
         GgufVocab v = vocabFromGguf(*g);
-        if (v.tokens.empty()) fail(model.path(), "the GGUF file has no tokenizer vocabulary (tokenizer.ggml.tokens)");
+        if (v.tokens.empty())
+            fail(model.path(), "the GGUF file has no tokenizer vocabulary (tokenizer.ggml.tokens)");
         return Tokenizer::from_gguf_vocab(v, model.path());
     }
     namespace fs = std::filesystem;

@@ -3,7 +3,8 @@
 #include <QLabel>
 #include <QVBoxLayout>
 
-PanelPlaceholder::PanelPlaceholder(const QString& title, const QString& text, QWidget* parent) : QWidget(parent) {
+PanelPlaceholder::PanelPlaceholder(const QString& title, const QString& text, QWidget* parent)
+    : QWidget(parent) {
     auto* layout = new QVBoxLayout(this);
     auto* label = new QLabel(QStringLiteral("<div style='color:#8a8f98'><b>%1</b><br>%2</div>")
                                  .arg(title.toHtmlEscaped(), text.toHtmlEscaped()),

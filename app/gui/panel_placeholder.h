@@ -5,6 +5,6 @@
 
 class PanelPlaceholder : public QWidget {
     Q_OBJECT
-public:
+  public:
     PanelPlaceholder(const QString& title, const QString& text, QWidget* parent = nullptr);
 };

@@ -6,13 +6,13 @@
 #include <QJsonDocument>
 #include <QLabel>
 #include <QListWidget>
+#include <QMessageBox>
 #include <QMimeData>
 #include <QPlainTextEdit>
-#include <QToolButton>
-#include <QMessageBox>
 #include <QSignalSpy>
 #include <QStandardPaths>
 #include <QTemporaryDir>
+#include <QToolButton>
 #include <QTreeWidget>
 #include <QtTest>
 #include <memory>
@@ -87,13 +87,14 @@ QJsonObject readJsonFile(const QString& path) {
 class TestApp : public QObject {
     Q_OBJECT
 
-private slots:
+  private slots:
     void initTestCase() {
         QStandardPaths::setTestModeEnabled(true);
         setupApplicationIdentity();
         QDir(QStandardPaths::writableLocation(QStandardPaths::AppDataLocation)).removeRecursively();
         QSettings().clear();
-        QVERIFY(QStandardPaths::writableLocation(QStandardPaths::AppDataLocation).contains(QStringLiteral(".qttest")));
+        QVERIFY(QStandardPaths::writableLocation(QStandardPaths::AppDataLocation)
+                    .contains(QStringLiteral(".qttest")));
     }
 
     void cleanup() { setMemoryBudgetOverride(std::nullopt); }
@@ -112,11 +113,14 @@ private slots:
         QVERIFY(m->isDemo);
         QVERIFY(m->spec && m->spec->n_layers > 0);
         QVERIFY(w.findChild<QLabel*>(QStringLiteral("demoBanner"))->isVisible());
-        QVERIFY(w.findChild<QLabel*>(QStringLiteral("demoBanner"))->text().contains(QStringLiteral("random weights")));
+        QVERIFY(w.findChild<QLabel*>(QStringLiteral("demoBanner"))
+                    ->text()
+                    .contains(QStringLiteral("random weights")));
         // Every panel and reserved slot is a named dock (saveState keys them by name).
-        for (auto p : {MainWindow::Panel::Library, MainWindow::Panel::Chat, MainWindow::Panel::Conversations,
-                       MainWindow::Panel::Architecture, MainWindow::Panel::Attention, MainWindow::Panel::Routing,
-                       MainWindow::Panel::KvCache, MainWindow::Panel::TopK}) {
+        for (auto p :
+             {MainWindow::Panel::Library, MainWindow::Panel::Chat, MainWindow::Panel::Conversations,
+              MainWindow::Panel::Architecture, MainWindow::Panel::Attention,
+              MainWindow::Panel::Routing, MainWindow::Panel::KvCache, MainWindow::Panel::TopK}) {
             QVERIFY(w.dock(p));
             QVERIFY(!w.dock(p)->objectName().isEmpty());
         }
@@ -133,13 +137,15 @@ private slots:
         ChatView* view = w.chatPanel()->view();
         std::vector<int> lengthsSeen;  // the answer's length as displayed after each token event
         std::vector<TokenSnapshotPtr> snaps;
-        connect(w.engine(), &EngineController::tokenGenerated, this, [&](const TokenSnapshotPtr& t) {
-            snaps.push_back(t);
-            lengthsSeen.push_back(int(view->turn(view->turnCount() - 1).tokens.size()));
-        });
+        connect(w.engine(), &EngineController::tokenGenerated, this,
+                [&](const TokenSnapshotPtr& t) {
+                    snaps.push_back(t);
+                    lengthsSeen.push_back(int(view->turn(view->turnCount() - 1).tokens.size()));
+                });
         const GenerationResult r = ask(w, QStringLiteral("Hello there"), 32);
         QVERIFY(r.id != 0);
-        QVERIFY2(r.reason == FinishReason::MaxTokens || r.reason == FinishReason::EndOfTurn, qPrintable(r.reasonText()));
+        QVERIFY2(r.reason == FinishReason::MaxTokens || r.reason == FinishReason::EndOfTurn,
+                 qPrintable(r.reasonText()));
         QVERIFY(r.tokens > 0);
         QCOMPARE(int(snaps.size()), r.tokens);
         // Streaming: the view grew one token per event, not all at once at the end.
@@ -160,7 +166,8 @@ private slots:
         // Tooltips: some point over the answer shows a token with its alternatives.
         QString tip;
         for (int y = 0; y < view->viewport()->height() && tip.isEmpty(); y += 3)
-            for (int x = 0; x < view->viewport()->width() && tip.isEmpty(); x += 4) tip = view->tooltipAt({x, y});
+            for (int x = 0; x < view->viewport()->width() && tip.isEmpty(); x += 4)
+                tip = view->tooltipAt({x, y});
         QVERIFY2(!tip.isEmpty(), "no token found under the mouse anywhere in the chat");
         QVERIFY(tip.contains(QStringLiteral("id ")));
         QVERIFY(tip.contains(u'%'));
@@ -215,17 +222,20 @@ private slots:
         MainWindow w2(quietOptions(true));
         QCOMPARE(w2.chatPanel()->conversation().id, id);
         QCOMPARE(int(w2.chatPanel()->conversation().turns.size()), 2);
-        QCOMPARE(w2.chatPanel()->conversation().turns[0].text, QStringLiteral("What is attention?"));
+        QCOMPARE(w2.chatPanel()->conversation().turns[0].text,
+                 QStringLiteral("What is attention?"));
         QCOMPARE(w2.chatPanel()->conversation().turns[1].text, answer);
         QCOMPARE(w2.chatPanel()->conversation().systemPrompt, QStringLiteral("You are terse."));
         QCOMPARE(w2.chatPanel()->view()->turnCount(), 2);
         QCOMPARE(w2.chatPanel()->view()->turnPlainText(1), answer);
-        // Restored tokens keep their probabilities and alternatives (tooltips work after reopening).
+        // Restored tokens keep their probabilities and alternatives (tooltips work after
+        // reopening).
         QVERIFY(!w2.chatPanel()->conversation().turns[1].tokens.empty());
         QVERIFY(!w2.chatPanel()->conversation().turns[1].tokens[0].topK.empty());
         bool listed = false;
         QListWidget* list = w2.conversationList()->list();
-        for (int i = 0; i < list->count(); ++i) listed |= list->item(i)->data(Qt::UserRole).toString() == id;
+        for (int i = 0; i < list->count(); ++i)
+            listed |= list->item(i)->data(Qt::UserRole).toString() == id;
         QVERIFY(listed);
     }
 
@@ -234,13 +244,15 @@ private slots:
         QVERIFY(loadModel(w, "demo:llama3"));
         ConversationStore* store = w.conversationStore();
         int received = 0, lagMax = 0, savesDuring = 0;
-        connect(w.engine(), &EngineController::tokenGenerated, this, [&](const TokenSnapshotPtr&) { ++received; });
+        connect(w.engine(), &EngineController::tokenGenerated, this,
+                [&](const TokenSnapshotPtr&) { ++received; });
         connect(store, &ConversationStore::saved, this, [&](const ConversationSummary& s) {
             if (!w.chatPanel()->isGenerating()) return;
             ++savesDuring;
             store->flush();  // saves are written by a background thread; wait for this one
             const QJsonObject o = readJsonFile(store->filePath(s.id));
-            const int onDisk = o.value("turns").toArray().last().toObject().value("tokens").toArray().size();
+            const int onDisk =
+                o.value("turns").toArray().last().toObject().value("tokens").toArray().size();
             lagMax = std::max(lagMax, received - onDisk);
         });
         const GenerationResult r = ask(w, QStringLiteral("Count"), 400);
@@ -250,9 +262,12 @@ private slots:
         store->flush();
         const QJsonObject o = readJsonFile(store->filePath(w.chatPanel()->conversation().id));
         QCOMPARE(o.value("format").toString(), QStringLiteral("archlens-conversation"));
-        QCOMPARE(o.value("turns").toArray().last().toObject().value("tokens").toArray().size(), qsizetype(r.tokens));
+        QCOMPARE(o.value("turns").toArray().last().toObject().value("tokens").toArray().size(),
+                 qsizetype(r.tokens));
         // No temporaries left behind by the atomic writes.
-        const QStringList leftovers = QDir(store->directory()).entryList(QDir::Files).filter(QRegularExpression("^(?!.*\\.json$)"));
+        const QStringList leftovers = QDir(store->directory())
+                                          .entryList(QDir::Files)
+                                          .filter(QRegularExpression("^(?!.*\\.json$)"));
         QVERIFY2(leftovers.isEmpty(), qPrintable(leftovers.join(", ")));
     }
 
@@ -294,7 +309,8 @@ private slots:
         QVERIFY(!errors.isEmpty() || errors.wait(kLoadTimeoutMs));
         QVERIFY(w.lastErrorBox());
         QVERIFY(w.lastErrorBox()->isVisible());
-        QVERIFY2(w.lastErrorText().contains(QStringLiteral("corrupt.gguf")), qPrintable(w.lastErrorText()));
+        QVERIFY2(w.lastErrorText().contains(QStringLiteral("corrupt.gguf")),
+                 qPrintable(w.lastErrorText()));
         QVERIFY(!w.engine()->model());
         // The app is still alive: the next model loads and answers.
         QVERIFY(loadModel(w, "demo:llama3"));
@@ -328,7 +344,8 @@ private slots:
         QCOMPARE(w.chatPanel()->conversation().turns.front().text, QStringLiteral("typed"));
         // Dropping a model file (or folder) onto the window loads it.
         QMimeData mime;
-        mime.setUrls({QUrl::fromLocalFile(QString::fromStdString(archlens::demo::resolve_model_path("demo:gpt2")))});
+        mime.setUrls({QUrl::fromLocalFile(
+            QString::fromStdString(archlens::demo::resolve_model_path("demo:gpt2")))});
         QVERIFY(ModelLibrary::acceptsDrop(&mime));
         QSignalSpy loaded(w.engine(), &EngineController::modelLoaded);
         QDropEvent drop(QPointF(10, 10), Qt::CopyAction, &mime, Qt::LeftButton, Qt::NoModifier);
@@ -370,20 +387,23 @@ private slots:
         QVERIFY2(msg.contains(QStringLiteral("2.00 MiB")), qPrintable(msg));
         QVERIFY(w.lastErrorTitle().contains(QStringLiteral("too large")));
         // The library shows the same verdict before anyone tries.
-        const ModelEntry e = inspectModel({QStringLiteral("demo:llama3"), "x", "demo", {}}, 2ull << 20, 4096);
+        const ModelEntry e =
+            inspectModel({QStringLiteral("demo:llama3"), "x", "demo", {}}, 2ull << 20, 4096);
         QVERIFY(e.error.isEmpty());
         QCOMPARE(e.memory.fit, MemoryFit::TooLarge);
     }
 
     void memoryFitClassification() {
-        archlens::ModelSpec spec = archlens::Model::load_spec(archlens::demo::resolve_model_path("demo:llama3"));
+        archlens::ModelSpec spec =
+            archlens::Model::load_spec(archlens::demo::resolve_model_path("demo:llama3"));
         const qint64 ctx = defaultContext(spec);
         const quint64 w = 100ull << 20;
         const MemoryEstimate probe = estimateMemory(spec, w, ctx, 1ull << 40);
         QCOMPARE(probe.fit, MemoryFit::Fits);
         QVERIFY(probe.kv > 0);
         QCOMPARE(probe.kv, archlens::kv_bytes_at(spec, quint64(ctx), 4.0));
-        QCOMPARE(estimateMemory(spec, w, ctx, probe.total() + probe.total() / 10).fit, MemoryFit::Tight);
+        QCOMPARE(estimateMemory(spec, w, ctx, probe.total() + probe.total() / 10).fit,
+                 MemoryFit::Tight);
         QCOMPARE(estimateMemory(spec, w, ctx, probe.total() - 1).fit, MemoryFit::TooLarge);
         QVERIFY(systemAvailableMemory() > 0);
     }
@@ -401,7 +421,8 @@ private slots:
         auto loadPerCore = [] {
             QFile f(QStringLiteral("/proc/loadavg"));
             if (!f.open(QIODevice::ReadOnly)) return 0.0;
-            return f.readAll().split(' ').value(0).toDouble() / std::max(1, QThread::idealThreadCount());
+            return f.readAll().split(' ').value(0).toDouble() /
+                   std::max(1, QThread::idealThreadCount());
         };
         MainWindow w(quietOptions());
         w.show();
@@ -439,12 +460,17 @@ private slots:
         }
         probe.stop();
         const double load = std::max(loadBefore, loadPerCore());
-        qInfo("event-loop latency while generating: worst %.1f ms raw, %.1f ms excluding run-queue wait; %lld ticks; "
-              "load %.2f per core",
-              worstRaw, worstOwn, ticks, load);
+        qInfo(
+            "event-loop latency while generating: worst %.1f ms raw, %.1f ms excluding run-queue "
+            "wait; %lld ticks; "
+            "load %.2f per core",
+            worstRaw, worstOwn, ticks, load);
         QVERIFY(ticks > 20);
-        QVERIFY2(worstOwn < 50, qPrintable(QStringLiteral("worst timer delay %1 ms").arg(worstOwn)));
-        if (load < 0.9) QVERIFY2(worstRaw < 50, qPrintable(QStringLiteral("worst raw timer delay %1 ms").arg(worstRaw)));
+        QVERIFY2(worstOwn < 50,
+                 qPrintable(QStringLiteral("worst timer delay %1 ms").arg(worstOwn)));
+        if (load < 0.9)
+            QVERIFY2(worstRaw < 50,
+                     qPrintable(QStringLiteral("worst raw timer delay %1 ms").arg(worstRaw)));
     }
 
     void loadAnotherModelWhileGenerating() {
@@ -460,7 +486,8 @@ private slots:
         QVERIFY(!w.chatPanel()->isGenerating());
         // The conversation continues on the new model (its cache starts empty).
         QVERIFY(ask(w, QStringLiteral("and now?"), 6).tokens > 0);
-        QCOMPARE(w.chatPanel()->conversation().turns.back().model, QStringLiteral("Qwen3-MoE (tiny)"));
+        QCOMPARE(w.chatPanel()->conversation().turns.back().model,
+                 QStringLiteral("Qwen3-MoE (tiny)"));
     }
 
     void closingWhileGeneratingIsSafe() {
@@ -480,7 +507,8 @@ private slots:
 
     void discoveryFindsLocalStores() {
         QTemporaryDir root;
-        const QString gguf = QString::fromStdString(archlens::demo::resolve_model_path("demo:llama3"));
+        const QString gguf =
+            QString::fromStdString(archlens::demo::resolve_model_path("demo:llama3"));
         auto mk = [&](const QString& rel) { return QDir().mkpath(root.filePath(rel)); };
         auto copy = [&](const QString& rel) { return QFile::copy(gguf, root.filePath(rel)); };
         // Hugging Face cache: a safetensors snapshot (config only matters for listing) and a GGUF.
@@ -492,7 +520,8 @@ private slots:
         ref.close();
         QFile cfg(root.filePath("hf/models--acme--tiny/snapshots/abc123/config.json"));
         QVERIFY(cfg.open(QIODevice::WriteOnly));
-        cfg.write(R"({"model_type":"llama","vocab_size":512,"hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,
+        cfg.write(
+            R"({"model_type":"llama","vocab_size":512,"hidden_size":64,"intermediate_size":128,"num_hidden_layers":2,
                       "num_attention_heads":4,"num_key_value_heads":2,"max_position_embeddings":512,"torch_dtype":"bfloat16"})");
         cfg.close();
         QFile st(root.filePath("hf/models--acme--tiny/snapshots/abc123/model.safetensors"));
@@ -507,7 +536,8 @@ private slots:
         QVERIFY(copy("ollama/blobs/sha256-0123abcd"));
         QFile man(root.filePath("ollama/manifests/registry.ollama.ai/library/tiny/latest"));
         QVERIFY(man.open(QIODevice::WriteOnly));
-        man.write(R"({"schemaVersion":2,"layers":[{"mediaType":"application/vnd.ollama.image.template","digest":"sha256:ffff"},
+        man.write(
+            R"({"schemaVersion":2,"layers":[{"mediaType":"application/vnd.ollama.image.template","digest":"sha256:ffff"},
                      {"mediaType":"application/vnd.ollama.image.model","digest":"sha256:0123abcd","size":1}]})");
         man.close();
         // LM Studio: publisher/repo/file.gguf (and a projector that is not a model).
@@ -523,16 +553,19 @@ private slots:
         QStringList names;
         for (const auto& e : found) names << e.source + u'|' + e.name;
         names.sort();
-        QCOMPARE(names, QStringList({"huggingface|acme/tiny", "huggingface|acme/tiny-gguf/tiny-Q8_0.gguf",
-                                     "lmstudio|acme/tiny-GGUF/tiny.gguf", "ollama|tiny:latest"}));
+        QCOMPARE(names,
+                 QStringList({"huggingface|acme/tiny", "huggingface|acme/tiny-gguf/tiny-Q8_0.gguf",
+                              "lmstudio|acme/tiny-GGUF/tiny.gguf", "ollama|tiny:latest"}));
         for (const auto& e : found) {
             const ModelEntry info = inspectModel(e, 1ull << 40, 4096);
             QVERIFY2(info.error.isEmpty(), qPrintable(info.error));
             QVERIFY(info.architecture.startsWith(QStringLiteral("llama")));
             QCOMPARE(info.memory.fit, MemoryFit::Fits);
             QVERIFY(info.bytes > 0);
-            if (e.source == u"huggingface" && e.name == u"acme/tiny") QCOMPARE(info.weightType, QStringLiteral("BF16"));
-            else QCOMPARE(info.weightType, QStringLiteral("F32"));
+            if (e.source == u"huggingface" && e.name == u"acme/tiny")
+                QCOMPARE(info.weightType, QStringLiteral("BF16"));
+            else
+                QCOMPARE(info.weightType, QStringLiteral("F32"));
         }
 
         // The library panel lists them with fit colours once its scan is done.
@@ -542,16 +575,18 @@ private slots:
         w.modelLibrary()->rescan();
         QVERIFY(!scanned.isEmpty() || scanned.wait(kLoadTimeoutMs));
         int machine = 0;
-        for (const auto& e : w.modelLibrary()->entries()) machine += e.source != u"demo" && e.source != u"recent";
+        for (const auto& e : w.modelLibrary()->entries())
+            machine += e.source != u"demo" && e.source != u"recent";
         QCOMPARE(machine, 4);
     }
 
     void captureModeWritesPngs() {
         QTemporaryDir dir;
         QString error;
-        auto opts = CaptureOptions::parse({"archlens", "--model", "demo:gemma3", "--prompt", "Hi", "--max-tokens", "12",
-                                           "--capture-dir", dir.path(), "--quit-after-capture"},
-                                          &error);
+        auto opts = CaptureOptions::parse(
+            {"archlens", "--model", "demo:gemma3", "--prompt", "Hi", "--max-tokens", "12",
+             "--capture-dir", dir.path(), "--quit-after-capture"},
+            &error);
         QVERIFY2(opts, qPrintable(error));
         QCOMPARE(opts->maxTokens, 12);
         QVERIFY(opts->quitAfterCapture);
@@ -564,7 +599,8 @@ private slots:
         QVERIFY(!finished.isEmpty() || finished.wait(kLoadTimeoutMs));
         QCOMPARE(finished.first().at(0).toInt(), 0);
         QVERIFY(QFile::exists(dir.filePath("window.png")));
-        for (const char* panel : {"panel-chat.png", "panel-library.png", "panel-attention.png", "panel-kv-cache.png"})
+        for (const char* panel :
+             {"panel-chat.png", "panel-library.png", "panel-attention.png", "panel-kv-cache.png"})
             QVERIFY2(QFile::exists(dir.filePath(panel)), panel);
         const QImage img(dir.filePath("window.png"));
         QCOMPARE(img.size(), opts->windowSize);
@@ -573,7 +609,8 @@ private slots:
 
     void captureModeFailsOnBadModel() {
         QTemporaryDir dir;
-        auto opts = CaptureOptions::parse({"archlens", "--model", "/nonexistent.gguf", "--capture-dir", dir.path()}, nullptr);
+        auto opts = CaptureOptions::parse(
+            {"archlens", "--model", "/nonexistent.gguf", "--capture-dir", dir.path()}, nullptr);
         QVERIFY(opts);
         MainWindow w(quietOptions());
         CaptureRunner runner(&w, *opts);
@@ -599,14 +636,17 @@ private slots:
         QCOMPARE(w.chatPanel()->sampling(), s);
         // ARCHLENS_TEST_SHOTS=DIR keeps a picture of the expanded controls for a human to look at.
         if (const QString dir = qEnvironmentVariable("ARCHLENS_TEST_SHOTS"); !dir.isEmpty())
-            QVERIFY(w.dock(MainWindow::Panel::Chat)->grab().save(dir + QStringLiteral("/chat-expanded.png")));
+            QVERIFY(w.dock(MainWindow::Panel::Chat)
+                        ->grab()
+                        .save(dir + QStringLiteral("/chat-expanded.png")));
     }
 
     void captureOptionsRejectBadInput() {
         QString error;
         QVERIFY(!CaptureOptions::parse({"archlens", "--prompt", "x"}, &error));
         QVERIFY(error.contains(QStringLiteral("--model")));
-        QVERIFY(!CaptureOptions::parse({"archlens", "--model", "demo:llama3", "--max-tokens", "zero"}, &error));
+        QVERIFY(!CaptureOptions::parse(
+            {"archlens", "--model", "demo:llama3", "--max-tokens", "zero"}, &error));
         QVERIFY(!CaptureOptions::parse({"archlens", "stray"}, &error));
         auto plain = CaptureOptions::parse({"archlens"}, &error);
         QVERIFY(plain && !plain->scripted());
@@ -637,8 +677,18 @@ private slots:
         c.systemPrompt = QStringLiteral("sys");
         c.sampling.seed = 18446744073709551615ull;  // survives JSON (stored as a string)
         ConversationTurn u{QStringLiteral("user"), QStringLiteral("héllo ⏎"), {}, {}, {}, 0, 0, 0};
-        ConversationTurn a{QStringLiteral("assistant"), QStringLiteral("ok"), {}, QStringLiteral("m"), QStringLiteral("end of turn"), 12.5, 3, 9};
-        a.tokens.push_back({42, QStringLiteral("ok"), 0.5f, {{42, QStringLiteral("ok"), 0.5f}, {7, QStringLiteral("no"), 0.25f}}});
+        ConversationTurn a{QStringLiteral("assistant"),
+                           QStringLiteral("ok"),
+                           {},
+                           QStringLiteral("m"),
+                           QStringLiteral("end of turn"),
+                           12.5,
+                           3,
+                           9};
+        a.tokens.push_back({42,
+                            QStringLiteral("ok"),
+                            0.5f,
+                            {{42, QStringLiteral("ok"), 0.5f}, {7, QStringLiteral("no"), 0.25f}}});
         c.turns = {u, a};
         QVERIFY(store.save(c));
         auto back = store.load(c.id);
@@ -664,7 +714,8 @@ private slots:
 
     void tokenStyleHelpers() {
         QCOMPARE(tokenStyle::visibleText(QStringLiteral("a b\n")), QStringLiteral("a·b⏎"));
-        QVERIFY(tokenStyle::probabilityColor(1.0f).lightness() > tokenStyle::probabilityColor(0.001f).lightness());
+        QVERIFY(tokenStyle::probabilityColor(1.0f).lightness() >
+                tokenStyle::probabilityColor(0.001f).lightness());
         QCOMPARE(tokenStyle::percent(0.5f), QStringLiteral("50.0%"));
     }
 };
