@@ -1,6 +1,9 @@
 #include "engine/model/synth.h"
 
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -508,7 +511,9 @@ void write_synthetic_gguf(const ModelSpec& s, const SynthOptions& o, const std::
         });
     }
     // Atomic: write a temporary file, then rename, so a half-written model is never picked up.
-    const std::string tmp = path + ".partial";
+    // A name of our own: two processes (or threads) writing the same demo must not collide.
+    static std::atomic<uint64_t> counter{0};
+    const std::string tmp = path + ".partial." + std::to_string(::getpid()) + "." + std::to_string(counter++);
     w.write(tmp);
     std::error_code ec;
     std::filesystem::rename(tmp, path, ec);
