@@ -414,6 +414,18 @@ EngineController::EngineController(QObject* parent) : QObject(parent), worker_(n
             });
     connect(worker_, &EngineWorker::modelLoaded, this,
             [this](quint64 id, const ModelInfoPtr& info) {
+                if (id <= cancelledLoadUpTo_) {
+                    const QString source = loadingSource_.isEmpty() ? info->source : loadingSource_;
+                    if (id == loadingId_) {
+                        loadingId_ = 0;
+                        loadingSource_.clear();
+                    }
+                    QMetaObject::invokeMethod(worker_, [w = worker_] { w->unloadModel(); }, Qt::QueuedConnection);
+                    model_.reset();
+                    emit loadFailed(source, tr("Loading %1 was cancelled.").arg(source), LoadFailure::Cancelled);
+                    emit busyChanged();
+                    return;
+                }
                 model_ = info;
                 kvBytes_ = 0;
                 if (id == loadingId_) {
@@ -530,7 +542,9 @@ quint64 EngineController::startLoad(const QString& source, bool architectureOnly
 }
 
 void EngineController::cancelLoad() {
-    if (loadingId_) worker_->requestCancelLoad(loadingId_);
+    if (!loadingId_) return;
+    worker_->requestCancelLoad(loadingId_);
+    cancelledLoadUpTo_ = loadingId_;
 }
 
 quint64 EngineController::generate(const std::vector<ChatMessageInput>& messages,

@@ -125,6 +125,9 @@ class EngineController : public QObject {
     ModelInfoPtr model_;
     quint64 nextLoad_ = 0, nextGeneration_ = 0;
     quint64 loadingId_ = 0, generatingId_ = 0;
+    // Loads up to this id were cancelled: a result that arrives afterwards is discarded, so a
+    // cancel always leaves nothing loaded, however quickly the worker finished.
+    quint64 cancelledLoadUpTo_ = 0;
     QString loadingSource_;
     qint64 contextCap_ = 4096;
     quint64 kvBytes_ = 0;
