@@ -29,6 +29,13 @@ case "$mode" in
   run)
     shift || true
     if [[ -x build/app/gui/archlens ]]; then
+      if [[ -z "${DISPLAY:-}" && -z "${WAYLAND_DISPLAY:-}" ]]; then
+        # No screen here: run the real window under Xvfb on a demo model, chat once, and keep
+        # the screenshots so the launch can be seen.
+        echo "== no display: running ArchLens under Xvfb on demo:llama3; screenshots in out/first-launch/"
+        exec xvfb-run -a -s "-screen 0 1600x1000x24" build/app/gui/archlens --model demo:llama3 \
+          --prompt "Hello! What can you show me?" --max-tokens 48 --capture-dir out/first-launch --quit-after-capture "$@"
+      fi
       exec build/app/gui/archlens "$@"
     else
       exec build/app/archlens-cli demo "$@"
