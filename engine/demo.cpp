@@ -123,36 +123,32 @@ std::string default_demo_dir() {
     return (fs::temp_directory_path() / "archlens-demo").string();
 }
 
+namespace {
+
+// Writes the demo once (deterministic: same seed, same bytes) and returns its path.
+std::string write_once(const std::string& name, const std::string& dir, const std::string& config, const std::string& title,
+                       void (*configure)(SynthOptions&)) {
+    fs::path path = fs::path(dir) / (name + "-v" + std::to_string(kVersion) + ".gguf");
+    std::error_code ec;
+    if (fs::exists(path, ec)) return path.string();
+    fs::create_directories(dir, ec);
+    if (ec) throw Error(dir + ": cannot create the demo model folder: " + ec.message());
+    ModelSpec spec = spec_from_hf_config_text(config, "demo:" + name);
+    SynthOptions o;
+    o.seed = 20250101;
+    o.name = "ArchLens demo " + title;
+    if (configure) configure(o);
+    write_synthetic_gguf(spec, o, path.string());
+    return path.string();
+}
+
+}  // namespace
+
 std::string ensure_demo_model(const std::string& name, const std::string& dir) {
-    for (auto& d : kDemos) {
-        if (d.info.name != name) continue;
-        fs::path path = fs::path(dir) / (name + "-v" + std::to_string(kVersion) + ".gguf");
-        std::error_code ec;
-        if (fs::exists(path, ec)) return path.string();
-        fs::create_directories(dir, ec);
-        if (ec) throw Error(dir + ": cannot create the demo model folder: " + ec.message());
-        ModelSpec spec = spec_from_hf_config_text(d.config, "demo:" + name);
-        SynthOptions o;
-        o.seed = 20250101;
-        o.name = "ArchLens demo " + d.info.title + " (random weights)";
-        write_synthetic_gguf(spec, o, path.string());
-        return path.string();
-    }
-    for (auto& d : kConstructed) {
-        if (d.info.name != name) continue;
-        fs::path path = fs::path(dir) / (name + "-v" + std::to_string(kVersion) + ".gguf");
-        std::error_code ec;
-        if (fs::exists(path, ec)) return path.string();
-        fs::create_directories(dir, ec);
-        if (ec) throw Error(dir + ": cannot create the demo model folder: " + ec.message());
-        ModelSpec spec = spec_from_hf_config_text(d.config(), "demo:" + name);
-        SynthOptions o;
-        o.seed = 20250101;
-        o.name = "ArchLens demo " + d.info.title;
-        d.configure(o);
-        write_synthetic_gguf(spec, o, path.string());
-        return path.string();
-    }
+    for (auto& d : kDemos)
+        if (d.info.name == name) return write_once(name, dir, d.config, d.info.title + " (random weights)", nullptr);
+    for (auto& d : kConstructed)
+        if (d.info.name == name) return write_once(name, dir, d.config(), d.info.title, d.configure);
     std::string names;
     for (auto& d : demo_models()) names += (names.empty() ? "" : ", ") + d.name;
     throw Error("unknown demo model '" + name + "'; available: " + names);
