@@ -120,6 +120,20 @@ float normal_icdf_f32(float p) {
     return float(z) * float(M_SQRT2);
 }
 
+// Llama 4's MoE layer: top-k by raw router logit, sigmoid weight applied to the expert input, plus
+// one always-on shared expert of the same size.
+void llama4_moe(FfnSpec& f, int n_experts, int top_k, int expert_ffn_dim) {
+    f.moe = true;
+    f.ffn_dim = 0;
+    f.n_experts = n_experts;
+    f.top_k = top_k;
+    f.expert_ffn_dim = expert_ffn_dim;
+    f.n_shared = 1;
+    f.shared_ffn_dim = expert_ffn_dim;
+    f.scoring = Scoring::Sigmoid;
+    f.weight_on_input = true;
+}
+
 // Gemma's local layers: a sliding window that includes the query, and their own unscaled RoPE base.
 void make_local(LayerSpec& l, int window, float theta, int n_rot) {
     l.attn.scope = AttnScope::Sliding;
@@ -435,16 +449,9 @@ ModelSpec spec_from_hf_config_text(const std::string& text, const std::string& p
                 }
                 l.ffn.ffn_dim = int(c.get_int("intermediate_size_mlp", ffn_dim));
                 if (std::find(moe_layers.begin(), moe_layers.end(), i) != moe_layers.end()) {
-                    auto& f = l.ffn;
-                    f.moe = true;
-                    f.ffn_dim = 0;
-                    f.n_experts = positive(c.req_int("num_local_experts"), "num_local_experts", path);
-                    f.top_k = positive(c.get_int("num_experts_per_tok", 1), "num_experts_per_tok", path);
-                    f.expert_ffn_dim = positive(c.req_int("intermediate_size"), "intermediate_size", path);
-                    f.n_shared = 1;
-                    f.shared_ffn_dim = f.expert_ffn_dim;
-                    f.scoring = Scoring::Sigmoid;
-                    f.weight_on_input = true;
+                    llama4_moe(l.ffn, positive(c.req_int("num_local_experts"), "num_local_experts", path),
+                               positive(c.get_int("num_experts_per_tok", 1), "num_experts_per_tok", path),
+                               positive(c.req_int("intermediate_size"), "intermediate_size", path));
                 }
                 break;
             }
@@ -761,16 +768,7 @@ ModelSpec spec_from_gguf(const GgufFile& g) {
                 }
                 int step = int(geti("interleave_moe_layer_step", 1));
                 if (n_expert > 0 && step > 0 && (i + 1) % step == 0) {
-                    auto& f = l.ffn;
-                    f.moe = true;
-                    f.ffn_dim = 0;
-                    f.n_experts = n_expert;
-                    f.top_k = int(geti("expert_used_count", 1));
-                    f.expert_ffn_dim = int(geti("expert_feed_forward_length", 0));
-                    f.n_shared = 1;
-                    f.shared_ffn_dim = f.expert_ffn_dim;
-                    f.scoring = Scoring::Sigmoid;
-                    f.weight_on_input = true;
+                    llama4_moe(l.ffn, n_expert, int(geti("expert_used_count", 1)), int(geti("expert_feed_forward_length", 0)));
                 }
                 break;
             }
