@@ -120,6 +120,27 @@ float normal_icdf_f32(float p) {
     return float(z) * float(M_SQRT2);
 }
 
+// GPT-2: LayerNorm with biases, learned positions, tied head, MHA with biases, no RoPE, GELU(tanh) MLP.
+void gpt2_layers(ModelSpec& s, int heads, int ffn_dim) {
+    s.norm = NormKind::LayerNorm;
+    s.norm_bias = true;
+    s.learned_positions = true;
+    s.tied_embeddings = true;
+    for (int i = 0; i < s.n_layers; ++i) {
+        LayerSpec l;
+        l.attn.n_heads = l.attn.n_kv_heads = heads;
+        l.attn.head_dim = l.attn.v_head_dim = s.dim / heads;
+        l.attn.qkv_bias = l.attn.o_bias = true;
+        l.attn.scale = 1.f / std::sqrt(float(l.attn.head_dim));
+        l.attn.rope.enabled = false;
+        l.ffn.gated = false;
+        l.ffn.bias = true;
+        l.ffn.act = Activation::GELUTanh;  // gelu_new
+        l.ffn.ffn_dim = ffn_dim;
+        s.layers.push_back(l);
+    }
+}
+
 // Llama 4's MoE layer: top-k by raw router logit, sigmoid weight applied to the expert input, plus
 // one always-on shared expert of the same size.
 void llama4_moe(FfnSpec& f, int n_experts, int top_k, int expert_ffn_dim) {
@@ -211,26 +232,8 @@ ModelSpec spec_from_hf_config_text(const std::string& text, const std::string& p
         s.n_layers = positive(c.req_int("n_layer"), "n_layer", path);
         s.vocab = positive(c.req_int("vocab_size"), "vocab_size", path);
         s.max_positions = positive(c.get_int("n_positions", 1024), "n_positions", path);
-        s.norm = NormKind::LayerNorm;
-        s.norm_bias = true;
         s.norm_eps = float(c.get_f("layer_norm_epsilon", 1e-5));
-        s.learned_positions = true;
-        s.tied_embeddings = true;
-        int heads = positive(c.req_int("n_head"), "n_head", path);
-        int inner = int(c.get_int("n_inner", 4 * s.dim));
-        for (int i = 0; i < s.n_layers; ++i) {
-            LayerSpec l;
-            l.attn.n_heads = l.attn.n_kv_heads = heads;
-            l.attn.head_dim = l.attn.v_head_dim = s.dim / heads;
-            l.attn.qkv_bias = l.attn.o_bias = true;
-            l.attn.scale = 1.f / std::sqrt(float(l.attn.head_dim));
-            l.attn.rope.enabled = false;
-            l.ffn.gated = false;
-            l.ffn.bias = true;
-            l.ffn.act = Activation::GELUTanh;  // gelu_new
-            l.ffn.ffn_dim = inner;
-            s.layers.push_back(l);
-        }
+        gpt2_layers(s, positive(c.req_int("n_head"), "n_head", path), int(c.get_int("n_inner", 4 * s.dim)));
         validate_spec(s, path);
         return s;
     }
@@ -560,25 +563,9 @@ ModelSpec spec_from_gguf(const GgufFile& g) {
     const int n_heads = positive(per_layer_int("attention.head_count", 0, 0), "attention.head_count", path);
 
     if (fam == Family::GPT2) {
-        s.norm = NormKind::LayerNorm;
-        s.norm_bias = true;
         s.norm_eps = float(getf("attention.layer_norm_epsilon", 1e-5));
-        s.learned_positions = true;
-        s.tied_embeddings = true;
         if (auto pe = g.tensor("position_embd.weight")) s.max_positions = int(pe->shape[0]);
-        for (int i = 0; i < s.n_layers; ++i) {
-            LayerSpec l;
-            l.attn.n_heads = l.attn.n_kv_heads = n_heads;
-            l.attn.head_dim = l.attn.v_head_dim = s.dim / n_heads;
-            l.attn.qkv_bias = l.attn.o_bias = true;
-            l.attn.scale = 1.f / std::sqrt(float(l.attn.head_dim));
-            l.attn.rope.enabled = false;
-            l.ffn.gated = false;
-            l.ffn.bias = true;
-            l.ffn.act = Activation::GELUTanh;
-            l.ffn.ffn_dim = int(req("feed_forward_length"));
-            s.layers.push_back(l);
-        }
+        gpt2_layers(s, n_heads, int(req("feed_forward_length")));
         validate_spec(s, path);
         return s;
     }
