@@ -33,6 +33,33 @@ std::string attn_kind(const AttentionSpec& a) {
     return "GQA";
 }
 
+// MODEL plus --slice NAME / --slicing-config FILE.csv (Gemma 3n MatFormer slices).
+std::unique_ptr<Model> load_model(const Args& a) {
+    LoadOptions o;
+    o.slice = a.get_or("slice", "");
+    o.slicing_config = a.get_or("slicing-config", "");
+    return Model::load(a.positional()[0], o);
+}
+
+json slices_json(const Model& m) {
+    json arr = json::array();
+    for (auto& sl : m.slices()) {
+        json e = {{"name", sl.name}, {"source", sl.source}, {"layers", sl.ffn_dims.size()}, {"layers_skipped", sl.layers_skipped},
+                  {"ffn_dims", sl.ffn_dims}};
+        if (sl.published_effective_b > 0) e["published_effective_params_b"] = sl.published_effective_b;
+        try {
+            auto plan = plan_matformer_slice(m.full_spec(), sl, m.path());
+            auto pc = count_params(plan.spec);
+            e["params_total"] = pc.total;
+            e["params_effective"] = pc.active;
+        } catch (const Error& err) {
+            e["error"] = err.what();  // listed, but it does not fit this model
+        }
+        arr.push_back(e);
+    }
+    return arr;
+}
+
 json info_json(const std::string& path, const ModelSpec& s, const Model* m) {
     json j;
     j["path"] = path;
@@ -115,15 +142,20 @@ json info_json(const std::string& path, const ModelSpec& s, const Model* m) {
         j["file_bytes"] = m->file_bytes();
         j["weight_bytes"] = m->weight_bytes();
         j["weight_types"] = m->weight_types();
+        if (s.family == Family::Gemma3n) {
+            j["matformer"] = {{"slices", slices_json(*m)}, {"running", m->slice_name()}};
+            if (!m->kept_layers().empty()) j["matformer"]["kept_layers"] = m->kept_layers();
+            if (!m->slicing_error().empty()) j["matformer"]["config_error"] = m->slicing_error();
+        }
     }
     return j;
 }
 
 int cmd_info(const std::vector<std::string>& argv) {
     Args a(argv, {"json"});
-    if (a.positional().size() != 1) throw Error("usage: archlens-cli info MODEL [--json]");
+    if (a.positional().size() != 1) throw Error("usage: archlens-cli info MODEL [--slice NAME] [--slicing-config FILE.csv] [--json]");
     const std::string path = a.positional()[0];
-    std::unique_ptr<Model> m = Model::load(path);
+    std::unique_ptr<Model> m = load_model(a);
     json j = info_json(path, m->spec(), m.get());
     if (a.has("json")) {
         std::printf("%s\n", j.dump(1).c_str());
@@ -137,6 +169,25 @@ int cmd_info(const std::vector<std::string>& argv) {
         std::printf("  per-layer emb. %s params streamed from the file; %s effective (resident)\n",
                     std::to_string(j["per_layer_embeddings"]["params"].get<uint64_t>()).c_str(),
                     std::to_string(j["params_effective"].get<uint64_t>()).c_str());
+    if (j.contains("matformer")) {
+        const json& mf = j["matformer"];
+        if (!m->slice_name().empty())
+            std::printf("  MatFormer      running slice '%s': %d of %d layers\n", m->slice_name().c_str(), m->spec().n_layers, m->full_spec().n_layers);
+        if (mf["slices"].empty())
+            std::printf("  MatFormer      no slicing configuration found (a google/gemma3n-slicing-configs CSV next to the model adds slices)\n");
+        for (auto& sl : mf["slices"]) {
+            if (sl.contains("error")) {
+                std::printf("  slice          %-34s does not fit: %s\n", sl["name"].get<std::string>().c_str(), sl["error"].get<std::string>().c_str());
+                continue;
+            }
+            std::string pub = sl.contains("published_effective_params_b")
+                                  ? " (published " + std::to_string(sl["published_effective_params_b"].get<double>()).substr(0, 4) + "B)"
+                                  : "";
+            std::printf("  slice          %-34s %2d layers, %.2fB effective%s\n", sl["name"].get<std::string>().c_str(), sl["layers"].get<int>(),
+                        double(sl["params_effective"].get<uint64_t>()) / 1e9, pub.c_str());
+        }
+        if (mf.contains("config_error")) std::printf("  slicing config unreadable: %s\n", mf["config_error"].get<std::string>().c_str());
+    }
     std::printf("  KV cache       %llu bytes per token (bf16)\n", (unsigned long long)j["kv_bytes_per_token"].get<uint64_t>());
     std::printf("  file           %s (%s of weights)\n", human_bytes(m->file_bytes()).c_str(), human_bytes(m->weight_bytes()).c_str());
     std::printf("  weight types  ");
@@ -179,7 +230,7 @@ SessionOptions session_opts(const Args& a, int64_t needed) {
 int cmd_logits(const std::vector<std::string>& argv) {
     Args a(argv, {});
     if (a.positional().size() != 1) throw Error("usage: archlens-cli logits MODEL --tokens 1,2,3 --out FILE");
-    auto m = Model::load(a.positional()[0]);
+    auto m = load_model(a);
     auto ids = tokens_arg(a);
     Session s(*m, session_opts(a, int64_t(ids.size())));
     std::vector<float> logits = s.forward(ids, true);
@@ -191,7 +242,7 @@ int cmd_generate(const std::vector<std::string>& argv) {
     Args a(argv, {"ids"});
     if (a.positional().size() != 1)
         throw Error("usage: archlens-cli generate MODEL (--tokens 1,2,3 | --prompt TEXT) -n 16 [--temp T --seed S] [--ids]");
-    auto m = Model::load(a.positional()[0]);
+    auto m = load_model(a);
     // Text in and out need the model's tokenizer (GGUF metadata or the HF folder's tokenizer.json).
     std::unique_ptr<Tokenizer> tok;
     auto tokenizer = [&]() -> Tokenizer& {
@@ -235,7 +286,7 @@ int cmd_generate(const std::vector<std::string>& argv) {
 int cmd_attention(const std::vector<std::string>& argv) {
     Args a(argv, {});
     if (a.positional().size() != 1) throw Error("usage: archlens-cli attention MODEL --tokens 1,2,3 --layer L [--head H] --out FILE");
-    auto m = Model::load(a.positional()[0]);
+    auto m = load_model(a);
     auto ids = tokens_arg(a);
     const ModelSpec& spec = m->spec();
     int layer = int(a.get_int("layer", -1));
@@ -263,7 +314,7 @@ int cmd_attention(const std::vector<std::string>& argv) {
 int cmd_routing(const std::vector<std::string>& argv) {
     Args a(argv, {"json"});
     if (a.positional().size() != 1) throw Error("usage: archlens-cli routing MODEL --tokens 1,2,3 --json");
-    auto m = Model::load(a.positional()[0]);
+    auto m = load_model(a);
     if (!m->spec().has_moe()) throw Error(a.positional()[0] + ": the model has no MoE layers");
     auto ids = tokens_arg(a);
     Session s(*m, session_opts(a, int64_t(ids.size())));
@@ -294,7 +345,8 @@ int cmd_routing(const std::vector<std::string>& argv) {
     return 0;
 }
 
-Register r_info({"info", "info MODEL [--json]", cmd_info});
+// Every model-running command also takes --slice NAME [--slicing-config FILE.csv] (Gemma 3n MatFormer).
+Register r_info({"info", "info MODEL [--slice NAME] [--slicing-config FILE.csv] [--json]", cmd_info});
 Register r_logits({"logits", "logits MODEL --tokens 1,2,3 --out FILE", cmd_logits});
 Register r_generate({"generate", "generate MODEL (--tokens 1,2,3 | --prompt TEXT) -n 16 [--temp T --seed S --top-k K --top-p P --min-p P --repeat-penalty R] [--ids]", cmd_generate});
 Register r_attention({"attention", "attention MODEL --tokens 1,2,3 --layer L [--head H] --out FILE", cmd_attention});

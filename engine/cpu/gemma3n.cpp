@@ -39,7 +39,11 @@ void match_magnitude(float* v, int64_t n, float target) {
 void Session::gemma3n_layers(std::span<const int> tokens, std::vector<float>& x) {
     const ModelSpec& s = model_.spec();
     const ModelWeights& w = model_.weights();
-    const int64_t T = int64_t(tokens.size()), D = s.dim, P = s.ple_dim, L = s.n_layers, N = s.altup_inputs;
+    const int64_t T = int64_t(tokens.size()), D = s.dim, P = s.ple_dim, N = s.altup_inputs;
+    // Per-layer tables hold L blocks of P: every layer of the file. A MatFormer slice runs some of
+    // them; ple_layers maps a running layer to its block.
+    const int64_t L = w.ple_model_proj.n_out / P;
+    auto ple_block = [&](int il) { return w.ple_layers.empty() ? int64_t(il) : int64_t(w.ple_layers[size_t(il)]); };
     const int act = s.altup_active;
     const float eps = s.norm_eps;
     auto rms_norm_rows = [&](const std::vector<float>& wt, float* v, int64_t rows, int64_t n) {
@@ -141,7 +145,7 @@ void Session::gemma3n_layers(std::span<const int> tokens, std::vector<float>& x)
         for (int64_t t = 0; t < T; ++t)
             for (int64_t e = 0; e < P; ++e) {
                 float& gv = g[size_t(t * P + e)];
-                gv = cpu::activation(Activation::GELUTanh, gv) * pli[size_t((t * L + il) * P + e)];
+                gv = cpu::activation(Activation::GELUTanh, gv) * pli[size_t((t * L + ple_block(il)) * P + e)];
             }
         matmul(*pool_, lw.ple_proj, g.data(), T, tmp.data());
         rms_norm_rows(lw.ple_post_norm, tmp.data(), T, D);

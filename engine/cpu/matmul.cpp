@@ -58,7 +58,7 @@ void matmul(ThreadPool& pool, const Linear& w, const float* x, int64_t T, float*
     } else {
         const DType vt = quant::vec_dot_type(w.type);
         const int64_t n_out = w.n_out, n_in = w.n_in;
-        const uint64_t w_row = *dtype_row_bytes(w.type, uint64_t(n_in));
+        const uint64_t w_row = w.row_stride ? w.row_stride : *dtype_row_bytes(w.type, uint64_t(n_in));
         const uint64_t a_row = *dtype_row_bytes(vt, uint64_t(n_in));
         const int nt = pool.size();
         // Activations converted once to the weight's dot-product type (as ggml-cpu does), the

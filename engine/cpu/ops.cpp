@@ -23,7 +23,7 @@ void read_row(const Linear& t, int64_t row, float* out) {
         }
         return;
     }
-    const uint64_t rb = *dtype_row_bytes(t.type, uint64_t(t.n_in));
+    const uint64_t rb = t.row_stride ? t.row_stride : *dtype_row_bytes(t.type, uint64_t(t.n_in));
     quant::dequantize_row(t.type, t.data + uint64_t(row) * rb, out, t.n_in);
 }
 

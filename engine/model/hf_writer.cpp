@@ -139,6 +139,9 @@ json config_json(const ModelSpec& s) {
                 }
                 j["num_kv_shared_layers"] = shared;
                 j["activation_sparsity_pattern"] = sparsity;
+                std::vector<int> dims;  // per layer: MatFormer models may differ layer to layer
+                for (auto& l : s.layers) dims.push_back(l.ffn.ffn_dim);
+                j["intermediate_size"] = dims;
             }
             break;
         case Family::DeepseekV3:

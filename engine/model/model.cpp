@@ -145,7 +145,76 @@ ModelSpec Model::load_spec(const std::string& path_in) {
     return spec_from_gguf(g);
 }
 
-std::unique_ptr<Model> Model::load(const std::string& path_in) {
+std::unique_ptr<Model> Model::load(const std::string& path_in, const LoadOptions& opts) {
+    std::unique_ptr<Model> m = load_whole(path_in);
+    m->find_slices(opts);
+    if (!opts.slice.empty()) m->apply_slice(opts.slice);
+    for (auto& t : m->tensors_) m->weight_bytes_ += t.nbytes;
+    return m;
+}
+
+void Model::find_slices(const LoadOptions& opts) {
+    if (spec_.family != Family::Gemma3n) {
+        if (!opts.slice.empty()) fail(path_, "--slice: MatFormer slices exist only for Gemma 3n models; this one is " + std::string(family_name(spec_.family)));
+        return;
+    }
+    slices_ = builtin_matformer_slices(spec_);
+    auto add = [&](const std::string& csv, bool required) {
+        try {
+            for (auto& s : parse_matformer_csv(csv)) {
+                std::erase_if(slices_, [&](const MatformerSlice& o) { return o.name == s.name; });  // a file overrides
+                slices_.push_back(std::move(s));
+            }
+        } catch (const Error& e) {
+            if (required) throw;
+            slicing_error_ += (slicing_error_.empty() ? "" : "; ") + std::string(e.what());
+        }
+    };
+    if (format_ != ModelFormat::ConfigOnly || !catalog_ref(path_))
+        for (auto& csv : find_matformer_csvs(path_)) add(csv, false);
+    if (!opts.slicing_config.empty()) add(opts.slicing_config, true);
+}
+
+void Model::apply_slice(const std::string& name) {
+    auto it = std::find_if(slices_.begin(), slices_.end(), [&](const MatformerSlice& s) { return s.name == name; });
+    if (it == slices_.end()) {
+        std::string known;
+        for (auto& s : slices_) known += (known.empty() ? "'" : ", '") + s.name + "'";
+        fail(path_, "no MatFormer slice named '" + name + "'; " +
+                        (known.empty() ? std::string("this model offers none (put a slicing CSV such as google/gemma3n-slicing-configs next to it)")
+                                       : "available: " + known) +
+                        (slicing_error_.empty() ? "" : " (" + slicing_error_ + ")"));
+    }
+    // Column prefixes of a quantized down projection must end on a block boundary.
+    int align = 1;
+    for (auto& L : w_.layers)
+        if (L.down.present()) align = std::max(align, int(dtype_info(L.down.type).block_size));
+    SlicePlan plan = plan_matformer_slice(spec_, *it, path_, align);
+    if (format_ != ModelFormat::ConfigOnly) {
+        std::vector<LayerWeights> layers;
+        for (size_t k = 0; k < plan.kept.size(); ++k) {
+            LayerWeights L = w_.layers[size_t(plan.kept[k])];
+            const int64_t d = plan.spec.layers[k].ffn.ffn_dim;
+            for (Linear* x : {&L.gate, &L.up}) {  // the first d rows
+                x->nbytes = x->nbytes / uint64_t(x->n_out) * uint64_t(d);
+                x->n_out = d;
+            }
+            // the first d columns of every row
+            L.down.row_stride = *dtype_row_bytes(L.down.type, uint64_t(L.down.n_in));
+            L.down.nbytes = uint64_t(L.down.n_out) * *dtype_row_bytes(L.down.type, uint64_t(d));
+            L.down.n_in = d;
+            layers.push_back(std::move(L));
+        }
+        w_.layers = std::move(layers);
+        w_.ple_layers = plan.kept;
+    }
+    full_spec_ = spec_;
+    spec_ = std::move(plan.spec);
+    kept_layers_ = std::move(plan.kept);
+    slice_name_ = name;
+}
+
+std::unique_ptr<Model> Model::load_whole(const std::string& path_in) {
     const std::string path = demo::resolve_model_path(path_in);
     std::unique_ptr<Model> m(new Model);
     m->path_ = path;
@@ -179,7 +248,6 @@ std::unique_ptr<Model> Model::load(const std::string& path_in) {
         m->qk_permuted_ = (m->gguf_->get_string("general.architecture").value_or("") == "llama");
         m->bind_gguf();
     }
-    for (auto& t : m->tensors_) m->weight_bytes_ += t.nbytes;
     return m;
 }
 

@@ -18,6 +18,8 @@ struct Linear {
     int64_t n_out = 0, n_in = 0;
     bool transposed = false;
     int64_t ld = 0;                 // transposed: elements per stored row
+    uint64_t row_stride = 0;        // plain: bytes from one row to the next (0 = packed; MatFormer's
+                                    // down projection keeps a column prefix of each stored row)
     std::vector<float> bias;        // (n_out) or empty
     std::string name;               // canonical name, for messages and the diagram
     uint64_t nbytes = 0;            // bytes of this view
@@ -62,12 +64,14 @@ struct ModelWeights {
     std::vector<float> out_norm, out_norm_b;
     Linear lm_head;                   // (vocab, dim); the embedding when tied
     std::vector<LayerWeights> layers;
-    std::vector<float> rope_freq_factors;
+    std::vector<float> rope_freq_factors;  // (n_rot/2) GGUF rope_freqs: inv_freq[i] /= factor[i]
     // Gemma 3n: per-layer embedding table (ple_vocab, n_layers*ple_dim), read row by row from the
     // memory map as tokens arrive; its projection from the main embedding; AltUp stream maps.
     Linear ple_table, ple_model_proj;                // ple_model_proj: (n_layers*ple_dim, dim)
     std::vector<float> ple_proj_norm;                // (ple_dim)
-    std::vector<Linear> altup_proj, altup_unembd;    // n-1 of (dim, dim)  // (n_rot/2) GGUF rope_freqs: inv_freq[i] /= factor[i]
+    std::vector<Linear> altup_proj, altup_unembd;    // n-1 of (dim, dim)
+    std::vector<int> ple_layers;                     // MatFormer slice: running layer -> its block of the
+                                                     // per-layer tables (empty = the identity)
 };
 
 }  // namespace archlens
