@@ -83,6 +83,10 @@ struct ModelInfo {
     // there for the diagram and the math, but no weights and no session: it cannot chat.
     bool architectureOnly = false;
     std::vector<ModelTensorRow> tensors;  // empty when architecture only
+    // Gemma 3n MatFormer: the slices the model offers ("name — N layers, X.XXB effective"
+    // labels beside their names) and the one running ("" = the whole model).
+    QStringList slices, sliceLabels;
+    QString slice;
 };
 using ModelInfoPtr = std::shared_ptr<const ModelInfo>;
 
@@ -95,6 +99,7 @@ struct LoadRequest {
     quint64 memoryBudget = 0;  // bytes the model may use; 0: unknown (no refusal)
     int threads = 0;
     bool architectureOnly = false;  // read the spec only (forced for catalog: and *.json)
+    QString slice;                  // Gemma 3n MatFormer slice to run ("" = the whole model)
 };
 
 Q_DECLARE_METATYPE(SamplingSettings)

@@ -103,6 +103,28 @@ void EngineWorker::unloadModel() {
     cached_.clear();
 }
 
+namespace {
+
+// MatFormer slices for the UI: names and "name — 30 layers, 1.91B effective" labels.
+void fillSlices(ModelInfo& info, const Model& m) {
+    for (const auto& sl : m.slices()) {
+        QString label = QString::fromStdString(sl.name);
+        try {
+            const auto plan = plan_matformer_slice(m.full_spec(), sl, m.path());
+            label += QObject::tr(" — %1 layers, %2B effective")
+                         .arg(plan.spec.n_layers)
+                         .arg(double(count_params(plan.spec).active) / 1e9, 0, 'f', 2);
+        } catch (const std::exception&) {
+            continue;  // listed in the file, but it does not fit this model
+        }
+        info.slices << QString::fromStdString(sl.name);
+        info.sliceLabels << label;
+    }
+    info.slice = QString::fromStdString(m.slice_name());
+}
+
+}  // namespace
+
 void EngineWorker::loadModel(const LoadRequest& req) {
     const quint64 id = req.id;
     QElapsedTimer timer;
@@ -124,6 +146,10 @@ void EngineWorker::loadModel(const LoadRequest& req) {
         if (cancelled()) return;
 
         // Refuse before mapping anything: the spec and the file sizes are enough to know.
+        LoadOptions opts;
+        opts.slice = req.slice.toStdString();
+        // The whole model's spec sizes the memory estimate (a slice needs less; the refusal errs
+        // on the safe side).
         const ModelSpec spec = Model::load_spec(path);
         const quint64 diskBytes = modelBytesOnDisk(QString::fromStdString(path));
         const qint64 nCtx = defaultContext(spec, req.contextCap);
@@ -151,6 +177,14 @@ void EngineWorker::loadModel(const LoadRequest& req) {
             info->filePath = QString::fromStdString(path);
             info->name = name;
             info->spec = std::make_shared<const ModelSpec>(spec);
+            if (spec.family == Family::Gemma3n) {  // the slices it offers, and the one asked for
+                const auto cfg = Model::load(catalog_ref(source) ? source : path, opts);
+                info->spec = std::make_shared<const ModelSpec>(cfg->spec());
+                fillSlices(*info, *cfg);
+                if (!info->slice.isEmpty()) info->name += QStringLiteral(" [%1]").arg(info->slice);
+            } else if (!req.slice.isEmpty()) {
+                throw Error(path + ": MatFormer slices exist only for Gemma 3n models");
+            }
             info->fileBytes = diskBytes;
             info->weightTypes = tr("config-only");
             info->templateRecognized = true;
@@ -177,7 +211,7 @@ void EngineWorker::loadModel(const LoadRequest& req) {
 
         emit loadProgress(id, tr("Mapping the weights…"), 0);
         auto next = std::make_unique<Loaded>();
-        next->model = Model::load(path);
+        next->model = Model::load(path, opts);
         if (cancelled()) return;
         if (const GgufFile* g = next->model->gguf()) {
             auto mapping = g->mapping();
@@ -216,6 +250,8 @@ void EngineWorker::loadModel(const LoadRequest& req) {
         info->threads = threads;
         info->memory = est;
         info->loadMs = msSince(timer);
+        fillSlices(*info, *next->model);
+        if (!info->slice.isEmpty()) info->name += QStringLiteral(" [%1]").arg(info->slice);
         for (const TensorInfo& t : next->model->tensors()) {
             QStringList dims;
             for (int64_t d : t.shape) dims << QString::number(d);
@@ -524,7 +560,11 @@ quint64 EngineController::loadArchitecture(const QString& source) {
     return startLoad(source, true);
 }
 
-quint64 EngineController::startLoad(const QString& source, bool architectureOnly) {
+quint64 EngineController::loadSlice(const QString& source, const QString& slice, bool architectureOnly) {
+    return startLoad(source, architectureOnly, slice);
+}
+
+quint64 EngineController::startLoad(const QString& source, bool architectureOnly, const QString& slice) {
     stop();
     if (loadingId_) worker_->requestCancelLoad(loadingId_);
     LoadRequest req;
@@ -533,6 +573,7 @@ quint64 EngineController::startLoad(const QString& source, bool architectureOnly
     req.contextCap = contextCap_;
     req.memoryBudget = memoryBudget();
     req.architectureOnly = architectureOnly;
+    req.slice = slice;
     loadingId_ = req.id;
     loadingSource_ = source;
     emit loadStarted(source);

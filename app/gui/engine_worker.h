@@ -75,6 +75,8 @@ class EngineController : public QObject {
     // and nothing can chat until a runnable model is loaded. catalog:NAME and *.json always open
     // so.
     quint64 loadArchitecture(const QString& pathOrCatalog);
+    // The same model (or architecture) again, running the named MatFormer slice ("" = whole).
+    quint64 loadSlice(const QString& source, const QString& slice, bool architectureOnly);
     void cancelLoad();
     // Empty when no model is loaded (generationFinished with an error follows).
     quint64 generate(const std::vector<ChatMessageInput>& messages,
@@ -113,7 +115,7 @@ class EngineController : public QObject {
         TokenSnapshotPtr token;
         std::optional<GenerationResult> finished;
     };
-    quint64 startLoad(const QString& source, bool architectureOnly);
+    quint64 startLoad(const QString& source, bool architectureOnly, const QString& slice = {});
     void post(InboxEvent e);   // worker thread
     Q_INVOKABLE void drain();  // UI thread
 

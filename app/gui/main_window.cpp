@@ -1,6 +1,7 @@
 #include "app/gui/main_window.h"
 
 #include <QAction>
+#include <QActionGroup>
 #include <QApplication>
 #include <QCloseEvent>
 #include <QDockWidget>
@@ -296,6 +297,16 @@ void MainWindow::buildActions() {
     demoButton->setMenu(demoMenu);
     demoButton->setPopupMode(QToolButton::InstantPopup);
     tb->addWidget(demoButton);
+    // Gemma 3n MatFormer: the sizes nested in the loaded model (shown only when it has some).
+    sliceButton_ = new QToolButton(tb);
+    sliceButton_->setObjectName(QStringLiteral("matformerSize"));
+    sliceButton_->setText(tr("MatFormer size"));
+    sliceButton_->setToolTip(tr("Run a smaller model nested in this one (MatFormer slice): fewer layers and "
+                                "narrower FFNs read from the same file."));
+    sliceButton_->setPopupMode(QToolButton::InstantPopup);
+    sliceButton_->setMenu(new QMenu(sliceButton_));
+    sliceAction_ = tb->addWidget(sliceButton_);
+    sliceAction_->setVisible(false);
     tb->addAction(compare);
     tb->addAction(lessons);
     tb->addSeparator();
@@ -366,6 +377,25 @@ void MainWindow::onModelLoaded(const ModelInfoPtr& info) {
     if (info->isDemo) label += tr(" · <span style='color:#8a6d00'>random weights</span>");
     modelLabel_->setText(label);
     modelLabel_->setToolTip(info->filePath);
+    QMenu* sizes = sliceButton_->menu();
+    sizes->clear();
+    if (!info->slices.isEmpty()) {
+        auto* group = new QActionGroup(sizes);
+        auto add = [&](const QString& label, const QString& slice) {
+            QAction* a = sizes->addAction(label);
+            a->setCheckable(true);
+            a->setChecked(slice == info->slice);
+            group->addAction(a);
+            const QString source = info->source;
+            const bool archOnly = info->architectureOnly;
+            connect(a, &QAction::triggered, this, [this, source, slice, archOnly] { engine_->loadSlice(source, slice, archOnly); });
+        };
+        add(tr("Whole model"), QString());
+        sizes->addSeparator();
+        for (int i = 0; i < info->slices.size(); ++i) add(info->sliceLabels[i], info->slices[i]);
+        sliceButton_->setText(info->slice.isEmpty() ? tr("MatFormer size: whole") : tr("MatFormer size: %1").arg(info->slice));
+    }
+    sliceAction_->setVisible(!info->slices.isEmpty());
     if (!info->templateRecognized)
         statusBar()->showMessage(
             tr("The model's chat template is not one ArchLens knows; a generic format is used."),

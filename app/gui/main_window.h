@@ -17,6 +17,8 @@ class EngineController;
 class ModelLibrary;
 class QDockWidget;
 class QLabel;
+class QToolButton;
+class QAction;
 class QProgressBar;
 class QPushButton;
 
@@ -94,6 +96,8 @@ class MainWindow : public QMainWindow {
     QByteArray defaultState_;
     bool restoredState_ = false, sized_ = false;
     QLabel* modelLabel_ = nullptr;
+    QToolButton* sliceButton_ = nullptr;  // Gemma 3n MatFormer sizes
+    QAction* sliceAction_ = nullptr;
     QLabel* statusModel_ = nullptr;
     QLabel* statusMemory_ = nullptr;
     QLabel* loadLabel_ = nullptr;

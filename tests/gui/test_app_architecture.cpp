@@ -9,7 +9,11 @@
 #include <QPushButton>
 #include <QSignalSpy>
 #include <QStandardPaths>
+#include <QTemporaryDir>
+#include <QMenu>
+#include <QToolButton>
 #include <QTreeWidget>
+#include <fstream>
 #include <QtTest>
 
 #include "app/gui/architecture_panel.h"
@@ -19,6 +23,8 @@
 #include "app/gui/engine_worker.h"
 #include "app/gui/internals_panels.h"
 #include "app/gui/main_window.h"
+#include "engine/model/model.h"
+#include "engine/model/synth.h"
 #include "widgets/attention_view.h"
 #include "widgets/comparison_view.h"
 #include "widgets/diagram_view.h"
@@ -281,6 +287,50 @@ private slots:
             a->attention()->setLayer(1);
             shot(&cw, QStringLiteral("app-compare-live.png"));
         }
+    }
+    // Gemma 3n MatFormer: the toolbar offers the sizes nested in the model and switches to one.
+    void matformerSizesSwitchTheRunningModel() {
+        MainWindow w(quiet());
+        w.show();
+        auto* button = w.findChild<QToolButton*>(QStringLiteral("matformerSize"));
+        QVERIFY(button);
+        QVERIFY(waitLoaded(w, QStringLiteral("demo:llama3")));
+        QVERIFY(!button->isVisible());  // nothing nested in Llama
+
+        // The catalog's E4B: Google's published slices; picking E2B shows a 30-layer architecture.
+        QVERIFY(waitLoaded(w, QStringLiteral("catalog:gemma3n-e4b"), true));
+        QTRY_VERIFY(button->isVisible());
+        QAction* e2b = nullptr;
+        for (QAction* a : button->menu()->actions())
+            if (a->text().startsWith(QStringLiteral("Config for official E2B Model — 30 layers, 1.9"))) e2b = a;
+        QVERIFY(e2b);
+        QSignalSpy loaded(w.engine(), &EngineController::modelLoaded);
+        e2b->trigger();
+        QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty(), kLoadTimeoutMs);
+        QCOMPARE(w.engine()->model()->spec->n_layers, 30);
+        QCOMPARE(w.engine()->model()->slice, QStringLiteral("Config for official E2B Model"));
+        QVERIFY(button->text().contains(QStringLiteral("official E2B")));
+        QTRY_VERIFY(diagramText(panelOf(w)->diagram()).contains(QStringLiteral("30")));
+
+        // A runnable Gemma 3n with a slicing CSV beside it: the slice chats.
+        QTemporaryDir dir;
+        const QString path = dir.path() + QStringLiteral("/g3n.gguf");
+        archlens::ModelSpec spec = archlens::Model::load_spec("demo:gemma3n");
+        archlens::write_synthetic_gguf(spec, {}, path.toStdString());
+        std::string dims;
+        for (int i = 0; i < spec.n_layers; ++i) dims += (i ? ", " : "") + std::to_string(spec.layers[size_t(i)].ffn.ffn_dim / 2);
+        std::ofstream(dir.path().toStdString() + "/slices.csv") << "name,FFN Hidden Dims,Layers Skipped\nHalf FFN,\"[" << dims << "]\",\n";
+        QVERIFY(waitLoaded(w, path));
+        QTRY_VERIFY(button->isVisible());
+        QCOMPARE(w.engine()->model()->slices, QStringList{QStringLiteral("Half FFN")});
+        loaded.clear();
+        w.engine()->loadSlice(path, QStringLiteral("Half FFN"), false);
+        QTRY_VERIFY_WITH_TIMEOUT(!loaded.isEmpty(), kLoadTimeoutMs);
+        const ModelInfoPtr m = w.engine()->model();
+        QCOMPARE(m->slice, QStringLiteral("Half FFN"));
+        QCOMPARE(m->spec->layers[0].ffn.ffn_dim, spec.layers[0].ffn.ffn_dim / 2);
+        QVERIFY(m->name.endsWith(QStringLiteral("[Half FFN]")));
+        QVERIFY(w.chatPanel()->isEnabled());
     }
 };
 
