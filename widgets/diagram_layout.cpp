@@ -277,7 +277,7 @@ void placeRows(DiagramLayout& l, const QList<QPair<QString, qreal>>& seq, qreal 
     // The spine: consecutive boxes of the main column, bottom to top.
     QList<const DiagramBox*> spine;
     for (auto& b : l.boxes)
-        if (b.kind != BoxKind::Router && b.kind != BoxKind::Expert && b.kind != BoxKind::SharedExpert) spine << &b;
+        if (b.kind != BoxKind::Router && b.kind != BoxKind::Expert && b.kind != BoxKind::SharedExpert && b.kind != BoxKind::Laurel) spine << &b;
     std::sort(spine.begin(), spine.end(), [](auto* a, auto* b) { return a->rect.top() > b->rect.top(); });
     for (int i = 0; i + 1 < spine.size(); ++i)
         l.edges << DiagramEdge{QPolygonF({QPointF(kCx, spine[i]->rect.top()), QPointF(kCx, spine[i + 1]->rect.bottom())}), false};
@@ -291,6 +291,16 @@ void placeRows(DiagramLayout& l, const QList<QPair<QString, qreal>>& seq, qreal 
             const qreal y1 = add->rect.center().y();
             l.edges << DiagramEdge{QPolygonF({QPointF(kCx, y0), QPointF(kResidualX, y0), QPointF(kResidualX, y1), QPointF(add->rect.left(), y1)}), true};
         }
+    // LAuReL: from the attention input (the pre-norm) up its side path into the attention ⊕.
+    for (int g = 0; g < l.groups.size(); ++g) {
+        const DiagramBox* lr = l.box(QStringLiteral("g%1.laurel").arg(g));
+        const DiagramBox* in = l.box(QStringLiteral("g%1.attn_pre_norm").arg(g));
+        const DiagramBox* add = l.box(QStringLiteral("g%1.attn_add").arg(g));
+        if (!lr || !in || !add) continue;
+        const qreal x = lr->rect.center().x(), yIn = in->rect.top() + 4, yAdd = add->rect.center().y();
+        l.edges << DiagramEdge{QPolygonF({QPointF(in->rect.right(), yIn), QPointF(x, yIn), QPointF(x, lr->rect.bottom())}), false};
+        l.edges << DiagramEdge{QPolygonF({QPointF(x, lr->rect.top()), QPointF(x, yAdd), QPointF(add->rect.right(), yAdd)}), false};
+    }
 }
 
 DiagramLayout layoutDiagram(const ModelSpec& s, const QString& title) {
@@ -369,6 +379,21 @@ DiagramLayout layoutDiagram(const ModelSpec& s, const QString& title) {
 
         const QString G = QStringLiteral("g%1.").arg(g);
         l.rows << DiagramRow{G + QStringLiteral("bottom"), 18, {}};
+        const bool altup = s.altup_inputs > 1;
+        const int N = s.altup_inputs;
+        auto box = [&](const QString& which, BoxKind kind, const QString& title, const QStringList& lines, const QColor& accent) {
+            DiagramBox b = centred(G + which, kind, kBoxW, 28 + 15 * qreal(lines.size()) + 6, title, g);
+            b.lines = lines;
+            b.accent = accent;
+            return row(b.id, b);
+        };
+        const QColor altupColor(0xcc, 0x79, 0xa7);  // reddish purple (Okabe–Ito)
+        if (altup)
+            l.rows << box(QStringLiteral("altup_predict"), BoxKind::AltUp, QStringLiteral("AltUp predict"),
+                          {QStringLiteral("%1 residual streams, each predicted from all %1").arg(N),
+                           QStringLiteral("router on stream %1 → %2×%2 coefficients").arg(s.altup_active).arg(N),
+                           QStringLiteral("the block below runs on stream %1 only").arg(s.altup_active)},
+                          altupColor);
         l.rows << DiagramRow{G + QStringLiteral("attn_in"), 14, {}};
         auto norm = [&](const QString& which) {
             DiagramBox n = centred(G + which, BoxKind::Norm, kBoxW * 0.62, 30, normName(s), g);
@@ -376,7 +401,21 @@ DiagramLayout layoutDiagram(const ModelSpec& s, const QString& title) {
             return row(n.id, n);
         };
         if (L.attn_pre_norm) l.rows << norm(QStringLiteral("attn_pre_norm"));
-        l.rows << row(G + QStringLiteral("attn"), attentionBox(s, L, g));
+        if (s.laurel_rank > 0) {  // LAuReL runs beside attention on the same normed input
+            DiagramRow r = row(G + QStringLiteral("attn"), attentionBox(s, L, g));
+            DiagramBox lr;
+            lr.id = G + QStringLiteral("laurel");
+            lr.kind = BoxKind::Laurel;
+            lr.group = g;
+            lr.title = QStringLiteral("LAuReL");
+            lr.lines << QStringLiteral("rank %1").arg(s.laurel_rank) << QStringLiteral("(attn+it)/√2");
+            lr.rect = QRectF(kCx + kBoxW / 2 + 10, r.boxes[0].rect.top() + 14, kFrameRight - 8 - (kCx + kBoxW / 2 + 10), 64);
+            lr.accent = altupColor;
+            r.boxes << lr;
+            l.rows << r;
+        } else {
+            l.rows << row(G + QStringLiteral("attn"), attentionBox(s, L, g));
+        }
         if (L.attn_post_norm) l.rows << norm(QStringLiteral("attn_post_norm"));
         l.rows << row(G + QStringLiteral("attn_add"), addBox(G + QStringLiteral("attn_add"), g));
         l.rows << DiagramRow{G + QStringLiteral("ffn_in"), 14, {}};
@@ -384,6 +423,16 @@ DiagramLayout layoutDiagram(const ModelSpec& s, const QString& title) {
         l.rows << ffnRow(s, L, g);
         if (L.ffn_post_norm) l.rows << norm(QStringLiteral("ffn_post_norm"));
         l.rows << row(G + QStringLiteral("ffn_add"), addBox(G + QStringLiteral("ffn_add"), g));
+        if (altup)
+            l.rows << box(QStringLiteral("altup_correct"), BoxKind::AltUp, QStringLiteral("AltUp correct"),
+                          {QStringLiteral("all %1 streams += coefficient × (output − prediction)").arg(N),
+                           QStringLiteral("coefficients from a router on the block's output")},
+                          altupColor);
+        if (s.ple_dim > 0)
+            l.rows << box(QStringLiteral("ple_in"), BoxKind::PerLayerInput, QStringLiteral("Per-layer input"),
+                          {QStringLiteral("gate %1 → %2, GELU, × this layer's PLE row").arg(num(uint64_t(s.dim))).arg(s.ple_dim),
+                           QStringLiteral("project %1 → %2, norm, add to streams 1–%3").arg(s.ple_dim).arg(num(uint64_t(s.dim))).arg(std::max(1, N - 1))},
+                          QColor(0x56, 0xb4, 0xe9));
         l.rows << DiagramRow{G + QStringLiteral("top"), 44, {}};  // room for the frame's label
     }
     {

@@ -20,7 +20,12 @@ LayerKind layerKind(const AttentionSpec& a, bool learnedPositions = false);
 QColor layerKindColor(LayerKind k);
 QString layerKindName(LayerKind k);
 
-enum class BoxKind { Embedding, PositionEmbedding, Norm, Attention, Ffn, Moe, Router, Expert, SharedExpert, Add, LmHead, Softcap };
+enum class BoxKind {
+    Embedding, PositionEmbedding, Norm, Attention, Ffn, Moe, Router, Expert, SharedExpert, Add, LmHead, Softcap,
+    AltUp,          // Gemma 3n: AltUp predict / correct over the residual streams
+    Laurel,         // Gemma 3n: LAuReL low-rank residual, beside attention
+    PerLayerInput,  // Gemma 3n: the layer's per-layer embedding gated into the streams
+};
 
 struct DiagramBox {
     QString id;  // stable across models ("g0.attn", "final_norm"): equal ids align in a comparison

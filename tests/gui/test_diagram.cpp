@@ -181,9 +181,42 @@ private slots:
         QVERIFY(!v.grab().isNull());
     }
 
+    // Gemma 3n's block: AltUp predict below and correct above the block, LAuReL beside attention
+    // with its own path into the attention ⊕, the per-layer input on top, shared-KV layers framed.
+    void gemma3nShowsAltUpLaurelAndPerLayerInputs() {
+        auto l = layoutOf("gemma3n-e4b");
+        QVERIFY(l.box("ple"));
+        QVERIFY(groupNamed(l, "sliding-window (512) · sparse FFN · own KV"));
+        QVERIFY2(groupNamed(l, "global · dense FFN · KV shared"), qPrintable(l.allText().join(" | ")));
+        for (int g = 0; g < l.groups.size(); ++g) {
+            auto id = [&](const char* x) { return QStringLiteral("g%1.%2").arg(g).arg(x); };
+            const DiagramBox *pred = l.box(id("altup_predict")), *corr = l.box(id("altup_correct")), *lr = l.box(id("laurel")),
+                             *attn = l.box(id("attn")), *ffn = l.box(id("ffn")), *pin = l.box(id("ple_in")), *norm = l.box(id("attn_pre_norm"));
+            QVERIFY(pred && corr && lr && attn && ffn && pin && norm);
+            QCOMPARE(pred->kind, BoxKind::AltUp);
+            QCOMPARE(lr->kind, BoxKind::Laurel);
+            QCOMPARE(pin->kind, BoxKind::PerLayerInput);
+            QVERIFY(above(norm, pred) && above(attn, norm) && above(ffn, attn) && above(corr, ffn) && above(pin, corr));
+            QVERIFY(pred->lines.join(' ').contains("4 residual streams"));
+            QVERIFY(lr->lines.contains("rank 64"));
+            QVERIFY(pin->lines.join(' ').contains("gate 2,048 → 256"));
+            // beside attention, inside the frame, not overlapping it
+            QVERIFY(lr->rect.left() > attn->rect.right() && lr->rect.right() <= l.groups[g].frame.right());
+            QVERIFY(lr->rect.top() < attn->rect.bottom() && lr->rect.bottom() > attn->rect.top());
+            const DiagramBox* add = l.box(id("attn_add"));
+            bool intoAdd = false;
+            for (auto& e : l.edges) intoAdd |= !e.residual && e.path.last() == QPointF(add->rect.right(), add->rect.center().y());
+            QVERIFY(intoAdd);
+        }
+        // a plain Gemma 3 block has none of them
+        auto g3 = layoutOf("gemma3-1b");
+        QVERIFY(g3.boxesOfKind(BoxKind::AltUp).isEmpty() && g3.boxesOfKind(BoxKind::Laurel).isEmpty() &&
+                g3.boxesOfKind(BoxKind::PerLayerInput).isEmpty());
+    }
+
     void everyCatalogModelLaysOut() {
         for (const char* n : {"deepseek-v3", "kimi-k2", "qwen3-0.6b", "qwen3-235b-a22b", "olmo2-32b", "gemma3-1b", "gemma3-4b",
-                              "mistral-small-3.1-24b", "llama4-scout", "llama3.2-1b", "llama3.1-405b", "gpt2-xl"}) {
+                              "mistral-small-3.1-24b", "llama4-scout", "llama3.2-1b", "llama3.1-405b", "gpt2-xl", "gemma3n-e2b", "gemma3n-e4b"}) {
             auto l = layoutOf(n);
             QVERIFY2(l.box("embed") && l.box("lm_head") && l.box("final_norm"), n);
             QVERIFY2(l.size.height() > 500, n);
