@@ -39,7 +39,7 @@ struct KBF16 {
         for (; i + 32 <= n; i += 32) {
             __m512bh w[NW];
             if (pf)
-                for (int r = 0; r < NW; ++r) _mm_prefetch(reinterpret_cast<const char*>(x[r] + i) + pf, _MM_HINT_T0);
+                for (int r = 0; r < NW; ++r) _mm_prefetch(reinterpret_cast<const char*>(x[r] + i) + pf, _MM_HINT_T1);
             for (int r = 0; r < NW; ++r) w[r] = (__m512bh)_mm512_loadu_si512(x[r] + i);
             for (int a = 0; a < NA; ++a) {
                 const __m512bh ya = (__m512bh)_mm512_loadu_si512(y[a] + i);

@@ -20,6 +20,22 @@
 
 // ---- primitives ---------------------------------------------------------------------------
 
+// The row kernels read one weight row after another, and rows are contiguous: prefetching a fixed
+// distance ahead of the current block (into L2, past the row's end into the next rows) keeps more
+// misses in flight than the hardware prefetcher does on its own, which stops at every 4 KiB page
+// of the memory-mapped file. Qwen3-0.6B Q4_K_M decode, 2 threads, this VM: 37-40 tok/s without,
+// 51-60 with 4 KiB ahead (1 KiB: ~50; 8 KiB: ~57). A prefetch past the matrix's end is harmless.
+constexpr uintptr_t kRowPrefetch = 4096;
+template <class Block>
+inline void prefetch_ahead(const Block* b) {
+    const uintptr_t a = reinterpret_cast<uintptr_t>(b) + kRowPrefetch;
+    if constexpr (sizeof(Block) >= 64) {
+        for (size_t l = 0; l < sizeof(Block); l += 64) _mm_prefetch(reinterpret_cast<const char*>(a + l), _MM_HINT_T1);
+    } else if ((a & 63) < sizeof(Block)) {  // the first block that touches its cache line
+        _mm_prefetch(reinterpret_cast<const char*>(a), _MM_HINT_T1);
+    }
+}
+
 inline float h2f(uint16_t h) { return _cvtsh_ss(h); }
 
 inline __m256i loadu(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
@@ -118,7 +134,7 @@ struct KQ8_0 {
             __m256i w[NW], aw[NW];
             float dw[NW];
             if (pf)
-                for (int r = 0; r < NW; ++r) _mm_prefetch(reinterpret_cast<const char*>(x[r] + i) + pf, _MM_HINT_T0);
+                for (int r = 0; r < NW; ++r) _mm_prefetch(reinterpret_cast<const char*>(x[r] + i) + pf, _MM_HINT_T1);
             for (int r = 0; r < NW; ++r) {
                 w[r] = loadu(x[r][i].qs);
                 aw[r] = _mm256_sign_epi8(w[r], w[r]);
@@ -147,6 +163,7 @@ struct KQ4_0 {
         Acc2<NR> acc;
         const int64_t nb = n / kQK;
         for (int64_t i = 0; i < nb; ++i) {
+            prefetch_ahead(x + i);
             const __m256i w = _mm256_sub_epi8(nibbles16(x[i].qs), _mm256_set1_epi8(8));
             const __m256i aw = _mm256_sign_epi8(w, w);
             const float dx = h2f(x[i].d);
@@ -169,6 +186,7 @@ struct KQ5_0 {
         Acc2<NR> acc;
         const int64_t nb = n / kQK;
         for (int64_t i = 0; i < nb; ++i) {
+            prefetch_ahead(x + i);
             // nibble | 0xF0 where the 5th bit is clear == nibble - 16 as int8
             const __m256i hi = _mm256_andnot_si256(bytes_from_bits32(x[i].qh), _mm256_set1_epi8(char(0xF0)));
             const __m256i w = _mm256_or_si256(nibbles16(x[i].qs), hi);
@@ -196,6 +214,7 @@ struct KQx_1 {
         float summs[NR] = {};
         const int64_t nb = n / kQK;
         for (int64_t i = 0; i < nb; ++i) {
+            prefetch_ahead(x + i);
             __m256i u = nibbles16(x[i].qs);
             if constexpr (kFiveBits)
                 u = _mm256_or_si256(u, _mm256_and_si256(bytes_from_bits32(x[i].qh), _mm256_set1_epi8(0x10)));
@@ -237,6 +256,7 @@ struct KQ2_K {
         for (int r = 0; r < NR; ++r) y[r] = static_cast<const BlockQ8_K*>(av[r]);
         KAcc<NR> k;
         for (int64_t i = 0; i < n / kQKK; ++i) {
+            prefetch_ahead(x + i);
             k.begin_block();
             const uint8_t* sc = x[i].scales;
             const __m256i mins16 = _mm256_cvtepu8_epi16(
@@ -270,6 +290,7 @@ struct KQ3_K {
         for (int r = 0; r < NR; ++r) y[r] = static_cast<const BlockQ8_K*>(av[r]);
         KAcc<NR> k;
         for (int64_t i = 0; i < n / kQKK; ++i) {
+            prefetch_ahead(x + i);
             k.begin_block();
             int8_t sc[16];
             unpack_q3_k_scales(x[i].scales, sc);
@@ -310,6 +331,7 @@ struct KQ45_K {
         for (int r = 0; r < NR; ++r) y[r] = static_cast<const BlockQ8_K*>(av[r]);
         KAcc<NR> k;
         for (int64_t i = 0; i < n / kQKK; ++i) {
+            prefetch_ahead(x + i);
             k.begin_block();
             uint8_t sc[8], mn[8];
             for (int j = 0; j < 8; ++j) get_scale_min_k4(j, x[i].scales, &sc[j], &mn[j]);
@@ -354,6 +376,7 @@ struct KQ6_K {
         KAcc<NR> k;
         const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
         for (int64_t i = 0; i < n / kQKK; ++i) {
+            prefetch_ahead(x + i);
             k.begin_block();
             const int8_t* sc = x[i].scales;
             for (int h = 0; h < 2; ++h) {
@@ -445,7 +468,7 @@ struct KQ8_0_512 {
             __m512i w[NP], ncorr[NP];
             __m512 dw[NP];
             if (pf)
-                for (int r = 0; r < NW; ++r) _mm_prefetch(reinterpret_cast<const char*>(x[r] + i) + pf, _MM_HINT_T0);
+                for (int r = 0; r < NW; ++r) _mm_prefetch(reinterpret_cast<const char*>(x[r] + i) + pf, _MM_HINT_T1);
             for (int p = 0; p < NP; ++p) {
                 w[p] = load2x32(x[2 * p][i].qs, x[2 * p + 1][i].qs);
                 ncorr[p] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), k128, w[p]));
@@ -480,6 +503,7 @@ struct KQ45_K_512 {
         for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps(), accm[r] = _mm256_setzero_ps();
         const __m512i m4 = _mm512_set1_epi8(0x0F);
         for (int64_t i = 0; i < n / kQKK; ++i) {
+            prefetch_ahead(x + i);
             uint32_t sm[4];
             unpack_k4(x[i].scales, sm);
             const __m512i sc = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm))));
@@ -538,6 +562,7 @@ struct KQ6_K_512 {
         const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
         const __m512i idx[4] = {idx_quad8(0), idx_quad8(4), idx_quad8(8), idx_quad8(12)};
         for (int64_t i = 0; i < n / kQKK; ++i) {
+            prefetch_ahead(x + i);
             const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales)));
             const __m512i sc = _mm512_castsi256_si512(sc16);
             __m512i sumi[NR];
