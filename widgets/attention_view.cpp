@@ -297,6 +297,7 @@ void AttentionView::setModel(const InternalsModelPtr& model) {
 
 void AttentionView::clearHistory() {
     thumbsStale_ = true;
+    invalidateMap();
     tokens_.clear();
     rows_.clear();
     storedFloats_ = budgetRetryAt_ = 0;
@@ -306,6 +307,7 @@ void AttentionView::clearHistory() {
 
 void AttentionView::setContext(const ContextSnapshotPtr& c) {
     thumbsStale_ = true;
+    invalidateMap();
     if (!c) return;
     tokens_.setContext(*c);
     // Rows of the reused prefix stay valid (same tokens, same cache); the rest is recomputed.
@@ -335,6 +337,7 @@ void AttentionView::storeRow(const AttentionRow& r) {
     auto& qs = heads[size_t(r.head)];
     if (qs.size() <= size_t(r.query_pos)) qs.resize(size_t(r.query_pos) + 1);
     Row& row = qs[size_t(r.query_pos)];
+    if (r.layer == layer_ && r.query_pos < mapRows_) invalidateMap();  // a drawn row changes
     storedFloats_ -= row.v.size();
     row.keyBegin = r.key_begin;
     row.block = 1;
@@ -379,6 +382,7 @@ void AttentionView::setLayer(int layer) {
     if (!model_ || !model_->spec || layer < 0 || layer >= model_->spec->n_layers) return;
     const bool changed = layer != layer_;
     layer_ = layer;
+    invalidateMap();
     head_ = std::min(head_, std::max(0, nHeads(layer) - 1));
     keepView_ = false;
     rebuildControls();
@@ -392,6 +396,7 @@ void AttentionView::setHead(int head) {
     const bool changed = head != head_ || aggregate_ != Aggregate::Head;
     head_ = head;
     aggregate_ = Aggregate::Head;
+    invalidateMap();
     rebuildControls();
     schedule();
     if (changed) emit probeNeedsChanged();
@@ -401,12 +406,14 @@ void AttentionView::setAggregate(Aggregate a) {
     thumbsStale_ = true;
     if (a == aggregate_) return;
     aggregate_ = a;
+    invalidateMap();
     rebuildControls();
     schedule();
     emit probeNeedsChanged();
 }
 
 void AttentionView::setHideSink(bool on) {
+    if (on != hideSink_) invalidateMap();
     hideSink_ = on;
     if (sinkBox_->isChecked() != on) sinkBox_->setChecked(on);
     schedule();
@@ -420,6 +427,7 @@ void AttentionView::setLogScale(bool on) {
 
 void AttentionView::setKeyBlock(int keys) {
     keyBlockSetting_ = std::max(0, keys);
+    invalidateMap();
     keepView_ = false;
     rebuildControls();
     schedule();
@@ -588,6 +596,32 @@ void AttentionView::refresh() {
     updateStatus();
 }
 
+void AttentionView::fillMapRows(qint64 from, qint64 to) {
+    auto* d = map_->data();
+    for (qint64 q = from; q < to; ++q) {
+        qint64 kb = 0;
+        int b = 0;
+        const std::vector<float> v = combinedRow(q, &kb, &b);
+        if (b == 0) continue;
+        for (size_t j = 0; j < v.size(); ++j) {
+            const qint64 k = kb + qint64(j) * b;
+            if (hideSink_ && k == 0) continue;
+            const int c = int(k / block_);
+            if (c >= capCols_) continue;
+            const double old = d->cell(c, int(q));
+            d->setCell(c, int(q), std::isnan(old) ? double(v[j]) : old + double(v[j]));
+        }
+        // the row is complete: its cells join the colour range
+        const int c0 = int(std::max<qint64>(0, kb) / block_), c1 = std::min(capCols_ - 1, int((kb + qint64(v.size()) * b) / block_));
+        for (int c = c0; c <= c1; ++c) {
+            const double x = d->cell(c, int(q));
+            if (std::isnan(x)) continue;
+            mapMax_ = std::max(mapMax_, x);
+            if (x > 0) mapMin_ = std::min(mapMin_, x);
+        }
+    }
+}
+
 void AttentionView::rebuildMap() {
     // Rows: every context position; keys: the same positions (causal).
     nQueries_ = tokens_.size();
@@ -602,35 +636,27 @@ void AttentionView::rebuildMap() {
     const int nx = std::max(1, int((nKeys_ + block_ - 1) / block_));
     const int ny = int(std::max<qint64>(1, nQueries_));
     auto* d = map_->data();
-    d->setSize(nx, ny);
-    // Cell c covers keys [c*B, (c+1)*B): its centre is c*B + (B-1)/2 in key coordinates.
-    const double half = (block_ - 1) / 2.0;
-    d->setRange(QCPRange(half, (nx - 1) * double(block_) + half), QCPRange(0, ny - 1));
-    d->fill(kNaN);
-    double mx = 0, mn = 1;
-    qint64 captured = 0;
-    for (qint64 q = 0; q < nQueries_; ++q) {
-        qint64 kb = 0;
-        int b = 0;
-        const std::vector<float> v = combinedRow(q, &kb, &b);
-        if (b == 0) continue;
-        ++captured;
-        for (size_t j = 0; j < v.size(); ++j) {
-            const qint64 k = kb + qint64(j) * b;
-            if (hideSink_ && k == 0) continue;
-            const int c = int(k / block_);
-            if (c >= nx) continue;
-            const double old = d->cell(c, int(q));
-            d->setCell(c, int(q), std::isnan(old) ? double(v[j]) : old + double(v[j]));
-        }
+    const bool grow = mapValid_ && block_ == mapBlock_ && nQueries_ >= mapRows_ && ny <= capRows_ && nx <= capCols_;
+    if (!grow) {
+        // Whole rebuild, with headroom so that the next tokens only add rows.
+        capRows_ = ny + ny / 2 + 64;
+        capCols_ = nx + nx / 2 + 16;
+        d->setSize(capCols_, capRows_);
+        // Cell c covers keys [c*B, (c+1)*B): its centre is c*B + (B-1)/2 in key coordinates.
+        const double half = (block_ - 1) / 2.0;
+        d->setRange(QCPRange(half, (capCols_ - 1) * double(block_) + half), QCPRange(0, capRows_ - 1));
+        d->fill(kNaN);
+        mapRows_ = 0;
+        mapMax_ = 0;
+        mapMin_ = 1;
+        windowEdge_->data()->clear();
+        mapBlock_ = block_;
+        mapValid_ = true;
     }
-    for (int q = 0; q < ny; ++q)
-        for (int c = 0; c < nx; ++c) {
-            const double v = d->cell(c, q);
-            if (std::isnan(v)) continue;
-            mx = std::max(mx, v);
-            if (v > 0) mn = std::min(mn, v);
-        }
+    const qint64 firstNew = mapRows_;
+    fillMapRows(mapRows_, nQueries_);
+    mapRows_ = nQueries_;
+    const double mx = mapMax_, mn = mapMin_;
     maxShown_ = mx;
     // Hiding the sink rescales to what remains; otherwise probabilities keep their 0..1 meaning.
     const double upper = hideSink_ ? std::max(mx, 1e-6) : 1.0;
@@ -640,8 +666,7 @@ void AttentionView::rebuildMap() {
     scale_->axis()->setLabel(block_ > 1 ? tr("attention on %1-key block (sum)").arg(block_)
                                         : tr("probability"));
 
-    // The window's edge: keys left of it are masked for that query.
-    windowEdge_->data()->clear();
+    // The window's edge: keys left of it are masked for that query (new rows appended).
     bool windowed = false;
     if (model_ && model_->spec && layer_ < model_->spec->n_layers) {
         const auto& a = model_->spec->layers[size_t(layer_)].attn;
@@ -651,13 +676,14 @@ void AttentionView::rebuildMap() {
                                                                   ? archlens::LayerKind::Sliding
                                                                   : archlens::LayerKind::Chunked),
                                      2));
-            QVector<double> xs, ys;
-            for (qint64 q = 0; q < nQueries_; ++q) {
+            QVector<double> ts, xs, ys;
+            for (qint64 q = firstNew; q < nQueries_; ++q) {
                 const double x = double(windowBegin(q)) - 0.5;
+                ts << 2.0 * double(q) << 2.0 * double(q) + 1;
                 xs << x << x;
                 ys << double(q) - 0.5 << double(q) + 0.5;
             }
-            windowEdge_->setData(xs, ys);
+            windowEdge_->addData(ts, xs, ys, true);
         }
     }
     windowEdge_->setVisible(windowed);
@@ -694,7 +720,6 @@ void AttentionView::rebuildMap() {
                         .arg(hideSink_ ? tr(" · sink hidden") : QString()));
     updateTicks();
     plot_->replot(QCustomPlot::rpQueuedReplot);
-    Q_UNUSED(captured);
 }
 
 void AttentionView::updateTicks() {

@@ -57,6 +57,7 @@ class AttentionView : public QWidget, public ExportableView {
     // nothing is drawn (masked, hidden sink, not captured). Rebuilds first if a token is pending.
     double cellValue(qint64 query, qint64 key) const;
     int keyBlock() const { return block_; }
+    double maxShown() const { ensureBuilt(); return maxShown_; }  // the largest cell drawn
     qint64 selectedQuery() const { return selectedQuery_; }
     QString cellText(qint64 query, qint64 key) const;  // the hover text
     QCustomPlot* plot() const { return plot_; }
@@ -94,6 +95,8 @@ class AttentionView : public QWidget, public ExportableView {
     void onClick(QMouseEvent* e);
     int nHeads(int layer) const;
     qint64 windowBegin(qint64 q) const;  // first key the layer lets query q see
+    void invalidateMap() { mapValid_ = false; }
+    void fillMapRows(qint64 from, qint64 to);  // sums rows [from, to) into their cells
 
     InternalsModelPtr model_;
     ContextTokens tokens_;
@@ -124,5 +127,13 @@ class AttentionView : public QWidget, public ExportableView {
     QElapsedTimer thumbClock_;
     QSize lastAxisSize_;
     double shownRows_ = 0, shownKeys_ = 0;  // the map's extent at the last rebuild
+    // The map grows with the stream: rows already drawn stay, each refresh adds the new ones.
+    // The data is allocated with headroom (the extra cells stay NaN, outside the shown range);
+    // any change of what is drawn (layer, head, aggregate, sink, key block, a rewritten row,
+    // a new context) rebuilds it whole.
+    bool mapValid_ = false;
+    qint64 mapRows_ = 0;
+    int capRows_ = 0, capCols_ = 0, mapBlock_ = 0;
+    double mapMax_ = 0, mapMin_ = 1;
     bool thumbsStale_ = true, thumbPending_ = false;
 };

@@ -450,7 +450,7 @@ struct KQ8_0_512 {
     // Integer part as u8 × s8: (a + 128) · w summed over 4 bytes by vpdpbusd, started from
     // -128 · Σw (computed once per weight block), equals Σ a · w exactly, lane for lane; the
     // activation's sign flip (a XOR 0x80) is shared by all rows of the tile.
-    static constexpr int kUnitW = 2, kTileW = 8, kTileA = 3, kDecodeW = 8;
+    static constexpr int kUnitW = 2, kTileW = 8, kTileA = 4, kDecodeW = 8;
     template <int NW, int NA>
     static void micro(int64_t n, const void* const* wv, const void* const* av, float* out, ptrdiff_t pf) {
         static_assert(NW % 2 == 0);
