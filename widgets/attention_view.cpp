@@ -639,8 +639,10 @@ void AttentionView::rebuildMap() {
     const bool grow = mapValid_ && block_ == mapBlock_ && nQueries_ >= mapRows_ && ny <= capRows_ && nx <= capCols_;
     if (!grow) {
         // Whole rebuild, with headroom so that the next tokens only add rows.
-        capRows_ = ny + ny / 2 + 64;
-        capCols_ = nx + nx / 2 + 16;
+        // (Small headroom: the colour map redraws its whole image, padding included, whenever a
+        // cell changes.)
+        capRows_ = ny + std::max(64, ny / 8);
+        capCols_ = nx + std::max(16, nx / 8);
         d->setSize(capCols_, capRows_);
         // Cell c covers keys [c*B, (c+1)*B): its centre is c*B + (B-1)/2 in key coordinates.
         const double half = (block_ - 1) / 2.0;
