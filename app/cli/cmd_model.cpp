@@ -7,6 +7,7 @@
 #include "app/cli/command.h"
 #include "engine/core/error.h"
 #include "engine/model/model.h"
+#include "engine/model/spec_summary.h"
 #include "engine/sampler.h"
 #include "engine/tokenizer/load.h"
 #include "engine/session.h"
@@ -183,8 +184,8 @@ int cmd_info(const std::vector<std::string>& argv) {
             std::string pub = sl.contains("published_effective_params_b")
                                   ? " (published " + std::to_string(sl["published_effective_params_b"].get<double>()).substr(0, 4) + "B)"
                                   : "";
-            std::printf("  slice          %-34s %2d layers, %.2fB effective%s\n", sl["name"].get<std::string>().c_str(), sl["layers"].get<int>(),
-                        double(sl["params_effective"].get<uint64_t>()) / 1e9, pub.c_str());
+            std::printf("  slice          %-34s %2d layers, %s effective%s\n", sl["name"].get<std::string>().c_str(), sl["layers"].get<int>(),
+                        human_count2(sl["params_effective"].get<uint64_t>()).c_str(), pub.c_str());
         }
         if (mf.contains("config_error")) std::printf("  slicing config unreadable: %s\n", mf["config_error"].get<std::string>().c_str());
     }

@@ -20,6 +20,7 @@
 #include "engine/formats/gguf.h"
 #include "engine/model/catalog.h"
 #include "engine/model/model.h"
+#include "engine/model/spec_summary.h"
 #include "engine/sampler.h"
 #include "engine/session.h"
 #include "engine/tokenizer/chat_template.h"
@@ -111,9 +112,9 @@ void fillSlices(ModelInfo& info, const Model& m) {
         QString label = QString::fromStdString(sl.name);
         try {
             const auto plan = plan_matformer_slice(m.full_spec(), sl, m.path());
-            label += QObject::tr(" — %1 layers, %2B effective")
+            label += QObject::tr(" — %1 layers, %2 effective")
                          .arg(plan.spec.n_layers)
-                         .arg(double(count_params(plan.spec).active) / 1e9, 0, 'f', 2);
+                         .arg(QString::fromStdString(human_count2(count_params(plan.spec).active)));
         } catch (const std::exception&) {
             continue;  // listed in the file, but it does not fit this model
         }

@@ -122,6 +122,13 @@ std::vector<LayerGroup> group_layers(const ModelSpec& s) {
     return groups;
 }
 
+std::string human_count2(uint64_t n) {
+    if (n < 1000000000ull) return human_count(n);
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2fB", double(n) / 1e9);
+    return buf;
+}
+
 std::string human_count(uint64_t n) {
     if (n >= 1000000000000ull) return fmt("%.3gT", double(n) / 1e12);
     if (n >= 1000000000ull) return fmt("%.1fB", double(n) / 1e9);

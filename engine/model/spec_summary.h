@@ -33,6 +33,7 @@ std::string layer_signature(const LayerSpec& l);
 std::vector<LayerGroup> group_layers(const ModelSpec& s);
 
 std::string human_count(uint64_t n);   // 671026000000 -> "671.0B", 124439808 -> "124.4M"
+std::string human_count2(uint64_t n);  // as human_count, two decimals from a billion: "1.91B"
 std::string human_bytes(double bytes);  // binary units: "70.3 KiB"
 std::string with_commas(uint64_t n);   // 129280 -> "129,280"
 
