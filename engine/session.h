@@ -16,6 +16,11 @@ namespace archlens {
 struct SessionOptions {
     int64_t n_ctx = 0;   // 0: the model's trained context length
     int n_threads = 0;   // 0: all cores
+    // f16 KV cache (llama.cpp's default): half the memory and half the cache traffic of decoding
+    // at depth; keys and values are rounded to f16 as they are stored (the batch's own as well,
+    // so decoding one token at a time still equals the batched forward pass). MLA's latent cache
+    // stays f32. Off by default: the conformance fixtures were made with an f32 cache.
+    bool kv_f16 = false;
 };
 
 // One layer's cache. Standard attention: k (cap, n_kv*head_dim), v (cap, n_kv*v_dim).
@@ -24,11 +29,13 @@ struct SessionOptions {
 struct LayerKv {
     AttnKind kind = AttnKind::Standard;
     AttnScope scope = AttnScope::Global;
-    int64_t row_k = 0, row_v = 0;  // floats per position
+    int64_t row_k = 0, row_v = 0;  // values per position
     int64_t cap = 0, limit = 0;    // allocated and maximum positions
     bool ring = false;
+    bool f16 = false;              // rows in k16/v16 instead of k/v
     std::vector<float> k, v;
-    uint64_t bytes() const { return uint64_t(k.size() + v.size()) * sizeof(float); }
+    std::vector<uint16_t> k16, v16;
+    uint64_t bytes() const { return uint64_t(k.size() + v.size()) * sizeof(float) + uint64_t(k16.size() + v16.size()) * 2; }
     int64_t slot(int64_t pos) const { return ring ? pos % cap : pos; }
 };
 
@@ -40,6 +47,7 @@ public:
     const Model& model() const { return model_; }
     int64_t position() const { return pos_; }
     int64_t n_ctx() const { return n_ctx_; }
+    bool kv_f16() const { return kv_f16_; }
     void reset();
 
     // Runs `tokens` at positions position()..; returns logits [tokens.size()][vocab] when
@@ -72,6 +80,7 @@ private:
 
     const Model& model_;
     int64_t n_ctx_;
+    bool kv_f16_ = false;
     int64_t pos_ = 0;
     std::unique_ptr<ThreadPool> pool_;
     std::vector<LayerKv> kv_;

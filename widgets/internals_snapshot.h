@@ -22,6 +22,7 @@ struct InternalsModel {
     quint64 weightBytes = 0;  // as mapped from the file (measured)
     quint64 bufferBytes = 0;  // working buffers (an estimate: the engine does not report them)
     qint64 contextSize = 0;   // positions the session may hold
+    double kvBytesPerValue = 4.0;  // standard attention's cache: 4 (f32) or 2 (f16); MLA's is f32
 };
 using InternalsModelPtr = std::shared_ptr<const InternalsModel>;
 

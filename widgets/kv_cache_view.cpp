@@ -19,8 +19,11 @@ using archlens::LayerKind;
 
 namespace {
 
-// The engine's cache holds f32 values (engine/session.h, LayerKv).
-constexpr double kBytesPerValue = 4.0;
+// The engine's cache holds f32 values, or f16 ones for standard attention when the session asks
+// (engine/session.h, LayerKv); MLA's latent cache is always f32.
+double bytesPerValue(const InternalsModel& m, const archlens::AttentionSpec& a) {
+    return a.kind == AttnKind::MLA ? 4.0 : m.kvBytesPerValue;
+}
 
 // Index into the kind series: the five attention kinds, then layers that reuse another's cache.
 constexpr int kSharedKind = 5;
@@ -207,13 +210,13 @@ std::vector<quint64> KvCacheView::mhaPerLayer() const {
         const uint64_t per = archlens::kv_values_per_token(a);
         if (ring || s.layers[size_t(l)].kv_source >= 0 || per == 0) continue;
         positions =
-            std::max(positions, qint64(double(bytes_[size_t(l)]) / (double(per) * kBytesPerValue)));
+            std::max(positions, qint64(double(bytes_[size_t(l)]) / (double(per) * bytesPerValue(*model_, a))));
     }
     if (positions == 0) positions = contextUsed_;
     for (const auto& l : s.layers) {
         const uint64_t perToken =
             uint64_t(l.attn.n_heads) * uint64_t(l.attn.head_dim + l.attn.v_head_dim);
-        out.push_back(quint64(double(perToken) * kBytesPerValue * double(positions)));
+        out.push_back(quint64(double(perToken) * model_->kvBytesPerValue * double(positions)));
     }
     return out;
 }
@@ -245,9 +248,10 @@ QString KvCacheView::summary() const {
     if (!model_ || !model_->spec)
         return tr("Load a model: its KV cache appears here as the context grows.");
     const quint64 mha = mhaEquivalentBytes();
-    QString s = tr("<b>%1</b> allocated by the engine for %2 tokens (measured, f32 cache)")
+    QString s = tr("<b>%1</b> allocated by the engine for %2 tokens (measured, %3 cache)")
                     .arg(bytesText(double(engineTotal_)))
-                    .arg(contextUsed_);
+                    .arg(contextUsed_)
+                    .arg(model_->kvBytesPerValue == 2.0 ? QStringLiteral("f16") : QStringLiteral("f32"));
     if (mha > 0 && engineTotal_ > 0) {
         const double saving = 1.0 - double(engineTotal_) / double(mha);
         s += tr(" · plain multi-head attention would hold %1 for the same positions (derived from "
@@ -361,7 +365,8 @@ QJsonDocument KvCacheView::toJson() const {
     o[QStringLiteral("context_used")] = contextUsed_;
     o[QStringLiteral("context_size")] = contextSize_;
     o[QStringLiteral("kv_bytes_total")] = qint64(engineTotal_);
-    o[QStringLiteral("kv_source")] = QStringLiteral("measured: the engine's allocations (f32)");
+    o[QStringLiteral("kv_source")] =
+        QStringLiteral("measured: the engine's allocations (%1)").arg(model_ && model_->kvBytesPerValue == 2.0 ? "f16" : "f32");
     o[QStringLiteral("plain_mha_bytes")] = qint64(mhaEquivalentBytes());
     o[QStringLiteral("plain_mha_source")] = QStringLiteral(
         "derived from the spec: n_heads*(head_dim+v_head_dim) per layer, same positions");

@@ -47,12 +47,15 @@ uint64_t weight_bytes_per_token(const Model& m) {
 
 int cmd_bench(const std::vector<std::string>& argv) {
     Args a(argv, {"json", "capture-routing"});
-    if (a.positional().size() != 1) throw Error("usage: archlens-cli bench MODEL [--prompt 512] [--gen 128] [--threads N] [--json]");
+    if (a.positional().size() != 1) throw Error("usage: archlens-cli bench MODEL [--prompt 512] [--gen 128] [--threads N] [--kv-type f32|f16] [--json]");
     const int64_t n_prompt = a.get_int("prompt", 512), n_gen = a.get_int("gen", 128);
     const int reps = int(a.get_int("reps", 1));
     auto m = Model::load(a.positional()[0]);
     SessionOptions o;
     o.n_threads = int(a.get_int("threads", 0));
+    const std::string kvt = a.get_or("kv-type", "f32");
+    if (kvt != "f32" && kvt != "f16") throw Error("--kv-type must be f32 or f16, not '" + kvt + "'");
+    o.kv_f16 = kvt == "f16";
     o.n_ctx = n_prompt + n_gen + 1;
     Session s(*m, o);
     if (a.has("capture-routing")) s.probe_config().routing = true;
@@ -96,7 +99,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
                         {"peak_rss_bytes", peak_rss_bytes()},
                         {"weight_bytes_per_token", wpt},
                         {"effective_gb_per_s", double(wpt) * best_tg / 1e9},
-                        {"kv_bytes", s.kv_bytes()},
+                        {"kv_bytes", s.kv_bytes()}, {"kv_type", s.kv_f16() ? "f16" : "f32"},
                         {"file_bytes", m->file_bytes()}};
     if (a.has("json")) {
         std::printf("%s\n", j.dump().c_str());
@@ -109,7 +112,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
     return 0;
 }
 
-Register r_bench({"bench", "bench MODEL [--prompt 512] [--gen 128] [--threads N] [--reps R] [--capture-routing] [--capture-attention H|all] [--json]", cmd_bench});
+Register r_bench({"bench", "bench MODEL [--prompt 512] [--gen 128] [--threads N] [--reps R] [--kv-type f32|f16] [--capture-routing] [--capture-attention H|all] [--json]", cmd_bench});
 
 }  // namespace
 }  // namespace archlens::cli

@@ -220,8 +220,15 @@ std::vector<int> tokens_arg(const Args& a) {
     return ids;
 }
 
+bool kv_f16_arg(const Args& a) {
+    const std::string t = a.get_or("kv-type", "f32");
+    if (t != "f32" && t != "f16") throw Error("--kv-type must be f32 or f16, not '" + t + "'");
+    return t == "f16";
+}
+
 SessionOptions session_opts(const Args& a, int64_t needed) {
     SessionOptions o;
+    o.kv_f16 = kv_f16_arg(a);
     o.n_threads = int(a.get_int("threads", 0));
     o.n_ctx = a.get_int("ctx", 0);
     if (o.n_ctx == 0) o.n_ctx = needed;
@@ -346,7 +353,8 @@ int cmd_routing(const std::vector<std::string>& argv) {
     return 0;
 }
 
-// Every model-running command also takes --slice NAME [--slicing-config FILE.csv] (Gemma 3n MatFormer).
+// Every model-running command also takes --slice NAME [--slicing-config FILE.csv] (Gemma 3n MatFormer)
+// and --kv-type f32|f16 (the KV cache's storage; f32 by default, as the conformance fixtures use).
 Register r_info({"info", "info MODEL [--slice NAME] [--slicing-config FILE.csv] [--json]", cmd_info});
 Register r_logits({"logits", "logits MODEL --tokens 1,2,3 --out FILE", cmd_logits});
 Register r_generate({"generate", "generate MODEL (--tokens 1,2,3 | --prompt TEXT) -n 16 [--temp T --seed S --top-k K --top-p P --min-p P --repeat-penalty R] [--ids]", cmd_generate});

@@ -87,6 +87,7 @@ CompareSide::CompareSide(const QString& label, QWidget* parent) : QWidget(parent
         m->weightBytes = info->weightBytes;
         m->bufferBytes = info->memory.buffers;
         m->contextSize = info->contextSize;
+        m->kvBytesPerValue = info->kvBytesPerValue;
         attention_->setModel(m);
         routing_->setModel(m);
         // A dense model has no routing to show: its column gives the room to the attention map.

@@ -76,6 +76,7 @@ struct ModelInfo {
     bool templateRecognized = true;
     qint64 contextSize = 0;
     QString backend = QStringLiteral("CPU");
+    double kvBytesPerValue = 4.0;  // the session's cache: 2 = f16 (standard attention; MLA stays f32)
     int threads = 1;
     MemoryEstimate memory;
     double loadMs = 0;

@@ -233,7 +233,7 @@ void EngineWorker::loadModel(const LoadRequest& req) {
             req.threads > 0 ? req.threads : std::max(1, QThread::idealThreadCount() - 1);
         // The previous session goes first: it may hold a large KV cache.
         if (m_) m_->session.reset();
-        next->session = std::make_unique<Session>(*next->model, SessionOptions{nCtx, threads});
+        next->session = std::make_unique<Session>(*next->model, SessionOptions{nCtx, threads, kKvF16});
 
         auto info = std::make_shared<ModelInfo>();
         info->source = req.source;
@@ -249,6 +249,7 @@ void EngineWorker::loadModel(const LoadRequest& req) {
         info->templateRecognized = next->tmpl->recognized();
         info->contextSize = next->session->n_ctx();
         info->threads = threads;
+        info->kvBytesPerValue = kKvF16 ? 2.0 : 4.0;
         info->memory = est;
         info->loadMs = msSince(timer);
         fillSlices(*info, *next->model);

@@ -53,6 +53,7 @@ void InternalsPanels::onModelLoaded(const ModelInfoPtr& info) {
     m->weightBytes = info->weightBytes;
     m->bufferBytes = info->memory.buffers;
     m->contextSize = info->contextSize;
+    m->kvBytesPerValue = info->kvBytesPerValue;
     attention_->setModel(m);
     routing_->setModel(m);
     kv_->setModel(m);

@@ -41,7 +41,13 @@ MemoryEstimate estimateMemory(const archlens::ModelSpec& spec, quint64 weightByt
                               quint64 available) {
     MemoryEstimate e;
     e.weights = weightBytes;
-    e.kv = archlens::kv_bytes_at(spec, quint64(std::max<qint64>(nCtx, 0)), 4.0);
+    // The app's sessions keep an f16 cache for standard attention (kKvF16); MLA's stays f32.
+    const quint64 n = quint64(std::max<qint64>(nCtx, 0));
+    archlens::ModelSpec mla = spec;
+    std::erase_if(mla.layers, [](const archlens::LayerSpec& l) { return l.attn.kind != archlens::AttnKind::MLA; });
+    mla.n_layers = int(mla.layers.size());
+    const quint64 mlaBytes = archlens::kv_bytes_at(mla, n, 4.0);
+    e.kv = archlens::kv_bytes_at(spec, n, kKvF16 ? 2.0 : 4.0) + (kKvF16 ? mlaBytes / 2 : 0);
     // Working set of one forward pass over a prompt chunk (x, h, y, q/k/v, scores) plus logits,
     // and a fixed allowance for the process itself (Qt, the thread pool, the tokenizer).
     const quint64 dim = quint64(std::max(spec.dim, 1));

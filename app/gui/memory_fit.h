@@ -9,9 +9,14 @@
 
 enum class MemoryFit { Fits, Tight, TooLarge };
 
+// The app's chat sessions keep an f16 KV cache for standard attention, as llama.cpp and Ollama do
+// by default: half the memory of an f32 cache and half the cache traffic per decoded token at
+// depth. (The CLI keeps f32 unless asked: the conformance fixtures were made with an f32 cache.)
+inline constexpr bool kKvF16 = true;
+
 struct MemoryEstimate {
     quint64 weights = 0;  // bytes of the weight tensors (mapped from the file, as stored)
-    quint64 kv = 0;       // KV cache at the full chosen context (the engine stores f32)
+    quint64 kv = 0;       // KV cache at the full chosen context (f16, MLA's latent f32: kKvF16)
     quint64 buffers = 0;  // activations, logits and runtime overhead
     quint64 available = 0;
     MemoryFit fit = MemoryFit::Fits;

@@ -188,12 +188,18 @@ __attribute__((target("avx512f,avx512dq,fma"))) inline void reduce8(const __m512
 }
 
 // out[qi * ldo + j] = dot_f32(q[qi], k[j], n) for NQ queries sharing each key load (n % 16 == 0).
-template <int NQ>
-__attribute__((target("avx512f,avx512dq,fma"))) void dot_keys_avx512(const float* const* q, const float* const* k,
+// Keys/values as f32 or f16 (the f16 KV cache): 16 lanes loaded as f32 either way.
+__attribute__((target("avx512f,avx512dq,fma"))) inline __m512 load16(const float* p) { return _mm512_loadu_ps(p); }
+__attribute__((target("avx512f,avx512dq,fma"))) inline __m512 load16(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+template <int NQ, class KT>
+__attribute__((target("avx512f,avx512dq,fma"))) void dot_keys_avx512(const float* const* q, const KT* const* k,
                                                                      int nk, int64_t n, float* out, int64_t ldo) {
     for (int j0 = 0; j0 < nk; j0 += 8) {
         const int m = std::min(8, nk - j0);
-        const float* kp[8];
+        const KT* kp[8];
         for (int j = 0; j < 8; ++j) kp[j] = k[j0 + std::min(j, m - 1)];
         __m512 acc[NQ][8];
         for (int a = 0; a < NQ; ++a)
@@ -202,7 +208,7 @@ __attribute__((target("avx512f,avx512dq,fma"))) void dot_keys_avx512(const float
             __m512 qv[NQ];
             for (int a = 0; a < NQ; ++a) qv[a] = _mm512_loadu_ps(q[a] + i);
             for (int j = 0; j < 8; ++j) {
-                const __m512 kv = _mm512_loadu_ps(kp[j] + i);
+                const __m512 kv = load16(kp[j] + i);
                 for (int a = 0; a < NQ; ++a) acc[a][j] = _mm512_fmadd_ps(qv[a], kv, acc[a][j]);
             }
         }
@@ -213,8 +219,8 @@ __attribute__((target("avx512f,avx512dq,fma"))) void dot_keys_avx512(const float
 // o[qi][0..n) = Σ_j p[qi * ldp + j] · v[j][0..n), keys in order (the FMA sequence of repeated
 // axpy_f32 into a zeroed o), NQ outputs sharing each value load, in slabs of 128 floats held in
 // registers (n % 16 == 0).
-template <int NQ>
-__attribute__((target("avx512f,avx512dq,fma"))) void weighted_sum_avx512(const float* p, int64_t ldp, const float* const* v,
+template <int NQ, class VT>
+__attribute__((target("avx512f,avx512dq,fma"))) void weighted_sum_avx512(const float* p, int64_t ldp, const VT* const* v,
                                                                          int nk, int64_t n, float* const* o) {
     for (int64_t c0 = 0; c0 < n; c0 += 128) {
         const int nc = int(std::min<int64_t>(128, n - c0) / 16);
@@ -223,19 +229,19 @@ __attribute__((target("avx512f,avx512dq,fma"))) void weighted_sum_avx512(const f
             for (int c = 0; c < 8; ++c) acc[a][c] = _mm512_setzero_ps();
         if (nc == 8) {
             for (int j = 0; j < nk; ++j) {
-                const float* vj = v[j] + c0;
+                const VT* vj = v[j] + c0;
                 __m512 pa[NQ];
                 for (int a = 0; a < NQ; ++a) pa[a] = _mm512_set1_ps(p[a * ldp + j]);
                 for (int c = 0; c < 8; ++c) {
-                    const __m512 x = _mm512_loadu_ps(vj + 16 * c);
+                    const __m512 x = load16(vj + 16 * c);
                     for (int a = 0; a < NQ; ++a) acc[a][c] = _mm512_fmadd_ps(pa[a], x, acc[a][c]);
                 }
             }
         } else {
             for (int j = 0; j < nk; ++j) {
-                const float* vj = v[j] + c0;
+                const VT* vj = v[j] + c0;
                 for (int c = 0; c < nc; ++c) {
-                    const __m512 x = _mm512_loadu_ps(vj + 16 * c);
+                    const __m512 x = load16(vj + 16 * c);
                     for (int a = 0; a < NQ; ++a) acc[a][c] = _mm512_fmadd_ps(_mm512_set1_ps(p[a * ldp + j]), x, acc[a][c]);
                 }
             }
@@ -307,7 +313,18 @@ void axpy_f32(float a, const float* x, float* y, int64_t n) {
     for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
-void dot_f32_keys(const float* const* q, int nq, const float* const* k, int nk, int64_t n, float* out, int64_t ldo) {
+namespace {
+
+// f16 rows widened to f32 for the portable path (the AVX-512 kernels load them directly).
+const float* widen(const float* x, int64_t, std::vector<float>&) { return x; }
+const float* widen(const uint16_t* x, int64_t n, std::vector<float>& buf) {
+    buf.resize(size_t(n));
+    for (int64_t i = 0; i < n; ++i) buf[size_t(i)] = fp16_to_f32(x[i]);
+    return buf.data();
+}
+
+template <class KT>
+void dot_keys_any(const float* const* q, int nq, const KT* const* k, int nk, int64_t n, float* out, int64_t ldo) {
 #if defined(__x86_64__)
     if (have_avx512() && n % 16 == 0) {
         int a = 0;
@@ -316,11 +333,15 @@ void dot_f32_keys(const float* const* q, int nq, const float* const* k, int nk, 
         return;
     }
 #endif
-    for (int a = 0; a < nq; ++a)
-        for (int j = 0; j < nk; ++j) out[a * ldo + j] = dot_f32(q[a], k[j], n);
+    std::vector<float> buf;
+    for (int j = 0; j < nk; ++j) {
+        const float* kj = widen(k[j], n, buf);
+        for (int a = 0; a < nq; ++a) out[a * ldo + j] = dot_f32(q[a], kj, n);
+    }
 }
 
-void weighted_sum_f32(const float* p, int64_t ldp, int nq, const float* const* v, int nk, int64_t n, float* const* o) {
+template <class VT>
+void weighted_sum_any(const float* p, int64_t ldp, int nq, const VT* const* v, int nk, int64_t n, float* const* o) {
 #if defined(__x86_64__)
     if (have_avx512() && n % 16 == 0) {
         int a = 0;
@@ -329,9 +350,53 @@ void weighted_sum_f32(const float* p, int64_t ldp, int nq, const float* const* v
         return;
     }
 #endif
-    for (int a = 0; a < nq; ++a) {
-        std::fill(o[a], o[a] + n, 0.f);
-        for (int j = 0; j < nk; ++j) axpy_f32(p[a * ldp + j], v[j], o[a], n);
+    std::vector<float> buf;
+    for (int a = 0; a < nq; ++a) std::fill(o[a], o[a] + n, 0.f);
+    for (int j = 0; j < nk; ++j) {
+        const float* vj = widen(v[j], n, buf);
+        for (int a = 0; a < nq; ++a) axpy_f32(p[a * ldp + j], vj, o[a], n);
+    }
+}
+
+}  // namespace
+
+void dot_f32_keys(const float* const* q, int nq, const float* const* k, int nk, int64_t n, float* out, int64_t ldo) {
+    dot_keys_any(q, nq, k, nk, n, out, ldo);
+}
+void dot_f16_keys(const float* const* q, int nq, const uint16_t* const* k, int nk, int64_t n, float* out, int64_t ldo) {
+    dot_keys_any(q, nq, k, nk, n, out, ldo);
+}
+void weighted_sum_f32(const float* p, int64_t ldp, int nq, const float* const* v, int nk, int64_t n, float* const* o) {
+    weighted_sum_any(p, ldp, nq, v, nk, n, o);
+}
+void weighted_sum_f16(const float* p, int64_t ldp, int nq, const uint16_t* const* v, int nk, int64_t n, float* const* o) {
+    weighted_sum_any(p, ldp, nq, v, nk, n, o);
+}
+
+#if defined(__x86_64__)
+namespace {
+__attribute__((target("avx2,f16c"))) void to_f16_f16c(float* x, int64_t n, uint16_t* out) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m128i h = _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm_storeu_si128(reinterpret_cast<__m128i*>(out + i), h);
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(h));
+    }
+    for (; i < n; ++i) {
+        out[i] = f32_to_fp16(x[i]);
+        x[i] = fp16_to_f32(out[i]);
+    }
+}
+}  // namespace
+#endif
+
+void to_f16(float* x, int64_t n, uint16_t* out) {
+#if defined(__x86_64__)
+    if (__builtin_cpu_supports("f16c")) return to_f16_f16c(x, n, out);
+#endif
+    for (int64_t i = 0; i < n; ++i) {
+        out[i] = f32_to_fp16(x[i]);
+        x[i] = fp16_to_f32(out[i]);
     }
 }
 

@@ -26,11 +26,13 @@ Session::Session(const Model& model, SessionOptions opts) : model_(model) {
         fail(model.path(), "opened in architecture-only mode (no weights); it cannot run");
     const ModelSpec& s = model.spec();
     n_ctx_ = opts.n_ctx > 0 ? opts.n_ctx : std::max(s.max_positions, 1);
+    kv_f16_ = opts.kv_f16;
     if (s.learned_positions) n_ctx_ = std::min<int64_t>(n_ctx_, s.max_positions);
     pool_ = std::make_unique<ThreadPool>(opts.n_threads > 0 ? opts.n_threads : default_thread_count());
     for (auto& l : s.layers) {
         LayerKv kv;
         kv.kind = l.attn.kind;
+        kv.f16 = opts.kv_f16 && l.attn.kind == AttnKind::Standard;
         kv.scope = l.attn.scope;
         if (l.attn.kind == AttnKind::MLA) {
             kv.row_k = l.attn.kv_lora_rank;
@@ -62,6 +64,8 @@ void Session::reset() {
         kv.cap = 0;
         std::vector<float>().swap(kv.k);
         std::vector<float>().swap(kv.v);
+        std::vector<uint16_t>().swap(kv.k16);
+        std::vector<uint16_t>().swap(kv.v16);
     }
     probes_.clear_records();
     for (auto& l : probes_.expert_load) std::fill(l.begin(), l.end(), 0);
@@ -81,8 +85,13 @@ void Session::ensure_kv(int64_t positions) {
         int64_t cap = std::max<int64_t>(target, kv.cap * 2);
         cap = (cap + 255) / 256 * 256;
         cap = std::min(cap, kv.limit);
-        kv.k.resize(size_t(cap * kv.row_k));
-        kv.v.resize(size_t(cap * kv.row_v));
+        if (kv.f16) {
+            kv.k16.resize(size_t(cap * kv.row_k));
+            kv.v16.resize(size_t(cap * kv.row_v));
+        } else {
+            kv.k.resize(size_t(cap * kv.row_k));
+            kv.v.resize(size_t(cap * kv.row_v));
+        }
         kv.cap = cap;
     }
 }
@@ -218,6 +227,15 @@ void Session::push_attention_rows(int il, const AttentionSpec& a, int64_t pos0, 
 
 // Writes T positions from pos0 on; rings keep only their last `cap` positions.
 void Session::store_batch(LayerKv& kv, int64_t pos0, int64_t T, const float* k, const float* v) {
+    if (kv.f16) {  // k and v are the batch's rows already rounded to f16 values: exact
+        for (int64_t t = std::max<int64_t>(0, T - kv.cap); t < T; ++t) {
+            uint16_t* kd = kv.k16.data() + kv.slot(pos0 + t) * kv.row_k;
+            uint16_t* vd = kv.v16.data() + kv.slot(pos0 + t) * kv.row_v;
+            for (int64_t i = 0; i < kv.row_k; ++i) kd[i] = f32_to_fp16(k[t * kv.row_k + i]);
+            for (int64_t i = 0; i < kv.row_v; ++i) vd[i] = f32_to_fp16(v[t * kv.row_v + i]);
+        }
+        return;
+    }
     for (int64_t t = std::max<int64_t>(0, T - kv.cap); t < T; ++t) {
         std::memcpy(kv.k.data() + kv.slot(pos0 + t) * kv.row_k, k + t * kv.row_k, size_t(kv.row_k) * 4);
         std::memcpy(kv.v.data() + kv.slot(pos0 + t) * kv.row_v, v + t * kv.row_v, size_t(kv.row_v) * 4);
@@ -292,13 +310,29 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
 
     // Keys before this batch come from the cache, the batch's own from k/v; then the batch is stored.
     const int64_t pos0 = pos_;
-    const std::vector<float>& bk = src >= 0 ? batch_k_[size_t(src)] : k;
-    const std::vector<float>& bv = src >= 0 ? batch_v_[size_t(src)] : v;
+    const bool f16 = kv.f16;
+    // The f16 cache: the batch's own keys/values take the values they are stored with (rounded in
+    // place) and are read as f16 like the cached ones, so that every key has one type.
+    std::vector<float>& bk = src >= 0 ? batch_k_[size_t(src)] : k;
+    std::vector<float>& bv = src >= 0 ? batch_v_[size_t(src)] : v;
+    std::vector<uint16_t> bk16, bv16;
+    if (f16) {
+        bk16.resize(bk.size());
+        bv16.resize(bv.size());
+        cpu::to_f16(bk.data(), int64_t(bk.size()), bk16.data());  // exact again for a sharing layer
+        cpu::to_f16(bv.data(), int64_t(bv.size()), bv16.data());
+    }
     auto key_ptr = [&](int64_t p) -> const float* {
         return p >= pos0 ? bk.data() + (p - pos0) * kd : kv.k.data() + kv.slot(p) * kd;
     };
     auto val_ptr = [&](int64_t p) -> const float* {
         return p >= pos0 ? bv.data() + (p - pos0) * vdd : kv.v.data() + kv.slot(p) * vdd;
+    };
+    auto key16 = [&](int64_t p) -> const uint16_t* {
+        return p >= pos0 ? bk16.data() + (p - pos0) * kd : kv.k16.data() + kv.slot(p) * kd;
+    };
+    auto val16 = [&](int64_t p) -> const uint16_t* {
+        return p >= pos0 ? bv16.data() + (p - pos0) * vdd : kv.v16.data() + kv.slot(p) * vdd;
     };
     std::vector<float> att(size_t(T * H * vd));
     const int64_t group = H / KV;
@@ -310,23 +344,36 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
     pool_->parallel_for(T * KV, [&](int64_t i0, int64_t i1, int) {
         std::vector<float> sc;
         std::vector<const float*> kp, vp;
+        std::vector<const uint16_t*> kp16, vp16;
         std::vector<const float*> qs(static_cast<size_t>(group));
         std::vector<float*> os(static_cast<size_t>(group));
         for (int64_t i = i0; i < i1; ++i) {
             const int64_t t = i / KV, kvh = i % KV, p = pos0 + t;
             const int64_t lo = key_begin(a, p), n = p - lo + 1;
-            kp.resize(size_t(n));
-            vp.resize(size_t(n));
-            for (int64_t j = lo; j <= p; ++j) {
-                kp[size_t(j - lo)] = key_ptr(j) + kvh * hd;
-                vp[size_t(j - lo)] = val_ptr(j) + kvh * vd;
+            if (f16) {
+                kp16.resize(size_t(n));
+                vp16.resize(size_t(n));
+                for (int64_t j = lo; j <= p; ++j) {
+                    kp16[size_t(j - lo)] = key16(j) + kvh * hd;
+                    vp16[size_t(j - lo)] = val16(j) + kvh * vd;
+                }
+            } else {
+                kp.resize(size_t(n));
+                vp.resize(size_t(n));
+                for (int64_t j = lo; j <= p; ++j) {
+                    kp[size_t(j - lo)] = key_ptr(j) + kvh * hd;
+                    vp[size_t(j - lo)] = val_ptr(j) + kvh * vd;
+                }
             }
             for (int64_t g = 0; g < group; ++g) {
                 qs[size_t(g)] = q.data() + t * qd + (kvh * group + g) * hd;
                 os[size_t(g)] = att.data() + t * H * vd + (kvh * group + g) * vd;
             }
             sc.resize(size_t(group * n));
-            cpu::dot_f32_keys(qs.data(), int(group), kp.data(), int(n), hd, sc.data(), n);
+            if (f16)
+                cpu::dot_f16_keys(qs.data(), int(group), kp16.data(), int(n), hd, sc.data(), n);
+            else
+                cpu::dot_f32_keys(qs.data(), int(group), kp.data(), int(n), hd, sc.data(), n);
             for (int64_t g = 0; g < group; ++g) {
                 float* sg = sc.data() + g * n;
                 for (int64_t j = 0; j < n; ++j) {
@@ -338,7 +385,10 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
                 const int64_t hh = kvh * group + g;
                 if (capture && probe_cfg_.wants_attention(il, int(hh))) captured[size_t(t * H + hh)].assign(sg, sg + n);
             }
-            cpu::weighted_sum_f32(sc.data(), n, int(group), vp.data(), int(n), vd, os.data());
+            if (f16)
+                cpu::weighted_sum_f16(sc.data(), n, int(group), vp16.data(), int(n), vd, os.data());
+            else
+                cpu::weighted_sum_f32(sc.data(), n, int(group), vp.data(), int(n), vd, os.data());
         }
     });
     if (capture) push_attention_rows(il, a, pos0, T, H, captured);

@@ -67,6 +67,7 @@ private slots:
     void logit_lens_last_layer_is_the_prediction();
     void gemma3n_kv_sharing_decode_equals_full_forward();
     void gemma3n_ple_rows_stream_from_the_map();
+    void f16_kv_cache_decodes_like_its_batched_forward();
     void context_overflow_is_an_error();
 };
 
@@ -422,6 +423,45 @@ void TestUnits::gemma3n_ple_rows_stream_from_the_map() {
     qInfo("PLE table %llu KiB; resident part of the whole mapped file after 3 tokens: %lld KiB",
           (unsigned long long)(table_bytes / 1024), rss_kb);
     QVERIFY2(uint64_t(rss_kb) * 1024 < table_bytes / 2, "the per-layer table became resident as a whole");
+}
+
+// The f16 KV cache: half the bytes for standard attention (MLA's latent cache stays f32);
+// decoding one token at a time equals the batched forward pass in the same mode (the batch's own
+// keys are rounded like the cached ones), through sliding-window rings and Gemma 3n KV sharing;
+// and the logits stay close to the f32 cache's.
+void TestUnits::f16_kv_cache_decodes_like_its_batched_forward() {
+    for (const char* name : {"demo:llama3", "demo:gemma3", "demo:qwen3-moe", "demo:gemma3n", "demo:deepseek-v3"}) {
+        auto m = Model::load(name);
+        std::vector<int> ids;
+        for (int i = 0; i < 48; ++i) ids.push_back((i * 37 + 5) % 250);  // past Gemma 3's window of 32
+        SessionOptions o16{128, 2, true}, o32{128, 2, false};
+        Session full16(*m, o16), full32(*m, o32), step(*m, o16);
+        QVERIFY(step.kv_f16());
+        const auto a16 = full16.forward(ids, true), a32 = full32.forward(ids, true);
+        const size_t V = size_t(m->spec().vocab);
+        double md = 0, d32 = 0;
+        auto first = step.forward(std::span<const int>(ids.data(), 10), true);
+        for (size_t i = 0; i < first.size(); ++i) md = std::max(md, double(std::fabs(first[i] - a16[i])));
+        for (size_t t = 10; t < ids.size(); ++t) {
+            auto l = step.forward(std::span<const int>(&ids[t], 1));
+            for (size_t i = 0; i < V; ++i) md = std::max(md, double(std::fabs(l[i] - a16[t * V + i])));
+        }
+        for (size_t i = 0; i < a16.size(); ++i) d32 = std::max(d32, double(std::fabs(a16[i] - a32[i])));
+        qInfo("%s: f16 cache decode vs batched %.2g; f16 vs f32 cache %.2g", name, md, d32);
+        QVERIFY2(md < 1e-4, name);
+        QVERIFY2(d32 < 0.05, name);
+        QCOMPARE(d32 > 0, !m->spec().has_mla());  // MLA's cache stays f32: nothing changes
+        // bytes: every standard layer's cache is half; MLA's is unchanged
+        for (size_t il = 0; il < step.kv().size(); ++il) {
+            const LayerKv& a = step.kv()[il];
+            const LayerKv& b = full32.kv()[il];
+            if (b.bytes() == 0) continue;
+            if (m->spec().layers[il].attn.kind == AttnKind::MLA)
+                QCOMPARE(a.bytes(), b.bytes());
+            else
+                QCOMPARE(a.bytes() * 2, b.bytes());
+        }
+    }
 }
 
 QTEST_APPLESS_MAIN(TestUnits)

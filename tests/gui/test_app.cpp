@@ -401,7 +401,8 @@ class TestApp : public QObject {
         const MemoryEstimate probe = estimateMemory(spec, w, ctx, 1ull << 40);
         QCOMPARE(probe.fit, MemoryFit::Fits);
         QVERIFY(probe.kv > 0);
-        QCOMPARE(probe.kv, archlens::kv_bytes_at(spec, quint64(ctx), 4.0));
+        // the app's f16 cache (kKvF16): 2 bytes per value for standard attention
+        QCOMPARE(probe.kv, archlens::kv_bytes_at(spec, quint64(ctx), kKvF16 ? 2.0 : 4.0));
         QCOMPARE(estimateMemory(spec, w, ctx, probe.total() + probe.total() / 10).fit,
                  MemoryFit::Tight);
         QCOMPARE(estimateMemory(spec, w, ctx, probe.total() - 1).fit, MemoryFit::TooLarge);

@@ -38,10 +38,10 @@ int argmax(const std::vector<float>& v) {
 }
 
 // Greedy decoding with the probes on, packaged as the worker packages it (engine_worker.cpp).
-std::unique_ptr<Run> runDemo(const std::string& name, int nPrompt, int nGen, ProbeConfig cfg) {
+std::unique_ptr<Run> runDemo(const std::string& name, int nPrompt, int nGen, ProbeConfig cfg, bool kvF16 = false) {
     auto r = std::make_unique<Run>();
     r->model = Model::load("demo:" + name);
-    r->session = std::make_unique<Session>(*r->model, SessionOptions{256, 2});
+    r->session = std::make_unique<Session>(*r->model, SessionOptions{256, 2, kvF16});
     r->session->probe_config() = cfg;
     const ModelSpec& spec = r->model->spec();
     auto info = std::make_shared<InternalsModel>();
@@ -50,6 +50,7 @@ std::unique_ptr<Run> runDemo(const std::string& name, int nPrompt, int nGen, Pro
     info->weightBytes = r->model->weight_bytes();
     info->bufferBytes = 1 << 20;
     info->contextSize = r->session->n_ctx();
+    info->kvBytesPerValue = kvF16 ? 2.0 : 4.0;
     r->info = info;
 
     auto ctx = std::make_shared<ContextSnapshot>();
@@ -420,8 +421,9 @@ class TestViews : public QObject {
     }
 
     void kvTotalIsEngineAllocation() {
-        for (const char* demo : {"gemma3", "deepseek-v3", "llama4", "qwen3"}) {
-            auto r = runDemo(demo, 40, 3, {});
+        for (const char* demo : {"gemma3", "deepseek-v3", "llama4", "qwen3"})
+          for (bool f16 : {false, true}) {  // the app's f16 cache (MLA's stays f32)
+            auto r = runDemo(demo, 40, 3, {}, f16);
             KvCacheView v;
             v.resize(600, 500);
             feed(v, *r);
@@ -434,7 +436,8 @@ class TestViews : public QObject {
             // GQA / MLA / windows all hold less than plain multi-head attention would.
             QVERIFY2(v.mhaEquivalentBytes() > v.totalBytes(), demo);
             QVERIFY(v.summary().contains(QStringLiteral("measured")));
-        }
+            QVERIFY(v.summary().contains(f16 ? QStringLiteral("f16 cache") : QStringLiteral("f32 cache")));
+          }
     }
 
     void nextTokenTopIsGreedyChoice() {
