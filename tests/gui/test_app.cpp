@@ -178,30 +178,41 @@ class TestApp : public QObject {
         MainWindow w(quietOptions());
         w.show();
         QVERIFY(loadModel(w, "demo:llama3"));
-        int received = 0;
-        QElapsedTimer sinceStop;
-        connect(w.engine(), &EngineController::tokenGenerated, this, [&](const TokenSnapshotPtr&) {
-            if (++received == 5) {
-                sinceStop.start();
-                w.chatPanel()->stop();
-            }
-        });
-        QSignalSpy done(w.chatPanel(), &ChatPanel::answerFinished);
-        w.chatPanel()->setSampling(testSampling(1500));
-        w.chatPanel()->sendPrompt(QStringLiteral("Tell me a long story"));
-        QVERIFY(!done.isEmpty() || done.wait(kAnswerTimeoutMs));
-        const auto r = done.first().at(0).value<GenerationResult>();
-        QCOMPARE(r.reason, FinishReason::Stopped);
-        QVERIFY(r.tokens >= 5 && r.tokens < 1500);
-        QVERIFY2(sinceStop.elapsed() < 1000, qPrintable(QString::number(sinceStop.elapsed())));
-        const int atFinish = received;
-        QTest::qWait(100);
-        QCOMPARE(received, atFinish);  // nothing trickles in after the answer ended
-        QCOMPARE(received, r.tokens);
-        QVERIFY(!w.chatPanel()->isGenerating());
-        const ConversationTurn& last = w.chatPanel()->conversation().turns.back();
-        QCOMPARE(last.finish, QStringLiteral("stopped"));
-        QCOMPARE(int(last.tokens.size()), r.tokens);
+        // The demo model has random weights: with some seeds it emits its end-of-turn token a few
+        // tokens in, before the stop can arrive. Those answers say nothing about stopping: the
+        // next seed is tried.
+        bool checked = false;
+        for (quint64 seed = 7; seed < 27 && !checked; ++seed) {
+            int received = 0;
+            QElapsedTimer sinceStop;
+            auto c = connect(w.engine(), &EngineController::tokenGenerated, this, [&](const TokenSnapshotPtr&) {
+                if (++received == 5) {
+                    sinceStop.start();
+                    w.chatPanel()->stop();
+                }
+            });
+            QSignalSpy done(w.chatPanel(), &ChatPanel::answerFinished);
+            w.chatPanel()->newConversation();
+            w.chatPanel()->setSampling(testSampling(1500, seed));
+            w.chatPanel()->sendPrompt(QStringLiteral("Tell me a long story"));
+            QVERIFY(!done.isEmpty() || done.wait(kAnswerTimeoutMs));
+            disconnect(c);
+            const auto r = done.first().at(0).value<GenerationResult>();
+            if (r.reason == FinishReason::EndOfTurn && r.tokens < 64) continue;
+            checked = true;
+            QCOMPARE(r.reason, FinishReason::Stopped);
+            QVERIFY(r.tokens >= 5 && r.tokens < 1500);
+            QVERIFY2(sinceStop.elapsed() < 1000, qPrintable(QString::number(sinceStop.elapsed())));
+            const int atFinish = received;
+            QTest::qWait(100);
+            QCOMPARE(received, atFinish);  // nothing trickles in after the answer ended
+            QCOMPARE(received, r.tokens);
+            QVERIFY(!w.chatPanel()->isGenerating());
+            const ConversationTurn& last = w.chatPanel()->conversation().turns.back();
+            QCOMPARE(last.finish, QStringLiteral("stopped"));
+            QCOMPARE(int(last.tokens.size()), r.tokens);
+        }
+        QVERIFY2(checked, "every seed's answer ended on its own within 64 tokens");
     }
 
     void conversationSurvivesReopening() {
