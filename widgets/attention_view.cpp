@@ -337,7 +337,8 @@ void AttentionView::storeRow(const AttentionRow& r) {
     auto& qs = heads[size_t(r.head)];
     if (qs.size() <= size_t(r.query_pos)) qs.resize(size_t(r.query_pos) + 1);
     Row& row = qs[size_t(r.query_pos)];
-    if (r.layer == layer_ && r.query_pos < mapRows_) invalidateMap();  // a drawn row changes
+    if (r.layer == layer_ && r.query_pos < qint64(rowDrawn_.size()) && rowDrawn_[size_t(r.query_pos)])
+        invalidateMap();  // a drawn row changes
     storedFloats_ -= row.v.size();
     row.keyBegin = r.key_begin;
     row.block = 1;
@@ -596,13 +597,16 @@ void AttentionView::refresh() {
     updateStatus();
 }
 
-void AttentionView::fillMapRows(qint64 from, qint64 to) {
+void AttentionView::fillMapRows() {
     auto* d = map_->data();
-    for (qint64 q = from; q < to; ++q) {
+    const qint64 to = std::min<qint64>(nQueries_, qint64(rowDrawn_.size()));
+    for (qint64 q = firstUndrawn_; q < to; ++q) {
+        if (rowDrawn_[size_t(q)]) continue;
         qint64 kb = 0;
         int b = 0;
         const std::vector<float> v = combinedRow(q, &kb, &b);
-        if (b == 0) continue;
+        if (b == 0) continue;  // not arrived (yet)
+        rowDrawn_[size_t(q)] = 1;
         for (size_t j = 0; j < v.size(); ++j) {
             const qint64 k = kb + qint64(j) * b;
             if (hideSink_ && k == 0) continue;
@@ -620,6 +624,7 @@ void AttentionView::fillMapRows(qint64 from, qint64 to) {
             if (x > 0) mapMin_ = std::min(mapMin_, x);
         }
     }
+    while (firstUndrawn_ < qint64(rowDrawn_.size()) && rowDrawn_[size_t(firstUndrawn_)]) ++firstUndrawn_;
 }
 
 void AttentionView::rebuildMap() {
@@ -636,7 +641,7 @@ void AttentionView::rebuildMap() {
     const int nx = std::max(1, int((nKeys_ + block_ - 1) / block_));
     const int ny = int(std::max<qint64>(1, nQueries_));
     auto* d = map_->data();
-    const bool grow = mapValid_ && block_ == mapBlock_ && nQueries_ >= mapRows_ && ny <= capRows_ && nx <= capCols_;
+    const bool grow = mapValid_ && block_ == mapBlock_ && ny <= capRows_ && nx <= capCols_;
     if (!grow) {
         // Whole rebuild, with headroom so that the next tokens only add rows.
         // (Small headroom: the colour map redraws its whole image, padding included, whenever a
@@ -648,16 +653,16 @@ void AttentionView::rebuildMap() {
         const double half = (block_ - 1) / 2.0;
         d->setRange(QCPRange(half, (capCols_ - 1) * double(block_) + half), QCPRange(0, capRows_ - 1));
         d->fill(kNaN);
-        mapRows_ = 0;
+        rowDrawn_.assign(size_t(capRows_), 0);
+        firstUndrawn_ = edgeRows_ = 0;
+        ++fullRebuilds_;
         mapMax_ = 0;
         mapMin_ = 1;
         windowEdge_->data()->clear();
         mapBlock_ = block_;
         mapValid_ = true;
     }
-    const qint64 firstNew = mapRows_;
-    fillMapRows(mapRows_, nQueries_);
-    mapRows_ = nQueries_;
+    fillMapRows();
     const double mx = mapMax_, mn = mapMin_;
     maxShown_ = mx;
     // Hiding the sink rescales to what remains; otherwise probabilities keep their 0..1 meaning.
@@ -679,7 +684,7 @@ void AttentionView::rebuildMap() {
                                                                   : archlens::LayerKind::Chunked),
                                      2));
             QVector<double> ts, xs, ys;
-            for (qint64 q = firstNew; q < nQueries_; ++q) {
+            for (qint64 q = edgeRows_; q < nQueries_; ++q) {
                 const double x = double(windowBegin(q)) - 0.5;
                 ts << 2.0 * double(q) << 2.0 * double(q) + 1;
                 xs << x << x;
@@ -689,6 +694,7 @@ void AttentionView::rebuildMap() {
         }
     }
     windowEdge_->setVisible(windowed);
+    edgeRows_ = nQueries_;
 
     if (!keepView_ || nQueries_ == 0) {
         plot_->xAxis->setRange(-0.5, std::max<double>(nx * double(block_), 1) - 0.5);

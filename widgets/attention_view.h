@@ -58,6 +58,7 @@ class AttentionView : public QWidget, public ExportableView {
     double cellValue(qint64 query, qint64 key) const;
     int keyBlock() const { return block_; }
     double maxShown() const { ensureBuilt(); return maxShown_; }  // the largest cell drawn
+    int fullRebuilds() const { return fullRebuilds_; }  // whole-map rebuilds so far (tests)
     qint64 selectedQuery() const { return selectedQuery_; }
     QString cellText(qint64 query, qint64 key) const;  // the hover text
     QCustomPlot* plot() const { return plot_; }
@@ -96,7 +97,7 @@ class AttentionView : public QWidget, public ExportableView {
     int nHeads(int layer) const;
     qint64 windowBegin(qint64 q) const;  // first key the layer lets query q see
     void invalidateMap() { mapValid_ = false; }
-    void fillMapRows(qint64 from, qint64 to);  // sums rows [from, to) into their cells
+    void fillMapRows();  // sums the rows not drawn yet that have arrived into their cells
 
     InternalsModelPtr model_;
     ContextTokens tokens_;
@@ -131,8 +132,11 @@ class AttentionView : public QWidget, public ExportableView {
     // The data is allocated with headroom (the extra cells stay NaN, outside the shown range);
     // any change of what is drawn (layer, head, aggregate, sink, key block, a rewritten row,
     // a new context) rebuilds it whole.
+    // A row is drawn once, when it arrives (the newest position's row comes with the next token).
     bool mapValid_ = false;
-    qint64 mapRows_ = 0;
+    std::vector<char> rowDrawn_;  // [query position]
+    qint64 firstUndrawn_ = 0, edgeRows_ = 0;
+    int fullRebuilds_ = 0;
     int capRows_ = 0, capCols_ = 0, mapBlock_ = 0;
     double mapMax_ = 0, mapMin_ = 1;
     bool thumbsStale_ = true, thumbPending_ = false;
