@@ -23,13 +23,15 @@ struct SessionOptions {
     bool kv_f16 = false;
 };
 
-// One layer's cache. Standard attention: k (cap, n_kv*head_dim), v (cap, n_kv*v_dim).
-// MLA: k holds the normalised latent (cap, kv_lora), v the shared RoPE key (cap, rope_dim).
-// Sliding/chunked layers are rings of at most `window` positions.
+// One layer's cache, head-major: k (n_kv, cap, head_dim), v (n_kv, cap, v_dim), so that one head's
+// keys for consecutive positions are contiguous and stream from memory when a query reads them.
+// MLA: one "head": k holds the normalised latent (cap, kv_lora), v the shared RoPE key
+// (cap, rope_dim). Sliding/chunked layers are rings of at most `window` positions.
 struct LayerKv {
     AttnKind kind = AttnKind::Standard;
     AttnScope scope = AttnScope::Global;
-    int64_t row_k = 0, row_v = 0;  // values per position
+    int64_t row_k = 0, row_v = 0;  // values per position (all heads)
+    int64_t heads = 1;             // row_k / heads values of one head per position
     int64_t cap = 0, limit = 0;    // allocated and maximum positions
     bool ring = false;
     bool f16 = false;              // rows in k16/v16 instead of k/v
@@ -37,6 +39,9 @@ struct LayerKv {
     std::vector<uint16_t> k16, v16;
     uint64_t bytes() const { return uint64_t(k.size() + v.size()) * sizeof(float) + uint64_t(k16.size() + v16.size()) * 2; }
     int64_t slot(int64_t pos) const { return ring ? pos % cap : pos; }
+    // Offset of head h's values at a slot, in k (and k16) or v (and v16).
+    int64_t k_at(int64_t slot, int64_t h) const { return (h * cap + slot) * (row_k / heads); }
+    int64_t v_at(int64_t slot, int64_t h) const { return (h * cap + slot) * (row_v / heads); }
 };
 
 class Session {

@@ -40,6 +40,7 @@ Session::Session(const Model& model, SessionOptions opts) : model_(model) {
         } else {
             kv.row_k = int64_t(l.attn.n_kv_heads) * l.attn.head_dim;
             kv.row_v = int64_t(l.attn.n_kv_heads) * l.attn.v_head_dim;
+            kv.heads = l.attn.n_kv_heads;
         }
         kv.ring = l.attn.scope != AttnScope::Global && l.attn.window > 0;
         kv.limit = kv.ring ? std::min<int64_t>(l.attn.window, n_ctx_) : n_ctx_;
@@ -85,12 +86,21 @@ void Session::ensure_kv(int64_t positions) {
         int64_t cap = std::max<int64_t>(target, kv.cap * 2);
         cap = (cap + 255) / 256 * 256;
         cap = std::min(cap, kv.limit);
+        // Head-major: each head's block moves to its place for the new capacity (the positions
+        // held so far keep their slots: a ring only grows before it first wraps).
+        auto regrow = [&](auto& buf, int64_t row) {
+            const int64_t per = row / kv.heads;
+            std::remove_reference_t<decltype(buf)> next(size_t(cap * row));
+            for (int64_t h = 0; h < kv.heads && kv.cap > 0; ++h)
+                std::copy_n(buf.begin() + h * kv.cap * per, kv.cap * per, next.begin() + h * cap * per);
+            buf.swap(next);
+        };
         if (kv.f16) {
-            kv.k16.resize(size_t(cap * kv.row_k));
-            kv.v16.resize(size_t(cap * kv.row_v));
+            regrow(kv.k16, kv.row_k);
+            regrow(kv.v16, kv.row_v);
         } else {
-            kv.k.resize(size_t(cap * kv.row_k));
-            kv.v.resize(size_t(cap * kv.row_v));
+            regrow(kv.k, kv.row_k);
+            regrow(kv.v, kv.row_v);
         }
         kv.cap = cap;
     }
@@ -227,18 +237,22 @@ void Session::push_attention_rows(int il, const AttentionSpec& a, int64_t pos0, 
 
 // Writes T positions from pos0 on; rings keep only their last `cap` positions.
 void Session::store_batch(LayerKv& kv, int64_t pos0, int64_t T, const float* k, const float* v) {
-    if (kv.f16) {  // k and v are the batch's rows already rounded to f16 values: exact
-        for (int64_t t = std::max<int64_t>(0, T - kv.cap); t < T; ++t) {
-            uint16_t* kd = kv.k16.data() + kv.slot(pos0 + t) * kv.row_k;
-            uint16_t* vd = kv.v16.data() + kv.slot(pos0 + t) * kv.row_v;
-            for (int64_t i = 0; i < kv.row_k; ++i) kd[i] = f32_to_fp16(k[t * kv.row_k + i]);
-            for (int64_t i = 0; i < kv.row_v; ++i) vd[i] = f32_to_fp16(v[t * kv.row_v + i]);
-        }
-        return;
-    }
+    const int64_t hk = kv.row_k / kv.heads, hv = kv.row_v / kv.heads;
     for (int64_t t = std::max<int64_t>(0, T - kv.cap); t < T; ++t) {
-        std::memcpy(kv.k.data() + kv.slot(pos0 + t) * kv.row_k, k + t * kv.row_k, size_t(kv.row_k) * 4);
-        std::memcpy(kv.v.data() + kv.slot(pos0 + t) * kv.row_v, v + t * kv.row_v, size_t(kv.row_v) * 4);
+        const int64_t s = kv.slot(pos0 + t);
+        for (int64_t h = 0; h < kv.heads; ++h) {
+            const float* ks = k + t * kv.row_k + h * hk;
+            const float* vs = v + t * kv.row_v + h * hv;
+            if (kv.f16) {  // k and v are the batch's rows already rounded to f16 values: exact
+                uint16_t* kd = kv.k16.data() + kv.k_at(s, h);
+                uint16_t* vd = kv.v16.data() + kv.v_at(s, h);
+                for (int64_t i = 0; i < hk; ++i) kd[i] = f32_to_fp16(ks[i]);
+                for (int64_t i = 0; i < hv; ++i) vd[i] = f32_to_fp16(vs[i]);
+            } else {
+                std::memcpy(kv.k.data() + kv.k_at(s, h), ks, size_t(hk) * 4);
+                std::memcpy(kv.v.data() + kv.v_at(s, h), vs, size_t(hv) * 4);
+            }
+        }
     }
 }
 
@@ -322,17 +336,19 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
         cpu::to_f16(bk.data(), int64_t(bk.size()), bk16.data());  // exact again for a sharing layer
         cpu::to_f16(bv.data(), int64_t(bv.size()), bv16.data());
     }
-    auto key_ptr = [&](int64_t p) -> const float* {
-        return p >= pos0 ? bk.data() + (p - pos0) * kd : kv.k.data() + kv.slot(p) * kd;
+    // Head h's key/value at position p: the batch's rows are [t][all heads], the cache is
+    // head-major.
+    auto key_ptr = [&](int64_t p, int64_t h) -> const float* {
+        return p >= pos0 ? bk.data() + (p - pos0) * kd + h * hd : kv.k.data() + kv.k_at(kv.slot(p), h);
     };
-    auto val_ptr = [&](int64_t p) -> const float* {
-        return p >= pos0 ? bv.data() + (p - pos0) * vdd : kv.v.data() + kv.slot(p) * vdd;
+    auto val_ptr = [&](int64_t p, int64_t h) -> const float* {
+        return p >= pos0 ? bv.data() + (p - pos0) * vdd + h * vd : kv.v.data() + kv.v_at(kv.slot(p), h);
     };
-    auto key16 = [&](int64_t p) -> const uint16_t* {
-        return p >= pos0 ? bk16.data() + (p - pos0) * kd : kv.k16.data() + kv.slot(p) * kd;
+    auto key16 = [&](int64_t p, int64_t h) -> const uint16_t* {
+        return p >= pos0 ? bk16.data() + (p - pos0) * kd + h * hd : kv.k16.data() + kv.k_at(kv.slot(p), h);
     };
-    auto val16 = [&](int64_t p) -> const uint16_t* {
-        return p >= pos0 ? bv16.data() + (p - pos0) * vdd : kv.v16.data() + kv.slot(p) * vdd;
+    auto val16 = [&](int64_t p, int64_t h) -> const uint16_t* {
+        return p >= pos0 ? bv16.data() + (p - pos0) * vdd + h * vd : kv.v16.data() + kv.v_at(kv.slot(p), h);
     };
     std::vector<float> att(size_t(T * H * vd));
     const int64_t group = H / KV;
@@ -354,15 +370,15 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
                 kp16.resize(size_t(n));
                 vp16.resize(size_t(n));
                 for (int64_t j = lo; j <= p; ++j) {
-                    kp16[size_t(j - lo)] = key16(j) + kvh * hd;
-                    vp16[size_t(j - lo)] = val16(j) + kvh * vd;
+                    kp16[size_t(j - lo)] = key16(j, kvh);
+                    vp16[size_t(j - lo)] = val16(j, kvh);
                 }
             } else {
                 kp.resize(size_t(n));
                 vp.resize(size_t(n));
                 for (int64_t j = lo; j <= p; ++j) {
-                    kp[size_t(j - lo)] = key_ptr(j) + kvh * hd;
-                    vp[size_t(j - lo)] = val_ptr(j) + kvh * vd;
+                    kp[size_t(j - lo)] = key_ptr(j, kvh);
+                    vp[size_t(j - lo)] = val_ptr(j, kvh);
                 }
             }
             for (int64_t g = 0; g < group; ++g) {

@@ -427,14 +427,15 @@ void TestUnits::gemma3n_ple_rows_stream_from_the_map() {
 
 // The f16 KV cache: half the bytes for standard attention (MLA's latent cache stays f32);
 // decoding one token at a time equals the batched forward pass in the same mode (the batch's own
-// keys are rounded like the cached ones), through sliding-window rings and Gemma 3n KV sharing;
-// and the logits stay close to the f32 cache's.
+// keys are rounded like the cached ones), through sliding-window rings, Gemma 3n KV sharing and
+// the head-major cache growing under its data (256 -> 512 positions); and the logits stay close to
+// the f32 cache's.
 void TestUnits::f16_kv_cache_decodes_like_its_batched_forward() {
     for (const char* name : {"demo:llama3", "demo:gemma3", "demo:qwen3-moe", "demo:gemma3n", "demo:deepseek-v3"}) {
         auto m = Model::load(name);
         std::vector<int> ids;
-        for (int i = 0; i < 48; ++i) ids.push_back((i * 37 + 5) % 250);  // past Gemma 3's window of 32
-        SessionOptions o16{128, 2, true}, o32{128, 2, false};
+        for (int i = 0; i < 300; ++i) ids.push_back((i * 37 + 5) % 250);  // past Gemma 3's window of 32
+        SessionOptions o16{512, 2, true}, o32{512, 2, false};
         Session full16(*m, o16), full32(*m, o32), step(*m, o16);
         QVERIFY(step.kv_f16());
         const auto a16 = full16.forward(ids, true), a32 = full32.forward(ids, true);
@@ -446,9 +447,21 @@ void TestUnits::f16_kv_cache_decodes_like_its_batched_forward() {
             auto l = step.forward(std::span<const int>(&ids[t], 1));
             for (size_t i = 0; i < V; ++i) md = std::max(md, double(std::fabs(l[i] - a16[t * V + i])));
         }
-        for (size_t i = 0; i < a16.size(); ++i) d32 = std::max(d32, double(std::fabs(a16[i] - a32[i])));
+        // (over the first 48 positions: further on, a near-tie of the MoE router can flip on the
+        // f16 rounding and take a different expert, as quantization does)
+        for (size_t i = 0; i < 48 * V; ++i) d32 = std::max(d32, double(std::fabs(a16[i] - a32[i])));
         qInfo("%s: f16 cache decode vs batched %.2g; f16 vs f32 cache %.2g", name, md, d32);
         QVERIFY2(md < 1e-4, name);
+        // the f32 cache grown the same way: decode = batched as well
+        Session step32(*m, o32);
+        double md32 = 0;
+        auto f32first = step32.forward(std::span<const int>(ids.data(), 10), true);
+        for (size_t i = 0; i < f32first.size(); ++i) md32 = std::max(md32, double(std::fabs(f32first[i] - a32[i])));
+        for (size_t t = 10; t < ids.size(); ++t) {
+            auto l = step32.forward(std::span<const int>(&ids[t], 1));
+            for (size_t i = 0; i < V; ++i) md32 = std::max(md32, double(std::fabs(l[i] - a32[t * V + i])));
+        }
+        QVERIFY2(md32 < 1e-4, name);
         QVERIFY2(d32 < 0.05, name);
         QCOMPARE(d32 > 0, !m->spec().has_mla());  // MLA's cache stays f32: nothing changes
         // bytes: every standard layer's cache is half; MLA's is unchanged
