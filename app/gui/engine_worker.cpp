@@ -154,7 +154,7 @@ void EngineWorker::loadModel(const LoadRequest& req) {
         const ModelSpec spec = Model::load_spec(path);
         const quint64 diskBytes = modelBytesOnDisk(QString::fromStdString(path));
         const qint64 nCtx = defaultContext(spec, req.contextCap);
-        const MemoryEstimate est = estimateMemory(spec, diskBytes, nCtx, req.memoryBudget);
+        const MemoryEstimate est = chooseKvCache(spec, diskBytes, nCtx, req.memoryBudget);
         QString name = QFileInfo(req.source).fileName();
         if (isDemo) {
             for (const auto& d : demo::demo_models())
@@ -233,7 +233,7 @@ void EngineWorker::loadModel(const LoadRequest& req) {
             req.threads > 0 ? req.threads : std::max(1, QThread::idealThreadCount() - 1);
         // The previous session goes first: it may hold a large KV cache.
         if (m_) m_->session.reset();
-        next->session = std::make_unique<Session>(*next->model, SessionOptions{nCtx, threads, kKvF16});
+        next->session = std::make_unique<Session>(*next->model, SessionOptions{nCtx, threads, est.kvF16});
 
         auto info = std::make_shared<ModelInfo>();
         info->source = req.source;
@@ -249,7 +249,7 @@ void EngineWorker::loadModel(const LoadRequest& req) {
         info->templateRecognized = next->tmpl->recognized();
         info->contextSize = next->session->n_ctx();
         info->threads = threads;
-        info->kvBytesPerValue = kKvF16 ? 2.0 : 4.0;
+        info->kvBytesPerValue = est.kvF16 ? 2.0 : 4.0;
         info->memory = est;
         info->loadMs = msSince(timer);
         fillSlices(*info, *next->model);

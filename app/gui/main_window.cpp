@@ -434,10 +434,11 @@ void MainWindow::updateStatus() {
             .arg(m->threads == 1 ? tr("1 thread") : tr("%1 threads").arg(m->threads))
             .arg(m->loadMs, 0, 'f', 0));
     const quint64 kv = engine_->kvBytes();
-    statusMemory_->setText(tr("memory: weights %1 + KV %2 + buffers ~%3 = %4")
+    statusMemory_->setText(tr("memory: weights %1 + KV %2%5 + buffers ~%3 = %4")
                                .arg(formatBytes(m->weightBytes), formatBytes(kv),
                                     formatBytes(m->memory.buffers),
-                                    formatBytes(m->weightBytes + kv + m->memory.buffers)));
+                                    formatBytes(m->weightBytes + kv + m->memory.buffers),
+                                    m->memory.kvF16 ? tr(" (f16 cache: f32 would not fit)") : QString()));
 }
 
 void MainWindow::showError(const QString& title, const QString& message) {

@@ -37,17 +37,26 @@ qint64 defaultContext(const archlens::ModelSpec& spec, qint64 cap) {
     return std::min(trained, cap);
 }
 
+MemoryEstimate chooseKvCache(const archlens::ModelSpec& spec, quint64 weightBytes, qint64 nCtx,
+                             quint64 available) {
+    const MemoryEstimate f32 = estimateMemory(spec, weightBytes, nCtx, available, false);
+    if (f32.fit != MemoryFit::TooLarge) return f32;
+    const MemoryEstimate f16 = estimateMemory(spec, weightBytes, nCtx, available, true);
+    return f16.fit != MemoryFit::TooLarge ? f16 : f32;
+}
+
 MemoryEstimate estimateMemory(const archlens::ModelSpec& spec, quint64 weightBytes, qint64 nCtx,
-                              quint64 available) {
+                              quint64 available, bool kvF16) {
     MemoryEstimate e;
+    e.kvF16 = kvF16;
     e.weights = weightBytes;
-    // The app's sessions keep an f16 cache for standard attention (kKvF16); MLA's stays f32.
+    // An f16 cache halves standard attention's bytes; MLA's latent cache stays f32.
     const quint64 n = quint64(std::max<qint64>(nCtx, 0));
     archlens::ModelSpec mla = spec;
     std::erase_if(mla.layers, [](const archlens::LayerSpec& l) { return l.attn.kind != archlens::AttnKind::MLA; });
     mla.n_layers = int(mla.layers.size());
     const quint64 mlaBytes = archlens::kv_bytes_at(mla, n, 4.0);
-    e.kv = archlens::kv_bytes_at(spec, n, kKvF16 ? 2.0 : 4.0) + (kKvF16 ? mlaBytes / 2 : 0);
+    e.kv = archlens::kv_bytes_at(spec, n, kvF16 ? 2.0 : 4.0) + (kvF16 ? mlaBytes / 2 : 0);
     // Working set of one forward pass over a prompt chunk (x, h, y, q/k/v, scores) plus logits,
     // and a fixed allowance for the process itself (Qt, the thread pool, the tokenizer).
     const quint64 dim = quint64(std::max(spec.dim, 1));
@@ -79,8 +88,10 @@ QString MemoryEstimate::fitLabel() const {
 }
 
 QString MemoryEstimate::summary() const {
-    const QString parts = QObject::tr("weights %1 + KV cache %2 + buffers %3")
-                              .arg(formatBytes(weights), formatBytes(kv), formatBytes(buffers));
+    const QString parts = QObject::tr("weights %1 + KV cache %2%3 + buffers %4")
+                              .arg(formatBytes(weights), formatBytes(kv),
+                                   kvF16 ? QObject::tr(" (f16: an f32 cache would not fit)") : QString(),
+                                   formatBytes(buffers));
     if (available == 0)
         return QObject::tr("needs %1 (%2); free memory unknown").arg(formatBytes(total()), parts);
     return QObject::tr("needs %1 of %2 free (%3)")

@@ -9,14 +9,15 @@
 
 enum class MemoryFit { Fits, Tight, TooLarge };
 
-// The app's chat sessions keep an f16 KV cache for standard attention, as llama.cpp and Ollama do
-// by default: half the memory of an f32 cache and half the cache traffic per decoded token at
-// depth. (The CLI keeps f32 unless asked: the conformance fixtures were made with an f32 cache.)
-inline constexpr bool kKvF16 = true;
+// The KV cache the app's sessions keep: f32 (exact: what the CLI and the conformance fixtures
+// use) whenever the model fits with it; f16 for standard attention (half the memory, as llama.cpp
+// and Ollama keep it by default; MLA's latent cache stays f32) when only that lets the chosen
+// context fit. The status bar and the KV view say which.
 
 struct MemoryEstimate {
     quint64 weights = 0;  // bytes of the weight tensors (mapped from the file, as stored)
-    quint64 kv = 0;       // KV cache at the full chosen context (f16, MLA's latent f32: kKvF16)
+    quint64 kv = 0;       // KV cache at the full chosen context (f32, or f16 when kvF16)
+    bool kvF16 = false;   // the estimate is for an f16 cache (standard attention; MLA stays f32)
     quint64 buffers = 0;  // activations, logits and runtime overhead
     quint64 available = 0;
     MemoryFit fit = MemoryFit::Fits;
@@ -35,8 +36,12 @@ quint64 systemAvailableMemory();
 quint64 memoryBudget();
 void setMemoryBudgetOverride(std::optional<quint64> bytes);
 
+// With an f32 KV cache, or an f16 one when kvF16.
 MemoryEstimate estimateMemory(const archlens::ModelSpec& spec, quint64 weightBytes, qint64 nCtx,
-                              quint64 availableBytes);
+                              quint64 availableBytes, bool kvF16 = false);
+// What the app runs: the f32 estimate, unless that is too large and the f16 cache fits.
+MemoryEstimate chooseKvCache(const archlens::ModelSpec& spec, quint64 weightBytes, qint64 nCtx,
+                             quint64 availableBytes);
 
 // Bytes of the weight files of a model path before loading it: the GGUF file, or the
 // *.safetensors files of an HF folder.

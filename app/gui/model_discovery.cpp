@@ -200,7 +200,7 @@ ModelEntry inspectModel(ModelEntry e, quint64 budget, qint64 contextCap) {
                                            : dtype.toUpper().replace(QStringLiteral("FLOAT"),
                                                                      QStringLiteral("F"));
         }
-        e.memory = estimateMemory(spec, e.bytes, defaultContext(spec, contextCap), budget);
+        e.memory = chooseKvCache(spec, e.bytes, defaultContext(spec, contextCap), budget);
     } catch (const std::exception& ex) {
         e.error = QString::fromUtf8(ex.what());
     }

@@ -412,8 +412,17 @@ class TestApp : public QObject {
         const MemoryEstimate probe = estimateMemory(spec, w, ctx, 1ull << 40);
         QCOMPARE(probe.fit, MemoryFit::Fits);
         QVERIFY(probe.kv > 0);
-        // the app's f16 cache (kKvF16): 2 bytes per value for standard attention
-        QCOMPARE(probe.kv, archlens::kv_bytes_at(spec, quint64(ctx), kKvF16 ? 2.0 : 4.0));
+        QCOMPARE(probe.kv, archlens::kv_bytes_at(spec, quint64(ctx), 4.0));  // f32 cache
+        QVERIFY(!probe.kvF16);
+        // When only an f16 cache fits, the app runs one (standard attention: half the bytes).
+        const MemoryEstimate half = estimateMemory(spec, w, ctx, 1ull << 40, true);
+        QCOMPARE(half.kv, archlens::kv_bytes_at(spec, quint64(ctx), 2.0));
+        const quint64 between = (half.total() + probe.total()) / 2;
+        QCOMPARE(estimateMemory(spec, w, ctx, between).fit, MemoryFit::TooLarge);
+        const MemoryEstimate chosen = chooseKvCache(spec, w, ctx, between);
+        QVERIFY(chosen.kvF16);
+        QVERIFY(chosen.fit != MemoryFit::TooLarge);
+        QVERIFY(!chooseKvCache(spec, w, ctx, 1ull << 40).kvF16);  // room enough: exact f32
         QCOMPARE(estimateMemory(spec, w, ctx, probe.total() + probe.total() / 10).fit,
                  MemoryFit::Tight);
         QCOMPARE(estimateMemory(spec, w, ctx, probe.total() - 1).fit, MemoryFit::TooLarge);
