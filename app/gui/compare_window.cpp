@@ -81,13 +81,7 @@ CompareSide::CompareSide(const QString& label, QWidget* parent) : QWidget(parent
         title_->setText(tr("<b>%1</b> · loading %2…").arg(label_, displayName(source).toHtmlEscaped()));
     });
     connect(engine_, &EngineController::modelLoaded, this, [this](const ModelInfoPtr& info) {
-        auto m = std::make_shared<InternalsModel>();
-        m->name = info->name;
-        m->spec = info->spec;
-        m->weightBytes = info->weightBytes;
-        m->bufferBytes = info->memory.buffers;
-        m->contextSize = info->contextSize;
-        m->kvBytesPerValue = info->kvBytesPerValue;
+        const InternalsModelPtr m = internalsModelOf(*info);
         attention_->setModel(m);
         routing_->setModel(m);
         // A dense model has no routing to show: its column gives the room to the attention map.

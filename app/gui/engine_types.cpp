@@ -42,6 +42,17 @@ QString GenerationResult::reasonText() const {
     return {};
 }
 
+InternalsModelPtr internalsModelOf(const ModelInfo& info) {
+    auto m = std::make_shared<InternalsModel>();
+    m->name = info.name;
+    m->spec = info.spec;
+    m->weightBytes = info.weightBytes;
+    m->bufferBytes = info.memory.buffers;
+    m->contextSize = info.contextSize;
+    m->kvBytesPerValue = info.memory.kvF16 ? 2.0 : 4.0;  // the cache the session was given
+    return m;
+}
+
 void registerEngineMetaTypes() {
     qRegisterMetaType<SamplingSettings>();
     qRegisterMetaType<GenerationRequest>();

@@ -9,6 +9,7 @@
 
 #include "app/gui/memory_fit.h"
 #include "engine/model/spec.h"
+#include "widgets/internals_snapshot.h"
 #include "widgets/token_snapshot.h"
 
 struct SamplingSettings {
@@ -76,7 +77,6 @@ struct ModelInfo {
     bool templateRecognized = true;
     qint64 contextSize = 0;
     QString backend = QStringLiteral("CPU");
-    double kvBytesPerValue = 4.0;  // the session's cache: 2 = f16 (standard attention; MLA stays f32)
     int threads = 1;
     MemoryEstimate memory;
     double loadMs = 0;
@@ -111,3 +111,7 @@ Q_DECLARE_METATYPE(LoadRequest)
 Q_DECLARE_METATYPE(LoadFailure)
 
 void registerEngineMetaTypes();
+
+// What the live views need to know of a loaded model (the main window's docks and the comparison
+// window's panels are fed the same way).
+InternalsModelPtr internalsModelOf(const ModelInfo& info);

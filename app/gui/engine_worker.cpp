@@ -249,7 +249,6 @@ void EngineWorker::loadModel(const LoadRequest& req) {
         info->templateRecognized = next->tmpl->recognized();
         info->contextSize = next->session->n_ctx();
         info->threads = threads;
-        info->kvBytesPerValue = est.kvF16 ? 2.0 : 4.0;
         info->memory = est;
         info->loadMs = msSince(timer);
         fillSlices(*info, *next->model);

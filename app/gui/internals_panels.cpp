@@ -47,13 +47,7 @@ InternalsPanels::InternalsPanels(MainWindow* window)
 }
 
 void InternalsPanels::onModelLoaded(const ModelInfoPtr& info) {
-    auto m = std::make_shared<InternalsModel>();
-    m->name = info->name;
-    m->spec = info->spec;
-    m->weightBytes = info->weightBytes;
-    m->bufferBytes = info->memory.buffers;
-    m->contextSize = info->contextSize;
-    m->kvBytesPerValue = info->kvBytesPerValue;
+    const InternalsModelPtr m = internalsModelOf(*info);
     attention_->setModel(m);
     routing_->setModel(m);
     kv_->setModel(m);
