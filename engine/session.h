@@ -39,9 +39,8 @@ struct LayerKv {
     std::vector<uint16_t> k16, v16;
     uint64_t bytes() const { return uint64_t(k.size() + v.size()) * sizeof(float) + uint64_t(k16.size() + v16.size()) * 2; }
     int64_t slot(int64_t pos) const { return ring ? pos % cap : pos; }
-    // Offset of head h's values at a slot, in k (and k16) or v (and v16).
-    int64_t k_at(int64_t slot, int64_t h) const { return (h * cap + slot) * (row_k / heads); }
-    int64_t v_at(int64_t slot, int64_t h) const { return (h * cap + slot) * (row_v / heads); }
+    // Offset of head h's `per` values at a slot (per = row_k / heads in k, row_v / heads in v).
+    int64_t at(int64_t slot, int64_t h, int64_t per) const { return (h * cap + slot) * per; }
 };
 
 class Session {

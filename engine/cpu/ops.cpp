@@ -360,16 +360,16 @@ void weighted_sum_any(const float* p, int64_t ldp, int nq, const VT* const* v, i
 
 }  // namespace
 
-void dot_f32_keys(const float* const* q, int nq, const float* const* k, int nk, int64_t n, float* out, int64_t ldo) {
+void dot_keys(const float* const* q, int nq, const float* const* k, int nk, int64_t n, float* out, int64_t ldo) {
     dot_keys_any(q, nq, k, nk, n, out, ldo);
 }
-void dot_f16_keys(const float* const* q, int nq, const uint16_t* const* k, int nk, int64_t n, float* out, int64_t ldo) {
+void dot_keys(const float* const* q, int nq, const uint16_t* const* k, int nk, int64_t n, float* out, int64_t ldo) {
     dot_keys_any(q, nq, k, nk, n, out, ldo);
 }
-void weighted_sum_f32(const float* p, int64_t ldp, int nq, const float* const* v, int nk, int64_t n, float* const* o) {
+void weighted_sum(const float* p, int64_t ldp, int nq, const float* const* v, int nk, int64_t n, float* const* o) {
     weighted_sum_any(p, ldp, nq, v, nk, n, o);
 }
-void weighted_sum_f16(const float* p, int64_t ldp, int nq, const uint16_t* const* v, int nk, int64_t n, float* const* o) {
+void weighted_sum(const float* p, int64_t ldp, int nq, const uint16_t* const* v, int nk, int64_t n, float* const* o) {
     weighted_sum_any(p, ldp, nq, v, nk, n, o);
 }
 

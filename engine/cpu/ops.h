@@ -33,13 +33,13 @@ float dot_f32(const float* a, const float* b, int64_t n);
 void axpy_f32(float a, const float* x, float* y, int64_t n);
 // out[a * ldo + j] = dot_f32(q[a], k[j], n) for a < nq, j < nk, bit for bit (keys in blocks of
 // eight sharing one transposed reduction; nq queries sharing each key load).
-void dot_f32_keys(const float* const* q, int nq, const float* const* k, int nk, int64_t n, float* out, int64_t ldo);
+// Keys as f32 or as f16 (the f16 KV cache: each widened exactly to f32 first).
+void dot_keys(const float* const* q, int nq, const float* const* k, int nk, int64_t n, float* out, int64_t ldo);
+void dot_keys(const float* const* q, int nq, const uint16_t* const* k, int nk, int64_t n, float* out, int64_t ldo);
 // o[a][0..n) = Σ_j p[a * ldp + j] · v[j][0..n) for a < nq: bit for bit what zeroing o[a] and
-// calling axpy_f32 for j = 0, 1, … gives, with o held in registers.
-void weighted_sum_f32(const float* p, int64_t ldp, int nq, const float* const* v, int nk, int64_t n, float* const* o);
-// The same over f16 keys / values (the f16 KV cache), each widened exactly to f32 first.
-void dot_f16_keys(const float* const* q, int nq, const uint16_t* const* k, int nk, int64_t n, float* out, int64_t ldo);
-void weighted_sum_f16(const float* p, int64_t ldp, int nq, const uint16_t* const* v, int nk, int64_t n, float* const* o);
+// calling axpy_f32 for j = 0, 1, … gives, with o held in registers. Values as f32 or f16.
+void weighted_sum(const float* p, int64_t ldp, int nq, const float* const* v, int nk, int64_t n, float* const* o);
+void weighted_sum(const float* p, int64_t ldp, int nq, const uint16_t* const* v, int nk, int64_t n, float* const* o);
 void softmax(float* x, int64_t n);
 // out[i] = x[i] as f16 (round to nearest even, as f32_to_fp16), and x[i] replaced by that value.
 void to_f16(float* x, int64_t n, uint16_t* out);

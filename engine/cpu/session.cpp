@@ -244,13 +244,13 @@ void Session::store_batch(LayerKv& kv, int64_t pos0, int64_t T, const float* k, 
             const float* ks = k + t * kv.row_k + h * hk;
             const float* vs = v + t * kv.row_v + h * hv;
             if (kv.f16) {  // k and v are the batch's rows already rounded to f16 values: exact
-                uint16_t* kd = kv.k16.data() + kv.k_at(s, h);
-                uint16_t* vd = kv.v16.data() + kv.v_at(s, h);
+                uint16_t* kd = kv.k16.data() + kv.at(s, h, hk);
+                uint16_t* vd = kv.v16.data() + kv.at(s, h, hv);
                 for (int64_t i = 0; i < hk; ++i) kd[i] = f32_to_fp16(ks[i]);
                 for (int64_t i = 0; i < hv; ++i) vd[i] = f32_to_fp16(vs[i]);
             } else {
-                std::memcpy(kv.k.data() + kv.k_at(s, h), ks, size_t(hk) * 4);
-                std::memcpy(kv.v.data() + kv.v_at(s, h), vs, size_t(hv) * 4);
+                std::memcpy(kv.k.data() + kv.at(s, h, hk), ks, size_t(hk) * 4);
+                std::memcpy(kv.v.data() + kv.at(s, h, hv), vs, size_t(hv) * 4);
             }
         }
     }
@@ -336,60 +336,33 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
         cpu::to_f16(bk.data(), int64_t(bk.size()), bk16.data());  // exact again for a sharing layer
         cpu::to_f16(bv.data(), int64_t(bv.size()), bv16.data());
     }
-    // Head h's key/value at position p: the batch's rows are [t][all heads], the cache is
-    // head-major.
-    auto key_ptr = [&](int64_t p, int64_t h) -> const float* {
-        return p >= pos0 ? bk.data() + (p - pos0) * kd + h * hd : kv.k.data() + kv.k_at(kv.slot(p), h);
-    };
-    auto val_ptr = [&](int64_t p, int64_t h) -> const float* {
-        return p >= pos0 ? bv.data() + (p - pos0) * vdd + h * vd : kv.v.data() + kv.v_at(kv.slot(p), h);
-    };
-    auto key16 = [&](int64_t p, int64_t h) -> const uint16_t* {
-        return p >= pos0 ? bk16.data() + (p - pos0) * kd + h * hd : kv.k16.data() + kv.k_at(kv.slot(p), h);
-    };
-    auto val16 = [&](int64_t p, int64_t h) -> const uint16_t* {
-        return p >= pos0 ? bv16.data() + (p - pos0) * vdd + h * vd : kv.v16.data() + kv.v_at(kv.slot(p), h);
+    // Head h's rows at positions lo..p: the batch's rows are [t][all heads], the cache is
+    // head-major (f32 or f16: the same code over either element type).
+    auto gather = [&](auto& out, const auto* batch, const auto* cache, int64_t row, int64_t per, int64_t lo, int64_t p, int64_t h) {
+        out.resize(size_t(p - lo + 1));
+        for (int64_t j = lo; j <= p; ++j)
+            out[size_t(j - lo)] = j >= pos0 ? batch + (j - pos0) * row + h * per : cache + kv.at(kv.slot(j), h, per);
     };
     std::vector<float> att(size_t(T * H * vd));
     const int64_t group = H / KV;
     const bool capture = probe_cfg_.attention;
     std::vector<std::vector<float>> captured(capture ? size_t(T * H) : 0);
     // One item per (query token, KV head): the group's query heads share every key and value load,
-    // keys are scored eight at a time and the outputs stay in registers (cpu::dot_f32_keys and
-    // cpu::weighted_sum_f32 give exactly the per-key dot_f32 / axpy_f32 results).
+    // keys are scored eight at a time and the outputs stay in registers (cpu::dot_keys and
+    // cpu::weighted_sum give exactly the per-key dot_f32 / axpy_f32 results).
     pool_->parallel_for(T * KV, [&](int64_t i0, int64_t i1, int) {
         std::vector<float> sc;
         std::vector<const float*> kp, vp;
         std::vector<const uint16_t*> kp16, vp16;
         std::vector<const float*> qs(static_cast<size_t>(group));
         std::vector<float*> os(static_cast<size_t>(group));
-        for (int64_t i = i0; i < i1; ++i) {
-            const int64_t t = i / KV, kvh = i % KV, p = pos0 + t;
-            const int64_t lo = key_begin(a, p), n = p - lo + 1;
-            if (f16) {
-                kp16.resize(size_t(n));
-                vp16.resize(size_t(n));
-                for (int64_t j = lo; j <= p; ++j) {
-                    kp16[size_t(j - lo)] = key16(j, kvh);
-                    vp16[size_t(j - lo)] = val16(j, kvh);
-                }
-            } else {
-                kp.resize(size_t(n));
-                vp.resize(size_t(n));
-                for (int64_t j = lo; j <= p; ++j) {
-                    kp[size_t(j - lo)] = key_ptr(j, kvh);
-                    vp[size_t(j - lo)] = val_ptr(j, kvh);
-                }
-            }
+        auto attend = [&](int64_t t, int64_t kvh, int64_t n, const auto& keys, const auto& values) {
             for (int64_t g = 0; g < group; ++g) {
                 qs[size_t(g)] = q.data() + t * qd + (kvh * group + g) * hd;
                 os[size_t(g)] = att.data() + t * H * vd + (kvh * group + g) * vd;
             }
             sc.resize(size_t(group * n));
-            if (f16)
-                cpu::dot_f16_keys(qs.data(), int(group), kp16.data(), int(n), hd, sc.data(), n);
-            else
-                cpu::dot_f32_keys(qs.data(), int(group), kp.data(), int(n), hd, sc.data(), n);
+            cpu::dot_keys(qs.data(), int(group), keys.data(), int(n), hd, sc.data(), n);
             for (int64_t g = 0; g < group; ++g) {
                 float* sg = sc.data() + g * n;
                 for (int64_t j = 0; j < n; ++j) {
@@ -401,10 +374,20 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
                 const int64_t hh = kvh * group + g;
                 if (capture && probe_cfg_.wants_attention(il, int(hh))) captured[size_t(t * H + hh)].assign(sg, sg + n);
             }
-            if (f16)
-                cpu::weighted_sum_f16(sc.data(), n, int(group), vp16.data(), int(n), vd, os.data());
-            else
-                cpu::weighted_sum_f32(sc.data(), n, int(group), vp.data(), int(n), vd, os.data());
+            cpu::weighted_sum(sc.data(), n, int(group), values.data(), int(n), vd, os.data());
+        };
+        for (int64_t i = i0; i < i1; ++i) {
+            const int64_t t = i / KV, kvh = i % KV, p = pos0 + t;
+            const int64_t lo = key_begin(a, p), n = p - lo + 1;
+            if (f16) {
+                gather(kp16, bk16.data(), kv.k16.data(), kd, hd, lo, p, kvh);
+                gather(vp16, bv16.data(), kv.v16.data(), vdd, vd, lo, p, kvh);
+                attend(t, kvh, n, kp16, vp16);
+            } else {
+                gather(kp, bk.data(), kv.k.data(), kd, hd, lo, p, kvh);
+                gather(vp, bv.data(), kv.v.data(), vdd, vd, lo, p, kvh);
+                attend(t, kvh, n, kp, vp);
+            }
         }
     });
     if (capture) push_attention_rows(il, a, pos0, T, H, captured);
