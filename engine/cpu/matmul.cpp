@@ -59,27 +59,29 @@ void matmul(ThreadPool& pool, const Linear& w, const float* x, int64_t T, float*
         const DType vt = quant::vec_dot_type(w.type);
         const int64_t n_out = w.n_out, n_in = w.n_in;
         const uint64_t w_row = w.row_stride ? w.row_stride : *dtype_row_bytes(w.type, uint64_t(n_in));
-        const uint64_t a_row = *dtype_row_bytes(vt, uint64_t(n_in));
+        const uint64_t a_row = quant::act_row_bytes(w.type, n_in);
         const int nt = pool.size();
-        // Activations converted once to the weight's dot-product type (as ggml-cpu does), the
-        // rows split over the threads. The buffer belongs to the calling thread and only grows.
+        // Activations converted once to the weight's dot-product type (as ggml-cpu does; in the
+        // layout the kernels read, see quant::quantize_acts), the rows split over the threads. The
+        // buffer belongs to the calling thread, only grows, and starts on a cache line.
         thread_local std::vector<uint8_t> act;
         const uint8_t* a;
         if (vt == DType::F32) {
             a = reinterpret_cast<const uint8_t*>(x);
         } else {
-            if (act.size() < size_t(a_row * uint64_t(T))) act.resize(size_t(a_row * uint64_t(T)));
-            uint8_t* dst = act.data();
+            const size_t need = size_t(a_row * uint64_t(T)) + 64;
+            if (act.size() < need) act.resize(need);
+            uint8_t* dst = act.data() + (64 - reinterpret_cast<uintptr_t>(act.data()) % 64) % 64;
             auto quantize = [&](int i, int parts) {
                 const int64_t t0 = T * i / parts, t1 = T * (i + 1) / parts;
-                for (int64_t t = t0; t < t1; ++t) quant::quantize_row(vt, x + t * n_in, dst + uint64_t(t) * a_row, n_in);
+                for (int64_t t = t0; t < t1; ++t) quant::quantize_acts(w.type, x + t * n_in, dst + uint64_t(t) * a_row, n_in);
             };
             const int qparts = int(std::min<int64_t>(nt, T));
             if (qparts > 1 && T * n_in >= 16384)
                 pool.for_chunks(qparts, [&](int64_t i) { quantize(int(i), qparts); });
             else
                 quantize(0, 1);
-            a = act.data();
+            a = dst;
         }
         // Row chunks: about kChunksPerThread per thread, at least kRowAlign rows, aligned.
         int64_t rows = (n_out + nt * kChunksPerThread - 1) / (nt * kChunksPerThread);
@@ -89,7 +91,7 @@ void matmul(ThreadPool& pool, const Linear& w, const float* x, int64_t T, float*
         pool.for_chunks(n_row_chunks * n_tok_blocks, [&](int64_t c) {
             const int64_t r0 = c % n_row_chunks * rows, r1 = std::min(n_out, r0 + rows);
             const int64_t t0 = c / n_row_chunks * kTokenBlock, nb = std::min(kTokenBlock, T - t0);
-            quant::gemm_tile(w.type, n_in, w.data + uint64_t(r0) * w_row, size_t(w_row), int(r1 - r0),
+            quant::gemm_tile_acts(w.type, n_in, w.data + uint64_t(r0) * w_row, size_t(w_row), int(r1 - r0),
                              a + uint64_t(t0) * a_row, size_t(a_row), int(nb), y + t0 * n_out + r0, size_t(n_out));
         });
     }

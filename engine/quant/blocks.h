@@ -91,6 +91,14 @@ struct BlockQ8_K {
     int8_t qs[kQKK];
     int16_t bsums[kQKK / 16];
 };
+// The same Q8_K values as the AVX-512 kernels read them inside the matmul: quants first, so that in
+// a 64-byte aligned buffer every block's quants start on a cache line (a 64-byte load of Q8_K's
+// quants, 4 bytes into a block of 292, always straddles two lines, and costs about 1.5x).
+struct alignas(64) BlockQ8_K64 {
+    int8_t qs[kQKK];
+    int16_t bsums[kQKK / 16];
+    float d;
+};
 
 static_assert(sizeof(BlockQ4_0) == 18);
 static_assert(sizeof(BlockQ4_1) == 20);
@@ -104,6 +112,7 @@ static_assert(sizeof(BlockQ4_K) == 144);
 static_assert(sizeof(BlockQ5_K) == 176);
 static_assert(sizeof(BlockQ6_K) == 210);
 static_assert(sizeof(BlockQ8_K) == 292);
+static_assert(sizeof(BlockQ8_K64) == 320);
 
 // ref: ggml-quants.c get_scale_min_k4 — 6-bit scale and min of group j (0..7) of a Q4_K/Q5_K.
 inline void get_scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {

@@ -38,6 +38,10 @@ struct KernelTable {
     // activation quantizers (Q8_0, Q8_K, BF16): bit for bit the reference ones
     using QuantizeFn = void (*)(const float* src, void* dst, int64_t n);
     QuantizeFn quantize[kTypes] = {};
+    // The matmul path (quant::quantize_acts / gemm_tile_acts): weight types whose kernels read
+    // their Q8_K activations as BlockQ8_K64 rows, written by quantize_q8_k64 (same values).
+    GemmTileFn tile_k64[kTypes] = {};
+    QuantizeFn quantize_q8_k64 = nullptr;
 };
 
 namespace detail {
@@ -55,5 +59,10 @@ void vec_dot_rows_isa(Isa isa, DType t, int64_t n, const void* w, const void* ac
                       size_t act_stride, int n_acts, float* out, size_t out_stride);
 void gemm_tile_isa(Isa isa, DType t, int64_t n, const void* w, size_t w_stride, int nw,
                    const void* acts, size_t act_stride, int na, float* out, size_t out_stride);
+// The matmul path on tier `isa`: activation row size, conversion and tile (see quant.h).
+size_t act_row_bytes_isa(Isa isa, DType t, int64_t n);
+void quantize_acts_isa(Isa isa, DType t, const float* src, void* dst, int64_t n);
+void gemm_tile_acts_isa(Isa isa, DType t, int64_t n, const void* w, size_t w_stride, int nw,
+                        const void* acts, size_t act_stride, int na, float* out, size_t out_stride);
 
 }  // namespace archlens::quant

@@ -246,7 +246,8 @@ struct KAcc {
     }
 };
 
-inline __m256i bsums(const BlockQ8_K& b) { return loadu(b.bsums); }
+template <class A>
+inline __m256i bsums(const A& b) { return loadu(b.bsums); }
 
 struct KQ2_K {
     template <int NR>
@@ -428,21 +429,6 @@ inline void unpack_k4(const uint8_t* packed, uint32_t out[4]) {
     out[0] &= kmask1;
 }
 
-// int16 index vector: scale a for lanes 0..15 (bytes 0..31), b for lanes 16..31 (bytes 32..63)
-inline __m512i idx_pair16(int a, int b) {
-    return _mm512_inserti64x4(_mm512_set1_epi16(short(a)), _mm256_set1_epi16(short(b)), 1);
-}
-// int16 index vector: groups g..g+3, 8 lanes (16 bytes) each
-inline __m512i idx_quad8(int g) {
-    const __m128i v = _mm_setr_epi16(short(g), short(g), short(g + 1), short(g + 1), short(g + 2),
-                                     short(g + 2), short(g + 3), short(g + 3));
-    // expand each of the 8 entries to 4 lanes
-    return _mm512_permutexvar_epi16(
-        _mm512_set_epi16(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3, 3, 2, 2, 2, 2, 1,
-                         1, 1, 1, 0, 0, 0, 0),
-        _mm512_castsi128_si512(v));
-}
-
 // KQ8_0's sequence with two weight rows per 512-bit register (row 2p in lanes 0..7, row 2p+1 in
 // lanes 8..15), each activation block broadcast to both halves: every 256-bit half is exactly
 // ggml's accumulator for its (row, activation) pair.
@@ -491,106 +477,112 @@ struct KQ8_0_512 {
     }
 };
 
-template <class Block, bool kFiveBits>
-struct KQ45_K_512 {
+// Q4_K / Q5_K × Q8_K through vpdpbusd. The unsigned levels of 64 elements (two groups) multiply
+// 64 activation bytes in one instruction, 16 int32 lanes of 4 products each. A lane is at most
+// 4 · 31 · 128 = 15872, so two such vectors pack losslessly into int16 (vpackssdw) and one vpmaddwd
+// applies the groups' 6-bit scales and adds lane pairs of the same group: the block's integer sum
+// Σ_g sc_g Σ q·a exactly, in 4 dpbusd + 2 pack + 2 madd per activation row instead of 8 maddubs +
+// 8 madd (this core runs 512-bit multiplies at one per cycle, so the count is what matters).
+// Act is BlockQ8_K, or BlockQ8_K64 on the matmul path (same values, aligned quants).
+template <class Block, bool kFiveBits, class Act>
+struct KQ45_K_VNNI {
     template <int NR>
     static void run(int64_t n, const void* wv, const void* const* av, float* out) {
         const auto* x = static_cast<const Block*>(wv);
-        const BlockQ8_K* y[NR];
-        for (int r = 0; r < NR; ++r) y[r] = static_cast<const BlockQ8_K*>(av[r]);
+        const Act* y[NR];
+        for (int r = 0; r < NR; ++r) y[r] = static_cast<const Act*>(av[r]);
         __m512 acc[NR];
         __m256 accm[NR];
         for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps(), accm[r] = _mm256_setzero_ps();
         const __m512i m4 = _mm512_set1_epi8(0x0F);
+        // the low 256 bits keep the nibbles in place, the high 256 bits shift the high ones down
+        const __m512i nib_shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+        // after vpackssdw(R0, R1), 128-bit lane L holds R0's int32 lanes 4L..4L+3 then R1's: the
+        // groups are 0 / 2 for L < 2 and 1 / 3 for L >= 2 (chunk pair 0,1; +4 for chunks 2,3)
+        const __m512i sidx01 = _mm512_set_epi16(3, 3, 3, 3, 1, 1, 1, 1, 3, 3, 3, 3, 1, 1, 1, 1,
+                                                2, 2, 2, 2, 0, 0, 0, 0, 2, 2, 2, 2, 0, 0, 0, 0);
+        const __m512i sidx23 = _mm512_add_epi16(sidx01, _mm512_set1_epi16(4));
         for (int64_t i = 0; i < n / kQKK; ++i) {
             prefetch_ahead(x + i);
             uint32_t sm[4];
             unpack_k4(x[i].scales, sm);
             const __m512i sc = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm))));
+            const __m512i sc01 = _mm512_permutexvar_epi16(sidx01, sc), sc23 = _mm512_permutexvar_epi16(sidx23, sc);
             __m128i m8 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(sm + 2));
             const __m256i mins16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
-            __m512i sumi[NR];
-            for (int r = 0; r < NR; ++r) sumi[r] = _mm512_setzero_si512();
-            for (int c2 = 0; c2 < 2; ++c2) {  // chunks 2*c2 and 2*c2+1 (128 elements)
-                const __m512i qv = _mm512_loadu_si512(x[i].qs + 64 * c2);
-                __m512i lo = _mm512_and_si512(qv, m4);                          // groups 4c2, 4c2+2
-                __m512i hi = _mm512_and_si512(_mm512_srli_epi16(qv, 4), m4);    // groups 4c2+1, 4c2+3
+            // levels of elements 64k .. 64k+63: the low nibbles of qs[32k..32k+31], then the high ones
+            __m512i w[4];
+            __m512i qh = _mm512_setzero_si512();
+            if constexpr (kFiveBits) qh = _mm512_broadcast_i64x4(loadu(x[i].qh));
+            for (int k = 0; k < 4; ++k) {
+                const __m512i q = _mm512_broadcast_i64x4(loadu(x[i].qs + 32 * k));
+                w[k] = _mm512_and_si512(_mm512_srlv_epi16(q, nib_shift), m4);
                 if constexpr (kFiveBits) {
-                    const __m256i qh = loadu(x[i].qh);
-                    const __m512i qh2 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), qh, 1);
-                    const int b = 4 * c2;  // bit of chunk 2*c2 (low nibbles); +1 high; +2 next chunk
-                    const __m512i bl = load_bits_pattern(1 << b, 1 << (b + 2));
-                    const __m512i bh = load_bits_pattern(1 << (b + 1), 1 << (b + 3));
-                    lo = _mm512_mask_add_epi8(lo, _mm512_test_epi8_mask(qh2, bl), lo, _mm512_set1_epi8(16));
-                    hi = _mm512_mask_add_epi8(hi, _mm512_test_epi8_mask(qh2, bh), hi, _mm512_set1_epi8(16));
-                }
-                const __m512i s_lo = _mm512_permutexvar_epi16(idx_pair16(4 * c2, 4 * c2 + 2), sc);
-                const __m512i s_hi = _mm512_permutexvar_epi16(idx_pair16(4 * c2 + 1, 4 * c2 + 3), sc);
-                for (int r = 0; r < NR; ++r) {
-                    const int8_t* a = y[r][i].qs + 128 * c2;
-                    const __m512i a_lo = load2x32(a, a + 64), a_hi = load2x32(a + 32, a + 96);
-                    const __m512i p = _mm512_add_epi32(
-                        _mm512_madd_epi16(_mm512_maddubs_epi16(lo, a_lo), s_lo),
-                        _mm512_madd_epi16(_mm512_maddubs_epi16(hi, a_hi), s_hi));
-                    sumi[r] = _mm512_add_epi32(sumi[r], p);
+                    const __m512i bits = _mm512_inserti64x4(_mm512_set1_epi8(char(1 << (2 * k))), _mm256_set1_epi8(char(2 << (2 * k))), 1);
+                    w[k] = _mm512_mask_add_epi8(w[k], _mm512_test_epi8_mask(qh, bits), w[k], _mm512_set1_epi8(16));
                 }
             }
             const float dx = h2f(x[i].d), mx = h2f(x[i].dmin);
             for (int r = 0; r < NR; ++r) {
+                const int8_t* a = y[r][i].qs;
+                __m512i d[4];
+                for (int k = 0; k < 4; ++k) d[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w[k], _mm512_loadu_si512(a + 64 * k));
+                const __m512i s = _mm512_add_epi32(_mm512_madd_epi16(_mm512_packs_epi32(d[0], d[1]), sc01),
+                                                   _mm512_madd_epi16(_mm512_packs_epi32(d[2], d[3]), sc23));
                 const __m256i summs = _mm256_madd_epi16(mins16, bsums(y[r][i]));
-                acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(dx * y[r][i].d), _mm512_cvtepi32_ps(sumi[r]), acc[r]);
+                acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(dx * y[r][i].d), _mm512_cvtepi32_ps(s), acc[r]);
                 accm[r] = _mm256_fmadd_ps(_mm256_set1_ps(mx * y[r][i].d), _mm256_cvtepi32_ps(summs), accm[r]);
             }
         }
-        for (int r = 0; r < NR; ++r)  // one reduction per row: the mins term joins lanes 0..7
+        for (int r = 0; r < NR; ++r)
             out[r] = _mm512_reduce_add_ps(_mm512_sub_ps(acc[r], _mm512_zextps256_ps512(accm[r])));
-    }
-    // byte pattern: `a` in bytes 0..31, `b` in bytes 32..63
-    static __m512i load_bits_pattern(int a, int b) {
-        return _mm512_inserti64x4(_mm512_set1_epi8(char(a)), _mm256_set1_epi8(char(b)), 1);
     }
 };
 
-struct KQ6_K_512 {
+// Q6_K × Q8_K the same way: levels q + 32 in 0..63, so a lane of 4 products stays within
+// 4 · 63 · 127 = 32004 and packs into int16; the 16 signed group scales (16 elements = 4 lanes)
+// are applied by vpmaddwd, and the -32 offset comes from the activation group sums as before.
+template <class Act>
+struct KQ6_K_VNNI {
     template <int NR>
     static void run(int64_t n, const void* wv, const void* const* av, float* out) {
         const auto* x = static_cast<const BlockQ6_K*>(wv);
-        const BlockQ8_K* y[NR];
-        for (int r = 0; r < NR; ++r) y[r] = static_cast<const BlockQ8_K*>(av[r]);
+        const Act* y[NR];
+        for (int r = 0; r < NR; ++r) y[r] = static_cast<const Act*>(av[r]);
         __m512 acc[NR];
         for (int r = 0; r < NR; ++r) acc[r] = _mm512_setzero_ps();
         const __m512i m4 = _mm512_set1_epi8(0x0F), m2 = _mm512_set1_epi8(3);
-        const __m512i idx[4] = {idx_quad8(0), idx_quad8(4), idx_quad8(8), idx_quad8(12)};
+        // after vpackssdw(R0, R1) of half h, 128-bit lane L holds R0's lanes 4L..4L+3 (group
+        // 8h + L) then R1's (group 8h + 4 + L)
+        const __m512i sidx0 = _mm512_set_epi16(7, 7, 7, 7, 3, 3, 3, 3, 6, 6, 6, 6, 2, 2, 2, 2,
+                                               5, 5, 5, 5, 1, 1, 1, 1, 4, 4, 4, 4, 0, 0, 0, 0);
+        const __m512i sidx1 = _mm512_add_epi16(sidx0, _mm512_set1_epi16(8));
         for (int64_t i = 0; i < n / kQKK; ++i) {
             prefetch_ahead(x + i);
             const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(x[i].scales)));
             const __m512i sc = _mm512_castsi256_si512(sc16);
-            __m512i sumi[NR];
-            for (int r = 0; r < NR; ++r) sumi[r] = _mm512_setzero_si512();
+            const __m512i sch[2] = {_mm512_permutexvar_epi16(sidx0, sc), _mm512_permutexvar_epi16(sidx1, sc)};
+            __m512i q[4];  // levels of elements 64j .. 64j+63
             for (int h = 0; h < 2; ++h) {
                 const __m512i ql = _mm512_loadu_si512(x[i].ql + 64 * h);
                 const __m256i qh = loadu(x[i].qh + 32 * h);
                 // elements 0..63 of the half: low nibbles of ql, qh bits 0-1 then 2-3
                 const __m512i h01 = _mm512_inserti64x4(_mm512_castsi256_si512(qh), _mm256_srli_epi16(qh, 2), 1);
                 const __m512i h23 = _mm512_srli_epi16(h01, 4);  // bits 4-5, then 6-7
-                const __m512i q01 = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_slli_epi16(_mm512_and_si512(h01, m2), 4));
-                const __m512i q23 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
-                                                    _mm512_slli_epi16(_mm512_and_si512(h23, m2), 4));
-                const __m512i s01 = _mm512_permutexvar_epi16(idx[2 * h], sc);
-                const __m512i s23 = _mm512_permutexvar_epi16(idx[2 * h + 1], sc);
-                for (int r = 0; r < NR; ++r) {
-                    const int8_t* a = y[r][i].qs + 128 * h;
-                    const __m512i p = _mm512_add_epi32(
-                        _mm512_madd_epi16(_mm512_maddubs_epi16(q01, _mm512_loadu_si512(a)), s01),
-                        _mm512_madd_epi16(_mm512_maddubs_epi16(q23, _mm512_loadu_si512(a + 64)), s23));
-                    sumi[r] = _mm512_add_epi32(sumi[r], p);
-                }
+                q[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, m4), _mm512_slli_epi16(_mm512_and_si512(h01, m2), 4));
+                q[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), m4),
+                                               _mm512_slli_epi16(_mm512_and_si512(h23, m2), 4));
             }
             const float dx = h2f(x[i].d);
             for (int r = 0; r < NR; ++r) {
+                const int8_t* a = y[r][i].qs;
+                __m512i d[4];
+                for (int k = 0; k < 4; ++k) d[k] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q[k], _mm512_loadu_si512(a + 64 * k));
+                __m512i s = _mm512_add_epi32(_mm512_madd_epi16(_mm512_packs_epi32(d[0], d[1]), sch[0]),
+                                             _mm512_madd_epi16(_mm512_packs_epi32(d[2], d[3]), sch[1]));
                 // the -32 offset: Σ_g 32·sc_g·bsum_g, folded into lanes 0..7
                 const __m256i off = _mm256_slli_epi32(_mm256_madd_epi16(sc16, bsums(y[r][i])), 5);
-                const __m512i s = _mm512_sub_epi32(sumi[r], _mm512_zextsi256_si512(off));
+                s = _mm512_sub_epi32(s, _mm512_zextsi256_si512(off));
                 acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(dx * y[r][i].d), _mm512_cvtepi32_ps(s), acc[r]);
             }
         }
@@ -624,14 +616,20 @@ inline void quantize_act_q8_0(const float* x, void* dst, int64_t n) {
     }
 }
 
-inline void quantize_act_q8_k(const float* x, void* dst, int64_t n) {
-    auto* y = static_cast<BlockQ8_K*>(dst);
+// Out is BlockQ8_K, or BlockQ8_K64 for the matmul path (the same values, laid out for it).
+template <class Out>
+void quantize_act_q8_k(const float* x, void* dst, int64_t n) {
+    auto* y = static_cast<Out*>(dst);
     for (int64_t i = 0; i < n / kQKK; ++i, x += kQKK) {
         __m512 m = _mm512_setzero_ps();
         for (int c = 0; c < 16; ++c) m = _mm512_max_ps(m, abs512(_mm512_loadu_ps(x + 16 * c)));
         const float amax = _mm512_reduce_max_ps(m);
         if (!(amax > 0)) {  // all zero (or NaN): the scalar reference decides
-            quant::ref::quantize_row_act(DType::Q8_K, x, y + i, kQKK);
+            BlockQ8_K b;
+            quant::ref::quantize_row_act(DType::Q8_K, x, &b, kQKK);
+            y[i].d = b.d;
+            memcpy(y[i].qs, b.qs, sizeof b.qs);
+            memcpy(y[i].bsums, b.bsums, sizeof b.bsums);
             continue;
         }
         // the first element whose |x| is the maximum (the reference's strict > scan)
@@ -774,6 +772,15 @@ void rows(int64_t n, const void* w, const void* acts, size_t stride, int n_acts,
     for (int k = 0; k < left; ++k) out[size_t(r + k) * out_stride] = tmp[k];
 }
 
+// A tile as one weight row at a time against all activations (quant.cpp's fallback for kernels
+// without a tile of their own), for the table entries that only exist on the matmul path.
+template <class K>
+void tile_by_rows(int64_t n, const void* w, size_t ws, int nw, const void* acts, size_t as, int na,
+                  float* out, size_t os) {
+    const auto* wb = static_cast<const uint8_t*>(w);
+    for (int r = 0; r < nw; ++r) rows<K>(n, wb + size_t(r) * ws, acts, as, na, out + r, os);
+}
+
 #define AL_TILE_DRIVER_ONCE_PER_NAMESPACE 1
 #include "engine/quant/tile_driver.h"
 #undef AL_TILE_DRIVER_ONCE_PER_NAMESPACE
@@ -797,15 +804,19 @@ inline KernelTable make_table() {
 #endif
 #if AL_TIER_AVX512
     t.quantize[uint32_t(DType::Q8_0)] = quantize_act_q8_0;
-    t.quantize[uint32_t(DType::Q8_K)] = quantize_act_q8_k;
+    t.quantize[uint32_t(DType::Q8_K)] = quantize_act_q8_k<BlockQ8_K>;
+    t.quantize_q8_k64 = quantize_act_q8_k<BlockQ8_K64>;
+    t.tile_k64[uint32_t(DType::Q4_K)] = tile_by_rows<KQ45_K_VNNI<BlockQ4_K, false, BlockQ8_K64>>;
+    t.tile_k64[uint32_t(DType::Q5_K)] = tile_by_rows<KQ45_K_VNNI<BlockQ5_K, true, BlockQ8_K64>>;
+    t.tile_k64[uint32_t(DType::Q6_K)] = tile_by_rows<KQ6_K_VNNI<BlockQ8_K64>>;
     t.quantize[uint32_t(DType::BF16)] = quantize_act_bf16;
 #endif
     set(DType::Q2_K, rows<KQ2_K>);
     set(DType::Q3_K, rows<KQ3_K>);
 #if AL_TIER_AVX512
-    set(DType::Q4_K, rows<KQ45_K_512<BlockQ4_K, false>>);
-    set(DType::Q5_K, rows<KQ45_K_512<BlockQ5_K, true>>);
-    set(DType::Q6_K, rows<KQ6_K_512>);
+    set(DType::Q4_K, rows<KQ45_K_VNNI<BlockQ4_K, false, BlockQ8_K>>);
+    set(DType::Q5_K, rows<KQ45_K_VNNI<BlockQ5_K, true, BlockQ8_K>>);
+    set(DType::Q6_K, rows<KQ6_K_VNNI<BlockQ8_K>>);
 #else
     set(DType::Q4_K, rows<KQ45_K<BlockQ4_K, false>>);
     set(DType::Q5_K, rows<KQ45_K<BlockQ5_K, true>>);

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "engine/core/error.h"
+#include "engine/quant/blocks.h"
 #include "engine/quant/kernels.h"
 #include "engine/quant/quant_ref.h"
 
@@ -148,6 +149,40 @@ void gemm_tile_isa(Isa isa, DType t, int64_t n, const void* w, size_t w_stride, 
     }
 }
 
+namespace {
+GemmTileFn k64_tile(const KernelTable* table, DType t) {
+    const auto id = uint32_t(t);
+    if (!table || id >= uint32_t(KernelTable::kTypes) || !table->quantize_q8_k64) return nullptr;
+    return table->tile_k64[id];
+}
+}  // namespace
+
+size_t act_row_bytes_isa(Isa isa, DType t, int64_t n) {
+    if (k64_tile(table_of(isa), t)) return size_t(n / kQKK) * sizeof(BlockQ8_K64);
+    return size_t(*dtype_row_bytes(vec_dot_type(t), uint64_t(n)));
+}
+
+void quantize_acts_isa(Isa isa, DType t, const float* src, void* dst, int64_t n) {
+    const KernelTable* table = table_of(isa);
+    if (k64_tile(table, t)) {
+        if (n % kQKK != 0) [[unlikely]]
+            throw Error("quantize: row of " + std::to_string(n) + " elements is not a multiple of 256");
+        return table->quantize_q8_k64(src, dst, n);
+    }
+    quantize_row(vec_dot_type(t), src, dst, n);
+}
+
+void gemm_tile_acts_isa(Isa isa, DType t, int64_t n, const void* w, size_t w_stride, int nw,
+                        const void* acts, size_t act_stride, int na, float* out, size_t out_stride) {
+    if (GemmTileFn fn = k64_tile(table_of(isa), t)) {
+        if (n < 0 || n % kQKK != 0) [[unlikely]]
+            throw Error("gemm: row of " + std::to_string(n) + " elements is not a multiple of " +
+                        dtype_name(t) + "'s block size 256");
+        return fn(n, w, w_stride, nw, acts, act_stride, na, out, out_stride);
+    }
+    gemm_tile_isa(isa, t, n, w, w_stride, nw, acts, act_stride, na, out, out_stride);
+}
+
 bool supported(DType t) {
     switch (t) {
         case DType::F32:
@@ -218,6 +253,17 @@ void vec_dot_rows(DType t, int64_t n, const void* w_row, const void* acts, size_
 void gemm_tile(DType t, int64_t n, const void* w, size_t w_stride, int nw, const void* acts,
                size_t act_stride, int na, float* out, size_t out_stride) {
     gemm_tile_isa(dispatch().isa, t, n, w, w_stride, nw, acts, act_stride, na, out, out_stride);
+}
+
+size_t act_row_bytes(DType t, int64_t n) { return act_row_bytes_isa(dispatch().isa, t, n); }
+
+void quantize_acts(DType t, const float* src, void* dst, int64_t n) {
+    quantize_acts_isa(dispatch().isa, t, src, dst, n);
+}
+
+void gemm_tile_acts(DType t, int64_t n, const void* w, size_t w_stride, int nw, const void* acts,
+                    size_t act_stride, int na, float* out, size_t out_stride) {
+    gemm_tile_acts_isa(dispatch().isa, t, n, w, w_stride, nw, acts, act_stride, na, out, out_stride);
 }
 
 }  // namespace archlens::quant

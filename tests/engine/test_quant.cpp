@@ -458,6 +458,47 @@ private slots:
         qInfo("%d SIMD tier(s) checked against the scalar reference", tiers);
     }
 
+    // The matmul's own activation path (quantize_acts + gemm_tile_acts, which may use a layout
+    // private to the tier) gives exactly vec_dot's results on standard vec_dot_type rows.
+    void matmul_activation_path_equals_vec_dot() {
+        std::mt19937 rng(11);
+        int checked = 0;
+        for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
+            if (!isa_available(isa)) continue;
+            for (DType t : kWeightTypes) {
+                const int n = 768, nw = 5, na = 9;
+                const DType at = vec_dot_type(t);
+                const size_t wrow = *dtype_row_bytes(t, n), srow = *dtype_row_bytes(at, n);
+                const size_t arow = act_row_bytes_isa(isa, t, n);
+                QVERIFY2(arow % 64 == 0 || arow == srow, dtype_name(t));
+                std::vector<uint8_t> w(wrow * nw), std_acts(srow * na), buf(arow * na + 64);
+                uint8_t* acts = buf.data() + (64 - reinterpret_cast<uintptr_t>(buf.data()) % 64) % 64;
+                for (int r = 0; r < nw; ++r) {
+                    auto v = random_row(rng, n);
+                    quantize_row_ref(t, v.data(), w.data() + r * wrow, n);
+                }
+                for (int a = 0; a < na; ++a) {
+                    auto v = random_row(rng, n, 1.f + a);
+                    if (a == 3) std::fill(v.begin() + 256, v.begin() + 512, 0.f);  // an all-zero block
+                    quantize_row(at, v.data(), std_acts.data() + a * srow, n);
+                    quantize_acts_isa(isa, t, v.data(), acts + a * arow, n);
+                }
+                std::vector<float> got(size_t(na * nw), -1.f);
+                gemm_tile_acts_isa(isa, t, n, w.data(), wrow, nw, acts, arow, na, got.data(), nw);
+                for (int a = 0; a < na; ++a)
+                    for (int r = 0; r < nw; ++r) {
+                        const float want = vec_dot_isa(isa, t, n, w.data() + r * wrow, std_acts.data() + a * srow);
+                        if (got[size_t(a * nw + r)] != want)
+                            QFAIL(qPrintable(QStringLiteral("%1 %2 row %3 act %4: %5 vs vec_dot %6")
+                                                 .arg(isa_name(isa), dtype_name(t)).arg(r).arg(a)
+                                                 .arg(double(got[size_t(a * nw + r)]), 0, 'g', 9).arg(double(want), 0, 'g', 9)));
+                    }
+                ++checked;
+            }
+        }
+        if (checked == 0) QSKIP("no SIMD tier on this CPU: the matmul uses the scalar reference");
+    }
+
     void public_dot_uses_best_tier() {
         std::mt19937 rng(3);
         const int n = 1024;
