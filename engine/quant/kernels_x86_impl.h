@@ -458,14 +458,32 @@ struct KQ8_0_512 {
             for (int p = 0; p < NP; ++p) {
                 w[p] = load2x32(x[2 * p][i].qs, x[2 * p + 1][i].qs);
                 ncorr[p] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), k128, w[p]));
-                dw[p] = _mm512_insertf32x8(_mm512_set1_ps(h2f(x[2 * p][i].d)), _mm256_set1_ps(h2f(x[2 * p + 1][i].d)), 1);
             }
-            for (int a = 0; a < NA; ++a) {
-                const __m512i ya = _mm512_xor_si512(_mm512_broadcast_i64x4(loadu(y[a][i].qs)), k128);
-                const __m512 da = _mm512_set1_ps(h2f(y[a][i].d));
-                for (int p = 0; p < NP; ++p) {
-                    const __m512i d = _mm512_dpbusd_epi32(ncorr[p], ya, w[p]);
-                    acc[p][a] = _mm512_fmadd_ps(_mm512_mul_ps(dw[p], da), _mm512_cvtepi32_ps(d), acc[p][a]);
+            if constexpr (NW == 8) {
+                // the 8 rows' scales in one register; per activation one multiply gives all eight
+                // products d_w · d_a, and a permute spreads row pair p over the two halves
+                const __m128i hw = _mm_setr_epi16(short(x[0][i].d), short(x[1][i].d), short(x[2][i].d), short(x[3][i].d),
+                                                  short(x[4][i].d), short(x[5][i].d), short(x[6][i].d), short(x[7][i].d));
+                const __m256 dw8 = _mm256_cvtph_ps(hw);
+                for (int a = 0; a < NA; ++a) {
+                    const __m512i ya = _mm512_xor_si512(_mm512_broadcast_i64x4(loadu(y[a][i].qs)), k128);
+                    const __m512 prod = _mm512_castps256_ps512(_mm256_mul_ps(dw8, _mm256_set1_ps(h2f(y[a][i].d))));
+                    for (int p = 0; p < NP; ++p) {
+                        const __m512i d = _mm512_dpbusd_epi32(ncorr[p], ya, w[p]);
+                        const __m512 sc = _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(2 * p), _mm256_set1_epi32(2 * p + 1), 1), prod);
+                        acc[p][a] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(d), acc[p][a]);
+                    }
+                }
+            } else {
+                for (int p = 0; p < NP; ++p)
+                    dw[p] = _mm512_insertf32x8(_mm512_set1_ps(h2f(x[2 * p][i].d)), _mm256_set1_ps(h2f(x[2 * p + 1][i].d)), 1);
+                for (int a = 0; a < NA; ++a) {
+                    const __m512i ya = _mm512_xor_si512(_mm512_broadcast_i64x4(loadu(y[a][i].qs)), k128);
+                    const __m512 da = _mm512_set1_ps(h2f(y[a][i].d));
+                    for (int p = 0; p < NP; ++p) {
+                        const __m512i d = _mm512_dpbusd_epi32(ncorr[p], ya, w[p]);
+                        acc[p][a] = _mm512_fmadd_ps(_mm512_mul_ps(dw[p], da), _mm512_cvtepi32_ps(d), acc[p][a]);
+                    }
                 }
             }
         }
