@@ -94,6 +94,15 @@ struct BlockQ8_K {
 // The same Q8_K values as the AVX-512 kernels read them inside the matmul: quants first, so that in
 // a 64-byte aligned buffer every block's quants start on a cache line (a 64-byte load of Q8_K's
 // quants, 4 bytes into a block of 292, always straddles two lines, and costs about 1.5x).
+// Q8_0 activations as the AVX-512 Q8_0 kernel reads them inside the matmul: the quants, -128
+// times the sum of each 4 quants (vpdpbusd's start value when the weights take the unsigned side,
+// computed once per activation instead of once per weight row), and the scale already as f32
+// (the fp16 value widened: the same number ggml multiplies with).
+struct alignas(32) BlockQ8_0A {
+    int8_t qs[kQK];
+    int32_t corr[kQK / 4];
+    float d;
+};
 struct alignas(64) BlockQ8_K64 {
     int8_t qs[kQKK];
     int16_t bsums[kQKK / 16];
@@ -113,6 +122,7 @@ static_assert(sizeof(BlockQ5_K) == 176);
 static_assert(sizeof(BlockQ6_K) == 210);
 static_assert(sizeof(BlockQ8_K) == 292);
 static_assert(sizeof(BlockQ8_K64) == 320);
+static_assert(sizeof(BlockQ8_0A) == 96);
 
 // ref: ggml-quants.c get_scale_min_k4 — 6-bit scale and min of group j (0..7) of a Q4_K/Q5_K.
 inline void get_scale_min_k4(int j, const uint8_t* q, uint8_t* sc, uint8_t* m) {

@@ -39,9 +39,14 @@ struct KernelTable {
     using QuantizeFn = void (*)(const float* src, void* dst, int64_t n);
     QuantizeFn quantize[kTypes] = {};
     // The matmul path (quant::quantize_acts / gemm_tile_acts): weight types whose kernels read
-    // their Q8_K activations as BlockQ8_K64 rows, written by quantize_q8_k64 (same values).
-    GemmTileFn tile_k64[kTypes] = {};
-    QuantizeFn quantize_q8_k64 = nullptr;
+    // activations in a layout of their own (the values of vec_dot_type's, arranged for the
+    // kernel: BlockQ8_K64 for the k-quants, BlockQ8_0A for Q8_0), indexed by weight type.
+    struct ActPath {
+        QuantizeFn quantize = nullptr;  // f32 row -> the layout
+        GemmTileFn tile = nullptr;
+        int block_elems = 0, block_bytes = 0;
+    };
+    ActPath act_path[kTypes] = {};
 };
 
 namespace detail {

@@ -429,22 +429,39 @@ inline void unpack_k4(const uint8_t* packed, uint32_t out[4]) {
     out[0] &= kmask1;
 }
 
+template <bool kPrepared>
+struct Q8_0Act {
+    using T = BlockQ8_0;
+};
+template <>
+struct Q8_0Act<true> {
+    using T = BlockQ8_0A;
+};
+
 // KQ8_0's sequence with two weight rows per 512-bit register (row 2p in lanes 0..7, row 2p+1 in
 // lanes 8..15), each activation block broadcast to both halves: every 256-bit half is exactly
 // ggml's accumulator for its (row, activation) pair.
+// The integer part runs as u8 × s8 through vpdpbusd. On standard Q8_0 activations (kPrepared
+// false): (a + 128) · w summed over 4 bytes, started from -128 · Σw (once per weight block), the
+// activation's sign flip shared by all rows of the tile. On the matmul's BlockQ8_0A rows: (w + 128)
+// · a started from the activation's stored -128 · Σa, so no per-row correction at all. Both equal
+// Σ a · w exactly, lane for lane, so the two give the same floats.
+template <bool kPrepared>
 struct KQ8_0_512 {
-    // Integer part as u8 × s8: (a + 128) · w summed over 4 bytes by vpdpbusd, started from
-    // -128 · Σw (computed once per weight block), equals Σ a · w exactly, lane for lane; the
-    // activation's sign flip (a XOR 0x80) is shared by all rows of the tile.
+    using Act = typename Q8_0Act<kPrepared>::T;
     static constexpr int kUnitW = 2, kTileW = 8, kTileA = 4, kDecodeW = 8;
+    static float act_scale(const Act& b) {
+        if constexpr (kPrepared) return b.d;
+        else return h2f(b.d);
+    }
     template <int NW, int NA>
     static void micro(int64_t n, const void* const* wv, const void* const* av, float* out, ptrdiff_t pf) {
         static_assert(NW % 2 == 0);
         constexpr int NP = NW / 2;
         const BlockQ8_0* x[NW];
-        const BlockQ8_0* y[NA];
+        const Act* y[NA];
         for (int r = 0; r < NW; ++r) x[r] = static_cast<const BlockQ8_0*>(wv[r]);
-        for (int a = 0; a < NA; ++a) y[a] = static_cast<const BlockQ8_0*>(av[a]);
+        for (int a = 0; a < NA; ++a) y[a] = static_cast<const Act*>(av[a]);
         __m512 acc[NP][NA];
         for (int p = 0; p < NP; ++p)
             for (int a = 0; a < NA; ++a) acc[p][a] = _mm512_setzero_ps();
@@ -452,38 +469,50 @@ struct KQ8_0_512 {
         const int64_t nb = n / kQK;
         for (int64_t i = 0; i < nb; ++i) {
             __m512i w[NP], ncorr[NP];
-            __m512 dw[NP];
             if (pf)
                 for (int r = 0; r < NW; ++r) _mm_prefetch(reinterpret_cast<const char*>(x[r] + i) + pf, _MM_HINT_T1);
             for (int p = 0; p < NP; ++p) {
                 w[p] = load2x32(x[2 * p][i].qs, x[2 * p + 1][i].qs);
-                ncorr[p] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), k128, w[p]));
+                if constexpr (kPrepared)
+                    w[p] = _mm512_xor_si512(w[p], k128);
+                else
+                    ncorr[p] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), k128, w[p]));
             }
-            if constexpr (NW == 8) {
-                // the 8 rows' scales in one register; per activation one multiply gives all eight
-                // products d_w · d_a, and a permute spreads row pair p over the two halves
+            // per row pair and activation: the pair's scale products d_w · d_a (rounded to float as
+            // ggml's scalar product is) in the two halves
+            __m512 dw[NP];
+            __m256 dw8 = _mm256_setzero_ps();
+            if constexpr (NW == 8) {  // one multiply per activation for all eight rows, then permutes
                 const __m128i hw = _mm_setr_epi16(short(x[0][i].d), short(x[1][i].d), short(x[2][i].d), short(x[3][i].d),
                                                   short(x[4][i].d), short(x[5][i].d), short(x[6][i].d), short(x[7][i].d));
-                const __m256 dw8 = _mm256_cvtph_ps(hw);
-                for (int a = 0; a < NA; ++a) {
-                    const __m512i ya = _mm512_xor_si512(_mm512_broadcast_i64x4(loadu(y[a][i].qs)), k128);
-                    const __m512 prod = _mm512_castps256_ps512(_mm256_mul_ps(dw8, _mm256_set1_ps(h2f(y[a][i].d))));
-                    for (int p = 0; p < NP; ++p) {
-                        const __m512i d = _mm512_dpbusd_epi32(ncorr[p], ya, w[p]);
-                        const __m512 sc = _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(2 * p), _mm256_set1_epi32(2 * p + 1), 1), prod);
-                        acc[p][a] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(d), acc[p][a]);
-                    }
-                }
+                dw8 = _mm256_cvtph_ps(hw);
             } else {
                 for (int p = 0; p < NP; ++p)
                     dw[p] = _mm512_insertf32x8(_mm512_set1_ps(h2f(x[2 * p][i].d)), _mm256_set1_ps(h2f(x[2 * p + 1][i].d)), 1);
-                for (int a = 0; a < NA; ++a) {
-                    const __m512i ya = _mm512_xor_si512(_mm512_broadcast_i64x4(loadu(y[a][i].qs)), k128);
-                    const __m512 da = _mm512_set1_ps(h2f(y[a][i].d));
-                    for (int p = 0; p < NP; ++p) {
-                        const __m512i d = _mm512_dpbusd_epi32(ncorr[p], ya, w[p]);
-                        acc[p][a] = _mm512_fmadd_ps(_mm512_mul_ps(dw[p], da), _mm512_cvtepi32_ps(d), acc[p][a]);
-                    }
+            }
+            for (int a = 0; a < NA; ++a) {
+                const float da = act_scale(y[a][i]);
+                __m512i ya, start = _mm512_setzero_si512();
+                if constexpr (kPrepared) {
+                    ya = _mm512_broadcast_i64x4(loadu(y[a][i].qs));
+                    start = _mm512_broadcast_i64x4(loadu(y[a][i].corr));
+                } else {
+                    ya = _mm512_xor_si512(_mm512_broadcast_i64x4(loadu(y[a][i].qs)), k128);
+                }
+                __m512 prod = _mm512_setzero_ps();
+                if constexpr (NW == 8) prod = _mm512_castps256_ps512(_mm256_mul_ps(dw8, _mm256_set1_ps(da)));
+                for (int p = 0; p < NP; ++p) {
+                    __m512i d;
+                    if constexpr (kPrepared)
+                        d = _mm512_dpbusd_epi32(start, w[p], ya);
+                    else
+                        d = _mm512_dpbusd_epi32(ncorr[p], ya, w[p]);
+                    __m512 sc;
+                    if constexpr (NW == 8)
+                        sc = _mm512_permutexvar_ps(_mm512_inserti64x4(_mm512_set1_epi32(2 * p), _mm256_set1_epi32(2 * p + 1), 1), prod);
+                    else
+                        sc = _mm512_mul_ps(dw[p], _mm512_set1_ps(da));
+                    acc[p][a] = _mm512_fmadd_ps(sc, _mm512_cvtepi32_ps(d), acc[p][a]);
                 }
             }
         }
@@ -631,6 +660,20 @@ inline void quantize_act_q8_0(const float* x, void* dst, int64_t n) {
         // |x · id| <= 127 up to rounding; the saturating pack is the reference's clamp
         _mm_storeu_si128(reinterpret_cast<__m128i*>(y[i].qs), _mm512_cvtsepi32_epi8(nearest_int16(_mm512_mul_ps(v0, id))));
         _mm_storeu_si128(reinterpret_cast<__m128i*>(y[i].qs + 16), _mm512_cvtsepi32_epi8(nearest_int16(_mm512_mul_ps(v1, id))));
+    }
+}
+
+// BlockQ8_0A rows: quantize_act_q8_0's values, plus the vpdpbusd correction and the f32 scale
+inline void quantize_act_q8_0a(const float* x, void* dst, int64_t n) {
+    auto* y = static_cast<BlockQ8_0A*>(dst);
+    for (int64_t i = 0; i < n / kQK; ++i) {
+        BlockQ8_0 b;
+        quantize_act_q8_0(x + i * kQK, &b, kQK);
+        const __m256i q = loadu(b.qs);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].qs), q);
+        const __m256i s128 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(char(0x80)), q);
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(y[i].corr), _mm256_sub_epi32(_mm256_setzero_si256(), s128));
+        y[i].d = h2f(b.d);
     }
 }
 
@@ -814,8 +857,8 @@ inline KernelTable make_table() {
     set(DType::Q5_0, rows<KQ5_0>);
     set(DType::Q5_1, rows<KQx_1<BlockQ5_1, true>>);
 #if AL_TIER_AVX512
-    set(DType::Q8_0, rows_via_tile<KQ8_0_512>);
-    t.tile[uint32_t(DType::Q8_0)] = tile<KQ8_0_512>;
+    set(DType::Q8_0, rows_via_tile<KQ8_0_512<false>>);
+    t.tile[uint32_t(DType::Q8_0)] = tile<KQ8_0_512<false>>;
 #else
     set(DType::Q8_0, rows_via_tile<KQ8_0>);
     t.tile[uint32_t(DType::Q8_0)] = tile<KQ8_0>;
@@ -823,10 +866,14 @@ inline KernelTable make_table() {
 #if AL_TIER_AVX512
     t.quantize[uint32_t(DType::Q8_0)] = quantize_act_q8_0;
     t.quantize[uint32_t(DType::Q8_K)] = quantize_act_q8_k<BlockQ8_K>;
-    t.quantize_q8_k64 = quantize_act_q8_k<BlockQ8_K64>;
-    t.tile_k64[uint32_t(DType::Q4_K)] = tile_by_rows<KQ45_K_VNNI<BlockQ4_K, false, BlockQ8_K64>>;
-    t.tile_k64[uint32_t(DType::Q5_K)] = tile_by_rows<KQ45_K_VNNI<BlockQ5_K, true, BlockQ8_K64>>;
-    t.tile_k64[uint32_t(DType::Q6_K)] = tile_by_rows<KQ6_K_VNNI<BlockQ8_K64>>;
+    auto path = [&](DType d, KernelTable::QuantizeFn q, GemmTileFn tl, int elems, int bytes) {
+        t.act_path[uint32_t(d)] = {q, tl, elems, bytes};
+    };
+    constexpr int kK64 = int(sizeof(BlockQ8_K64));
+    path(DType::Q4_K, quantize_act_q8_k<BlockQ8_K64>, tile_by_rows<KQ45_K_VNNI<BlockQ4_K, false, BlockQ8_K64>>, kQKK, kK64);
+    path(DType::Q5_K, quantize_act_q8_k<BlockQ8_K64>, tile_by_rows<KQ45_K_VNNI<BlockQ5_K, true, BlockQ8_K64>>, kQKK, kK64);
+    path(DType::Q6_K, quantize_act_q8_k<BlockQ8_K64>, tile_by_rows<KQ6_K_VNNI<BlockQ8_K64>>, kQKK, kK64);
+    path(DType::Q8_0, quantize_act_q8_0a, tile<KQ8_0_512<true>>, kQK, int(sizeof(BlockQ8_0A)));
     t.quantize[uint32_t(DType::BF16)] = quantize_act_bf16;
 #endif
     set(DType::Q2_K, rows<KQ2_K>);

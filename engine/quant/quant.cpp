@@ -150,35 +150,35 @@ void gemm_tile_isa(Isa isa, DType t, int64_t n, const void* w, size_t w_stride, 
 }
 
 namespace {
-GemmTileFn k64_tile(const KernelTable* table, DType t) {
+const KernelTable::ActPath* act_path_of(const KernelTable* table, DType t) {
     const auto id = uint32_t(t);
-    if (!table || id >= uint32_t(KernelTable::kTypes) || !table->quantize_q8_k64) return nullptr;
-    return table->tile_k64[id];
+    if (!table || id >= uint32_t(KernelTable::kTypes) || !table->act_path[id].tile) return nullptr;
+    return &table->act_path[id];
 }
 }  // namespace
 
 size_t act_row_bytes_isa(Isa isa, DType t, int64_t n) {
-    if (k64_tile(table_of(isa), t)) return size_t(n / kQKK) * sizeof(BlockQ8_K64);
+    if (const auto* p = act_path_of(table_of(isa), t)) return size_t(n / p->block_elems) * size_t(p->block_bytes);
     return size_t(*dtype_row_bytes(vec_dot_type(t), uint64_t(n)));
 }
 
 void quantize_acts_isa(Isa isa, DType t, const float* src, void* dst, int64_t n) {
-    const KernelTable* table = table_of(isa);
-    if (k64_tile(table, t)) {
-        if (n % kQKK != 0) [[unlikely]]
-            throw Error("quantize: row of " + std::to_string(n) + " elements is not a multiple of 256");
-        return table->quantize_q8_k64(src, dst, n);
+    if (const auto* p = act_path_of(table_of(isa), t)) {
+        if (n % p->block_elems != 0) [[unlikely]]
+            throw Error("quantize: row of " + std::to_string(n) + " elements is not a multiple of " +
+                        std::to_string(p->block_elems));
+        return p->quantize(src, dst, n);
     }
     quantize_row(vec_dot_type(t), src, dst, n);
 }
 
 void gemm_tile_acts_isa(Isa isa, DType t, int64_t n, const void* w, size_t w_stride, int nw,
                         const void* acts, size_t act_stride, int na, float* out, size_t out_stride) {
-    if (GemmTileFn fn = k64_tile(table_of(isa), t)) {
-        if (n < 0 || n % kQKK != 0) [[unlikely]]
+    if (const auto* p = act_path_of(table_of(isa), t)) {
+        if (n < 0 || n % p->block_elems != 0) [[unlikely]]
             throw Error("gemm: row of " + std::to_string(n) + " elements is not a multiple of " +
-                        dtype_name(t) + "'s block size 256");
-        return fn(n, w, w_stride, nw, acts, act_stride, na, out, out_stride);
+                        dtype_name(t) + "'s block size " + std::to_string(p->block_elems));
+        return p->tile(n, w, w_stride, nw, acts, act_stride, na, out, out_stride);
     }
     gemm_tile_isa(isa, t, n, w, w_stride, nw, acts, act_stride, na, out, out_stride);
 }

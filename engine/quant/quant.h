@@ -47,10 +47,10 @@ void gemm_tile(DType t, int64_t n, const void* w, size_t w_stride, int nw, const
                size_t act_stride, int na, float* out, size_t out_stride);
 
 // The matmul's activation path. gemm_tile reads vec_dot_type(t) rows; the matmul instead converts
-// each activation row once per call with quantize_acts into act_row_bytes(t, n) bytes — a layout
-// that may be private to the selected kernels (AVX-512 k-quants: Q8_K with 64-byte aligned quants)
-// — and multiplies with gemm_tile_acts, which gives bit for bit gemm_tile's results. The rows
-// must start 64 bytes apart and on a 64-byte boundary (act_row_bytes is a multiple of 64 there).
+// each activation row once per call with quantize_acts into act_row_bytes(t, n) bytes, a layout
+// that may be private to the selected kernels (AVX-512: Q8_K with 64-byte aligned quants, Q8_0 with
+// its vpdpbusd correction), and multiplies with gemm_tile_acts, which gives bit for bit gemm_tile's
+// results. Rows lie act_row_bytes apart from a 64-byte aligned start.
 size_t act_row_bytes(DType t, int64_t n);
 void quantize_acts(DType t, const float* src, void* dst, int64_t n);
 void gemm_tile_acts(DType t, int64_t n, const void* w, size_t w_stride, int nw, const void* acts,
