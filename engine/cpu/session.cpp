@@ -336,20 +336,41 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
         cpu::to_f16(bk.data(), int64_t(bk.size()), bk16.data());  // exact again for a sharing layer
         cpu::to_f16(bv.data(), int64_t(bv.size()), bv16.data());
     }
-    // Head h's rows at positions lo..p: the batch's rows are [t][all heads], the cache is
-    // head-major (f32 or f16: the same code over either element type).
-    auto gather = [&](auto& out, const auto* batch, const auto* cache, int64_t row, int64_t per, int64_t lo, int64_t p, int64_t h) {
+    // The batch's rows come as [t][all heads]; attention reads them head by head, so they are
+    // first copied head-major ([head][t][dim], like the cache): each head's keys and values are
+    // then contiguous (the hardware prefetcher follows them; a row per 4 KiB page does not).
+    const int64_t Tb = int64_t(bk.size()) / std::max<int64_t>(kd, 1);
+    auto head_major = [&](const auto& rows, int64_t per, auto& outv) {
+        outv.resize(rows.size());
+        for (int64_t t = 0; t < Tb; ++t)
+            for (int64_t hh = 0; hh < KV; ++hh)
+                std::memcpy(outv.data() + (hh * Tb + t) * per, rows.data() + (t * KV + hh) * per, size_t(per) * sizeof(rows[0]));
+    };
+    std::vector<float> bkh, bvh;
+    std::vector<uint16_t> bkh16, bvh16;
+    if (f16) {
+        head_major(bk16, hd, bkh16);
+        head_major(bv16, vd, bvh16);
+    } else {
+        head_major(bk, hd, bkh);
+        head_major(bv, vd, bvh);
+    }
+    // Head h's rows at positions lo..p: the batch's from the head-major copy, older ones from the
+    // head-major cache (f32 or f16: the same code over either element type).
+    auto gather = [&](auto& out, const auto* batch, const auto* cache, int64_t per, int64_t lo, int64_t p, int64_t h) {
         out.resize(size_t(p - lo + 1));
         for (int64_t j = lo; j <= p; ++j)
-            out[size_t(j - lo)] = j >= pos0 ? batch + (j - pos0) * row + h * per : cache + kv.at(kv.slot(j), h, per);
+            out[size_t(j - lo)] = j >= pos0 ? batch + (h * Tb + (j - pos0)) * per : cache + kv.at(kv.slot(j), h, per);
     };
     std::vector<float> att(size_t(T * H * vd));
     const int64_t group = H / KV;
     const bool capture = probe_cfg_.attention;
     std::vector<std::vector<float>> captured(capture ? size_t(T * H) : 0);
-    // One item per (query token, KV head): the group's query heads share every key and value load,
-    // keys are scored eight at a time and the outputs stay in registers (cpu::dot_keys and
-    // cpu::weighted_sum give exactly the per-key dot_f32 / axpy_f32 results).
+    // One item per (KV head, query token), head by head: consecutive items read the same head's
+    // keys and values, which stay in L2 (token-major order streamed every head's from L3 for every
+    // token). The group's query heads share every key and value load, keys are scored eight at a
+    // time and the outputs stay in registers (cpu::dot_keys and cpu::weighted_sum give exactly the
+    // per-key dot_f32 / axpy_f32 results).
     pool_->parallel_for(T * KV, [&](int64_t i0, int64_t i1, int) {
         std::vector<float> sc;
         std::vector<const float*> kp, vp;
@@ -377,15 +398,15 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
             cpu::weighted_sum(sc.data(), n, int(group), values.data(), int(n), vd, os.data());
         };
         for (int64_t i = i0; i < i1; ++i) {
-            const int64_t t = i / KV, kvh = i % KV, p = pos0 + t;
+            const int64_t kvh = i / T, t = i % T, p = pos0 + t;
             const int64_t lo = key_begin(a, p), n = p - lo + 1;
             if (f16) {
-                gather(kp16, bk16.data(), kv.k16.data(), kd, hd, lo, p, kvh);
-                gather(vp16, bv16.data(), kv.v16.data(), vdd, vd, lo, p, kvh);
+                gather(kp16, bkh16.data(), kv.k16.data(), hd, lo, p, kvh);
+                gather(vp16, bvh16.data(), kv.v16.data(), vd, lo, p, kvh);
                 attend(t, kvh, n, kp16, vp16);
             } else {
-                gather(kp, bk.data(), kv.k.data(), kd, hd, lo, p, kvh);
-                gather(vp, bv.data(), kv.v.data(), vdd, vd, lo, p, kvh);
+                gather(kp, bkh.data(), kv.k.data(), hd, lo, p, kvh);
+                gather(vp, bvh.data(), kv.v.data(), vd, lo, p, kvh);
                 attend(t, kvh, n, kp, vp);
             }
         }
