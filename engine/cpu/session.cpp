@@ -108,12 +108,14 @@ void Session::ensure_kv(int64_t positions) {
 
 void Session::norm(const std::vector<float>& w, const std::vector<float>& b, const float* x, int64_t T, float* y) const {
     const ModelSpec& s = model_.spec();
-    for (int64_t t = 0; t < T; ++t) {
-        if (s.norm == NormKind::LayerNorm)
-            cpu::layer_norm(x + t * s.dim, w.data(), b.empty() ? nullptr : b.data(), s.dim, s.norm_eps, y + t * s.dim);
-        else
-            cpu::rms_norm(x + t * s.dim, w.data(), s.dim, s.norm_eps, y + t * s.dim);
-    }
+    pool_->parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+        for (int64_t t = t0; t < t1; ++t) {
+            if (s.norm == NormKind::LayerNorm)
+                cpu::layer_norm(x + t * s.dim, w.data(), b.empty() ? nullptr : b.data(), s.dim, s.norm_eps, y + t * s.dim);
+            else
+                cpu::rms_norm(x + t * s.dim, w.data(), s.dim, s.norm_eps, y + t * s.dim);
+        }
+    }, 16);
 }
 
 const float* Session::freq_factors(const AttentionSpec& a) const {
@@ -297,18 +299,22 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
             cpu::rms_norm(k.data() + t * kd, lw.k_norm.data(), kd, eps, k.data() + t * kd);
         }
     } else if (a.qk_norm == QkNorm::PerHead) {
-        for (int64_t i = 0; i < T * H; ++i) cpu::rms_norm(q.data() + i * hd, lw.q_norm.data(), hd, eps, q.data() + i * hd);
-        for (int64_t i = 0; i < Tk * KV; ++i) cpu::rms_norm(k.data() + i * hd, lw.k_norm.data(), hd, eps, k.data() + i * hd);
+        pool_->parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+            for (int64_t i = t0 * H; i < t1 * H; ++i) cpu::rms_norm(q.data() + i * hd, lw.q_norm.data(), hd, eps, q.data() + i * hd);
+            for (int64_t i = t0 * KV; i < std::min(t1, Tk) * KV; ++i) cpu::rms_norm(k.data() + i * hd, lw.k_norm.data(), hd, eps, k.data() + i * hd);
+        }, 8);
     }
     if (a.rope.enabled) {
         const RopeStyle style = model_.rope_style(a);
-        std::vector<float> cs(size_t(a.rope.n_rot));
-        for (int64_t t = 0; t < T; ++t) {
-            cpu::rope_cos_sin(a.rope, pos_ + t, cs.data(), freq_factors(a));
-            for (int64_t hh = 0; hh < H; ++hh) cpu::rope_apply(q.data() + t * qd + hh * hd, a.rope.n_rot, style, cs.data());
-            if (t < Tk)
-                for (int64_t hh = 0; hh < KV; ++hh) cpu::rope_apply(k.data() + t * kd + hh * hd, a.rope.n_rot, style, cs.data());
-        }
+        pool_->parallel_for(T, [&](int64_t t0, int64_t t1, int) {
+            std::vector<float> cs(size_t(a.rope.n_rot));
+            for (int64_t t = t0; t < t1; ++t) {
+                cpu::rope_cos_sin(a.rope, pos_ + t, cs.data(), freq_factors(a));
+                for (int64_t hh = 0; hh < H; ++hh) cpu::rope_apply(q.data() + t * qd + hh * hd, a.rope.n_rot, style, cs.data());
+                if (t < Tk)
+                    for (int64_t hh = 0; hh < KV; ++hh) cpu::rope_apply(k.data() + t * kd + hh * hd, a.rope.n_rot, style, cs.data());
+            }
+        }, 8);
     }
     if (a.qk_norm == QkNorm::L2) {  // ref: HF Llama4TextL2Norm, after RoPE, weightless
         for (int64_t i = 0; i < T * H; ++i) cpu::rms_norm(q.data() + i * hd, nullptr, hd, eps, q.data() + i * hd);
@@ -530,9 +536,13 @@ void Session::ffn_dense(const Linear& gate, const Linear& up, const Linear& down
                 for (int64_t i = 0; i < F; ++i) r[i] = std::max(0.f, r[i] - cutoff);
             }
         }
-        for (size_t i = 0; i < u.size(); ++i) u[i] *= cpu::activation(f.act, g[i]);
+        pool_->parallel_for(int64_t(u.size()), [&](int64_t i0, int64_t i1, int) {
+            for (int64_t i = i0; i < i1; ++i) u[size_t(i)] *= cpu::activation(f.act, g[size_t(i)]);
+        }, 8192);
     } else {
-        for (auto& x : u) x = cpu::activation(f.act, x);
+        pool_->parallel_for(int64_t(u.size()), [&](int64_t i0, int64_t i1, int) {
+            for (int64_t i = i0; i < i1; ++i) u[size_t(i)] = cpu::activation(f.act, u[size_t(i)]);
+        }, 8192);
     }
     matmul(*pool_, down, u.data(), T, out);
 }
