@@ -465,8 +465,9 @@ private slots:
         int checked = 0;
         for (Isa isa : {Isa::Avx2, Isa::Avx512}) {
             if (!isa_available(isa)) continue;
-            for (DType t : kWeightTypes) {
-                const int n = 768, nw = 5, na = 9;
+            for (DType t : kWeightTypes)
+            for (int na : {1, 9}) {  // decode and prefill tiles
+                const int n = 768, nw = 5;
                 const DType at = vec_dot_type(t);
                 const size_t wrow = *dtype_row_bytes(t, n), srow = *dtype_row_bytes(at, n);
                 const size_t arow = act_row_bytes_isa(isa, t, n);
