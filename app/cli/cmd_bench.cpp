@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
+#include "app/cli/backend.h"
 #include "app/cli/command.h"
 #include "engine/core/error.h"
 #include "engine/model/model.h"
@@ -57,11 +58,13 @@ int cmd_bench(const std::vector<std::string>& argv) {
     if (kvt != "f32" && kvt != "f16") throw Error("--kv-type must be f32 or f16, not '" + kvt + "'");
     o.kv_f16 = kvt == "f16";
     o.n_ctx = n_prompt + n_gen + 1;
-    Session s(*m, o);
-    if (a.has("capture-routing")) s.probe_config().routing = true;
+    Runner s(a, *m, o);
+    if ((a.has("capture-routing") || a.has("capture-attention")) && !s.cpu())
+        throw Error("the probes (--capture-routing, --capture-attention) run on the CPU backend only");
+    if (a.has("capture-routing")) s.cpu()->probe_config().routing = true;
     if (auto h = a.get("capture-attention")) {
-        s.probe_config().attention = true;
-        if (*h != "all") s.probe_config().attn_heads = {std::atoi(h->c_str())};
+        s.cpu()->probe_config().attention = true;
+        if (*h != "all") s.cpu()->probe_config().attn_heads = {std::atoi(h->c_str())};
     }
     std::vector<int> prompt(static_cast<size_t>(n_prompt));
     for (int64_t i = 0; i < n_prompt; ++i) prompt[size_t(i)] = int((i * 7919 + 13) % m->spec().vocab);
@@ -77,7 +80,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
         for (int64_t i = 0; i < n_gen; ++i) {
             logits = s.forward(std::span<const int>(&next, 1));
             next = argmax(logits);
-            s.probes().clear_records();
+            if (s.cpu()) s.cpu()->probes().clear_records();
         }
         double tg = double(n_gen) / std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
         pps.push_back(pp);
@@ -99,20 +102,21 @@ int cmd_bench(const std::vector<std::string>& argv) {
                         {"peak_rss_bytes", peak_rss_bytes()},
                         {"weight_bytes_per_token", wpt},
                         {"effective_gb_per_s", double(wpt) * best_tg / 1e9},
-                        {"kv_bytes", s.kv_bytes()}, {"kv_type", s.kv_f16() ? "f16" : "f32"},
+                        {"kv_bytes", s.kv_bytes()}, {"kv_type", s.cpu() && s.cpu()->kv_f16() ? "f16" : "f32"},
+                        {"backend", s.backend_name()},
                         {"file_bytes", m->file_bytes()}};
     if (a.has("json")) {
         std::printf("%s\n", j.dump().c_str());
     } else {
         std::printf("%s\n  prefill %lld tokens: %.1f tokens/s\n  decode  %lld tokens: %.1f tokens/s (%.2f GB/s of weights, %s per token)\n"
-                    "  peak RSS %s, KV %s, SIMD %s\n",
+                    "  peak RSS %s, KV %s, SIMD %s, backend %s\n",
                     a.positional()[0].c_str(), (long long)n_prompt, best_pp, (long long)n_gen, best_tg, double(wpt) * best_tg / 1e9,
-                    human_bytes(wpt).c_str(), human_bytes(peak_rss_bytes()).c_str(), human_bytes(s.kv_bytes()).c_str(), quant::simd_name());
+                    human_bytes(wpt).c_str(), human_bytes(peak_rss_bytes()).c_str(), human_bytes(s.kv_bytes()).c_str(), quant::simd_name(), s.backend_name().c_str());
     }
     return 0;
 }
 
-Register r_bench({"bench", "bench MODEL [--prompt 512] [--gen 128] [--threads N] [--reps R] [--kv-type f32|f16] [--capture-routing] [--capture-attention H|all] [--json]", cmd_bench});
+Register r_bench({"bench", "bench MODEL [--prompt 512] [--gen 128] [--threads N] [--reps R] [--kv-type f32|f16] [--backend cpu|cuda|auto] [--capture-routing] [--capture-attention H|all] [--json]", cmd_bench});
 
 }  // namespace
 }  // namespace archlens::cli

@@ -4,6 +4,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "app/cli/backend.h"
 #include "app/cli/command.h"
 #include "engine/core/error.h"
 #include "engine/model/model.h"
@@ -240,7 +241,7 @@ int cmd_logits(const std::vector<std::string>& argv) {
     if (a.positional().size() != 1) throw Error("usage: archlens-cli logits MODEL --tokens 1,2,3 --out FILE");
     auto m = load_model(a);
     auto ids = tokens_arg(a);
-    Session s(*m, session_opts(a, int64_t(ids.size())));
+    Runner s(a, *m, session_opts(a, int64_t(ids.size())));
     std::vector<float> logits = s.forward(ids, true);
     write_f32(a.require("out"), logits);
     return 0;
@@ -271,7 +272,7 @@ int cmd_generate(const std::vector<std::string>& argv) {
     sp.top_p = float(a.get_double("top-p", 1));
     sp.min_p = float(a.get_double("min-p", 0));
     sp.repetition_penalty = float(a.get_double("repeat-penalty", 1));
-    Session s(*m, session_opts(a, int64_t(ids.size()) + n));
+    Runner s(a, *m, session_opts(a, int64_t(ids.size()) + n));
     Sampler sampler(sp);
     std::vector<int> history = ids, out;
     std::vector<float> logits = s.forward(ids);
@@ -356,8 +357,8 @@ int cmd_routing(const std::vector<std::string>& argv) {
 // Every model-running command also takes --slice NAME [--slicing-config FILE.csv] (Gemma 3n MatFormer)
 // and --kv-type f32|f16 (the KV cache's storage; f32 by default, as the conformance fixtures use).
 Register r_info({"info", "info MODEL [--slice NAME] [--slicing-config FILE.csv] [--json]", cmd_info});
-Register r_logits({"logits", "logits MODEL --tokens 1,2,3 --out FILE", cmd_logits});
-Register r_generate({"generate", "generate MODEL (--tokens 1,2,3 | --prompt TEXT) -n 16 [--temp T --seed S --top-k K --top-p P --min-p P --repeat-penalty R] [--ids]", cmd_generate});
+Register r_logits({"logits", "logits MODEL --tokens 1,2,3 --out FILE [--backend cpu|cuda|auto]", cmd_logits});
+Register r_generate({"generate", "generate MODEL (--tokens 1,2,3 | --prompt TEXT) -n 16 [--temp T --seed S --top-k K --top-p P --min-p P --repeat-penalty R] [--ids] [--backend cpu|cuda|auto]", cmd_generate});
 Register r_attention({"attention", "attention MODEL --tokens 1,2,3 --layer L [--head H] --out FILE", cmd_attention});
 Register r_routing({"routing", "routing MODEL --tokens 1,2,3 --json", cmd_routing});
 

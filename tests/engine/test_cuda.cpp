@@ -1,12 +1,62 @@
-// CUDA operations against the CPU reference. Skips, visibly, where the build has no CUDA or the
-// machine has no device.
+// The CUDA backend against the CPU backend and the llama.cpp fixtures. What needs no device (which
+// models the backend refuses, and why) always runs; everything that needs a GPU skips, visibly,
+// where the build has no CUDA or the machine has no device.
 #include <QtTest>
 #include <cmath>
 #include <random>
+#include <span>
 
+#include "engine/core/error.h"
 #include "engine/cpu/ops.h"
+#include "engine/model/model.h"
+#include "engine/session.h"
+#include "tests/common/fixtures.h"
 #ifdef ARCHLENS_HAVE_CUDA
 #include "engine/cuda/cuda_ops.h"
+#include "engine/cuda/cuda_session.h"
+#endif
+
+using namespace archlens;
+
+namespace {
+
+std::vector<int> json_ids(const QJsonValue& v) {
+    std::vector<int> ids;
+    for (const auto& x : v.toArray()) ids.push_back(x.toInt());
+    return ids;
+}
+
+QString model_path(const QString& dir, const QString& format) {
+    return format == "gguf" ? dir + "/model.gguf" : dir;
+}
+
+int argmax(std::span<const float> v) { return int(std::max_element(v.begin(), v.end()) - v.begin()); }
+
+double nmse(const std::vector<float>& a, const std::vector<float>& b) {
+    double num = 0, den = 0;
+    for (size_t i = 0; i < a.size(); ++i) {
+        num += (double(a[i]) - b[i]) * (double(a[i]) - b[i]);
+        den += double(b[i]) * b[i];
+    }
+    return den > 0 ? num / den : num;
+}
+
+struct DenseCase {
+    const char* name;
+    double tol;  // the CPU fixture test's bound (fixtures README)
+};
+const DenseCase kDense[] = {{"gpt2", 5e-3}, {"llama", 1e-4}, {"mistral-small", 1e-4},
+                            {"qwen3", 1e-4}, {"olmo2", 1e-4}, {"gemma3", 5e-3}};
+
+}  // namespace
+
+#ifdef ARCHLENS_HAVE_CUDA
+// QSKIPs the calling test where there is no device.
+#define REQUIRE_DEVICE()                                                                              \
+    do {                                                                                             \
+        static const auto dev = cuda::probe_device();                                                \
+        if (!dev.available) QSKIP(qPrintable("CUDA SKIPPED (no GPU): " + QString::fromStdString(dev.reason))); \
+    } while (0)
 #endif
 
 class TestCuda : public QObject {
@@ -16,54 +66,197 @@ private slots:
 #ifndef ARCHLENS_HAVE_CUDA
         QSKIP("CUDA SKIPPED: this build has no CUDA backend (nvcc not found at configure time)");
 #else
-        auto d = archlens::cuda::probe_device();
-        if (!d.available) QSKIP(qPrintable("CUDA SKIPPED: " + QString::fromStdString(d.reason)));
-        qInfo("CUDA device: %s (sm_%d%d), %zu MiB free", d.name.c_str(), d.cc_major, d.cc_minor, d.free_bytes >> 20);
+        auto d = cuda::probe_device();
+        if (d.available)
+            qInfo("CUDA device: %s (sm_%d%d), %zu MiB free", d.name.c_str(), d.cc_major, d.cc_minor, d.free_bytes >> 20);
+        else
+            qInfo("CUDA SKIPPED for the device tests: %s", d.reason.c_str());
 #endif
     }
 #ifdef ARCHLENS_HAVE_CUDA
+    // ---- no device needed --------------------------------------------------------------------
+
+    // Models the backend cannot run yet are refused by name, before anything touches the device.
+    void refuses_what_it_cannot_run() {
+        const QString fx = testutil::fixtures_dir();
+        REQUIRE_FIXTURE(fx + "/llama/model-Q8_0.gguf");
+        struct Want {
+            QString path;
+            const char* says;
+        };
+        const Want wants[] = {{fx + "/llama/model-Q8_0.gguf", "Q8_0"},
+                              {fx + "/llama/model-Q4_K_M.gguf", "Q4_K"},
+                              {fx + "/qwen3moe/model.gguf", "mixture-of-experts"},
+                              {fx + "/deepseek2/model.gguf", "Multi-head Latent Attention"},
+                              {fx + "/gemma3n/model.gguf", "Gemma 3n"}};
+        for (const auto& w : wants) {
+            auto m = Model::load(w.path.toStdString());
+            const std::string why = cuda::unsupported_reason(*m);
+            QVERIFY2(why.find(w.says) != std::string::npos, qPrintable(w.path + ": " + QString::fromStdString(why)));
+            try {  // and the session says so (with the file) whether or not there is a device
+                cuda::CudaSession s(*m, 64);
+                QFAIL(qPrintable(w.path + " was accepted"));
+            } catch (const Error& e) {
+                QVERIFY2(QString(e.what()).contains(w.says), e.what());
+            }
+        }
+        for (const auto& c : kDense)
+            for (const char* f : {"gguf", "hf"}) {
+                auto m = Model::load(model_path(fx + "/" + c.name, f).toStdString());
+                QVERIFY2(cuda::unsupported_reason(*m).empty(), qPrintable(QString(c.name) + " " + f + ": " +
+                                                                          QString::fromStdString(cuda::unsupported_reason(*m))));
+            }
+        auto bf16 = Model::load((fx + "/llama/model-BF16.gguf").toStdString());
+        QVERIFY(cuda::unsupported_reason(*bf16).empty());
+    }
+
+    // The CLI's --backend: cuda refuses what the backend cannot run (with the reason), auto falls
+    // back to the CPU and says why, anything else is an error.
+    void cli_backend_option() {
+        const QString q8 = testutil::fixtures_dir() + "/llama/model-Q8_0.gguf";
+        REQUIRE_FIXTURE(q8);
+        const QString out = QDir::temp().filePath("archlens_cuda_cli.f32");
+        auto r = testutil::run_cli({"logits", q8, "--tokens", "1,2,3", "--out", out, "--backend", "cuda"});
+        QVERIFY(r.exit_code != 0);
+        QVERIFY2(r.err.contains("Q8_0") && r.err.contains("CUDA"), r.err.constData());
+        r = testutil::run_cli({"logits", q8, "--tokens", "1,2,3", "--out", out, "--backend", "auto"});
+        QCOMPARE(r.exit_code, 0);
+        QVERIFY2(r.err.contains("running on the CPU"), r.err.constData());
+        QCOMPARE(QFileInfo(out).size(), qint64(3 * 272 * 4));
+        r = testutil::run_cli({"logits", q8, "--tokens", "1,2,3", "--out", out, "--backend", "gpu"});
+        QVERIFY(r.exit_code != 0);
+        QVERIFY2(r.err.contains("--backend"), r.err.constData());
+    }
+
+    // ---- device tests ------------------------------------------------------------------------
+
     void rms_norm_matches_cpu() {
+        REQUIRE_DEVICE();
         std::mt19937 g(1);
         std::normal_distribution<float> n;
         const int rows = 7, dim = 1000;
         std::vector<float> x(rows * dim), w(dim), a(rows * dim), b(rows * dim);
         for (auto& v : x) v = n(g);
         for (auto& v : w) v = 1 + 0.1f * n(g);
-        archlens::cuda::rms_norm(x.data(), w.data(), rows, dim, 1e-6f, a.data());
-        for (int r = 0; r < rows; ++r) archlens::cpu::rms_norm(x.data() + r * dim, w.data(), dim, 1e-6f, b.data() + r * dim);
-        for (size_t i = 0; i < a.size(); ++i) QVERIFY(std::fabs(a[i] - b[i]) < 1e-5f);
+        cuda::rms_norm(x.data(), w.data(), rows, dim, 1e-6f, a.data());
+        for (int r = 0; r < rows; ++r) cpu::rms_norm(x.data() + r * dim, w.data(), dim, 1e-6f, b.data() + r * dim);
+        QVERIFY(nmse(a, b) < 1e-12);
     }
     void softmax_matches_cpu() {
+        REQUIRE_DEVICE();
         std::mt19937 g(2);
         std::normal_distribution<float> n;
         const int rows = 5, dim = 777;
         std::vector<float> a(rows * dim), b;
         for (auto& v : a) v = 3 * n(g);
         b = a;
-        archlens::cuda::softmax_rows(a.data(), rows, dim);
-        for (int r = 0; r < rows; ++r) archlens::cpu::softmax(b.data() + r * dim, dim);
-        for (size_t i = 0; i < a.size(); ++i) QVERIFY(std::fabs(a[i] - b[i]) < 1e-6f);
+        cuda::softmax_rows(a.data(), rows, dim);
+        for (int r = 0; r < rows; ++r) cpu::softmax(b.data() + r * dim, dim);
+        QVERIFY(nmse(a, b) < 1e-10);
     }
     void matmul_matches_cpu() {
+        REQUIRE_DEVICE();
         std::mt19937 g(3);
         std::normal_distribution<float> n;
         const int n_out = 300, n_in = 256, T = 9;
         std::vector<float> w(n_out * n_in), x(T * n_in), a(T * n_out), b(T * n_out);
         for (auto& v : w) v = n(g) / 16;
         for (auto& v : x) v = n(g);
-        archlens::cuda::matmul_f32(w.data(), n_out, n_in, x.data(), T, a.data());
+        cuda::matmul_f32(w.data(), n_out, n_in, x.data(), T, a.data());
         for (int t = 0; t < T; ++t)
             for (int o = 0; o < n_out; ++o) {
                 double s = 0;
                 for (int i = 0; i < n_in; ++i) s += double(w[o * n_in + i]) * x[t * n_in + i];
                 b[t * n_out + o] = float(s);
             }
-        double num = 0, den = 0;  // NMSE, as llama.cpp's backend-ops tests
-        for (size_t i = 0; i < a.size(); ++i) {
-            num += (a[i] - b[i]) * (a[i] - b[i]);
-            den += b[i] * b[i];
+        QVERIFY(nmse(a, b) < 1e-7);  // NMSE, as llama.cpp's backend-ops tests
+    }
+
+    // Every dense fixture, GGUF and HF: the same bounds as the CPU backend against llama.cpp.
+    void fixture_logits_data() {
+        QTest::addColumn<QString>("dir");
+        QTest::addColumn<QString>("format");
+        QTest::addColumn<double>("tol");
+        for (const auto& c : kDense)
+            for (const char* f : {"gguf", "hf"})
+                QTest::newRow(qPrintable(QString("%1-%2").arg(c.name, f))) << testutil::fixtures_dir() + "/" + c.name << QString(f) << c.tol;
+    }
+    void fixture_logits() {
+        QFETCH(QString, dir);
+        QFETCH(QString, format);
+        QFETCH(double, tol);
+        REQUIRE_FIXTURE(dir);
+        REQUIRE_DEVICE();
+        auto ref = testutil::read_json(dir + "/reference.json");
+        auto ids = json_ids(ref["prompt_ids"]);
+        const int V = ref["n_vocab"].toInt();
+        auto expected = testutil::read_f32(dir + "/logits.f32");
+        auto model = Model::load(model_path(dir, format).toStdString());
+        cuda::CudaSession s(*model, int64_t(ids.size()) + 8);
+        auto got = s.forward(ids, true);
+        QCOMPARE(got.size(), expected.size());
+        double max_diff = 0;
+        int argmax_ok = 0;
+        const int T = int(ids.size());
+        for (int t = 0; t < T; ++t) {
+            std::span<const float> g(got.data() + size_t(t) * V, size_t(V)), e(expected.data() + size_t(t) * V, size_t(V));
+            for (int i = 0; i < V; ++i) max_diff = std::max(max_diff, double(std::fabs(g[size_t(i)] - e[size_t(i)])));
+            argmax_ok += argmax(g) == argmax(e);
         }
-        QVERIFY(num / den < 1e-7);
+        qInfo("CUDA %s %s: max abs logit diff %.3g, argmax %d/%d", qPrintable(dir.section('/', -1)), qPrintable(format), max_diff,
+              argmax_ok, T);
+        QVERIFY2(max_diff <= tol, qPrintable(QString("max diff %1 > %2").arg(max_diff).arg(tol)));
+        QVERIFY(argmax_ok >= T - 1);
+    }
+
+    // BF16 weights: bf16 activations on both backends, so CPU and CUDA differ by summation order only.
+    void bf16_matches_cpu() {
+        const QString path = testutil::fixtures_dir() + "/llama/model-BF16.gguf";
+        REQUIRE_FIXTURE(path);
+        REQUIRE_DEVICE();
+        auto ref = testutil::read_json(testutil::fixtures_dir() + "/llama/reference.json");
+        auto ids = json_ids(ref["prompt_ids"]);
+        auto model = Model::load(path.toStdString());
+        cuda::CudaSession g(*model, int64_t(ids.size()));
+        Session c(*model);
+        const auto a = g.forward(ids, true), b = c.forward(ids, true);
+        const double e = nmse(a, b);
+        qInfo("BF16 CUDA vs CPU: NMSE %.3g", e);
+        QVERIFY2(e < 1e-5, qPrintable(QString::number(e)));
+    }
+
+    // Decoding one token at a time through the device KV cache equals the batched pass.
+    void decode_equals_full_forward() {
+        const QString dir = testutil::fixtures_dir() + "/gemma3";  // sliding + global layers, post-norms
+        REQUIRE_FIXTURE(dir);
+        REQUIRE_DEVICE();
+        auto ref = testutil::read_json(dir + "/reference.json");
+        auto ids = json_ids(ref["prompt_ids"]);
+        auto model = Model::load((dir + "/model.gguf").toStdString());
+        const int V = model->spec().vocab;
+        cuda::CudaSession s(*model, int64_t(ids.size()));
+        const auto full = s.forward(ids, true);
+        s.reset();
+        double md = 0;
+        for (size_t t = 0; t < ids.size(); ++t) {
+            const auto one = s.forward(std::span<const int>(&ids[t], 1));
+            for (int i = 0; i < V; ++i) md = std::max(md, double(std::fabs(one[size_t(i)] - full[t * size_t(V) + size_t(i)])));
+        }
+        qInfo("CUDA token-by-token vs batched: max diff %.3g", md);
+        QVERIFY(md < 1e-4);
+        QCOMPARE(s.position(), int64_t(ids.size()));
+    }
+
+    void context_overflow_is_an_error() {
+        REQUIRE_FIXTURE(testutil::fixtures_dir() + "/llama/model.gguf");
+        REQUIRE_DEVICE();
+        auto model = Model::load((testutil::fixtures_dir() + "/llama/model.gguf").toStdString());
+        cuda::CudaSession s(*model, 4);
+        const std::vector<int> ids = {1, 2, 3, 4, 5};
+        QVERIFY_THROWS_EXCEPTION(Error, s.forward(ids));
+        const std::vector<int> bad = {model->spec().vocab};
+        QVERIFY_THROWS_EXCEPTION(Error, s.forward(bad));
+        QCOMPARE(s.position(), int64_t(0));
     }
 #endif
 };

@@ -1,0 +1,640 @@
+// The dense decoder forward pass on the GPU. Mirrors Session (engine/cpu/session.cpp) step for
+// step: the same spec fields, the same norm placement, RoPE tables computed by the same host code
+// (cpu::rope_cos_sin), the same activation types in the matrix products.
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "engine/core/error.h"
+#include "engine/cpu/ops.h"
+#include "engine/cuda/cuda_session.h"
+
+namespace archlens::cuda {
+
+namespace {
+
+void check(cudaError_t e, const char* call) {
+    if (e != cudaSuccess) throw Error(std::string("CUDA: ") + call + " failed: " + cudaGetErrorString(e));
+}
+
+void check(cublasStatus_t s, const char* call) {
+    if (s != CUBLAS_STATUS_SUCCESS) throw Error(std::string("cuBLAS: ") + call + " failed with status " + std::to_string(int(s)));
+}
+
+void check_launch(const char* kernel) { check(cudaGetLastError(), kernel); }
+
+int blocks_for(int64_t n, int threads) { return int((n + threads - 1) / threads); }
+
+// ---- reductions --------------------------------------------------------------------------------
+
+// Sum / max over the block, returned to every thread. `red` holds 33 floats of shared memory.
+__device__ float block_sum(float v, float* red) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n_warps = (blockDim.x + 31) >> 5;
+    __syncthreads();  // red may still be read by a previous reduction
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < n_warps ? red[lane] : 0.f;
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+        if (lane == 0) red[32] = v;
+    }
+    __syncthreads();
+    return red[32];
+}
+
+__device__ float block_max(float v, float* red) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n_warps = (blockDim.x + 31) >> 5;
+    __syncthreads();
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < n_warps ? red[lane] : -INFINITY;
+        for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
+        if (lane == 0) red[32] = v;
+    }
+    __syncthreads();
+    return red[32];
+}
+
+// ---- kernels -----------------------------------------------------------------------------------
+
+__global__ void to_bf16_kernel(const float* x, __nv_bfloat16* y, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = __float2bfloat16_rn(x[i]);
+}
+
+__global__ void to_f16_kernel(const float* x, __half* y, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = __float2half_rn(x[i]);
+}
+
+__global__ void add_bias_kernel(float* y, const float* b, int64_t rows, int n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < rows * n) y[i] += b[i % n];
+}
+
+__global__ void add_kernel(float* x, const float* y, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) x[i] += y[i];
+}
+
+__global__ void scale_rows_kernel(float* x, const float* s, int64_t rows, int n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < rows * n) x[i] *= s[i / n];
+}
+
+// One block per row of n: y = x / rms(x) (· w), the CPU's rms_norm.
+__global__ void rms_norm_kernel(const float* x, const float* w, int n, float eps, float* y) {
+    __shared__ float red[33];
+    const float* xr = x + int64_t(blockIdx.x) * n;
+    float* yr = y + int64_t(blockIdx.x) * n;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
+    ss = block_sum(ss, red);
+    const float scale = rsqrtf(ss / float(n) + eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) yr[i] = xr[i] * scale * (w ? w[i] : 1.f);
+}
+
+// One block per row: y = (x - mean) / sqrt(var + eps) (· w) (+ b), the CPU's layer_norm.
+__global__ void layer_norm_kernel(const float* x, const float* w, const float* b, int n, float eps, float* y) {
+    __shared__ float red[33];
+    const float* xr = x + int64_t(blockIdx.x) * n;
+    float* yr = y + int64_t(blockIdx.x) * n;
+    float s = 0.f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) s += xr[i];
+    const float mean = block_sum(s, red) / float(n);
+    float v = 0.f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) v += (xr[i] - mean) * (xr[i] - mean);
+    const float inv = rsqrtf(block_sum(v, red) / float(n) + eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        float o = (xr[i] - mean) * inv;
+        if (w) o *= w[i];
+        if (b) o += b[i];
+        yr[i] = o;
+    }
+}
+
+// grid (T, heads), n_rot / 2 threads: rotates head h of token t in x ([T][row] floats, heads of hd)
+// with the token's cos/sin table cs[t][n_rot] (pairs (cos, sin)); neox = rotate_half pairs (i,
+// i + n_rot/2), else interleaved pairs (2i, 2i+1) — cpu::rope_apply.
+__global__ void rope_kernel(float* x, int row, int hd, const float* cs, int n_rot, int neox) {
+    const int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = n_rot / 2;
+    if (i >= half) return;
+    float* v = x + int64_t(t) * row + int64_t(h) * hd;
+    const float c = cs[int64_t(t) * n_rot + 2 * i], s = cs[int64_t(t) * n_rot + 2 * i + 1];
+    const int ia = neox ? i : 2 * i, ib = neox ? i + half : 2 * i + 1;
+    const float a = v[ia], b = v[ib];
+    v[ia] = a * c - b * s;
+    v[ib] = b * c + a * s;
+}
+
+// Copies T rows of `per` values for each of `heads` heads from src[t][heads][per] into the
+// head-major cache [heads][cap][per] at positions pos0 + t.
+__global__ void store_kv_kernel(const float* src, float* cache, int64_t T, int heads, int per, int64_t cap, int64_t pos0) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= T * heads * per) return;
+    const int64_t t = i / (int64_t(heads) * per), h = (i / per) % heads, d = i % per;
+    cache[(h * cap + pos0 + t) * per + d] = src[i];
+}
+
+// Splits GPT-2's fused [T][q | k | v] rows.
+__global__ void split_qkv_kernel(const float* qkv, int64_t T, int qd, int kd, int vd, float* q, float* k, float* v) {
+    const int row = qd + kd + vd;
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= T * row) return;
+    const int64_t t = i / row;
+    const int c = int(i % row);
+    if (c < qd) q[t * qd + c] = qkv[i];
+    else if (c < qd + kd) k[t * kd + c - qd] = qkv[i];
+    else v[t * vd + c - qd - kd] = qkv[i];
+}
+
+__device__ float act_fn(int act, float x) {
+    switch (act) {
+        case 0: return x / (1.f + expf(-x));                            // SiLU
+        case 1: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));  // GELU (erf)
+        default: {                                                      // GELU (tanh)
+            const float k = 0.7978845608028654f;
+            return 0.5f * x * (1.f + tanhf(k * (x + 0.044715f * x * x * x)));
+        }
+    }
+}
+
+__global__ void act_mul_kernel(float* u, const float* g, int act, int64_t n) {  // u = act(g) · u
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) u[i] *= act_fn(act, g[i]);
+}
+
+__global__ void act_kernel(float* u, int act, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) u[i] = act_fn(act, u[i]);
+}
+
+__global__ void softcap_kernel(float* x, float cap, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) x[i] = cap * tanhf(x[i] / cap);
+}
+
+constexpr int kAttnThreads = 256;  // >= head_dim and v_head_dim (checked by unsupported_reason)
+constexpr int kAttnChunk = 1024;   // keys scored per pass (online softmax across passes)
+
+// grid (T, H), kAttnThreads threads: softmax(scale · q·k (softcapped)) · v over the keys lo..p of
+// query t (position pos0 + t), head h reading KV head h / (H / KV) of the head-major cache.
+// scope: 0 global, 1 sliding (window includes the query), 2 chunked — Session::key_begin.
+__global__ void attention_kernel(const float* q, int q_row, const float* kc, const float* vc, int64_t cap, int H, int KV,
+                                 int hd, int vd, int64_t pos0, int scope, int window, float scale, float softcap,
+                                 float* out) {
+    __shared__ float qs[kAttnThreads];
+    __shared__ float sc[kAttnChunk];
+    __shared__ float red[33];
+    const int t = blockIdx.x, h = blockIdx.y, kvh = h / (H / KV), tid = threadIdx.x;
+    const int64_t p = pos0 + t;
+    int64_t lo = 0;
+    if (window > 0 && scope == 1) lo = p - window + 1 > 0 ? p - window + 1 : 0;
+    if (window > 0 && scope == 2) lo = p / window * window;
+    if (tid < hd) qs[tid] = q[int64_t(t) * q_row + int64_t(h) * hd + tid];
+    __syncthreads();
+    const float* kh = kc + int64_t(kvh) * cap * hd;
+    const float* vh = vc + int64_t(kvh) * cap * vd;
+    float m = -INFINITY, l = 0.f, acc = 0.f;
+    for (int64_t c0 = lo; c0 <= p; c0 += kAttnChunk) {
+        const int n = int(p - c0 + 1 < kAttnChunk ? p - c0 + 1 : kAttnChunk);
+        float cmax = -INFINITY;
+        for (int j = tid; j < n; j += blockDim.x) {
+            const float* key = kh + (c0 + j) * hd;
+            float s = 0.f;
+            for (int d = 0; d < hd; ++d) s += qs[d] * key[d];
+            s *= scale;
+            if (softcap > 0.f) s = softcap * tanhf(s / softcap);
+            sc[j] = s;
+            cmax = fmaxf(cmax, s);
+        }
+        const float new_m = fmaxf(m, block_max(cmax, red));
+        const float factor = __expf(m - new_m);  // 0 on the first chunk (m = -inf)
+        float csum = 0.f;
+        for (int j = tid; j < n; j += blockDim.x) {
+            const float e = __expf(sc[j] - new_m);
+            sc[j] = e;
+            csum += e;
+        }
+        csum = block_sum(csum, red);  // also the barrier that publishes sc
+        l = l * factor + csum;
+        if (tid < vd) {
+            float a = acc * factor;
+            for (int j = 0; j < n; ++j) a += sc[j] * vh[(c0 + j) * vd + tid];
+            acc = a;
+        }
+        m = new_m;
+        __syncthreads();  // sc is rewritten by the next chunk
+    }
+    if (tid < vd) out[(int64_t(t) * H + h) * vd + tid] = acc / l;
+}
+
+// ---- device memory -----------------------------------------------------------------------------
+
+struct DevLinear {
+    const void* w = nullptr;
+    cudaDataType type = CUDA_R_32F;
+    int n_out = 0, n_in = 0;
+    bool transposed = false;
+    int64_t ld = 0;  // elements between stored rows
+    const float* bias = nullptr;
+    bool present() const { return w != nullptr; }
+};
+
+struct DevLayer {
+    DevLinear q, k, v, qkv, o, gate, up, down;
+    const float *attn_norm = nullptr, *attn_norm_b = nullptr, *post_attn_norm = nullptr;
+    const float *ffn_norm = nullptr, *ffn_norm_b = nullptr, *post_ffn_norm = nullptr;
+    const float *q_norm = nullptr, *k_norm = nullptr;
+    float *kc = nullptr, *vc = nullptr;
+};
+
+bool float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+}  // namespace
+
+std::string unsupported_reason(const Model& model) {
+    const ModelSpec& s = model.spec();
+    if (model.format() == ModelFormat::ConfigOnly) return "the model was opened without weights";
+    if (s.family == Family::Gemma3n) return "Gemma 3n (per-layer embeddings, AltUp, LAuReL) runs on the CPU backend only";
+    auto linear = [](const Linear& l) -> std::string {
+        if (!l.present()) return {};
+        if (!float_type(l.type))
+            return std::string("weight type ") + dtype_name(l.type) + " (" + l.name + "): quantized weights run on the CPU backend only";
+        if (!l.transposed && l.row_stride && l.row_stride != *dtype_row_bytes(l.type, uint64_t(l.n_in)))
+            return "strided weight rows (" + l.name + ")";
+        return {};
+    };
+    const ModelWeights& w = model.weights();
+    for (int il = 0; il < s.n_layers; ++il) {
+        const LayerSpec& ls = s.layers[size_t(il)];
+        const std::string at = " (layer " + std::to_string(il) + ")";
+        if (ls.ffn.moe) return "mixture-of-experts layers run on the CPU backend only" + at;
+        if (ls.attn.kind == AttnKind::MLA) return "Multi-head Latent Attention runs on the CPU backend only" + at;
+        if (ls.kv_source >= 0 || ls.sparsity_std_mult > 0 || ls.attn.v_norm) return "Gemma 3n layer features" + at;
+        if (ls.attn.head_dim > kAttnThreads || ls.attn.v_head_dim > kAttnThreads)
+            return "head dimension above " + std::to_string(kAttnThreads) + at;
+        if (ls.attn.n_kv_heads <= 0 || ls.attn.n_heads % ls.attn.n_kv_heads != 0) return "query heads not a multiple of KV heads" + at;
+        const LayerWeights& lw = w.layers[size_t(il)];
+        for (const Linear* l : {&lw.q, &lw.k, &lw.v, &lw.qkv, &lw.o, &lw.gate, &lw.up, &lw.down})
+            if (auto r = linear(*l); !r.empty()) return r;
+    }
+    if (auto r = linear(w.lm_head); !r.empty()) return r;
+    return {};
+}
+
+struct CudaSession::Impl {
+    const Model& model;
+    int64_t n_ctx = 0, pos = 0;
+    std::vector<void*> allocations;
+    uint64_t weight_bytes = 0, kv_bytes = 0;
+    std::string device;
+    cublasHandle_t blas = nullptr;
+    std::vector<DevLayer> layers;
+    DevLinear lm_head;
+    const float *out_norm = nullptr, *out_norm_b = nullptr;
+    // scratch, sized for the largest batch so far
+    int64_t cap_T = 0;
+    float *x = nullptr, *h = nullptr, *y = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *qkv = nullptr, *att = nullptr;
+    float *g = nullptr, *u = nullptr, *cs = nullptr, *rows_scale = nullptr, *logits = nullptr;
+    void* conv = nullptr;  // activations converted to a weight's type
+    std::vector<void*> scratch;
+
+    explicit Impl(const Model& m) : model(m) {}
+
+    ~Impl() {
+        for (void* p : scratch) cudaFree(p);
+        for (void* p : allocations) cudaFree(p);
+        if (blas) cublasDestroy(blas);
+    }
+
+    void* dev_alloc(size_t bytes, std::vector<void*>& owner) {
+        void* p = nullptr;
+        check(cudaMalloc(&p, std::max<size_t>(bytes, 16)), "cudaMalloc");
+        owner.push_back(p);
+        return p;
+    }
+
+    const void* upload(const void* host, size_t bytes) {
+        void* p = dev_alloc(bytes, allocations);
+        check(cudaMemcpy(p, host, bytes, cudaMemcpyHostToDevice), "cudaMemcpy (weights)");
+        weight_bytes += bytes;
+        return p;
+    }
+
+    const float* upload_vec(const std::vector<float>& v) {
+        return v.empty() ? nullptr : static_cast<const float*>(upload(v.data(), v.size() * sizeof(float)));
+    }
+
+    DevLinear upload_linear(const Linear& l) {
+        DevLinear d;
+        if (!l.present()) return d;
+        d.type = l.type == DType::BF16 ? CUDA_R_16BF : l.type == DType::F16 ? CUDA_R_16F : CUDA_R_32F;
+        d.n_out = int(l.n_out);
+        d.n_in = int(l.n_in);
+        d.transposed = l.transposed;
+        d.ld = l.transposed ? l.ld : l.n_in;
+        const size_t es = size_t(dtype_info(l.type).type_size);
+        const size_t bytes = l.transposed ? size_t(l.n_in) * size_t(l.ld) * es : size_t(l.n_out) * size_t(l.n_in) * es;
+        d.w = upload(l.data, bytes);
+        d.bias = upload_vec(l.bias);
+        return d;
+    }
+
+    void ensure_scratch(int64_t T) {
+        if (T <= cap_T) return;
+        for (void* p : scratch) cudaFree(p);
+        scratch.clear();
+        const ModelSpec& s = model.spec();
+        int64_t qd = 0, kd = 0, vdd = 0, attd = 0, ffn = 0, widest = s.dim, n_rot = 2;
+        for (const LayerSpec& ls : s.layers) {
+            const AttentionSpec& a = ls.attn;
+            qd = std::max<int64_t>(qd, int64_t(a.n_heads) * a.head_dim);
+            kd = std::max<int64_t>(kd, int64_t(a.n_kv_heads) * a.head_dim);
+            vdd = std::max<int64_t>(vdd, int64_t(a.n_kv_heads) * a.v_head_dim);
+            attd = std::max<int64_t>(attd, int64_t(a.n_heads) * a.v_head_dim);
+            ffn = std::max<int64_t>(ffn, ls.ffn.ffn_dim);
+            n_rot = std::max<int64_t>(n_rot, a.rope.n_rot);
+        }
+        widest = std::max({widest, qd, attd, ffn});
+        auto f = [&](int64_t n) { return static_cast<float*>(dev_alloc(size_t(n) * sizeof(float), scratch)); };
+        x = f(T * s.dim);
+        h = f(T * s.dim);
+        y = f(T * s.dim);
+        q = f(T * qd);
+        k = f(T * kd);
+        v = f(T * vdd);
+        qkv = f(T * (qd + kd + vdd));
+        att = f(T * attd);
+        g = f(T * ffn);
+        u = f(T * ffn);
+        cs = f(T * n_rot);
+        rows_scale = f(T);
+        logits = f(T * s.vocab);
+        conv = dev_alloc(size_t(T * widest) * sizeof(float), scratch);
+        cap_T = T;
+    }
+
+    // y[T][n_out] = x[T][n_in] · Wᵀ (+ bias), x and y f32 on the device.
+    void linear(const DevLinear& w, const float* xin, int64_t T, float* yout) {
+        const float one = 1.f, zero = 0.f;
+        const void* b = xin;
+        const int64_t n = T * w.n_in;
+        if (w.type == CUDA_R_16BF) {
+            to_bf16_kernel<<<blocks_for(n, 256), 256>>>(xin, static_cast<__nv_bfloat16*>(conv), n);
+            check_launch("to_bf16_kernel");
+            b = conv;
+        } else if (w.type == CUDA_R_16F) {
+            to_f16_kernel<<<blocks_for(n, 256), 256>>>(xin, static_cast<__half*>(conv), n);
+            check_launch("to_f16_kernel");
+            b = conv;
+        }
+        // Column-major view: Yᵀ (n_out × T) = op(A) · Xᵀ. Plain W [n_out][n_in] row-major is
+        // A = Wᵀ (n_in × n_out): op T. Transposed storage [n_in][ld] is A (ld × n_in), rows 0..n_out: op N.
+        check(cublasGemmEx(blas, w.transposed ? CUBLAS_OP_N : CUBLAS_OP_T, CUBLAS_OP_N, w.n_out, int(T), w.n_in, &one, w.w,
+                           w.type, int(w.ld), b, w.type, w.n_in, &zero, yout, CUDA_R_32F, w.n_out, CUBLAS_COMPUTE_32F,
+                           CUBLAS_GEMM_DEFAULT),
+              "cublasGemmEx");
+        if (w.bias) {
+            add_bias_kernel<<<blocks_for(T * w.n_out, 256), 256>>>(yout, w.bias, T, w.n_out);
+            check_launch("add_bias_kernel");
+        }
+    }
+
+    void norm(const float* w, const float* b, const float* xin, int64_t rows, int n, float* yout) {
+        const ModelSpec& s = model.spec();
+        if (s.norm == NormKind::LayerNorm)
+            layer_norm_kernel<<<unsigned(rows), 256>>>(xin, w, b, n, s.norm_eps, yout);
+        else
+            rms_norm_kernel<<<unsigned(rows), 256>>>(xin, w, n, s.norm_eps, yout);
+        check_launch("norm kernel");
+    }
+
+    void add(float* a, const float* b, int64_t n) {
+        add_kernel<<<blocks_for(n, 256), 256>>>(a, b, n);
+        check_launch("add_kernel");
+    }
+
+    void attention(int il, const float* hin, int64_t T, float* out) {
+        const ModelSpec& s = model.spec();
+        const AttentionSpec& a = s.layers[size_t(il)].attn;
+        const DevLayer& L = layers[size_t(il)];
+        const int H = a.n_heads, KV = a.n_kv_heads, hd = a.head_dim, vd = a.v_head_dim;
+        const int qd = H * hd, kd = KV * hd, vdd = KV * vd;
+        if (L.qkv.present()) {
+            linear(L.qkv, hin, T, qkv);
+            const int64_t n = T * (qd + kd + vdd);
+            split_qkv_kernel<<<blocks_for(n, 256), 256>>>(qkv, T, qd, kd, vdd, q, k, v);
+            check_launch("split_qkv_kernel");
+        } else {
+            linear(L.q, hin, T, q);
+            linear(L.k, hin, T, k);
+            linear(L.v, hin, T, v);
+        }
+        const float eps = s.norm_eps;
+        if (a.qk_norm == QkNorm::Full) {
+            rms_norm_kernel<<<unsigned(T), 256>>>(q, L.q_norm, qd, eps, q);
+            rms_norm_kernel<<<unsigned(T), 256>>>(k, L.k_norm, kd, eps, k);
+            check_launch("rms_norm_kernel (qk)");
+        } else if (a.qk_norm == QkNorm::PerHead) {
+            rms_norm_kernel<<<unsigned(T * H), 128>>>(q, L.q_norm, hd, eps, q);
+            rms_norm_kernel<<<unsigned(T * KV), 128>>>(k, L.k_norm, hd, eps, k);
+            check_launch("rms_norm_kernel (qk per head)");
+        }
+        if (a.rope.enabled && a.rope.n_rot > 0) {
+            const ModelWeights& w = model.weights();
+            const float* ff = (!w.rope_freq_factors.empty() && a.rope.scaling == RopeScaling::Llama3 &&
+                               int64_t(w.rope_freq_factors.size()) * 2 == a.rope.n_rot)
+                                  ? w.rope_freq_factors.data()
+                                  : nullptr;
+            std::vector<float> tab(size_t(T * a.rope.n_rot));
+            for (int64_t t = 0; t < T; ++t) cpu::rope_cos_sin(a.rope, pos + t, tab.data() + t * a.rope.n_rot, ff);
+            check(cudaMemcpy(cs, tab.data(), tab.size() * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy (rope table)");
+            const int neox = model.rope_style(a) == RopeStyle::Neox ? 1 : 0;
+            const unsigned threads = unsigned(std::max(32, a.rope.n_rot / 2));
+            rope_kernel<<<dim3(unsigned(T), unsigned(H)), threads>>>(q, qd, hd, cs, a.rope.n_rot, neox);
+            rope_kernel<<<dim3(unsigned(T), unsigned(KV)), threads>>>(k, kd, hd, cs, a.rope.n_rot, neox);
+            check_launch("rope_kernel");
+        }
+        if (a.qk_norm == QkNorm::L2) {  // after RoPE, weightless (Llama 4)
+            rms_norm_kernel<<<unsigned(T * H), 128>>>(q, nullptr, hd, eps, q);
+            rms_norm_kernel<<<unsigned(T * KV), 128>>>(k, nullptr, hd, eps, k);
+            check_launch("rms_norm_kernel (l2)");
+        }
+        if (a.temperature_tuning) {
+            std::vector<float> sc(static_cast<size_t>(T));
+            for (int64_t t = 0; t < T; ++t) {
+                const double p = double(pos + t);
+                sc[size_t(t)] = float(std::log(std::floor((p + 1.0) / a.temp_floor_scale) + 1.0) * a.temp_attn_scale + 1.0);
+            }
+            check(cudaMemcpy(rows_scale, sc.data(), sc.size() * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy (q scale)");
+            scale_rows_kernel<<<blocks_for(T * qd, 256), 256>>>(q, rows_scale, T, qd);
+            check_launch("scale_rows_kernel");
+        }
+        // the batch into the cache first (no rings on the device: the cache holds every position)
+        store_kv_kernel<<<blocks_for(T * kd, 256), 256>>>(k, L.kc, T, KV, hd, n_ctx, pos);
+        store_kv_kernel<<<blocks_for(T * vdd, 256), 256>>>(v, L.vc, T, KV, vd, n_ctx, pos);
+        check_launch("store_kv_kernel");
+        const int scope = a.scope == AttnScope::Sliding ? 1 : a.scope == AttnScope::Chunked ? 2 : 0;
+        attention_kernel<<<dim3(unsigned(T), unsigned(H)), kAttnThreads>>>(q, qd, L.kc, L.vc, n_ctx, H, KV, hd, vd, pos, scope,
+                                                                           a.window, a.scale, a.softcap, this->att);
+        check_launch("attention_kernel");
+        linear(L.o, this->att, T, out);
+    }
+
+    void ffn(int il, const float* hin, int64_t T, float* out) {
+        const FfnSpec& f = model.spec().layers[size_t(il)].ffn;
+        const DevLayer& L = layers[size_t(il)];
+        const int act = f.act == Activation::SiLU ? 0 : f.act == Activation::GELU ? 1 : 2;
+        const int64_t n = T * L.up.n_out;
+        linear(L.up, hin, T, u);
+        if (L.gate.present()) {
+            linear(L.gate, hin, T, g);
+            act_mul_kernel<<<blocks_for(n, 256), 256>>>(u, g, act, n);
+        } else {
+            act_kernel<<<blocks_for(n, 256), 256>>>(u, act, n);
+        }
+        check_launch("activation kernel");
+        linear(L.down, u, T, out);
+    }
+};
+
+CudaSession::CudaSession(const Model& model, int64_t n_ctx) : impl_(std::make_unique<Impl>(model)) {
+    if (std::string why = unsupported_reason(model); !why.empty())
+        throw Error(model.path() + ": cannot run on the CUDA backend: " + why);
+    Impl& m = *impl_;
+    const ModelSpec& s = model.spec();
+    int count = 0;
+    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
+        cudaGetLastError();
+        throw Error("CUDA backend: no usable CUDA device");
+    }
+    cudaDeviceProp prop{};
+    check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+    m.device = prop.name;
+    m.n_ctx = n_ctx > 0 ? n_ctx : std::max(s.max_positions, 1);
+    // Fit check before anything is uploaded: weights + KV + a margin for scratch and cuBLAS.
+    uint64_t kv = 0;
+    for (const LayerSpec& ls : s.layers)
+        kv += uint64_t(m.n_ctx) * uint64_t(ls.attn.n_kv_heads) * uint64_t(ls.attn.head_dim + ls.attn.v_head_dim) * 4;
+    size_t free_b = 0, total_b = 0;
+    check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
+    const uint64_t need = model.weight_bytes() + kv + (uint64_t(256) << 20);
+    if (need > free_b)
+        throw Error(model.path() + ": needs " + std::to_string(need >> 20) + " MiB of GPU memory (weights, KV cache of " +
+                    std::to_string(m.n_ctx) + " positions, buffers); " + m.device + " has " + std::to_string(free_b >> 20) +
+                    " MiB free");
+    check(cublasCreate(&m.blas), "cublasCreate");
+    const ModelWeights& w = model.weights();
+    m.layers.resize(size_t(s.n_layers));
+    for (int il = 0; il < s.n_layers; ++il) {
+        const LayerWeights& lw = w.layers[size_t(il)];
+        const AttentionSpec& a = s.layers[size_t(il)].attn;
+        DevLayer& L = m.layers[size_t(il)];
+        L.q = m.upload_linear(lw.q);
+        L.k = m.upload_linear(lw.k);
+        L.v = m.upload_linear(lw.v);
+        L.qkv = m.upload_linear(lw.qkv);
+        L.o = m.upload_linear(lw.o);
+        L.gate = m.upload_linear(lw.gate);
+        L.up = m.upload_linear(lw.up);
+        L.down = m.upload_linear(lw.down);
+        L.attn_norm = m.upload_vec(lw.attn_norm);
+        L.attn_norm_b = m.upload_vec(lw.attn_norm_b);
+        L.post_attn_norm = m.upload_vec(lw.post_attn_norm);
+        L.ffn_norm = m.upload_vec(lw.ffn_norm);
+        L.ffn_norm_b = m.upload_vec(lw.ffn_norm_b);
+        L.post_ffn_norm = m.upload_vec(lw.post_ffn_norm);
+        L.q_norm = m.upload_vec(lw.q_norm);
+        L.k_norm = m.upload_vec(lw.k_norm);
+        const size_t kb = size_t(m.n_ctx) * size_t(a.n_kv_heads) * size_t(a.head_dim) * sizeof(float);
+        const size_t vb = size_t(m.n_ctx) * size_t(a.n_kv_heads) * size_t(a.v_head_dim) * sizeof(float);
+        L.kc = static_cast<float*>(m.dev_alloc(kb, m.allocations));
+        L.vc = static_cast<float*>(m.dev_alloc(vb, m.allocations));
+        m.kv_bytes += kb + vb;
+    }
+    m.lm_head = m.upload_linear(w.lm_head);
+    m.out_norm = m.upload_vec(w.out_norm);
+    m.out_norm_b = m.upload_vec(w.out_norm_b);
+}
+
+CudaSession::~CudaSession() = default;
+
+void CudaSession::reset() { impl_->pos = 0; }
+int64_t CudaSession::position() const { return impl_->pos; }
+int64_t CudaSession::n_ctx() const { return impl_->n_ctx; }
+uint64_t CudaSession::weight_bytes() const { return impl_->weight_bytes; }
+uint64_t CudaSession::kv_bytes() const { return impl_->kv_bytes; }
+std::string CudaSession::device_name() const { return impl_->device; }
+
+std::vector<float> CudaSession::forward(std::span<const int> tokens, bool all_logits) {
+    Impl& m = *impl_;
+    const ModelSpec& s = m.model.spec();
+    const ModelWeights& w = m.model.weights();
+    const int64_t T = int64_t(tokens.size()), D = s.dim;
+    if (T == 0) throw Error("forward: no tokens");
+    if (m.pos + T > m.n_ctx)
+        throw Error("context full: " + std::to_string(m.pos + T) + " tokens exceed the context of " + std::to_string(m.n_ctx));
+    for (int id : tokens)
+        if (id < 0 || id >= s.vocab)
+            throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(s.vocab - 1) + ")");
+    m.ensure_scratch(T);
+
+    // Embeddings on the host (any stored type, as the CPU backend reads them), then uploaded.
+    std::vector<float> x(size_t(T * D)), pe;
+    for (int64_t t = 0; t < T; ++t) {
+        cpu::read_row(w.tok_embd, tokens[size_t(t)], x.data() + t * D);
+        if (s.embed_scale != 1.f)
+            for (int64_t i = 0; i < D; ++i) x[size_t(t * D + i)] *= s.embed_scale;
+        if (s.learned_positions) {
+            pe.resize(size_t(D));
+            cpu::read_row(w.pos_embd, m.pos + t, pe.data());
+            for (int64_t i = 0; i < D; ++i) x[size_t(t * D + i)] += pe[size_t(i)];
+        }
+    }
+    check(cudaMemcpy(m.x, x.data(), x.size() * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy (embeddings)");
+
+    for (int il = 0; il < s.n_layers; ++il) {
+        const LayerSpec& ls = s.layers[size_t(il)];
+        const DevLayer& L = m.layers[size_t(il)];
+        const float* in = m.x;
+        if (ls.attn_pre_norm) {
+            m.norm(L.attn_norm, L.attn_norm_b, m.x, T, int(D), m.h);
+            in = m.h;
+        }
+        m.attention(il, in, T, m.y);
+        if (ls.attn_post_norm) m.norm(L.post_attn_norm, nullptr, m.y, T, int(D), m.y);
+        m.add(m.x, m.y, T * D);
+        in = m.x;
+        if (ls.ffn_pre_norm) {
+            m.norm(L.ffn_norm, L.ffn_norm_b, m.x, T, int(D), m.h);
+            in = m.h;
+        }
+        m.ffn(il, in, T, m.y);
+        if (ls.ffn_post_norm) m.norm(L.post_ffn_norm, nullptr, m.y, T, int(D), m.y);
+        m.add(m.x, m.y, T * D);
+    }
+    m.pos += T;
+
+    const int64_t first = all_logits ? 0 : T - 1, rows = T - first;
+    m.norm(m.out_norm, m.out_norm_b, m.x + first * D, rows, int(D), m.h);
+    m.linear(m.lm_head, m.h, rows, m.logits);
+    if (s.final_softcap > 0) {
+        softcap_kernel<<<blocks_for(rows * s.vocab, 256), 256>>>(m.logits, s.final_softcap, rows * s.vocab);
+        check_launch("softcap_kernel");
+    }
+    std::vector<float> out(size_t(rows * s.vocab));
+    check(cudaMemcpy(out.data(), m.logits, out.size() * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy (logits)");
+    return out;
+}
+
+}  // namespace archlens::cuda
