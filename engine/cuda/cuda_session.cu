@@ -14,6 +14,7 @@
 #include "engine/core/error.h"
 #include "engine/cpu/ops.h"
 #include "engine/cuda/cuda_session.h"
+#include "engine/cuda/dequant.cuh"
 
 namespace archlens::cuda {
 
@@ -183,6 +184,17 @@ __global__ void softcap_kernel(float* x, float cap, int64_t n) {
     if (i < n) x[i] = cap * tanhf(x[i] / cap);
 }
 
+// out[r][c] = element c of weight row r (rows of row_bytes bytes), one thread per element.
+__global__ void dequant_rows_kernel(DType t, const uint8_t* w, size_t row_bytes, int64_t rows, int n_in, float* out) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= rows * n_in) return;
+    const int64_t r = i / n_in;
+    const int c = int(i % n_in), be = block_elems(t), bb = block_bytes(t);
+    out[i] = dequant_element(t, w + size_t(r) * row_bytes + size_t(c / be) * size_t(bb), c % be);
+}
+
+constexpr int64_t kDequantSlab = int64_t(16) << 20;  // f32 elements of dequantized rows at a time
+
 constexpr int kAttnThreads = 256;  // >= head_dim and v_head_dim (checked by unsupported_reason)
 constexpr int kAttnChunk = 1024;   // keys scored per pass (online softmax across passes)
 
@@ -243,6 +255,9 @@ __global__ void attention_kernel(const float* q, int q_row, const float* kc, con
 struct DevLinear {
     const void* w = nullptr;
     cudaDataType type = CUDA_R_32F;
+    bool quantized = false;  // dequantized in slabs of rows (qtype, row_bytes) before the product
+    DType qtype = DType::F32;
+    size_t row_bytes = 0;
     int n_out = 0, n_in = 0;
     bool transposed = false;
     int64_t ld = 0;  // elements between stored rows
@@ -268,8 +283,10 @@ std::string unsupported_reason(const Model& model) {
     if (s.family == Family::Gemma3n) return "Gemma 3n (per-layer embeddings, AltUp, LAuReL) runs on the CPU backend only";
     auto linear = [](const Linear& l) -> std::string {
         if (!l.present()) return {};
-        if (!float_type(l.type))
-            return std::string("weight type ") + dtype_name(l.type) + " (" + l.name + "): quantized weights run on the CPU backend only";
+        if (block_elems(l.type) == 0)
+            return std::string("weight type ") + dtype_name(l.type) + " (" + l.name + ") is not read on the GPU yet";
+        if (l.n_in % block_elems(l.type) != 0) return "a row of " + l.name + " is not whole blocks";
+        if (l.transposed && !float_type(l.type)) return "a transposed quantized tensor (" + l.name + ")";
         if (!l.transposed && l.row_stride && l.row_stride != *dtype_row_bytes(l.type, uint64_t(l.n_in)))
             return "strided weight rows (" + l.name + ")";
         return {};
@@ -307,6 +324,8 @@ struct CudaSession::Impl {
     float *x = nullptr, *h = nullptr, *y = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *qkv = nullptr, *att = nullptr;
     float *g = nullptr, *u = nullptr, *cs = nullptr, *rows_scale = nullptr, *logits = nullptr;
     void* conv = nullptr;  // activations converted to a weight's type
+    int64_t slab = 0;      // f32 elements of the dequantization scratch (0: no quantized weights)
+    float* wdeq = nullptr;
     std::vector<void*> scratch;
 
     explicit Impl(const Model& m) : model(m) {}
@@ -338,14 +357,23 @@ struct CudaSession::Impl {
     DevLinear upload_linear(const Linear& l) {
         DevLinear d;
         if (!l.present()) return d;
-        d.type = l.type == DType::BF16 ? CUDA_R_16BF : l.type == DType::F16 ? CUDA_R_16F : CUDA_R_32F;
         d.n_out = int(l.n_out);
         d.n_in = int(l.n_in);
         d.transposed = l.transposed;
         d.ld = l.transposed ? l.ld : l.n_in;
-        const size_t es = size_t(dtype_info(l.type).type_size);
-        const size_t bytes = l.transposed ? size_t(l.n_in) * size_t(l.ld) * es : size_t(l.n_out) * size_t(l.n_in) * es;
-        d.w = upload(l.data, bytes);
+        if (!float_type(l.type)) {  // the raw blocks; products go through dequant_rows_kernel
+            d.quantized = true;
+            d.qtype = l.type;
+            d.type = CUDA_R_32F;
+            d.row_bytes = size_t(*dtype_row_bytes(l.type, uint64_t(l.n_in)));
+            d.w = upload(l.data, d.row_bytes * size_t(l.n_out));
+            slab = std::max(slab, std::min<int64_t>(int64_t(l.n_out), std::max<int64_t>(1, kDequantSlab / l.n_in)) * l.n_in);
+        } else {
+            d.type = l.type == DType::BF16 ? CUDA_R_16BF : l.type == DType::F16 ? CUDA_R_16F : CUDA_R_32F;
+            const size_t es = size_t(dtype_info(l.type).type_size);
+            const size_t bytes = l.transposed ? size_t(l.n_in) * size_t(l.ld) * es : size_t(l.n_out) * size_t(l.n_in) * es;
+            d.w = upload(l.data, bytes);
+        }
         d.bias = upload_vec(l.bias);
         return d;
     }
@@ -387,6 +415,25 @@ struct CudaSession::Impl {
     // y[T][n_out] = x[T][n_in] · Wᵀ (+ bias), x and y f32 on the device.
     void linear(const DevLinear& w, const float* xin, int64_t T, float* yout) {
         const float one = 1.f, zero = 0.f;
+        if (w.quantized) {
+            // slabs of whole rows: dequantize, then Yᵀ[r0 .. r0+nr) = slabᵀ-view · Xᵀ (ldc n_out)
+            const int64_t rows = std::max<int64_t>(1, slab / w.n_in);
+            for (int64_t r0 = 0; r0 < w.n_out; r0 += rows) {
+                const int64_t nr = std::min<int64_t>(rows, w.n_out - r0);
+                dequant_rows_kernel<<<blocks_for(nr * w.n_in, 256), 256>>>(
+                    w.qtype, static_cast<const uint8_t*>(w.w) + size_t(r0) * w.row_bytes, w.row_bytes, nr, w.n_in, wdeq);
+                check_launch("dequant_rows_kernel");
+                check(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(nr), int(T), w.n_in, &one, wdeq, CUDA_R_32F, w.n_in, xin,
+                                   CUDA_R_32F, w.n_in, &zero, yout + r0, CUDA_R_32F, w.n_out, CUBLAS_COMPUTE_32F,
+                                   CUBLAS_GEMM_DEFAULT),
+                      "cublasGemmEx (dequantized slab)");
+            }
+            if (w.bias) {
+                add_bias_kernel<<<blocks_for(T * w.n_out, 256), 256>>>(yout, w.bias, T, w.n_out);
+                check_launch("add_bias_kernel");
+            }
+            return;
+        }
         const void* b = xin;
         const int64_t n = T * w.n_in;
         if (w.type == CUDA_R_16BF) {
@@ -565,6 +612,14 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx) : impl_(std::make_un
     m.lm_head = m.upload_linear(w.lm_head);
     m.out_norm = m.upload_vec(w.out_norm);
     m.out_norm_b = m.upload_vec(w.out_norm_b);
+    if (m.slab > 0) m.wdeq = static_cast<float*>(m.dev_alloc(size_t(m.slab) * sizeof(float), m.allocations));
+}
+
+void dequantize_row_host(DType t, const void* src, float* dst, int64_t n) {
+    const int be = block_elems(t), bb = block_bytes(t);
+    if (be == 0 || n % be != 0) throw Error(std::string("dequantize_row_host: cannot read ") + dtype_name(t) + " rows of " + std::to_string(n));
+    const auto* b = static_cast<const uint8_t*>(src);
+    for (int64_t i = 0; i < n; ++i) dst[i] = dequant_element(t, b + size_t(i / be) * size_t(bb), int(i % be));
 }
 
 CudaSession::~CudaSession() = default;

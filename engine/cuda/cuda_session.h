@@ -1,13 +1,17 @@
 // The forward pass on the GPU (CUDA + cuBLAS), for the dense decoder families: GPT-2, Llama 3,
-// Mistral, Qwen3 dense, OLMo 2 and Gemma 3 with F32, F16 or BF16 weights. Weights are uploaded
-// once, as stored (no conversion), the KV cache lives on the device, matrix products run through
-// cublasGemmEx with the activations converted to the weight's type first (what the CPU backend and
-// ggml do: bf16 weights multiply bf16 activations, f32 accumulation), everything else in own
-// kernels. Plain C++ header: no CUDA types leak out.
+// Mistral, Qwen3 dense, OLMo 2 and Gemma 3. Weights are uploaded once, as stored (never
+// converted), the KV cache lives on the device, everything else runs in own kernels. Matrix
+// products: F32/F16/BF16 weights through cublasGemmEx with the activations converted to the
+// weight's type first (what the CPU backend and ggml do: bf16 weights multiply bf16 activations,
+// f32 accumulation); quantized GGUF weights (Q4_0 … Q8_0, Q2_K … Q6_K) are dequantized in-kernel,
+// a bounded slab of rows at a time (64 MiB of f32 scratch, never a copy of the model), and multiplied
+// with f32 activations — llama.cpp's CPU quantizes the activations instead, so quantized models
+// agree with it to the looser fixture bound (~0.15), not to 1e-6 as the CPU backend does.
+// Plain C++ header: no CUDA types leak out.
 //
 // Not yet on the GPU (unsupported_reason names the first one a model needs; the CPU backend runs
-// them): quantized GGUF weights, mixture-of-experts layers, Multi-head Latent Attention, Gemma 3n,
-// and the probes (attention capture, routing, logit lens).
+// them): mixture-of-experts layers, Multi-head Latent Attention, Gemma 3n, and the probes
+// (attention capture, routing, logit lens).
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -21,6 +25,10 @@ namespace archlens::cuda {
 
 // Empty when `model` can run on the CUDA backend, else what stops it (a feature or a tensor).
 std::string unsupported_reason(const Model& model);
+
+// The device's per-element dequantization (engine/cuda/dequant.cuh) run on the host, for the
+// tests that hold it to quant::dequantize_row. n must be a multiple of the type's block size.
+void dequantize_row_host(DType t, const void* src, float* dst, int64_t n);
 
 class CudaSession {
 public:

@@ -9,6 +9,7 @@
 #include "engine/core/error.h"
 #include "engine/cpu/ops.h"
 #include "engine/model/model.h"
+#include "engine/quant/quant.h"
 #include "engine/session.h"
 #include "tests/common/fixtures.h"
 #ifdef ARCHLENS_HAVE_CUDA
@@ -84,9 +85,7 @@ private slots:
             QString path;
             const char* says;
         };
-        const Want wants[] = {{fx + "/llama/model-Q8_0.gguf", "Q8_0"},
-                              {fx + "/llama/model-Q4_K_M.gguf", "Q4_K"},
-                              {fx + "/qwen3moe/model.gguf", "mixture-of-experts"},
+        const Want wants[] = {{fx + "/qwen3moe/model.gguf", "mixture-of-experts"},
                               {fx + "/deepseek2/model.gguf", "Multi-head Latent Attention"},
                               {fx + "/gemma3n/model.gguf", "Gemma 3n"}};
         for (const auto& w : wants) {
@@ -106,23 +105,50 @@ private slots:
                 QVERIFY2(cuda::unsupported_reason(*m).empty(), qPrintable(QString(c.name) + " " + f + ": " +
                                                                           QString::fromStdString(cuda::unsupported_reason(*m))));
             }
-        auto bf16 = Model::load((fx + "/llama/model-BF16.gguf").toStdString());
-        QVERIFY(cuda::unsupported_reason(*bf16).empty());
+        for (const char* v : {"BF16", "Q8_0", "Q4_K_M"}) {
+            auto m = Model::load((fx + "/llama/model-" + v + ".gguf").toStdString());
+            QVERIFY2(cuda::unsupported_reason(*m).empty(), v);
+        }
+    }
+
+    // The kernels' per-element dequantization, compiled for the host, equals the CPU's row
+    // dequantization bit for bit on every quantized type.
+    void device_dequant_equals_cpu() {
+        std::mt19937 rng(5);
+        std::normal_distribution<float> nd(0.f, 1.f);
+        const DType types[] = {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0,
+                               DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K,
+                               DType::F16, DType::BF16, DType::F32};
+        const int n = 1024;
+        for (DType t : types) {
+            std::vector<float> x(n);
+            for (int i = 0; i < n; ++i) x[size_t(i)] = nd(rng) * float(1 + (i / 256) % 3);
+            std::vector<uint8_t> q(size_t(*dtype_row_bytes(t, n)));
+            quant::quantize_row_ref(t, x.data(), q.data(), n);
+            std::vector<float> want(n), got(n, -1e30f);
+            quant::dequantize_row(t, q.data(), want.data(), n);
+            cuda::dequantize_row_host(t, q.data(), got.data(), n);
+            for (int i = 0; i < n; ++i)
+                if (got[size_t(i)] != want[size_t(i)])
+                    QFAIL(qPrintable(QString("%1 element %2: %3 vs %4").arg(dtype_name(t)).arg(i).arg(got[size_t(i)]).arg(want[size_t(i)])));
+        }
     }
 
     // The CLI's --backend: cuda refuses what the backend cannot run (with the reason), auto falls
     // back to the CPU and says why, anything else is an error.
     void cli_backend_option() {
-        const QString q8 = testutil::fixtures_dir() + "/llama/model-Q8_0.gguf";
-        REQUIRE_FIXTURE(q8);
+        const QString moe = testutil::fixtures_dir() + "/qwen3moe/model.gguf";
+        REQUIRE_FIXTURE(moe);
+        const int V = Model::load(moe.toStdString())->spec().vocab;
         const QString out = QDir::temp().filePath("archlens_cuda_cli.f32");
-        auto r = testutil::run_cli({"logits", q8, "--tokens", "1,2,3", "--out", out, "--backend", "cuda"});
+        auto r = testutil::run_cli({"logits", moe, "--tokens", "1,2,3", "--out", out, "--backend", "cuda"});
         QVERIFY(r.exit_code != 0);
-        QVERIFY2(r.err.contains("Q8_0") && r.err.contains("CUDA"), r.err.constData());
-        r = testutil::run_cli({"logits", q8, "--tokens", "1,2,3", "--out", out, "--backend", "auto"});
+        QVERIFY2(r.err.contains("mixture-of-experts") && r.err.contains("CUDA"), r.err.constData());
+        r = testutil::run_cli({"logits", moe, "--tokens", "1,2,3", "--out", out, "--backend", "auto"});
         QCOMPARE(r.exit_code, 0);
         QVERIFY2(r.err.contains("running on the CPU"), r.err.constData());
-        QCOMPARE(QFileInfo(out).size(), qint64(3 * 272 * 4));
+        QCOMPARE(QFileInfo(out).size(), qint64(3 * V * 4));
+        const QString q8 = testutil::fixtures_dir() + "/llama/model-Q8_0.gguf";
         r = testutil::run_cli({"logits", q8, "--tokens", "1,2,3", "--out", out, "--backend", "gpu"});
         QVERIFY(r.exit_code != 0);
         QVERIFY2(r.err.contains("--backend"), r.err.constData());
@@ -207,6 +233,38 @@ private slots:
               argmax_ok, T);
         QVERIFY2(max_diff <= tol, qPrintable(QString("max diff %1 > %2").arg(max_diff).arg(tol)));
         QVERIFY(argmax_ok >= T - 1);
+    }
+
+    // llama.cpp's quantized variants: weights dequantized exactly, f32 activations, so the fixtures
+    // README's bound for that (0.15 abs, argmax agreement but for near ties).
+    void quantized_fixture_logits_data() {
+        QTest::addColumn<QString>("variant");
+        for (const char* v : {"Q8_0", "Q4_K_M", "BF16"}) QTest::newRow(v) << QString(v);
+    }
+    void quantized_fixture_logits() {
+        QFETCH(QString, variant);
+        const QString dir = testutil::fixtures_dir() + "/llama";
+        REQUIRE_FIXTURE(dir + "/model-" + variant + ".gguf");
+        REQUIRE_DEVICE();
+        auto ref = testutil::read_json(dir + "/reference.json");
+        auto ids = json_ids(ref["prompt_ids"]);
+        const int V = ref["n_vocab"].toInt();
+        auto expected = testutil::read_f32(dir + "/logits-" + variant + ".f32");
+        auto model = Model::load((dir + "/model-" + variant + ".gguf").toStdString());
+        cuda::CudaSession s(*model, int64_t(ids.size()));
+        auto got = s.forward(ids, true);
+        QCOMPARE(got.size(), expected.size());
+        double max_diff = 0;
+        int agree = 0;
+        const int T = int(ids.size());
+        for (int t = 0; t < T; ++t) {
+            std::span<const float> g(got.data() + size_t(t) * V, size_t(V)), e(expected.data() + size_t(t) * V, size_t(V));
+            for (int i = 0; i < V; ++i) max_diff = std::max(max_diff, double(std::fabs(g[size_t(i)] - e[size_t(i)])));
+            agree += argmax(g) == argmax(e);
+        }
+        qInfo("CUDA llama %s: max abs logit diff %.3g, argmax %d/%d", qPrintable(variant), max_diff, agree, T);
+        QVERIFY2(max_diff <= 0.15, qPrintable(QString::number(max_diff)));
+        QVERIFY(agree * 10 >= T * 9);
     }
 
     // BF16 weights: bf16 activations on both backends, so CPU and CUDA differ by summation order only.

@@ -1,0 +1,162 @@
+// One element of a ggml weight block, for device kernels and (the same code compiled for the
+// host) for the tests that hold it to quant::dequantize_row. Block layouts: engine/quant/blocks.h.
+// ref: ggml-quants.c dequantize_row_* — the same formulas and float operation order, written per
+// element so that one thread can produce any element of a row.
+#pragma once
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "engine/core/dtype.h"
+#include "engine/quant/blocks.h"
+
+namespace archlens::cuda {
+
+__host__ __device__ inline float half_bits(uint16_t h) { return __half2float(__ushort_as_half(h)); }
+
+__host__ __device__ inline float bf16_bits(uint16_t h) {
+    const uint32_t u = uint32_t(h) << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
+// Elements per block, or 0 for a type this code does not read.
+__host__ __device__ inline int block_elems(DType t) {
+    switch (t) {
+        case DType::F32:
+        case DType::F16:
+        case DType::BF16: return 1;
+        case DType::Q4_0:
+        case DType::Q4_1:
+        case DType::Q5_0:
+        case DType::Q5_1:
+        case DType::Q8_0: return 32;
+        case DType::Q2_K:
+        case DType::Q3_K:
+        case DType::Q4_K:
+        case DType::Q5_K:
+        case DType::Q6_K: return 256;
+        default: return 0;
+    }
+}
+
+__host__ __device__ inline int block_bytes(DType t) {
+    switch (t) {
+        case DType::F32: return 4;
+        case DType::F16:
+        case DType::BF16: return 2;
+        case DType::Q4_0: return int(sizeof(quant::BlockQ4_0));
+        case DType::Q4_1: return int(sizeof(quant::BlockQ4_1));
+        case DType::Q5_0: return int(sizeof(quant::BlockQ5_0));
+        case DType::Q5_1: return int(sizeof(quant::BlockQ5_1));
+        case DType::Q8_0: return int(sizeof(quant::BlockQ8_0));
+        case DType::Q2_K: return int(sizeof(quant::BlockQ2_K));
+        case DType::Q3_K: return int(sizeof(quant::BlockQ3_K));
+        case DType::Q4_K: return int(sizeof(quant::BlockQ4_K));
+        case DType::Q5_K: return int(sizeof(quant::BlockQ5_K));
+        case DType::Q6_K: return int(sizeof(quant::BlockQ6_K));
+        default: return 0;
+    }
+}
+
+__host__ __device__ inline void scale_min_k4(int j, const uint8_t* q, int& sc, int& m) {
+    if (j < 4) {
+        sc = q[j] & 63;
+        m = q[j + 4] & 63;
+    } else {
+        sc = (q[j + 4] & 0xF) | ((q[j - 4] >> 6) << 4);
+        m = (q[j + 4] >> 4) | ((q[j] >> 6) << 4);
+    }
+}
+
+// Element j (0 <= j < block_elems(t)) of the block at `b`.
+__host__ __device__ inline float dequant_element(DType t, const uint8_t* b, int j) {
+    using namespace quant;
+    switch (t) {
+        case DType::F32: {
+            float f;
+            memcpy(&f, b, 4);
+            return f;
+        }
+        case DType::F16: return half_bits(uint16_t(b[0] | (b[1] << 8)));
+        case DType::BF16: return bf16_bits(uint16_t(b[0] | (b[1] << 8)));
+        case DType::Q4_0: {
+            const auto* x = reinterpret_cast<const BlockQ4_0*>(b);
+            const int q = j < 16 ? (x->qs[j] & 0xF) : (x->qs[j - 16] >> 4);
+            return float(q - 8) * half_bits(x->d);
+        }
+        case DType::Q4_1: {
+            const auto* x = reinterpret_cast<const BlockQ4_1*>(b);
+            const int q = j < 16 ? (x->qs[j] & 0xF) : (x->qs[j - 16] >> 4);
+            return float(q) * half_bits(x->d) + half_bits(x->m);
+        }
+        case DType::Q5_0:
+        case DType::Q5_1: {
+            const uint8_t* qh8 = t == DType::Q5_0 ? reinterpret_cast<const BlockQ5_0*>(b)->qh : reinterpret_cast<const BlockQ5_1*>(b)->qh;
+            const uint8_t* qs = t == DType::Q5_0 ? reinterpret_cast<const BlockQ5_0*>(b)->qs : reinterpret_cast<const BlockQ5_1*>(b)->qs;
+            const uint32_t qh = uint32_t(qh8[0]) | (uint32_t(qh8[1]) << 8) | (uint32_t(qh8[2]) << 16) | (uint32_t(qh8[3]) << 24);
+            const int jj = j % 16;
+            const int h = j < 16 ? int(((qh >> jj) << 4) & 0x10) : int((qh >> (jj + 12)) & 0x10);
+            const int q = (j < 16 ? (qs[jj] & 0xF) : (qs[jj] >> 4)) | h;
+            if (t == DType::Q5_0) return float(q - 16) * half_bits(reinterpret_cast<const BlockQ5_0*>(b)->d);
+            const auto* x = reinterpret_cast<const BlockQ5_1*>(b);
+            return float(q) * half_bits(x->d) + half_bits(x->m);
+        }
+        case DType::Q8_0: {
+            const auto* x = reinterpret_cast<const BlockQ8_0*>(b);
+            return float(x->qs[j]) * half_bits(x->d);
+        }
+        case DType::Q2_K: {
+            const auto* x = reinterpret_cast<const BlockQ2_K*>(b);
+            const int half = j / 128, r = j % 128, s = r / 32, part = (r % 32) / 16, l = r % 16;
+            const int sc = x->scales[half * 8 + s * 2 + part];
+            const float dl = half_bits(x->d) * float(sc & 0xF), ml = half_bits(x->dmin) * float(sc >> 4);
+            return dl * float((x->qs[32 * half + 16 * part + l] >> (2 * s)) & 3) - ml;
+        }
+        case DType::Q3_K: {
+            const auto* x = reinterpret_cast<const BlockQ3_K*>(b);
+            const int half = j / 128, r = j % 128, s = r / 32, part = (r % 32) / 16, l = 16 * part + r % 16;
+            const int is = half * 8 + s * 2 + part;
+            const int lo = is < 8 ? (x->scales[is] & 0xF) : (x->scales[is - 8] >> 4);
+            const int hi = (x->scales[8 + is % 4] >> (2 * (is / 4))) & 3;
+            const float dl = half_bits(x->d) * float((lo | (hi << 4)) - 32);
+            const int m = 1 << (4 * half + s);
+            const int v = ((x->qs[32 * half + l] >> (2 * s)) & 3) - ((x->hmask[l] & m) ? 0 : 4);
+            return dl * float(v);
+        }
+        case DType::Q4_K:
+        case DType::Q5_K: {
+            const bool five = t == DType::Q5_K;
+            const uint8_t* scales = five ? reinterpret_cast<const BlockQ5_K*>(b)->scales : reinterpret_cast<const BlockQ4_K*>(b)->scales;
+            const uint8_t* qs = five ? reinterpret_cast<const BlockQ5_K*>(b)->qs : reinterpret_cast<const BlockQ4_K*>(b)->qs;
+            const uint16_t d16 = five ? reinterpret_cast<const BlockQ5_K*>(b)->d : reinterpret_cast<const BlockQ4_K*>(b)->d;
+            const uint16_t m16 = five ? reinterpret_cast<const BlockQ5_K*>(b)->dmin : reinterpret_cast<const BlockQ4_K*>(b)->dmin;
+            const int c = j / 64, r = j % 64, l = r % 32;
+            int sc, m;
+            scale_min_k4(2 * c + (r >= 32 ? 1 : 0), scales, sc, m);
+            const float d1 = half_bits(d16) * float(sc), m1 = half_bits(m16) * float(m);
+            int q = r < 32 ? (qs[32 * c + l] & 0xF) : (qs[32 * c + l] >> 4);
+            if (five) {
+                const int u = r < 32 ? (1 << (2 * c)) : (2 << (2 * c));
+                q += (reinterpret_cast<const BlockQ5_K*>(b)->qh[l] & u) ? 16 : 0;
+            }
+            return d1 * float(q) - m1;
+        }
+        case DType::Q6_K: {
+            const auto* x = reinterpret_cast<const BlockQ6_K*>(b);
+            const int half = j / 128, r = j % 128, quarter = r / 32, l = r % 32;
+            const uint8_t* ql = x->ql + 64 * half;
+            const uint8_t* qh = x->qh + 32 * half;
+            const int8_t* sc = x->scales + 8 * half;
+            const int lo = quarter == 0 ? (ql[l] & 0xF) : quarter == 1 ? (ql[l + 32] & 0xF) : quarter == 2 ? (ql[l] >> 4) : (ql[l + 32] >> 4);
+            const int q = (lo | (((qh[l] >> (2 * quarter)) & 3) << 4)) - 32;
+            return half_bits(x->d) * float(sc[l / 16 + 2 * quarter]) * float(q);
+        }
+        default: return 0.f;
+    }
+}
+
+}  // namespace archlens::cuda
