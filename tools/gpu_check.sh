@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# For a lent GPU machine (the device tool): builds archlens-cli with the CUDA backend (the Qt suites
+# too where Qt is installed), checks the backend against the fixtures, and times the CUDA issue's
+# benchmarks on both backends. Logs and JSON under $OUT (default /tmp/archlens-gpu); a table last.
+#   FIXTURES=path/to/shared/fixtures tools/gpu_check.sh
+# The engine needs nlohmann-json, PCRE2 and utf8proc headers and libraries; where the machine has
+# none, carry them and point CMAKE_PREFIX_PATH at them.
+set -uo pipefail
+OUT=${OUT:-/tmp/archlens-gpu}
+FIXTURES=${FIXTURES:-$(cd "$(dirname "$0")/../.." && pwd)/shared/fixtures}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+cmake -S . -B build-gpu -G Ninja -DCMAKE_BUILD_TYPE=Release -DARCHLENS_BUILD_GUI=OFF > "$OUT/configure.log" 2>&1 || { tail -20 "$OUT/configure.log"; exit 1; }
+ninja -C build-gpu archlens-cli > "$OUT/build.log" 2>&1 || { tail -30 "$OUT/build.log"; exit 1; }
+CLI=./build-gpu/app/archlens-cli
+if ninja -C build-gpu test_cuda >> "$OUT/build.log" 2>&1; then
+  ARCHLENS_FIXTURES="$FIXTURES" ./build-gpu/tests/test_cuda > "$OUT/test_cuda.log" 2>&1
+  echo "test_cuda: $(grep Totals "$OUT/test_cuda.log")"
+fi
+python3 tools/gpu_check.py "$CLI" "$FIXTURES" | tee "$OUT/fixtures.txt"
+# The benchmarks of the CUDA issue: Qwen3-0.6B and Llama-3.1-8B shapes in BF16.
+for p in qwen3:qwen3-0.6b llama:llama3.1-8b; do
+  arch=${p%%:*}; preset=${p#*:}
+  [ -f "$OUT/$preset-bf16.gguf" ] || $CLI synth --arch "$arch" --preset "$preset" --dtype bf16 --out "$OUT/$preset-bf16.gguf" > /dev/null
+  for b in cuda cpu; do
+    gen=128; [ $b = cpu ] && gen=16
+    $CLI bench "$OUT/$preset-bf16.gguf" --prompt 512 --gen $gen --reps 3 --backend $b --json > "$OUT/$preset-$b.json" 2> "$OUT/$preset-$b.err"
+  done
+done
+printf '%-14s %-6s %12s %12s\n' model backend pp512_tok/s tg_tok/s
+for f in "$OUT"/*-cuda.json "$OUT"/*-cpu.json; do
+  [ -s "$f" ] && python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print('%-14s %-6s %12.1f %12.1f' % (sys.argv[1].split('/')[-1].rsplit('-',1)[0], d['backend'][:6], d['prefill_tokens_per_s'], d['decode_tokens_per_s']))" "$f"
+done
