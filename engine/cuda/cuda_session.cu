@@ -322,7 +322,7 @@ struct CudaSession::Impl {
     // scratch, sized for the largest batch so far
     int64_t cap_T = 0;
     float *x = nullptr, *h = nullptr, *y = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *qkv = nullptr, *att = nullptr;
-    float *g = nullptr, *u = nullptr, *cs = nullptr, *rows_scale = nullptr, *logits = nullptr;
+    float *g = nullptr, *u = nullptr, *rows_scale = nullptr, *logits = nullptr;
     void* conv = nullptr;  // activations converted to a weight's type
     int64_t slab = 0;      // f32 elements of the dequantization scratch (0: no quantized weights)
     float* wdeq = nullptr;
@@ -383,7 +383,7 @@ struct CudaSession::Impl {
         for (void* p : scratch) cudaFree(p);
         scratch.clear();
         const ModelSpec& s = model.spec();
-        int64_t qd = 0, kd = 0, vdd = 0, attd = 0, ffn = 0, widest = s.dim, n_rot = 2;
+        int64_t qd = 0, kd = 0, vdd = 0, attd = 0, ffn = 0, widest = s.dim;
         for (const LayerSpec& ls : s.layers) {
             const AttentionSpec& a = ls.attn;
             qd = std::max<int64_t>(qd, int64_t(a.n_heads) * a.head_dim);
@@ -391,7 +391,6 @@ struct CudaSession::Impl {
             vdd = std::max<int64_t>(vdd, int64_t(a.n_kv_heads) * a.v_head_dim);
             attd = std::max<int64_t>(attd, int64_t(a.n_heads) * a.v_head_dim);
             ffn = std::max<int64_t>(ffn, ls.ffn.ffn_dim);
-            n_rot = std::max<int64_t>(n_rot, a.rope.n_rot);
         }
         widest = std::max({widest, qd, attd, ffn});
         auto f = [&](int64_t n) { return static_cast<float*>(dev_alloc(size_t(n) * sizeof(float), scratch)); };
@@ -405,7 +404,6 @@ struct CudaSession::Impl {
         att = f(T * attd);
         g = f(T * ffn);
         u = f(T * ffn);
-        cs = f(T * n_rot);
         rows_scale = f(T);
         logits = f(T * s.vocab);
         conv = dev_alloc(size_t(T * widest) * sizeof(float), scratch);
@@ -457,6 +455,26 @@ struct CudaSession::Impl {
         }
     }
 
+    // cos/sin of every position of the context for one RoPE variant, made on the host by the CPU
+    // backend's own code and uploaded once (a model has one or two variants: Gemma 3's local and
+    // global layers), so that no forward pass waits on a table upload.
+    struct RopeTable {
+        RopeSpec spec;
+        const float* ff;
+        const float* dev;
+    };
+    std::vector<RopeTable> rope_tables;
+    const float* rope_table(const RopeSpec& r, const float* ff) {
+        for (const auto& t : rope_tables)
+            if (t.spec == r && t.ff == ff) return t.dev;
+        std::vector<float> tab(size_t(n_ctx) * size_t(r.n_rot));
+        for (int64_t p = 0; p < n_ctx; ++p) cpu::rope_cos_sin(r, p, tab.data() + p * r.n_rot, ff);
+        const float* d = static_cast<const float*>(upload(tab.data(), tab.size() * sizeof(float)));
+        weight_bytes -= tab.size() * sizeof(float);  // a table, not weights
+        rope_tables.push_back({r, ff, d});
+        return d;
+    }
+
     void norm(const float* w, const float* b, const float* xin, int64_t rows, int n, float* yout) {
         const ModelSpec& s = model.spec();
         if (s.norm == NormKind::LayerNorm)
@@ -503,13 +521,11 @@ struct CudaSession::Impl {
                                int64_t(w.rope_freq_factors.size()) * 2 == a.rope.n_rot)
                                   ? w.rope_freq_factors.data()
                                   : nullptr;
-            std::vector<float> tab(size_t(T * a.rope.n_rot));
-            for (int64_t t = 0; t < T; ++t) cpu::rope_cos_sin(a.rope, pos + t, tab.data() + t * a.rope.n_rot, ff);
-            check(cudaMemcpy(cs, tab.data(), tab.size() * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy (rope table)");
+            const float* tab = rope_table(a.rope, ff) + pos * a.rope.n_rot;  // rows pos .. pos+T-1
             const int neox = model.rope_style(a) == RopeStyle::Neox ? 1 : 0;
             const unsigned threads = unsigned(std::max(32, a.rope.n_rot / 2));
-            rope_kernel<<<dim3(unsigned(T), unsigned(H)), threads>>>(q, qd, hd, cs, a.rope.n_rot, neox);
-            rope_kernel<<<dim3(unsigned(T), unsigned(KV)), threads>>>(k, kd, hd, cs, a.rope.n_rot, neox);
+            rope_kernel<<<dim3(unsigned(T), unsigned(H)), threads>>>(q, qd, hd, tab, a.rope.n_rot, neox);
+            rope_kernel<<<dim3(unsigned(T), unsigned(KV)), threads>>>(k, kd, hd, tab, a.rope.n_rot, neox);
             check_launch("rope_kernel");
         }
         if (a.qk_norm == QkNorm::L2) {  // after RoPE, weightless (Llama 4)
