@@ -75,3 +75,21 @@ uint64_t Runner::kv_bytes() const {
 }
 
 }  // namespace archlens::cli
+
+namespace archlens::cli {
+
+ProbeConfig& Runner::probe_config() {
+#ifdef ARCHLENS_HAVE_CUDA
+    if (gpu_) return gpu_->probe_config();
+#endif
+    return cpu_->probe_config();
+}
+
+ProbeData& Runner::probes() {
+#ifdef ARCHLENS_HAVE_CUDA
+    if (gpu_) return gpu_->probes();
+#endif
+    return cpu_->probes();
+}
+
+}  // namespace archlens::cli

@@ -30,6 +30,8 @@ public:
     std::string backend_name() const;
     Session* cpu() { return cpu_.get(); }  // nullptr on the GPU
     uint64_t kv_bytes() const;
+    ProbeConfig& probe_config();
+    ProbeData& probes();
 
 private:
     std::unique_ptr<Session> cpu_;

@@ -59,12 +59,10 @@ int cmd_bench(const std::vector<std::string>& argv) {
     o.kv_f16 = kvt == "f16";
     o.n_ctx = n_prompt + n_gen + 1;
     Runner s(a, *m, o);
-    if ((a.has("capture-routing") || a.has("capture-attention")) && !s.cpu())
-        throw Error("the probes (--capture-routing, --capture-attention) run on the CPU backend only");
-    if (a.has("capture-routing")) s.cpu()->probe_config().routing = true;
+    if (a.has("capture-routing")) s.probe_config().routing = true;
     if (auto h = a.get("capture-attention")) {
-        s.cpu()->probe_config().attention = true;
-        if (*h != "all") s.cpu()->probe_config().attn_heads = {std::atoi(h->c_str())};
+        s.probe_config().attention = true;
+        if (*h != "all") s.probe_config().attn_heads = {std::atoi(h->c_str())};
     }
     std::vector<int> prompt(static_cast<size_t>(n_prompt));
     for (int64_t i = 0; i < n_prompt; ++i) prompt[size_t(i)] = int((i * 7919 + 13) % m->spec().vocab);
@@ -80,7 +78,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
         for (int64_t i = 0; i < n_gen; ++i) {
             logits = s.forward(std::span<const int>(&next, 1));
             next = argmax(logits);
-            if (s.cpu()) s.cpu()->probes().clear_records();
+            s.probes().clear_records();
         }
         double tg = double(n_gen) / std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
         pps.push_back(pp);

@@ -203,7 +203,7 @@ constexpr int kAttnChunk = 1024;   // keys scored per pass (online softmax acros
 // scope: 0 global, 1 sliding (window includes the query), 2 chunked — Session::key_begin.
 __global__ void attention_kernel(const float* q, int q_row, const float* kc, const float* vc, int64_t cap, int H, int KV,
                                  int hd, int vd, int64_t pos0, int scope, int window, float scale, float softcap,
-                                 float* out) {
+                                 float* out, float* stats) {
     __shared__ float qs[kAttnThreads];
     __shared__ float sc[kAttnChunk];
     __shared__ float red[33];
@@ -248,6 +248,35 @@ __global__ void attention_kernel(const float* q, int q_row, const float* kc, con
         __syncthreads();  // sc is rewritten by the next chunk
     }
     if (tid < vd) out[(int64_t(t) * H + h) * vd + tid] = acc / l;
+    if (stats && tid == 0) {  // the softmax's max and sum, for the probes
+        stats[(int64_t(t) * H + h) * 2] = m;
+        stats[(int64_t(t) * H + h) * 2 + 1] = l;
+    }
+}
+
+// The probabilities of the captured heads: grid (T, n_heads), heads[y] the head of row y; row
+// (t, y) of `probs` (row_len floats) gets exp(s_j - max) / sum for the keys lo..p of query t, from
+// the max and sum attention_kernel left in stats — the same scores recomputed.
+__global__ void attention_probs_kernel(const float* q, int q_row, const float* kc, int64_t cap, int H, int KV, int hd,
+                                       int64_t pos0, int scope, int window, float scale, float softcap,
+                                       const float* stats, const int* heads, int n_heads, int64_t row_len, float* probs) {
+    const int t = blockIdx.x, y = blockIdx.y, h = heads[y], kvh = h / (H / KV);
+    const int64_t p = pos0 + t;
+    int64_t lo = 0;
+    if (window > 0 && scope == 1) lo = p - window + 1 > 0 ? p - window + 1 : 0;
+    if (window > 0 && scope == 2) lo = p / window * window;
+    const float m = stats[(int64_t(t) * H + h) * 2], inv = 1.f / stats[(int64_t(t) * H + h) * 2 + 1];
+    const float* qv = q + int64_t(t) * q_row + int64_t(h) * hd;
+    const float* kh = kc + int64_t(kvh) * cap * hd;
+    float* row = probs + (int64_t(t) * n_heads + y) * row_len;
+    for (int64_t j = threadIdx.x; j <= p - lo; j += blockDim.x) {
+        const float* key = kh + (lo + j) * hd;
+        float s = 0.f;
+        for (int d = 0; d < hd; ++d) s += qv[d] * key[d];
+        s *= scale;
+        if (softcap > 0.f) s = softcap * tanhf(s / softcap);
+        row[j] = __expf(s - m) * inv;
+    }
 }
 
 // ---- device memory -----------------------------------------------------------------------------
@@ -324,6 +353,9 @@ struct CudaSession::Impl {
     float *x = nullptr, *h = nullptr, *y = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *qkv = nullptr, *att = nullptr;
     float *g = nullptr, *u = nullptr, *rows_scale = nullptr, *logits = nullptr;
     void* conv = nullptr;  // activations converted to a weight's type
+    ProbeConfig probe_cfg;
+    ProbeData probes;
+    float* attn_stats = nullptr;  // [T][H][2] max and sum of each softmax
     int64_t slab = 0;      // f32 elements of the dequantization scratch (0: no quantized weights)
     float* wdeq = nullptr;
     std::vector<void*> scratch;
@@ -405,6 +437,9 @@ struct CudaSession::Impl {
         g = f(T * ffn);
         u = f(T * ffn);
         rows_scale = f(T);
+        int64_t hmax = 1;
+        for (const LayerSpec& ls : s.layers) hmax = std::max<int64_t>(hmax, ls.attn.n_heads);
+        attn_stats = f(T * hmax * 2);
         logits = f(T * s.vocab);
         conv = dev_alloc(size_t(T * widest) * sizeof(float), scratch);
         cap_T = T;
@@ -549,9 +584,62 @@ struct CudaSession::Impl {
         check_launch("store_kv_kernel");
         const int scope = a.scope == AttnScope::Sliding ? 1 : a.scope == AttnScope::Chunked ? 2 : 0;
         attention_kernel<<<dim3(unsigned(T), unsigned(H)), kAttnThreads>>>(q, qd, L.kc, L.vc, n_ctx, H, KV, hd, vd, pos, scope,
-                                                                           a.window, a.scale, a.softcap, this->att);
+                                                                           a.window, a.scale, a.softcap, this->att, attn_stats);
         check_launch("attention_kernel");
+        capture_attention(il, a, T, scope, L);
         linear(L.o, this->att, T, out);
+    }
+
+    // Probabilities of this layer's captured heads for the batch, as Session records them: rows in
+    // order of query position, then head.
+    void capture_attention(int il, const AttentionSpec& a, int64_t T, int scope, const DevLayer& L) {
+        if (!probe_cfg.attention) return;
+        std::vector<int> heads;
+        for (int h = 0; h < a.n_heads; ++h)
+            if (probe_cfg.wants_attention(il, h)) heads.push_back(h);
+        if (heads.empty()) return;
+        const int64_t row_len = pos + T, nh = int64_t(heads.size());
+        std::vector<void*> tmp;
+        struct Free {
+            std::vector<void*>& v;
+            ~Free() {
+                for (void* p : v) cudaFree(p);
+            }
+        } free_tmp{tmp};
+        auto* dheads = static_cast<int*>(dev_alloc(heads.size() * sizeof(int), tmp));
+        auto* dprobs = static_cast<float*>(dev_alloc(size_t(T * nh * row_len) * sizeof(float), tmp));
+        check(cudaMemcpy(dheads, heads.data(), heads.size() * sizeof(int), cudaMemcpyHostToDevice), "cudaMemcpy (probe heads)");
+        attention_probs_kernel<<<dim3(unsigned(T), unsigned(nh)), 256>>>(q, a.n_heads * a.head_dim, L.kc, n_ctx, a.n_heads,
+                                                                         a.n_kv_heads, a.head_dim, pos, scope, a.window, a.scale,
+                                                                         a.softcap, attn_stats, dheads, int(nh), row_len, dprobs);
+        check_launch("attention_probs_kernel");
+        std::vector<float> host(size_t(T * nh * row_len));
+        check(cudaMemcpy(host.data(), dprobs, host.size() * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy (probe rows)");
+        for (int64_t t = 0; t < T; ++t)
+            for (int64_t y = 0; y < nh; ++y) {
+                AttentionRow r;
+                r.layer = il;
+                r.head = heads[size_t(y)];
+                r.query_pos = pos + t;
+                int64_t lo = 0;
+                if (a.window > 0 && scope == 1) lo = std::max<int64_t>(0, r.query_pos - a.window + 1);
+                if (a.window > 0 && scope == 2) lo = r.query_pos / a.window * a.window;
+                r.key_begin = lo;
+                const float* src = host.data() + (t * nh + y) * row_len;
+                r.probs.assign(src, src + (r.query_pos - lo + 1));
+                probes.attention.push_back(std::move(r));
+            }
+    }
+
+    // Final norm + LM head (+ softcap) of `rows` residual rows at xin, into logits (device).
+    void head(const float* xin, int64_t rows) {
+        const ModelSpec& s = model.spec();
+        norm(out_norm, out_norm_b, xin, rows, s.dim, h);
+        linear(lm_head, h, rows, logits);
+        if (s.final_softcap > 0) {
+            softcap_kernel<<<blocks_for(rows * s.vocab, 256), 256>>>(logits, s.final_softcap, rows * s.vocab);
+            check_launch("softcap_kernel");
+        }
     }
 
     void ffn(int il, const float* hin, int64_t T, float* out) {
@@ -693,19 +781,38 @@ std::vector<float> CudaSession::forward(std::span<const int> tokens, bool all_lo
         m.ffn(il, in, T, m.y);
         if (ls.ffn_post_norm) m.norm(L.post_ffn_norm, nullptr, m.y, T, int(D), m.y);
         m.add(m.x, m.y, T * D);
+        if (m.probe_cfg.logit_lens) {  // this layer's residual at the last position through the head
+            if (il == 0) m.probes.logit_lens.clear();
+            m.head(m.x + (T - 1) * D, 1);
+            std::vector<float> l(size_t(s.vocab));
+            check(cudaMemcpy(l.data(), m.logits, l.size() * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy (logit lens)");
+            cpu::softmax(l.data(), int64_t(l.size()));
+            const int best = int(std::max_element(l.begin(), l.end()) - l.begin());
+            m.probes.logit_lens.push_back({il, best, l[size_t(best)]});
+        }
     }
     m.pos += T;
 
     const int64_t first = all_logits ? 0 : T - 1, rows = T - first;
-    m.norm(m.out_norm, m.out_norm_b, m.x + first * D, rows, int(D), m.h);
-    m.linear(m.lm_head, m.h, rows, m.logits);
-    if (s.final_softcap > 0) {
-        softcap_kernel<<<blocks_for(rows * s.vocab, 256), 256>>>(m.logits, s.final_softcap, rows * s.vocab);
-        check_launch("softcap_kernel");
-    }
+    m.head(m.x + first * D, rows);
     std::vector<float> out(size_t(rows * s.vocab));
     check(cudaMemcpy(out.data(), m.logits, out.size() * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy (logits)");
+    if (m.probe_cfg.top_k > 0) {  // as Session: softmax of the last row, ties to the lower id
+        const float* last = out.data() + (rows - 1) * s.vocab;
+        std::vector<float> p(last, last + s.vocab);
+        cpu::softmax(p.data(), s.vocab);
+        std::vector<int> idx(size_t(s.vocab));
+        for (int i = 0; i < s.vocab; ++i) idx[size_t(i)] = i;
+        const int k = std::min(m.probe_cfg.top_k, s.vocab);
+        std::partial_sort(idx.begin(), idx.begin() + k, idx.end(),
+                          [&](int a, int b) { return p[size_t(a)] > p[size_t(b)] || (p[size_t(a)] == p[size_t(b)] && a < b); });
+        m.probes.top_k.clear();
+        for (int i = 0; i < k; ++i) m.probes.top_k.push_back({idx[size_t(i)], p[size_t(idx[size_t(i)])]});
+    }
     return out;
 }
+
+ProbeConfig& CudaSession::probe_config() { return impl_->probe_cfg; }
+ProbeData& CudaSession::probes() { return impl_->probes; }
 
 }  // namespace archlens::cuda

@@ -10,8 +10,7 @@
 // Plain C++ header: no CUDA types leak out.
 //
 // Not yet on the GPU (unsupported_reason names the first one a model needs; the CPU backend runs
-// them): mixture-of-experts layers, Multi-head Latent Attention, Gemma 3n, and the probes
-// (attention capture, routing, logit lens).
+// them): mixture-of-experts layers (so no routing probe), Multi-head Latent Attention, Gemma 3n.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -20,6 +19,7 @@
 #include <vector>
 
 #include "engine/model/model.h"
+#include "engine/probes.h"
 
 namespace archlens::cuda {
 
@@ -49,6 +49,12 @@ public:
     uint64_t weight_bytes() const;  // device memory of the uploaded weights
     uint64_t kv_bytes() const;      // device memory of the KV cache
     std::string device_name() const;
+
+    // The probes, as Session's: attention probabilities of the captured heads (recomputed for
+    // those heads only, from the softmax's max and sum), the logit lens and the next-token top-k.
+    // Routing has nothing to record here (no MoE on the GPU yet).
+    ProbeConfig& probe_config();
+    ProbeData& probes();
 
 private:
     struct Impl;

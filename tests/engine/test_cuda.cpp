@@ -305,6 +305,58 @@ private slots:
         QCOMPARE(s.position(), int64_t(ids.size()));
     }
 
+    // The probes on the GPU record what the CPU backend records: the captured heads' attention
+    // rows (sliding windows included), the logit lens and the next-token top-k.
+    void probes_match_cpu_data() {
+        QTest::addColumn<QString>("dir");
+        for (const char* c : {"llama", "gemma3"}) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
+    }
+    void probes_match_cpu() {
+        QFETCH(QString, dir);
+        REQUIRE_FIXTURE(dir);
+        REQUIRE_DEVICE();
+        auto ref = testutil::read_json(dir + "/reference.json");
+        auto ids = json_ids(ref["prompt_ids"]);
+        auto model = Model::load((dir + "/model.gguf").toStdString());
+        cuda::CudaSession g(*model, int64_t(ids.size()) + 1);
+        Session c(*model);
+        for (ProbeConfig* pc : {&g.probe_config(), &c.probe_config()}) {
+            pc->attention = true;
+            pc->attn_layers = {0, model->spec().n_layers - 1};
+            pc->attn_heads = {0, 1};
+            pc->logit_lens = true;
+            pc->top_k = 5;
+        }
+        g.forward(ids);
+        c.forward(ids);
+        const int next = 7;
+        g.forward(std::span<const int>(&next, 1));  // and a decode step through the device cache
+        c.forward(std::span<const int>(&next, 1));
+        const ProbeData &pg = g.probes(), &pc = c.probes();
+        QCOMPARE(pg.attention.size(), pc.attention.size());
+        QVERIFY(!pg.attention.empty());
+        double md = 0;
+        for (size_t i = 0; i < pg.attention.size(); ++i) {
+            const auto &a = pg.attention[i], &b = pc.attention[i];
+            QCOMPARE(a.layer, b.layer);
+            QCOMPARE(a.head, b.head);
+            QCOMPARE(a.query_pos, b.query_pos);
+            QCOMPARE(a.key_begin, b.key_begin);
+            QCOMPARE(a.probs.size(), b.probs.size());
+            for (size_t k = 0; k < a.probs.size(); ++k) md = std::max(md, double(std::fabs(a.probs[k] - b.probs[k])));
+        }
+        qInfo("attention rows %zu, max prob diff %.3g", pg.attention.size(), md);
+        QVERIFY(md < 1e-5);
+        QCOMPARE(pg.logit_lens.size(), pc.logit_lens.size());
+        for (size_t i = 0; i < pg.logit_lens.size(); ++i) {
+            QCOMPARE(pg.logit_lens[i].layer, pc.logit_lens[i].layer);
+            QVERIFY(std::fabs(pg.logit_lens[i].prob - pc.logit_lens[i].prob) < 1e-4);
+        }
+        QCOMPARE(pg.top_k.size(), pc.top_k.size());
+        for (size_t i = 0; i < pg.top_k.size(); ++i) QVERIFY(std::fabs(pg.top_k[i].prob - pc.top_k[i].prob) < 1e-4);
+        QCOMPARE(pg.top_k[0].id, pc.top_k[0].id);
+    }
+
     void context_overflow_is_an_error() {
         REQUIRE_FIXTURE(testutil::fixtures_dir() + "/llama/model.gguf");
         REQUIRE_DEVICE();
