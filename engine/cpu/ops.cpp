@@ -419,4 +419,48 @@ void softmax(float* x, int64_t n) {
     for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
+void moe_route(const FfnSpec& f, const float* lg, const float* selection_bias, float* probs, int* sel, float* wts) {
+    const int64_t E = f.n_experts, K = f.top_k;
+    if (f.scoring == Scoring::Softmax) {
+        std::copy(lg, lg + E, probs);
+        softmax(probs, E);
+    } else {
+        for (int64_t e = 0; e < E; ++e) probs[e] = 1.f / (1.f + std::exp(-lg[e]));
+    }
+    // Selection score: the bias (noaux_tc) changes which experts win, not their weights.
+    // Llama 4 selects by raw logit (same order as its sigmoid).
+    std::vector<float> choose(static_cast<size_t>(E));
+    for (int64_t e = 0; e < E; ++e)
+        choose[size_t(e)] = f.weight_on_input ? lg[e] : probs[e] + (f.selection_bias ? selection_bias[e] : 0.f);
+    if (f.n_group > 1) {
+        // ref: DeepSeek-V3 MoEGate: group score = sum of the group's top-2 selection scores
+        const int64_t per = E / f.n_group;
+        std::vector<std::pair<float, int>> gs;
+        for (int g = 0; g < f.n_group; ++g) {
+            std::vector<float> v(choose.begin() + g * per, choose.begin() + (g + 1) * per);
+            std::partial_sort(v.begin(), v.begin() + std::min<int64_t>(2, per), v.end(), std::greater<float>());
+            float sc = v[0] + (per > 1 ? v[1] : 0.f);
+            gs.push_back({sc, g});
+        }
+        std::stable_sort(gs.begin(), gs.end(), [](auto& x, auto& y) { return x.first > y.first; });
+        std::vector<bool> keep(size_t(f.n_group), false);
+        for (int g = 0; g < f.topk_group; ++g) keep[size_t(gs[size_t(g)].second)] = true;
+        for (int64_t e = 0; e < E; ++e)
+            if (!keep[size_t(e / per)]) choose[size_t(e)] = -INFINITY;
+    }
+    std::vector<int> idx(static_cast<size_t>(E));
+    for (int64_t e = 0; e < E; ++e) idx[size_t(e)] = int(e);
+    std::stable_sort(idx.begin(), idx.end(), [&](int x, int y) { return choose[size_t(x)] > choose[size_t(y)]; });
+    float sum = 0;
+    for (int64_t k = 0; k < K; ++k) {
+        sel[k] = idx[size_t(k)];
+        wts[k] = probs[idx[size_t(k)]];
+        sum += probs[idx[size_t(k)]];
+    }
+    for (int64_t k = 0; k < K; ++k) {
+        if (f.norm_topk) wts[k] /= sum;
+        wts[k] *= f.routed_scale;
+    }
+}
+
 }  // namespace archlens::cpu

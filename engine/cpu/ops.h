@@ -47,4 +47,10 @@ void to_f16(float* x, int64_t n, uint16_t* out);
 // vector exp as well). For attention rows; routing keeps the scalar one.
 void softmax_fast(float* x, int64_t n);
 
+// One token's MoE routing decision from its router logits (n_experts of them): probs gets the
+// softmax/sigmoid over every expert, sel and wts the top_k experts (descending selection score:
+// the bias, groups and Llama 4's raw-logit order decide who wins, not the weights) and their final
+// weights (normalised, routed scale). Both backends route through this.
+void moe_route(const FfnSpec& f, const float* logits, const float* selection_bias, float* probs, int* sel, float* wts);
+
 }  // namespace archlens::cpu

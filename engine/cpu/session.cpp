@@ -580,49 +580,9 @@ void Session::ffn_moe(int il, const float* h, int64_t T, float* out) {
 
     std::vector<int> sel(size_t(T * K));
     std::vector<float> wts(size_t(T * K));
-    std::vector<float> probs(static_cast<size_t>(E)), choose(static_cast<size_t>(E));
+    std::vector<float> probs(static_cast<size_t>(E));
     for (int64_t t = 0; t < T; ++t) {
-        const float* lg = logits.data() + t * E;
-        if (f.scoring == Scoring::Softmax) {
-            std::copy(lg, lg + E, probs.begin());
-            cpu::softmax(probs.data(), E);
-        } else {
-            for (int64_t e = 0; e < E; ++e) probs[size_t(e)] = 1.f / (1.f + std::exp(-lg[e]));
-        }
-        // Selection score: the bias (noaux_tc) changes which experts win, not their weights.
-        // Llama 4 selects by raw logit (same order as its sigmoid).
-        for (int64_t e = 0; e < E; ++e)
-            choose[size_t(e)] = f.weight_on_input ? lg[e] : probs[size_t(e)] + (f.selection_bias ? lw.selection_bias[size_t(e)] : 0.f);
-        if (f.n_group > 1) {
-            // ref: DeepSeek-V3 MoEGate: group score = sum of the group's top-2 selection scores
-            const int64_t per = E / f.n_group;
-            std::vector<std::pair<float, int>> gs;
-            for (int g = 0; g < f.n_group; ++g) {
-                std::vector<float> v(choose.begin() + g * per, choose.begin() + (g + 1) * per);
-                std::partial_sort(v.begin(), v.begin() + std::min<int64_t>(2, per), v.end(), std::greater<float>());
-                float sc = v[0] + (per > 1 ? v[1] : 0.f);
-                gs.push_back({sc, g});
-            }
-            std::stable_sort(gs.begin(), gs.end(), [](auto& x, auto& y) { return x.first > y.first; });
-            std::vector<bool> keep(size_t(f.n_group), false);
-            for (int g = 0; g < f.topk_group; ++g) keep[size_t(gs[size_t(g)].second)] = true;
-            for (int64_t e = 0; e < E; ++e)
-                if (!keep[size_t(e / per)]) choose[size_t(e)] = -INFINITY;
-        }
-        std::vector<int> idx(static_cast<size_t>(E));
-        std::iota(idx.begin(), idx.end(), 0);
-        std::stable_sort(idx.begin(), idx.end(), [&](int x, int y) { return choose[size_t(x)] > choose[size_t(y)]; });
-        float sum = 0;
-        for (int64_t k = 0; k < K; ++k) {
-            sel[size_t(t * K + k)] = idx[size_t(k)];
-            wts[size_t(t * K + k)] = probs[size_t(idx[size_t(k)])];
-            sum += probs[size_t(idx[size_t(k)])];
-        }
-        for (int64_t k = 0; k < K; ++k) {
-            float& wv = wts[size_t(t * K + k)];
-            if (f.norm_topk) wv /= sum;
-            wv *= f.routed_scale;
-        }
+        cpu::moe_route(f, logits.data() + t * E, lw.selection_bias.data(), probs.data(), sel.data() + t * K, wts.data() + t * K);
         auto& load = probes_.expert_load[size_t(il)];
         for (int64_t k = 0; k < K; ++k) load[size_t(sel[size_t(t * K + k)])]++;
         if (probe_cfg_.routing) {
