@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """The CUDA backend against the llama.cpp fixtures through archlens-cli (no Qt needed): for every
-dense fixture (GGUF and HF) and llama's quantized variants, `logits --backend cuda` against the
+fixture the backend runs (GGUF and HF) and llama's quantized variants, `logits --backend cuda` against the
 reference logits, with the bounds of the Qt suites (tests/engine/test_cuda.cpp). Exit 1 on any
 failure. Usage: [BACKEND=cuda|cpu] gpu_check.py CLI FIXTURES_DIR (BACKEND=cpu checks the script itself)."""
 import json, os, subprocess, sys, tempfile
@@ -21,7 +21,8 @@ def argmax(row):
     return max(range(len(row)), key=row.__getitem__)
 
 cli, fx = sys.argv[1], sys.argv[2]
-cases = [("gpt2", 5e-3), ("llama", 1e-4), ("mistral-small", 1e-4), ("qwen3", 1e-4), ("olmo2", 1e-4), ("gemma3", 5e-3)]
+cases = [("gpt2", 5e-3), ("llama", 1e-4), ("mistral-small", 1e-4), ("qwen3", 1e-4), ("olmo2", 1e-4), ("gemma3", 5e-3),
+         ("qwen3moe", 1e-4), ("llama4", 1e-4)]
 runs = []
 for name, tol in cases:
     for fmt in ("gguf", "hf"):

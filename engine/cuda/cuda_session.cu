@@ -179,6 +179,22 @@ __global__ void act_kernel(float* u, int act, int64_t n) {
     if (i < n) u[i] = act_fn(act, u[i]);
 }
 
+// dst[i] = src[rows[i]] · scale[i] (scale may be null), rows of n floats.
+__global__ void gather_rows_kernel(const float* src, const int* rows, const float* scale, int64_t n_rows, int n, float* dst) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n_rows * n) return;
+    const int64_t r = i / n;
+    dst[i] = src[int64_t(rows[r]) * n + i % n] * (scale ? scale[r] : 1.f);
+}
+
+// dst[rows[i]] += src[i] · scale[i] (scale may be null); a row appears once per launch.
+__global__ void scatter_add_rows_kernel(const float* src, const int* rows, const float* scale, int64_t n_rows, int n, float* dst) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n_rows * n) return;
+    const int64_t r = i / n;
+    dst[int64_t(rows[r]) * n + i % n] += src[i] * (scale ? scale[r] : 1.f);
+}
+
 __global__ void softcap_kernel(float* x, float cap, int64_t n) {
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) x[i] = cap * tanhf(x[i] / cap);
@@ -294,8 +310,15 @@ struct DevLinear {
     bool present() const { return w != nullptr; }
 };
 
+struct DevExpert {
+    DevLinear gate, up, down;
+};
+
 struct DevLayer {
     DevLinear q, k, v, qkv, o, gate, up, down;
+    DevLinear router;  // MoE
+    std::vector<DevExpert> experts;
+    DevExpert shared;
     const float *attn_norm = nullptr, *attn_norm_b = nullptr, *post_attn_norm = nullptr;
     const float *ffn_norm = nullptr, *ffn_norm_b = nullptr, *post_ffn_norm = nullptr;
     const float *q_norm = nullptr, *k_norm = nullptr;
@@ -324,15 +347,18 @@ std::string unsupported_reason(const Model& model) {
     for (int il = 0; il < s.n_layers; ++il) {
         const LayerSpec& ls = s.layers[size_t(il)];
         const std::string at = " (layer " + std::to_string(il) + ")";
-        if (ls.ffn.moe) return "mixture-of-experts layers run on the CPU backend only" + at;
         if (ls.attn.kind == AttnKind::MLA) return "Multi-head Latent Attention runs on the CPU backend only" + at;
         if (ls.kv_source >= 0 || ls.sparsity_std_mult > 0 || ls.attn.v_norm) return "Gemma 3n layer features" + at;
         if (ls.attn.head_dim > kAttnThreads || ls.attn.v_head_dim > kAttnThreads)
             return "head dimension above " + std::to_string(kAttnThreads) + at;
         if (ls.attn.n_kv_heads <= 0 || ls.attn.n_heads % ls.attn.n_kv_heads != 0) return "query heads not a multiple of KV heads" + at;
         const LayerWeights& lw = w.layers[size_t(il)];
-        for (const Linear* l : {&lw.q, &lw.k, &lw.v, &lw.qkv, &lw.o, &lw.gate, &lw.up, &lw.down})
+        for (const Linear* l : {&lw.q, &lw.k, &lw.v, &lw.qkv, &lw.o, &lw.gate, &lw.up, &lw.down, &lw.router, &lw.shared.gate,
+                                &lw.shared.up, &lw.shared.down})
             if (auto r = linear(*l); !r.empty()) return r;
+        for (const Expert& e : lw.experts)
+            for (const Linear* l : {&e.gate, &e.up, &e.down})
+                if (auto r = linear(*l); !r.empty()) return r;
     }
     if (auto r = linear(w.lm_head); !r.empty()) return r;
     return {};
@@ -355,6 +381,8 @@ struct CudaSession::Impl {
     void* conv = nullptr;  // activations converted to a weight's type
     ProbeConfig probe_cfg;
     ProbeData probes;
+    float *router_logits = nullptr, *moe_in = nullptr, *moe_out = nullptr, *moe_scale = nullptr;
+    int* moe_rows = nullptr;
     float* attn_stats = nullptr;  // [T][H][2] max and sum of each softmax
     int64_t slab = 0;      // f32 elements of the dequantization scratch (0: no quantized weights)
     float* wdeq = nullptr;
@@ -415,14 +443,15 @@ struct CudaSession::Impl {
         for (void* p : scratch) cudaFree(p);
         scratch.clear();
         const ModelSpec& s = model.spec();
-        int64_t qd = 0, kd = 0, vdd = 0, attd = 0, ffn = 0, widest = s.dim;
+        int64_t qd = 0, kd = 0, vdd = 0, attd = 0, ffn = 0, experts = 0, widest = s.dim;
         for (const LayerSpec& ls : s.layers) {
             const AttentionSpec& a = ls.attn;
             qd = std::max<int64_t>(qd, int64_t(a.n_heads) * a.head_dim);
             kd = std::max<int64_t>(kd, int64_t(a.n_kv_heads) * a.head_dim);
             vdd = std::max<int64_t>(vdd, int64_t(a.n_kv_heads) * a.v_head_dim);
             attd = std::max<int64_t>(attd, int64_t(a.n_heads) * a.v_head_dim);
-            ffn = std::max<int64_t>(ffn, ls.ffn.ffn_dim);
+            ffn = std::max<int64_t>({ffn, ls.ffn.ffn_dim, ls.ffn.expert_ffn_dim, ls.ffn.shared_ffn_dim});
+            experts = std::max<int64_t>(experts, ls.ffn.n_experts);
         }
         widest = std::max({widest, qd, attd, ffn});
         auto f = [&](int64_t n) { return static_cast<float*>(dev_alloc(size_t(n) * sizeof(float), scratch)); };
@@ -440,6 +469,13 @@ struct CudaSession::Impl {
         int64_t hmax = 1;
         for (const LayerSpec& ls : s.layers) hmax = std::max<int64_t>(hmax, ls.attn.n_heads);
         attn_stats = f(T * hmax * 2);
+        if (experts > 0) {  // MoE: router logits, the routed tokens' rows in and out, their indices
+            router_logits = f(T * experts);
+            moe_in = f(T * s.dim);
+            moe_out = f(T * s.dim);
+            moe_rows = static_cast<int*>(dev_alloc(size_t(T) * sizeof(int), scratch));
+            moe_scale = f(T);
+        }
         logits = f(T * s.vocab);
         conv = dev_alloc(size_t(T * widest) * sizeof(float), scratch);
         cap_T = T;
@@ -642,20 +678,87 @@ struct CudaSession::Impl {
         }
     }
 
-    void ffn(int il, const float* hin, int64_t T, float* out) {
-        const FfnSpec& f = model.spec().layers[size_t(il)].ffn;
-        const DevLayer& L = layers[size_t(il)];
-        const int act = f.act == Activation::SiLU ? 0 : f.act == Activation::GELU ? 1 : 2;
-        const int64_t n = T * L.up.n_out;
-        linear(L.up, hin, T, u);
-        if (L.gate.present()) {
-            linear(L.gate, hin, T, g);
+    void dense_ffn(const DevLinear& gate, const DevLinear& up, const DevLinear& down, Activation a, const float* hin, int64_t T,
+                   float* out) {
+        const int act = a == Activation::SiLU ? 0 : a == Activation::GELU ? 1 : 2;
+        const int64_t n = T * up.n_out;
+        linear(up, hin, T, u);
+        if (gate.present()) {
+            linear(gate, hin, T, g);
             act_mul_kernel<<<blocks_for(n, 256), 256>>>(u, g, act, n);
         } else {
             act_kernel<<<blocks_for(n, 256), 256>>>(u, act, n);
         }
         check_launch("activation kernel");
-        linear(L.down, u, T, out);
+        linear(down, u, T, out);
+    }
+
+    void ffn(int il, const float* hin, int64_t T, float* out) {
+        const FfnSpec& f = model.spec().layers[size_t(il)].ffn;
+        const DevLayer& L = layers[size_t(il)];
+        if (f.moe) return moe(il, hin, T, out);
+        dense_ffn(L.gate, L.up, L.down, f.act, hin, T, out);
+    }
+
+    // Session::ffn_moe on the device: the router's logits come back to the host, which routes each
+    // token with the CPU backend's own code (cpu::moe_route) and records the routing probes; each
+    // expert then runs once on exactly its tokens' rows (gathered, scaled on input for Llama 4),
+    // its output added back weighted; the shared expert runs on every row.
+    void moe(int il, const float* hin, int64_t T, float* out) {
+        const ModelSpec& s = model.spec();
+        const FfnSpec& f = s.layers[size_t(il)].ffn;
+        const DevLayer& L = layers[size_t(il)];
+        const LayerWeights& lw = model.weights().layers[size_t(il)];
+        const int64_t D = s.dim, E = f.n_experts, K = f.top_k;
+        linear(L.router, hin, T, router_logits);
+        std::vector<float> logits(size_t(T * E));
+        check(cudaMemcpy(logits.data(), router_logits, logits.size() * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy (router)");
+        std::vector<int> sel(size_t(T * K));
+        std::vector<float> wts(size_t(T * K)), p(static_cast<size_t>(E));
+        if (probes.expert_load.size() < size_t(s.n_layers)) probes.expert_load.resize(size_t(s.n_layers));
+        auto& load = probes.expert_load[size_t(il)];
+        load.resize(size_t(E), 0);
+        for (int64_t t = 0; t < T; ++t) {
+            cpu::moe_route(f, logits.data() + t * E, lw.selection_bias.data(), p.data(), sel.data() + t * K, wts.data() + t * K);
+            for (int64_t k = 0; k < K; ++k) load[size_t(sel[size_t(t * K + k)])]++;
+            if (probe_cfg.routing) {
+                RoutingRecord r;
+                r.layer = il;
+                r.pos = pos + t;
+                r.experts.assign(sel.begin() + t * K, sel.begin() + (t + 1) * K);
+                r.weights.assign(wts.begin() + t * K, wts.begin() + (t + 1) * K);
+                r.router_probs = p;
+                probes.routing.push_back(std::move(r));
+            }
+        }
+        check(cudaMemset(out, 0, size_t(T * D) * sizeof(float)), "cudaMemset (moe out)");
+        std::vector<std::vector<std::pair<int, float>>> by_expert(static_cast<size_t>(E));
+        for (int64_t t = 0; t < T; ++t)
+            for (int64_t k = 0; k < K; ++k) by_expert[size_t(sel[size_t(t * K + k)])].push_back({int(t), wts[size_t(t * K + k)]});
+        std::vector<int> rows;
+        std::vector<float> scales;
+        for (int64_t e = 0; e < E; ++e) {
+            const auto& toks = by_expert[size_t(e)];
+            if (toks.empty()) continue;
+            const int64_t n = int64_t(toks.size());
+            rows.clear();
+            scales.clear();
+            for (const auto& [t, w] : toks) rows.push_back(t), scales.push_back(w);
+            check(cudaMemcpy(moe_rows, rows.data(), rows.size() * sizeof(int), cudaMemcpyHostToDevice), "cudaMemcpy (moe rows)");
+            check(cudaMemcpy(moe_scale, scales.data(), scales.size() * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy (moe weights)");
+            // ref: HF Llama4TextMoe: the router score scales the expert input
+            gather_rows_kernel<<<blocks_for(n * D, 256), 256>>>(hin, moe_rows, f.weight_on_input ? moe_scale : nullptr, n, int(D), moe_in);
+            check_launch("gather_rows_kernel");
+            const DevExpert& ex = L.experts[size_t(e)];
+            dense_ffn(ex.gate, ex.up, ex.down, f.act, moe_in, n, moe_out);
+            scatter_add_rows_kernel<<<blocks_for(n * D, 256), 256>>>(moe_out, moe_rows, f.weight_on_input ? nullptr : moe_scale, n,
+                                                                    int(D), out);
+            check_launch("scatter_add_rows_kernel");
+        }
+        if (f.n_shared > 0) {
+            dense_ffn(L.shared.gate, L.shared.up, L.shared.down, f.act, hin, T, moe_out);
+            add(out, moe_out, T * D);
+        }
     }
 };
 
@@ -699,6 +802,9 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx) : impl_(std::make_un
         L.gate = m.upload_linear(lw.gate);
         L.up = m.upload_linear(lw.up);
         L.down = m.upload_linear(lw.down);
+        L.router = m.upload_linear(lw.router);
+        for (const Expert& e : lw.experts) L.experts.push_back({m.upload_linear(e.gate), m.upload_linear(e.up), m.upload_linear(e.down)});
+        L.shared = {m.upload_linear(lw.shared.gate), m.upload_linear(lw.shared.up), m.upload_linear(lw.shared.down)};
         L.attn_norm = m.upload_vec(lw.attn_norm);
         L.attn_norm_b = m.upload_vec(lw.attn_norm_b);
         L.post_attn_norm = m.upload_vec(lw.post_attn_norm);

@@ -1,5 +1,5 @@
-// The forward pass on the GPU (CUDA + cuBLAS), for the dense decoder families: GPT-2, Llama 3,
-// Mistral, Qwen3 dense, OLMo 2 and Gemma 3. Weights are uploaded once, as stored (never
+// The forward pass on the GPU (CUDA + cuBLAS) for GPT-2, Llama 3, Mistral, Qwen3, Qwen3 MoE,
+// OLMo 2, Gemma 3 and Llama 4. Weights are uploaded once, as stored (never
 // converted), the KV cache lives on the device, everything else runs in own kernels. Matrix
 // products: F32/F16/BF16 weights through cublasGemmEx with the activations converted to the
 // weight's type first (what the CPU backend and ggml do: bf16 weights multiply bf16 activations,
@@ -10,7 +10,7 @@
 // Plain C++ header: no CUDA types leak out.
 //
 // Not yet on the GPU (unsupported_reason names the first one a model needs; the CPU backend runs
-// them): mixture-of-experts layers (so no routing probe), Multi-head Latent Attention, Gemma 3n.
+// them): Multi-head Latent Attention (DeepSeek-V3, Kimi K2) and Gemma 3n.
 #pragma once
 #include <cstdint>
 #include <memory>
@@ -51,8 +51,8 @@ public:
     std::string device_name() const;
 
     // The probes, as Session's: attention probabilities of the captured heads (recomputed for
-    // those heads only, from the softmax's max and sum), the logit lens and the next-token top-k.
-    // Routing has nothing to record here (no MoE on the GPU yet).
+    // those heads only, from the softmax's max and sum), routing, the logit lens and the top-k.
+    // MoE routing is decided on the host (cpu::moe_route) and recorded as on the CPU.
     ProbeConfig& probe_config();
     ProbeData& probes();
 

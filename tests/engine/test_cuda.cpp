@@ -46,8 +46,8 @@ struct DenseCase {
     const char* name;
     double tol;  // the CPU fixture test's bound (fixtures README)
 };
-const DenseCase kDense[] = {{"gpt2", 5e-3}, {"llama", 1e-4}, {"mistral-small", 1e-4},
-                            {"qwen3", 1e-4}, {"olmo2", 1e-4}, {"gemma3", 5e-3}};
+const DenseCase kDense[] = {{"gpt2", 5e-3},  {"llama", 1e-4},    {"mistral-small", 1e-4}, {"qwen3", 1e-4},
+                            {"olmo2", 1e-4}, {"gemma3", 5e-3},   {"qwen3moe", 1e-4},      {"llama4", 1e-4}};
 
 }  // namespace
 
@@ -85,8 +85,8 @@ private slots:
             QString path;
             const char* says;
         };
-        const Want wants[] = {{fx + "/qwen3moe/model.gguf", "mixture-of-experts"},
-                              {fx + "/deepseek2/model.gguf", "Multi-head Latent Attention"},
+        const Want wants[] = {{fx + "/deepseek2/model.gguf", "Multi-head Latent Attention"},
+                              {fx + "/kimi-k2/model.gguf", "Multi-head Latent Attention"},
                               {fx + "/gemma3n/model.gguf", "Gemma 3n"}};
         for (const auto& w : wants) {
             auto m = Model::load(w.path.toStdString());
@@ -137,13 +137,13 @@ private slots:
     // The CLI's --backend: cuda refuses what the backend cannot run (with the reason), auto falls
     // back to the CPU and says why, anything else is an error.
     void cli_backend_option() {
-        const QString moe = testutil::fixtures_dir() + "/qwen3moe/model.gguf";
+        const QString moe = testutil::fixtures_dir() + "/deepseek2/model.gguf";
         REQUIRE_FIXTURE(moe);
         const int V = Model::load(moe.toStdString())->spec().vocab;
         const QString out = QDir::temp().filePath("archlens_cuda_cli.f32");
         auto r = testutil::run_cli({"logits", moe, "--tokens", "1,2,3", "--out", out, "--backend", "cuda"});
         QVERIFY(r.exit_code != 0);
-        QVERIFY2(r.err.contains("mixture-of-experts") && r.err.contains("CUDA"), r.err.constData());
+        QVERIFY2(r.err.contains("Latent Attention") && r.err.contains("CUDA"), r.err.constData());
         r = testutil::run_cli({"logits", moe, "--tokens", "1,2,3", "--out", out, "--backend", "auto"});
         QCOMPARE(r.exit_code, 0);
         QVERIFY2(r.err.contains("running on the CPU"), r.err.constData());
@@ -355,6 +355,40 @@ private slots:
         QCOMPARE(pg.top_k.size(), pc.top_k.size());
         for (size_t i = 0; i < pg.top_k.size(); ++i) QVERIFY(std::fabs(pg.top_k[i].prob - pc.top_k[i].prob) < 1e-4);
         QCOMPARE(pg.top_k[0].id, pc.top_k[0].id);
+    }
+
+    // MoE on the GPU routes exactly as the CPU does (the same host code on the router's logits).
+    void routing_matches_cpu_data() {
+        QTest::addColumn<QString>("dir");
+        for (const char* c : {"qwen3moe", "llama4"}) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
+    }
+    void routing_matches_cpu() {
+        QFETCH(QString, dir);
+        REQUIRE_FIXTURE(dir);
+        REQUIRE_DEVICE();
+        auto ref = testutil::read_json(dir + "/reference.json");
+        auto ids = json_ids(ref["prompt_ids"]);
+        auto model = Model::load((dir + "/model.gguf").toStdString());
+        cuda::CudaSession g(*model, int64_t(ids.size()));
+        Session c(*model);
+        g.probe_config().routing = c.probe_config().routing = true;
+        g.forward(ids);
+        c.forward(ids);
+        const auto &rg = g.probes().routing, &rc = c.probes().routing;
+        QCOMPARE(rg.size(), rc.size());
+        QVERIFY(!rg.empty());
+        int same = 0;
+        double md = 0;
+        for (size_t i = 0; i < rg.size(); ++i) {
+            QCOMPARE(rg[i].layer, rc[i].layer);
+            QCOMPARE(rg[i].pos, rc[i].pos);
+            same += rg[i].experts == rc[i].experts;
+            for (size_t k = 0; k < rg[i].router_probs.size(); ++k)
+                md = std::max(md, double(std::fabs(rg[i].router_probs[k] - rc[i].router_probs[k])));
+        }
+        qInfo("routing records %zu, identical expert sets %d, max router prob diff %.3g", rg.size(), same, md);
+        QVERIFY(md < 1e-4);
+        QVERIFY(same * 100 >= int(rg.size()) * 97);  // near-ties may swap under float rounding
     }
 
     void context_overflow_is_an_error() {
