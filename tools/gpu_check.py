@@ -22,7 +22,7 @@ def argmax(row):
 
 cli, fx = sys.argv[1], sys.argv[2]
 cases = [("gpt2", 5e-3), ("llama", 1e-4), ("mistral-small", 1e-4), ("qwen3", 1e-4), ("olmo2", 1e-4), ("gemma3", 5e-3),
-         ("qwen3moe", 1e-4), ("llama4", 1e-4)]
+         ("qwen3moe", 1e-4), ("llama4", 1e-4), ("deepseek2", 1e-4), ("kimi-k2", 1e-4)]
 runs = []
 for name, tol in cases:
     for fmt in ("gguf", "hf"):

@@ -211,16 +211,20 @@ __global__ void dequant_rows_kernel(DType t, const uint8_t* w, size_t row_bytes,
 
 constexpr int64_t kDequantSlab = int64_t(16) << 20;  // f32 elements of dequantized rows at a time
 
-constexpr int kAttnThreads = 256;  // >= head_dim and v_head_dim (checked by unsupported_reason)
+constexpr int kAttnThreads = 256;
+constexpr int kAttnMaxDim = 1024;  // head_dim and v_head_dim up to this (MLA: kv_lora + rope = 576)
+constexpr int kAttnPerThread = kAttnMaxDim / kAttnThreads;
 constexpr int kAttnChunk = 1024;   // keys scored per pass (online softmax across passes)
 
 // grid (T, H), kAttnThreads threads: softmax(scale · q·k (softcapped)) · v over the keys lo..p of
-// query t (position pos0 + t), head h reading KV head h / (H / KV) of the head-major cache.
+// query t (position pos0 + t), head h reading KV head h / (H / KV) of the head-major caches: key j
+// at kc[(kvh·cap + j)·hd], value j at vc[(kvh·cap + j)·v_stride] (v_stride = vd, or MLA's values
+// as the first vd floats of each key row).
 // scope: 0 global, 1 sliding (window includes the query), 2 chunked — Session::key_begin.
-__global__ void attention_kernel(const float* q, int q_row, const float* kc, const float* vc, int64_t cap, int H, int KV,
-                                 int hd, int vd, int64_t pos0, int scope, int window, float scale, float softcap,
+__global__ void attention_kernel(const float* q, int q_row, const float* kc, const float* vc, int v_stride, int64_t cap, int H,
+                                 int KV, int hd, int vd, int64_t pos0, int scope, int window, float scale, float softcap,
                                  float* out, float* stats) {
-    __shared__ float qs[kAttnThreads];
+    __shared__ float qs[kAttnMaxDim];
     __shared__ float sc[kAttnChunk];
     __shared__ float red[33];
     const int t = blockIdx.x, h = blockIdx.y, kvh = h / (H / KV), tid = threadIdx.x;
@@ -228,11 +232,12 @@ __global__ void attention_kernel(const float* q, int q_row, const float* kc, con
     int64_t lo = 0;
     if (window > 0 && scope == 1) lo = p - window + 1 > 0 ? p - window + 1 : 0;
     if (window > 0 && scope == 2) lo = p / window * window;
-    if (tid < hd) qs[tid] = q[int64_t(t) * q_row + int64_t(h) * hd + tid];
+    for (int d = tid; d < hd; d += blockDim.x) qs[d] = q[int64_t(t) * q_row + int64_t(h) * hd + d];
     __syncthreads();
     const float* kh = kc + int64_t(kvh) * cap * hd;
-    const float* vh = vc + int64_t(kvh) * cap * vd;
-    float m = -INFINITY, l = 0.f, acc = 0.f;
+    const float* vh = vc + int64_t(kvh) * cap * v_stride;
+    float m = -INFINITY, l = 0.f, acc[kAttnPerThread];
+    for (int k = 0; k < kAttnPerThread; ++k) acc[k] = 0.f;
     for (int64_t c0 = lo; c0 <= p; c0 += kAttnChunk) {
         const int n = int(p - c0 + 1 < kAttnChunk ? p - c0 + 1 : kAttnChunk);
         float cmax = -INFINITY;
@@ -255,19 +260,34 @@ __global__ void attention_kernel(const float* q, int q_row, const float* kc, con
         }
         csum = block_sum(csum, red);  // also the barrier that publishes sc
         l = l * factor + csum;
-        if (tid < vd) {
-            float a = acc * factor;
-            for (int j = 0; j < n; ++j) a += sc[j] * vh[(c0 + j) * vd + tid];
-            acc = a;
+#pragma unroll
+        for (int k = 0; k < kAttnPerThread; ++k) {
+            const int d = tid + k * kAttnThreads;
+            if (d < vd) {
+                float a = acc[k] * factor;
+                for (int j = 0; j < n; ++j) a += sc[j] * vh[(c0 + j) * v_stride + d];
+                acc[k] = a;
+            }
         }
         m = new_m;
         __syncthreads();  // sc is rewritten by the next chunk
     }
-    if (tid < vd) out[(int64_t(t) * H + h) * vd + tid] = acc / l;
+#pragma unroll
+    for (int k = 0; k < kAttnPerThread; ++k) {
+        const int d = tid + k * kAttnThreads;
+        if (d < vd) out[(int64_t(t) * H + h) * vd + d] = acc[k] / l;
+    }
     if (stats && tid == 0) {  // the softmax's max and sum, for the probes
         stats[(int64_t(t) * H + h) * 2] = m;
         stats[(int64_t(t) * H + h) * 2 + 1] = l;
     }
+}
+
+// dst[t][c] = src[t][c] for c < n: rows of n floats between strided buffers (ld in floats).
+__global__ void copy_rows_kernel(const float* src, int64_t ld_src, float* dst, int64_t ld_dst, int64_t rows, int n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= rows * n) return;
+    dst[(i / n) * ld_dst + i % n] = src[(i / n) * ld_src + i % n];
 }
 
 // The probabilities of the captured heads: grid (T, n_heads), heads[y] the head of row y; row
@@ -316,6 +336,9 @@ struct DevExpert {
 
 struct DevLayer {
     DevLinear q, k, v, qkv, o, gate, up, down;
+    DevLinear q_a, q_b, kv_a;  // MLA
+    const float *q_a_norm = nullptr, *kv_a_norm = nullptr;
+    std::vector<DevLinear> k_absorb, v_expand;
     DevLinear router;  // MoE
     std::vector<DevExpert> experts;
     DevExpert shared;
@@ -347,15 +370,18 @@ std::string unsupported_reason(const Model& model) {
     for (int il = 0; il < s.n_layers; ++il) {
         const LayerSpec& ls = s.layers[size_t(il)];
         const std::string at = " (layer " + std::to_string(il) + ")";
-        if (ls.attn.kind == AttnKind::MLA) return "Multi-head Latent Attention runs on the CPU backend only" + at;
         if (ls.kv_source >= 0 || ls.sparsity_std_mult > 0 || ls.attn.v_norm) return "Gemma 3n layer features" + at;
-        if (ls.attn.head_dim > kAttnThreads || ls.attn.v_head_dim > kAttnThreads)
-            return "head dimension above " + std::to_string(kAttnThreads) + at;
+        if (ls.attn.head_dim > kAttnMaxDim || ls.attn.v_head_dim > kAttnMaxDim ||
+            (ls.attn.kind == AttnKind::MLA && ls.attn.kv_lora_rank + ls.attn.qk_rope_head_dim > kAttnMaxDim))
+            return "head dimension above " + std::to_string(kAttnMaxDim) + at;
         if (ls.attn.n_kv_heads <= 0 || ls.attn.n_heads % ls.attn.n_kv_heads != 0) return "query heads not a multiple of KV heads" + at;
         const LayerWeights& lw = w.layers[size_t(il)];
         for (const Linear* l : {&lw.q, &lw.k, &lw.v, &lw.qkv, &lw.o, &lw.gate, &lw.up, &lw.down, &lw.router, &lw.shared.gate,
-                                &lw.shared.up, &lw.shared.down})
+                                &lw.shared.up, &lw.shared.down, &lw.q_a, &lw.q_b, &lw.kv_a})
             if (auto r = linear(*l); !r.empty()) return r;
+        for (const auto* v : {&lw.k_absorb, &lw.v_expand})
+            for (const Linear& l : *v)
+                if (auto r = linear(l); !r.empty()) return r;
         for (const Expert& e : lw.experts)
             for (const Linear* l : {&e.gate, &e.up, &e.down})
                 if (auto r = linear(*l); !r.empty()) return r;
@@ -382,6 +408,7 @@ struct CudaSession::Impl {
     ProbeConfig probe_cfg;
     ProbeData probes;
     float *router_logits = nullptr, *moe_in = nullptr, *moe_out = nullptr, *moe_scale = nullptr;
+    float *mla_qa = nullptr, *mla_kva = nullptr, *mla_tin = nullptr, *mla_tout = nullptr, *mla_q = nullptr, *mla_olat = nullptr;
     int* moe_rows = nullptr;
     float* attn_stats = nullptr;  // [T][H][2] max and sum of each softmax
     int64_t slab = 0;      // f32 elements of the dequantization scratch (0: no quantized weights)
@@ -444,6 +471,8 @@ struct CudaSession::Impl {
         scratch.clear();
         const ModelSpec& s = model.spec();
         int64_t qd = 0, kd = 0, vdd = 0, attd = 0, ffn = 0, experts = 0, widest = s.dim;
+        bool mla = false;
+        int64_t mla_lora = 0, mla_key = 0, mla_tmp = 0, mla_heads_key = 0, mla_heads_lat = 0;
         for (const LayerSpec& ls : s.layers) {
             const AttentionSpec& a = ls.attn;
             qd = std::max<int64_t>(qd, int64_t(a.n_heads) * a.head_dim);
@@ -452,8 +481,16 @@ struct CudaSession::Impl {
             attd = std::max<int64_t>(attd, int64_t(a.n_heads) * a.v_head_dim);
             ffn = std::max<int64_t>({ffn, ls.ffn.ffn_dim, ls.ffn.expert_ffn_dim, ls.ffn.shared_ffn_dim});
             experts = std::max<int64_t>(experts, ls.ffn.n_experts);
+            if (a.kind == AttnKind::MLA) {
+                mla = true;
+                mla_lora = std::max<int64_t>(mla_lora, a.q_lora_rank);
+                mla_key = std::max<int64_t>(mla_key, int64_t(a.kv_lora_rank) + a.qk_rope_head_dim);
+                mla_tmp = std::max<int64_t>({mla_tmp, a.qk_nope_head_dim, a.kv_lora_rank, a.v_head_dim});
+                mla_heads_key = std::max<int64_t>(mla_heads_key, int64_t(a.n_heads) * (a.kv_lora_rank + a.qk_rope_head_dim));
+                mla_heads_lat = std::max<int64_t>(mla_heads_lat, int64_t(a.n_heads) * a.kv_lora_rank);
+            }
         }
-        widest = std::max({widest, qd, attd, ffn});
+        widest = std::max({widest, qd, attd, ffn, mla_lora, mla_tmp});
         auto f = [&](int64_t n) { return static_cast<float*>(dev_alloc(size_t(n) * sizeof(float), scratch)); };
         x = f(T * s.dim);
         h = f(T * s.dim);
@@ -469,6 +506,14 @@ struct CudaSession::Impl {
         int64_t hmax = 1;
         for (const LayerSpec& ls : s.layers) hmax = std::max<int64_t>(hmax, ls.attn.n_heads);
         attn_stats = f(T * hmax * 2);
+        if (mla) {  // MLA: q_a, kv_a rows, per-head in/out, the latent-space queries and outputs
+            mla_qa = f(T * std::max<int64_t>(1, mla_lora));
+            mla_kva = f(T * mla_key);
+            mla_tin = f(T * mla_tmp);
+            mla_tout = f(T * mla_tmp);
+            mla_q = f(T * mla_heads_key);
+            mla_olat = f(T * mla_heads_lat);
+        }
         if (experts > 0) {  // MoE: router logits, the routed tokens' rows in and out, their indices
             router_logits = f(T * experts);
             moe_in = f(T * s.dim);
@@ -529,6 +574,11 @@ struct CudaSession::Impl {
     // cos/sin of every position of the context for one RoPE variant, made on the host by the CPU
     // backend's own code and uploaded once (a model has one or two variants: Gemma 3's local and
     // global layers), so that no forward pass waits on a table upload.
+    // GGUF rope_freqs (Llama 3 scaling), as Session::freq_factors
+    const float* freq_factors(const AttentionSpec& a) const {
+        const auto& f = model.weights().rope_freq_factors;
+        return (!f.empty() && a.rope.scaling == RopeScaling::Llama3 && int64_t(f.size()) * 2 == a.rope.n_rot) ? f.data() : nullptr;
+    }
     struct RopeTable {
         RopeSpec spec;
         const float* ff;
@@ -587,12 +637,7 @@ struct CudaSession::Impl {
             check_launch("rms_norm_kernel (qk per head)");
         }
         if (a.rope.enabled && a.rope.n_rot > 0) {
-            const ModelWeights& w = model.weights();
-            const float* ff = (!w.rope_freq_factors.empty() && a.rope.scaling == RopeScaling::Llama3 &&
-                               int64_t(w.rope_freq_factors.size()) * 2 == a.rope.n_rot)
-                                  ? w.rope_freq_factors.data()
-                                  : nullptr;
-            const float* tab = rope_table(a.rope, ff) + pos * a.rope.n_rot;  // rows pos .. pos+T-1
+            const float* tab = rope_table(a.rope, freq_factors(a)) + pos * a.rope.n_rot;  // rows pos .. pos+T-1
             const int neox = model.rope_style(a) == RopeStyle::Neox ? 1 : 0;
             const unsigned threads = unsigned(std::max(32, a.rope.n_rot / 2));
             rope_kernel<<<dim3(unsigned(T), unsigned(H)), threads>>>(q, qd, hd, tab, a.rope.n_rot, neox);
@@ -619,16 +664,74 @@ struct CudaSession::Impl {
         store_kv_kernel<<<blocks_for(T * vdd, 256), 256>>>(v, L.vc, T, KV, vd, n_ctx, pos);
         check_launch("store_kv_kernel");
         const int scope = a.scope == AttnScope::Sliding ? 1 : a.scope == AttnScope::Chunked ? 2 : 0;
-        attention_kernel<<<dim3(unsigned(T), unsigned(H)), kAttnThreads>>>(q, qd, L.kc, L.vc, n_ctx, H, KV, hd, vd, pos, scope,
-                                                                           a.window, a.scale, a.softcap, this->att, attn_stats);
+        attention_kernel<<<dim3(unsigned(T), unsigned(H)), kAttnThreads>>>(q, qd, L.kc, L.vc, vd, n_ctx, H, KV, hd, vd, pos,
+                                                                           scope, a.window, a.scale, a.softcap, this->att,
+                                                                           attn_stats);
         check_launch("attention_kernel");
-        capture_attention(il, a, T, scope, L);
+        capture_attention(il, a, T, scope, q, qd, hd, KV, L.kc);
+        linear(L.o, this->att, T, out);
+    }
+
+    void copy_rows(const float* src, int64_t ld_src, float* dst, int64_t ld_dst, int64_t rows, int64_t n) {
+        copy_rows_kernel<<<blocks_for(rows * n, 256), 256>>>(src, ld_src, dst, ld_dst, rows, int(n));
+        check_launch("copy_rows_kernel");
+    }
+
+    // Session::attention_mla on the device. The cache holds one row per position, [normalised
+    // latent (kv_lora) ; RoPE'd shared key (rope)]; every head attends to it as one KV head with the
+    // query [k_absorb·q_nope ; q_pe], and reads its values as the rows' first kv_lora floats; the
+    // latent output goes through the head's v_expand.
+    void attention_mla(int il, const float* hin, int64_t T, float* out) {
+        const ModelSpec& s = model.spec();
+        const AttentionSpec& a = s.layers[size_t(il)].attn;
+        const DevLayer& L = layers[size_t(il)];
+        const int64_t H = a.n_heads, NP = a.qk_nope_head_dim, RP = a.qk_rope_head_dim, R = a.kv_lora_rank, V = a.v_head_dim;
+        const int64_t qk = NP + RP, key = R + RP;
+        if (L.q_a.present()) {
+            linear(L.q_a, hin, T, mla_qa);
+            rms_norm_kernel<<<unsigned(T), 256>>>(mla_qa, L.q_a_norm, a.q_lora_rank, s.norm_eps, mla_qa);
+            check_launch("rms_norm_kernel (q_a)");
+            linear(L.q_b, mla_qa, T, q);
+        } else {
+            linear(L.q, hin, T, q);
+        }
+        linear(L.kv_a, hin, T, mla_kva);  // [T][latent ; rope key]
+        copy_rows(mla_kva, key, mla_tin, R, T, R);
+        rms_norm_kernel<<<unsigned(T), 256>>>(mla_tin, L.kv_a_norm, int(R), s.norm_eps, mla_tin);
+        check_launch("rms_norm_kernel (kv_a)");
+        copy_rows(mla_tin, R, mla_kva, key, T, R);
+        const float* tab = rope_table(a.rope, freq_factors(a)) + pos * a.rope.n_rot;
+        const int neox = model.rope_style(a) == RopeStyle::Neox ? 1 : 0;
+        const unsigned threads = unsigned(std::max<int64_t>(32, RP / 2));
+        rope_kernel<<<dim3(unsigned(T), 1u), threads>>>(mla_kva + R, int(key), int(RP), tab, int(RP), neox);
+        rope_kernel<<<dim3(unsigned(T), unsigned(H)), threads>>>(q + NP, int(H * qk), int(qk), tab, int(RP), neox);
+        check_launch("rope_kernel (mla)");
+        store_kv_kernel<<<blocks_for(T * key, 256), 256>>>(mla_kva, L.kc, T, 1, int(key), n_ctx, pos);
+        check_launch("store_kv_kernel (mla)");
+        for (int64_t hh = 0; hh < H; ++hh) {  // the latent-space query of each head
+            copy_rows(q + hh * qk, H * qk, mla_tin, NP, T, NP);
+            linear(L.k_absorb[size_t(hh)], mla_tin, T, mla_tout);
+            copy_rows(mla_tout, R, mla_q + hh * key, H * key, T, R);
+        }
+        copy_rows(q + NP, qk, mla_q + R, key, T * H, RP);  // and its RoPE part, every (t, h) row
+        const int scope = a.scope == AttnScope::Sliding ? 1 : a.scope == AttnScope::Chunked ? 2 : 0;
+        attention_kernel<<<dim3(unsigned(T), unsigned(H)), kAttnThreads>>>(mla_q, int(H * key), L.kc, L.kc, int(key), n_ctx,
+                                                                           int(H), 1, int(key), int(R), pos, scope, a.window,
+                                                                           a.scale, a.softcap, mla_olat, attn_stats);
+        check_launch("attention_kernel (mla)");
+        capture_attention(il, a, T, scope, mla_q, int(H * key), int(key), 1, L.kc);
+        for (int64_t hh = 0; hh < H; ++hh) {
+            copy_rows(mla_olat + hh * R, H * R, mla_tin, R, T, R);
+            linear(L.v_expand[size_t(hh)], mla_tin, T, mla_tout);
+            copy_rows(mla_tout, V, this->att + hh * V, H * V, T, V);
+        }
         linear(L.o, this->att, T, out);
     }
 
     // Probabilities of this layer's captured heads for the batch, as Session records them: rows in
     // order of query position, then head.
-    void capture_attention(int il, const AttentionSpec& a, int64_t T, int scope, const DevLayer& L) {
+    void capture_attention(int il, const AttentionSpec& a, int64_t T, int scope, const float* qb, int q_row, int hd, int KV,
+                           const float* kc) {
         if (!probe_cfg.attention) return;
         std::vector<int> heads;
         for (int h = 0; h < a.n_heads; ++h)
@@ -645,9 +748,9 @@ struct CudaSession::Impl {
         auto* dheads = static_cast<int*>(dev_alloc(heads.size() * sizeof(int), tmp));
         auto* dprobs = static_cast<float*>(dev_alloc(size_t(T * nh * row_len) * sizeof(float), tmp));
         check(cudaMemcpy(dheads, heads.data(), heads.size() * sizeof(int), cudaMemcpyHostToDevice), "cudaMemcpy (probe heads)");
-        attention_probs_kernel<<<dim3(unsigned(T), unsigned(nh)), 256>>>(q, a.n_heads * a.head_dim, L.kc, n_ctx, a.n_heads,
-                                                                         a.n_kv_heads, a.head_dim, pos, scope, a.window, a.scale,
-                                                                         a.softcap, attn_stats, dheads, int(nh), row_len, dprobs);
+        attention_probs_kernel<<<dim3(unsigned(T), unsigned(nh)), 256>>>(qb, q_row, kc, n_ctx, a.n_heads, KV, hd, pos, scope,
+                                                                         a.window, a.scale, a.softcap, attn_stats, dheads, int(nh),
+                                                                         row_len, dprobs);
         check_launch("attention_probs_kernel");
         std::vector<float> host(size_t(T * nh * row_len));
         check(cudaMemcpy(host.data(), dprobs, host.size() * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy (probe rows)");
@@ -779,7 +882,9 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx) : impl_(std::make_un
     // Fit check before anything is uploaded: weights + KV + a margin for scratch and cuBLAS.
     uint64_t kv = 0;
     for (const LayerSpec& ls : s.layers)
-        kv += uint64_t(m.n_ctx) * uint64_t(ls.attn.n_kv_heads) * uint64_t(ls.attn.head_dim + ls.attn.v_head_dim) * 4;
+        kv += ls.attn.kind == AttnKind::MLA
+                  ? uint64_t(m.n_ctx) * uint64_t(ls.attn.kv_lora_rank + ls.attn.qk_rope_head_dim) * 4
+                  : uint64_t(m.n_ctx) * uint64_t(ls.attn.n_kv_heads) * uint64_t(ls.attn.head_dim + ls.attn.v_head_dim) * 4;
     size_t free_b = 0, total_b = 0;
     check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
     const uint64_t need = model.weight_bytes() + kv + (uint64_t(256) << 20);
@@ -813,10 +918,21 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx) : impl_(std::make_un
         L.post_ffn_norm = m.upload_vec(lw.post_ffn_norm);
         L.q_norm = m.upload_vec(lw.q_norm);
         L.k_norm = m.upload_vec(lw.k_norm);
-        const size_t kb = size_t(m.n_ctx) * size_t(a.n_kv_heads) * size_t(a.head_dim) * sizeof(float);
-        const size_t vb = size_t(m.n_ctx) * size_t(a.n_kv_heads) * size_t(a.v_head_dim) * sizeof(float);
+        const bool mla = a.kind == AttnKind::MLA;  // one row per position: [latent ; rope key]
+        const size_t kb = mla ? size_t(m.n_ctx) * size_t(a.kv_lora_rank + a.qk_rope_head_dim) * sizeof(float)
+                              : size_t(m.n_ctx) * size_t(a.n_kv_heads) * size_t(a.head_dim) * sizeof(float);
+        const size_t vb = mla ? 0 : size_t(m.n_ctx) * size_t(a.n_kv_heads) * size_t(a.v_head_dim) * sizeof(float);
         L.kc = static_cast<float*>(m.dev_alloc(kb, m.allocations));
-        L.vc = static_cast<float*>(m.dev_alloc(vb, m.allocations));
+        L.vc = mla ? nullptr : static_cast<float*>(m.dev_alloc(vb, m.allocations));
+        if (mla) {
+            L.q_a = m.upload_linear(lw.q_a);
+            L.q_b = m.upload_linear(lw.q_b);
+            L.kv_a = m.upload_linear(lw.kv_a);
+            L.q_a_norm = m.upload_vec(lw.q_a_norm);
+            L.kv_a_norm = m.upload_vec(lw.kv_a_norm);
+            for (const Linear& l : lw.k_absorb) L.k_absorb.push_back(m.upload_linear(l));
+            for (const Linear& l : lw.v_expand) L.v_expand.push_back(m.upload_linear(l));
+        }
         m.kv_bytes += kb + vb;
     }
     m.lm_head = m.upload_linear(w.lm_head);
@@ -876,7 +992,10 @@ std::vector<float> CudaSession::forward(std::span<const int> tokens, bool all_lo
             m.norm(L.attn_norm, L.attn_norm_b, m.x, T, int(D), m.h);
             in = m.h;
         }
-        m.attention(il, in, T, m.y);
+        if (ls.attn.kind == AttnKind::MLA)
+            m.attention_mla(il, in, T, m.y);
+        else
+            m.attention(il, in, T, m.y);
         if (ls.attn_post_norm) m.norm(L.post_attn_norm, nullptr, m.y, T, int(D), m.y);
         m.add(m.x, m.y, T * D);
         in = m.x;

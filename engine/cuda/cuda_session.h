@@ -1,5 +1,5 @@
-// The forward pass on the GPU (CUDA + cuBLAS) for GPT-2, Llama 3, Mistral, Qwen3, Qwen3 MoE,
-// OLMo 2, Gemma 3 and Llama 4. Weights are uploaded once, as stored (never
+// The forward pass on the GPU (CUDA + cuBLAS) for every architecture but Gemma 3n: GPT-2, Llama 3,
+// Mistral, Qwen3, Qwen3 MoE, OLMo 2, Gemma 3, Llama 4, DeepSeek-V3 and Kimi K2 (MLA). Weights are uploaded once, as stored (never
 // converted), the KV cache lives on the device, everything else runs in own kernels. Matrix
 // products: F32/F16/BF16 weights through cublasGemmEx with the activations converted to the
 // weight's type first (what the CPU backend and ggml do: bf16 weights multiply bf16 activations,
@@ -10,7 +10,7 @@
 // Plain C++ header: no CUDA types leak out.
 //
 // Not yet on the GPU (unsupported_reason names the first one a model needs; the CPU backend runs
-// them): Multi-head Latent Attention (DeepSeek-V3, Kimi K2) and Gemma 3n.
+// it): Gemma 3n (per-layer embeddings, AltUp, LAuReL, KV sharing, MatFormer slices).
 #pragma once
 #include <cstdint>
 #include <memory>

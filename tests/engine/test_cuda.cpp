@@ -47,7 +47,8 @@ struct DenseCase {
     double tol;  // the CPU fixture test's bound (fixtures README)
 };
 const DenseCase kDense[] = {{"gpt2", 5e-3},  {"llama", 1e-4},    {"mistral-small", 1e-4}, {"qwen3", 1e-4},
-                            {"olmo2", 1e-4}, {"gemma3", 5e-3},   {"qwen3moe", 1e-4},      {"llama4", 1e-4}};
+                            {"olmo2", 1e-4}, {"gemma3", 5e-3},   {"qwen3moe", 1e-4},      {"llama4", 1e-4},
+                            {"deepseek2", 1e-4}, {"kimi-k2", 1e-4}};
 
 }  // namespace
 
@@ -85,9 +86,7 @@ private slots:
             QString path;
             const char* says;
         };
-        const Want wants[] = {{fx + "/deepseek2/model.gguf", "Multi-head Latent Attention"},
-                              {fx + "/kimi-k2/model.gguf", "Multi-head Latent Attention"},
-                              {fx + "/gemma3n/model.gguf", "Gemma 3n"}};
+        const Want wants[] = {{fx + "/gemma3n/model.gguf", "Gemma 3n"}};
         for (const auto& w : wants) {
             auto m = Model::load(w.path.toStdString());
             const std::string why = cuda::unsupported_reason(*m);
@@ -137,13 +136,13 @@ private slots:
     // The CLI's --backend: cuda refuses what the backend cannot run (with the reason), auto falls
     // back to the CPU and says why, anything else is an error.
     void cli_backend_option() {
-        const QString moe = testutil::fixtures_dir() + "/deepseek2/model.gguf";
+        const QString moe = testutil::fixtures_dir() + "/gemma3n/model.gguf";
         REQUIRE_FIXTURE(moe);
         const int V = Model::load(moe.toStdString())->spec().vocab;
         const QString out = QDir::temp().filePath("archlens_cuda_cli.f32");
         auto r = testutil::run_cli({"logits", moe, "--tokens", "1,2,3", "--out", out, "--backend", "cuda"});
         QVERIFY(r.exit_code != 0);
-        QVERIFY2(r.err.contains("Latent Attention") && r.err.contains("CUDA"), r.err.constData());
+        QVERIFY2(r.err.contains("Gemma 3n") && r.err.contains("CUDA"), r.err.constData());
         r = testutil::run_cli({"logits", moe, "--tokens", "1,2,3", "--out", out, "--backend", "auto"});
         QCOMPARE(r.exit_code, 0);
         QVERIFY2(r.err.contains("running on the CPU"), r.err.constData());
@@ -309,7 +308,7 @@ private slots:
     // rows (sliding windows included), the logit lens and the next-token top-k.
     void probes_match_cpu_data() {
         QTest::addColumn<QString>("dir");
-        for (const char* c : {"llama", "gemma3"}) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
+        for (const char* c : {"llama", "gemma3", "deepseek2"}) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
     }
     void probes_match_cpu() {
         QFETCH(QString, dir);
@@ -360,7 +359,7 @@ private slots:
     // MoE on the GPU routes exactly as the CPU does (the same host code on the router's logits).
     void routing_matches_cpu_data() {
         QTest::addColumn<QString>("dir");
-        for (const char* c : {"qwen3moe", "llama4"}) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
+        for (const char* c : {"qwen3moe", "llama4", "deepseek2", "kimi-k2"}) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
     }
     void routing_matches_cpu() {
         QFETCH(QString, dir);
