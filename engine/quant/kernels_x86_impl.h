@@ -534,7 +534,7 @@ struct KQ8_0_512 {
 template <class Block, bool kFiveBits, class Act>
 struct KQ45_K_VNNI {
     template <int NR>
-    static void run(int64_t n, const void* wv, const void* const* av, float* out) {
+    __attribute__((always_inline)) static void run(int64_t n, const void* wv, const void* const* av, float* out) {
         const auto* x = static_cast<const Block*>(wv);
         const Act* y[NR];
         for (int r = 0; r < NR; ++r) y[r] = static_cast<const Act*>(av[r]);
@@ -592,7 +592,7 @@ struct KQ45_K_VNNI {
 template <class Act>
 struct KQ6_K_VNNI {
     template <int NR>
-    static void run(int64_t n, const void* wv, const void* const* av, float* out) {
+    __attribute__((always_inline)) static void run(int64_t n, const void* wv, const void* const* av, float* out) {
         const auto* x = static_cast<const BlockQ6_K*>(wv);
         const Act* y[NR];
         for (int r = 0; r < NR; ++r) y[r] = static_cast<const Act*>(av[r]);
@@ -839,6 +839,11 @@ template <class K>
 void tile_by_rows(int64_t n, const void* w, size_t ws, int nw, const void* acts, size_t as, int na,
                   float* out, size_t os) {
     const auto* wb = static_cast<const uint8_t*>(w);
+    if (na == 1) {  // decode: the row loop around the kernel itself (constants set up once, no calls)
+        const void* a[1] = {acts};
+        for (int r = 0; r < nw; ++r) K::template run<1>(n, wb + size_t(r) * ws, a, out + r);
+        return;
+    }
     for (int r = 0; r < nw; ++r) rows<K>(n, wb + size_t(r) * ws, acts, as, na, out + r, os);
 }
 
