@@ -51,53 +51,104 @@ void matmul_transposed(ThreadPool& pool, const Linear& w, const float* x, int64_
 
 }  // namespace
 
+namespace {
+
+// Activations converted once to the weight type's dot-product type (as ggml-cpu does; in the layout
+// the kernels read, see quant::quantize_acts), rows split over the threads. The buffer belongs to
+// the calling thread, only grows, and starts on a cache line.
+const uint8_t* convert_acts(ThreadPool& pool, DType wt, int64_t n_in, const float* x, int64_t T, uint64_t a_row) {
+    if (quant::vec_dot_type(wt) == DType::F32) return reinterpret_cast<const uint8_t*>(x);
+    thread_local std::vector<uint8_t> act;
+    const size_t need = size_t(a_row * uint64_t(T)) + 64;
+    if (act.size() < need) act.resize(need);
+    uint8_t* dst = act.data() + (64 - reinterpret_cast<uintptr_t>(act.data()) % 64) % 64;
+    auto quantize = [&](int i, int parts) {
+        const int64_t t0 = T * i / parts, t1 = T * (i + 1) / parts;
+        for (int64_t t = t0; t < t1; ++t) quant::quantize_acts(wt, x + t * n_in, dst + uint64_t(t) * a_row, n_in);
+    };
+    const int nt = pool.size();
+    const int qparts = int(std::min<int64_t>(nt, T));
+    if (qparts > 1 && T * n_in >= 16384)
+        pool.for_chunks(qparts, [&](int64_t i) { quantize(int(i), qparts); });
+    else
+        quantize(0, 1);
+    return dst;
+}
+
+// One weight's share of a dispatch: row chunks of about kChunksPerThread per thread, at least
+// kRowAlign rows, aligned.
+struct Part {
+    const Linear* w;
+    float* y;
+    uint64_t w_row;
+    int64_t rows, n_chunks;
+};
+
+Part part_of(const Linear& w, float* y, int nt) {
+    Part p{&w, y, w.row_stride ? w.row_stride : *dtype_row_bytes(w.type, uint64_t(w.n_in)), 0, 0};
+    int64_t rows = (w.n_out + nt * kChunksPerThread - 1) / (nt * kChunksPerThread);
+    p.rows = std::max<int64_t>(kRowAlign, (rows + kRowAlign - 1) / kRowAlign * kRowAlign);
+    p.n_chunks = (w.n_out + p.rows - 1) / p.rows;
+    return p;
+}
+
+// All parts' row chunks against all token blocks, block-major (both threads share one token block
+// in L2), each (row, token) result exactly quant::vec_dot's.
+void run_parts(ThreadPool& pool, const Part* parts, int n_parts, const uint8_t* a, uint64_t a_row, int64_t T) {
+    int64_t per_block = 0;
+    for (int i = 0; i < n_parts; ++i) per_block += parts[i].n_chunks;
+    const int64_t n_tok_blocks = (T + kTokenBlock - 1) / kTokenBlock;
+    pool.for_chunks(per_block * n_tok_blocks, [&](int64_t c) {
+        int64_t r = c % per_block;
+        int i = 0;
+        while (r >= parts[i].n_chunks) r -= parts[i++].n_chunks;
+        const Part& p = parts[i];
+        const Linear& w = *p.w;
+        const int64_t r0 = r * p.rows, r1 = std::min(w.n_out, r0 + p.rows);
+        const int64_t t0 = c / per_block * kTokenBlock, nb = std::min(kTokenBlock, T - t0);
+        quant::gemm_tile_acts(w.type, w.n_in, w.data + uint64_t(r0) * p.w_row, size_t(p.w_row), int(r1 - r0),
+                              a + uint64_t(t0) * a_row, size_t(a_row), int(nb), p.y + t0 * w.n_out + r0, size_t(w.n_out));
+    });
+}
+
+void add_bias(const Linear& w, int64_t T, float* y) {
+    if (!w.bias.empty())
+        for (int64_t t = 0; t < T; ++t)
+            for (int64_t o = 0; o < w.n_out; ++o) y[t * w.n_out + o] += w.bias[size_t(o)];
+}
+
+}  // namespace
+
 void matmul(ThreadPool& pool, const Linear& w, const float* x, int64_t T, float* y) {
     if (!w.present()) throw Error("internal: matmul with a missing weight");
     if (w.transposed) {
         matmul_transposed(pool, w, x, T, y);
     } else {
-        const DType vt = quant::vec_dot_type(w.type);
-        const int64_t n_out = w.n_out, n_in = w.n_in;
-        const uint64_t w_row = w.row_stride ? w.row_stride : *dtype_row_bytes(w.type, uint64_t(n_in));
-        const uint64_t a_row = quant::act_row_bytes(w.type, n_in);
-        const int nt = pool.size();
-        // Activations converted once to the weight's dot-product type (as ggml-cpu does; in the
-        // layout the kernels read, see quant::quantize_acts), the rows split over the threads. The
-        // buffer belongs to the calling thread, only grows, and starts on a cache line.
-        thread_local std::vector<uint8_t> act;
-        const uint8_t* a;
-        if (vt == DType::F32) {
-            a = reinterpret_cast<const uint8_t*>(x);
-        } else {
-            const size_t need = size_t(a_row * uint64_t(T)) + 64;
-            if (act.size() < need) act.resize(need);
-            uint8_t* dst = act.data() + (64 - reinterpret_cast<uintptr_t>(act.data()) % 64) % 64;
-            auto quantize = [&](int i, int parts) {
-                const int64_t t0 = T * i / parts, t1 = T * (i + 1) / parts;
-                for (int64_t t = t0; t < t1; ++t) quant::quantize_acts(w.type, x + t * n_in, dst + uint64_t(t) * a_row, n_in);
-            };
-            const int qparts = int(std::min<int64_t>(nt, T));
-            if (qparts > 1 && T * n_in >= 16384)
-                pool.for_chunks(qparts, [&](int64_t i) { quantize(int(i), qparts); });
-            else
-                quantize(0, 1);
-            a = dst;
-        }
-        // Row chunks: about kChunksPerThread per thread, at least kRowAlign rows, aligned.
-        int64_t rows = (n_out + nt * kChunksPerThread - 1) / (nt * kChunksPerThread);
-        rows = std::max<int64_t>(kRowAlign, (rows + kRowAlign - 1) / kRowAlign * kRowAlign);
-        const int64_t n_row_chunks = (n_out + rows - 1) / rows;
-        const int64_t n_tok_blocks = (T + kTokenBlock - 1) / kTokenBlock;
-        pool.for_chunks(n_row_chunks * n_tok_blocks, [&](int64_t c) {
-            const int64_t r0 = c % n_row_chunks * rows, r1 = std::min(n_out, r0 + rows);
-            const int64_t t0 = c / n_row_chunks * kTokenBlock, nb = std::min(kTokenBlock, T - t0);
-            quant::gemm_tile_acts(w.type, n_in, w.data + uint64_t(r0) * w_row, size_t(w_row), int(r1 - r0),
-                             a + uint64_t(t0) * a_row, size_t(a_row), int(nb), y + t0 * n_out + r0, size_t(n_out));
-        });
+        const uint64_t a_row = quant::act_row_bytes(w.type, w.n_in);
+        const uint8_t* a = convert_acts(pool, w.type, w.n_in, x, T, a_row);
+        const Part p = part_of(w, y, pool.size());
+        run_parts(pool, &p, 1, a, a_row, T);
     }
-    if (!w.bias.empty())
-        for (int64_t t = 0; t < T; ++t)
-            for (int64_t o = 0; o < w.n_out; ++o) y[t * w.n_out + o] += w.bias[size_t(o)];
+    add_bias(w, T, y);
+}
+
+void matmul_many(ThreadPool& pool, std::initializer_list<MatmulOut> outs, const float* x, int64_t T) {
+    constexpr int kMax = 4;
+    bool shared = outs.size() > 1 && outs.size() <= size_t(kMax);
+    const Linear& w0 = *outs.begin()->w;
+    for (const MatmulOut& o : outs)
+        shared = shared && o.w->present() && !o.w->transposed && o.w->n_in == w0.n_in && quant::same_acts(o.w->type, w0.type);
+    if (!shared) {
+        for (const MatmulOut& o : outs) matmul(pool, *o.w, x, T, o.y);
+        return;
+    }
+    const uint64_t a_row = quant::act_row_bytes(w0.type, w0.n_in);
+    const uint8_t* a = convert_acts(pool, w0.type, w0.n_in, x, T, a_row);
+    Part parts[kMax];
+    int n = 0;
+    for (const MatmulOut& o : outs) parts[n++] = part_of(*o.w, o.y, pool.size());
+    run_parts(pool, parts, n, a, a_row, T);
+    for (const MatmulOut& o : outs) add_bias(*o.w, T, o.y);
 }
 
 }  // namespace archlens::cpu

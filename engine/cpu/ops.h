@@ -2,6 +2,7 @@
 // are tested against; matmul dispatches to the weight type's dot product (engine/quant).
 #pragma once
 #include <cstdint>
+#include <initializer_list>
 
 #include "engine/core/thread_pool.h"
 #include "engine/model/spec.h"
@@ -11,6 +12,14 @@ namespace archlens::cpu {
 
 // y[T][n_out] = x[T][n_in] · Wᵀ (+ bias). x and y are dense rows.
 void matmul(ThreadPool& pool, const Linear& w, const float* x, int64_t T, float* y);
+// Several products of one input (q/k/v, gate/up): y_i = x · W_iᵀ, each exactly matmul's result,
+// with the activations converted once and all rows in one dispatch when the weights share their
+// activation format (else one matmul each).
+struct MatmulOut {
+    const Linear* w;
+    float* y;
+};
+void matmul_many(ThreadPool& pool, std::initializer_list<MatmulOut> outs, const float* x, int64_t T);
 // One row of an embedding-like table (any weight type) as f32.
 void read_row(const Linear& table, int64_t row, float* out);
 

@@ -308,9 +308,7 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
     } else {
         k.resize(size_t(T * kd));
         v.resize(size_t(T * vdd));
-        matmul(*pool_, lw.q, h, T, q.data());
-        matmul(*pool_, lw.k, h, T, k.data());
-        matmul(*pool_, lw.v, h, T, v.data());
+        cpu::matmul_many(*pool_, {{&lw.q, q.data()}, {&lw.k, k.data()}, {&lw.v, v.data()}}, h, T);
     }
     const float eps = s.norm_eps;
     const int64_t Tk = int64_t(k.size()) / std::max<int64_t>(kd, 1);  // 0 for a KV-sharing layer
@@ -543,10 +541,10 @@ void Session::ffn_dense(const Linear& gate, const Linear& up, const Linear& down
                         float* out, float sparsity_std_mult) {
     const int64_t F = up.n_out;
     std::vector<float> u(size_t(T * F));
-    matmul(*pool_, up, h, T, u.data());
+    if (!gate.present()) matmul(*pool_, up, h, T, u.data());
     if (gate.present()) {
         std::vector<float> g(size_t(T * F));
-        matmul(*pool_, gate, h, T, g.data());
+        cpu::matmul_many(*pool_, {{&gate, g.data()}, {&up, u.data()}}, h, T);
         if (sparsity_std_mult > 0) {
             // ref: HF Gemma3nTextMLP._gaussian_topk: keep what lies above mean + k·std (population std)
             for (int64_t t = 0; t < T; ++t) {

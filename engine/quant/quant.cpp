@@ -257,6 +257,15 @@ void gemm_tile(DType t, int64_t n, const void* w, size_t w_stride, int nw, const
 
 size_t act_row_bytes(DType t, int64_t n) { return act_row_bytes_isa(dispatch().isa, t, n); }
 
+bool same_acts(DType a, DType b) {
+    const KernelTable* table = dispatch().table;
+    const auto* pa = act_path_of(table, a);
+    const auto* pb = act_path_of(table, b);
+    if (pa || pb)
+        return pa && pb && pa->quantize == pb->quantize && pa->block_elems == pb->block_elems && pa->block_bytes == pb->block_bytes;
+    return vec_dot_type(a) == vec_dot_type(b);
+}
+
 void quantize_acts(DType t, const float* src, void* dst, int64_t n) {
     quantize_acts_isa(dispatch().isa, t, src, dst, n);
 }

@@ -52,6 +52,9 @@ void gemm_tile(DType t, int64_t n, const void* w, size_t w_stride, int nw, const
 // its vpdpbusd correction), and multiplies with gemm_tile_acts, which gives bit for bit gemm_tile's
 // results. Rows lie act_row_bytes apart from a 64-byte aligned start.
 size_t act_row_bytes(DType t, int64_t n);
+// True when quantize_acts writes the same bytes for weights of types a and b (one conversion can
+// then serve products with both).
+bool same_acts(DType a, DType b);
 void quantize_acts(DType t, const float* src, void* dst, int64_t n);
 void gemm_tile_acts(DType t, int64_t n, const void* w, size_t w_stride, int nw, const void* acts,
                     size_t act_stride, int na, float* out, size_t out_stride);

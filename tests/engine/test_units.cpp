@@ -9,6 +9,7 @@
 #include <QtTest>
 #include <cmath>
 #include <map>
+#include <random>
 
 #include "engine/core/error.h"
 #include "engine/cpu/ops.h"
@@ -17,6 +18,7 @@
 #include "engine/model/model.h"
 #include "engine/model/spec_parse.h"
 #include "engine/model/synth.h"
+#include "engine/quant/quant.h"
 #include "engine/sampler.h"
 #include "engine/session.h"
 #include "tests/common/fixtures.h"
@@ -69,6 +71,7 @@ private slots:
     void gemma3n_ple_rows_stream_from_the_map();
     void f16_kv_cache_decodes_like_its_batched_forward();
     void context_overflow_is_an_error();
+    void matmul_many_equals_separate_products();
 };
 
 void TestUnits::sampler_greedy_and_seeded() {
@@ -478,4 +481,45 @@ void TestUnits::f16_kv_cache_decodes_like_its_batched_forward() {
 }
 
 QTEST_APPLESS_MAIN(TestUnits)
+// q/k/v and gate/up share one activation conversion and one dispatch; every output equals its own
+// matmul bit for bit, whether the weights share their activation format (Q4_K with Q6_K on the
+// k-quant path) or not (Q8_0 with F32: one matmul each), with biases, decode and prefill sizes.
+void TestUnits::matmul_many_equals_separate_products() {
+    std::mt19937 rng(9);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    const int64_t n_in = 512;
+    auto make = [&](DType t, int64_t n_out, std::vector<uint8_t>& store) {
+        std::vector<float> row(static_cast<size_t>(n_in));
+        const uint64_t rb = *dtype_row_bytes(t, uint64_t(n_in));
+        store.assign(size_t(rb * uint64_t(n_out)), 0);
+        for (int64_t r = 0; r < n_out; ++r) {
+            for (auto& v : row) v = nd(rng);
+            quant::quantize_row_ref(t, row.data(), store.data() + uint64_t(r) * rb, n_in);
+        }
+        Linear l;
+        l.type = t;
+        l.n_in = n_in;
+        l.n_out = n_out;
+        l.data = store.data();
+        for (int64_t o = 0; o < n_out; ++o) l.bias.push_back(0.01f * float(o % 7));
+        return l;
+    };
+    ThreadPool pool(2);
+    const std::pair<DType, DType> mixes[] = {{DType::Q4_K, DType::Q6_K}, {DType::Q8_0, DType::F32}, {DType::BF16, DType::BF16}};
+    for (auto [ta, tb] : mixes)
+        for (int64_t T : {1, 70}) {
+            std::vector<uint8_t> sa, sb, sc;
+            const Linear a = make(ta, 96, sa), b = make(tb, 40, sb), c = make(ta, 300, sc);
+            std::vector<float> x(size_t(T * n_in));
+            for (auto& v : x) v = nd(rng);
+            std::vector<float> ya(size_t(T * 96)), yb(size_t(T * 40)), yc(size_t(T * 300));
+            std::vector<float> wa = ya, wb = yb, wc = yc;
+            cpu::matmul_many(pool, {{&a, ya.data()}, {&b, yb.data()}, {&c, yc.data()}}, x.data(), T);
+            cpu::matmul(pool, a, x.data(), T, wa.data());
+            cpu::matmul(pool, b, x.data(), T, wb.data());
+            cpu::matmul(pool, c, x.data(), T, wc.data());
+            QVERIFY2(ya == wa && yb == wb && yc == wc, qPrintable(QString("%1+%2 T=%3").arg(dtype_name(ta)).arg(dtype_name(tb)).arg(T)));
+        }
+}
+
 #include "test_units.moc"
