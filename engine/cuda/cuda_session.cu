@@ -403,7 +403,18 @@ struct CudaSession::Impl {
     // scratch, sized for the largest batch so far
     int64_t cap_T = 0;
     float *x = nullptr, *h = nullptr, *y = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *qkv = nullptr, *att = nullptr;
-    float *g = nullptr, *u = nullptr, *rows_scale = nullptr, *logits = nullptr;
+    float *g = nullptr, *u = nullptr, *rows_scale = nullptr;
+    float* logits = nullptr;  // rows of the vocabulary: one, or a whole batch when all are asked for
+    int64_t logits_rows = 0;
+
+    void ensure_logits(int64_t rows) {
+        if (rows <= logits_rows) return;
+        if (logits) cudaFree(logits);
+        logits = nullptr;
+        logits_rows = 0;
+        check(cudaMalloc(&logits, size_t(rows) * size_t(model.spec().vocab) * sizeof(float)), "cudaMalloc (logits)");
+        logits_rows = rows;
+    }
     void* conv = nullptr;  // activations converted to a weight's type
     ProbeConfig probe_cfg;
     ProbeData probes;
@@ -418,6 +429,7 @@ struct CudaSession::Impl {
     explicit Impl(const Model& m) : model(m) {}
 
     ~Impl() {
+        if (logits) cudaFree(logits);
         for (void* p : scratch) cudaFree(p);
         for (void* p : allocations) cudaFree(p);
         if (blas) cublasDestroy(blas);
@@ -521,7 +533,6 @@ struct CudaSession::Impl {
             moe_rows = static_cast<int*>(dev_alloc(size_t(T) * sizeof(int), scratch));
             moe_scale = f(T);
         }
-        logits = f(T * s.vocab);
         conv = dev_alloc(size_t(T * widest) * sizeof(float), scratch);
         cap_T = T;
     }
@@ -571,14 +582,14 @@ struct CudaSession::Impl {
         }
     }
 
-    // cos/sin of every position of the context for one RoPE variant, made on the host by the CPU
-    // backend's own code and uploaded once (a model has one or two variants: Gemma 3's local and
-    // global layers), so that no forward pass waits on a table upload.
     // GGUF rope_freqs (Llama 3 scaling), as Session::freq_factors
     const float* freq_factors(const AttentionSpec& a) const {
         const auto& f = model.weights().rope_freq_factors;
         return (!f.empty() && a.rope.scaling == RopeScaling::Llama3 && int64_t(f.size()) * 2 == a.rope.n_rot) ? f.data() : nullptr;
     }
+    // cos/sin of every position of the context for one RoPE variant, made on the host by the CPU
+    // backend's own code and uploaded once (a model has one or two variants: Gemma 3's local and
+    // global layers), so that no forward pass waits on a table upload.
     struct RopeTable {
         RopeSpec spec;
         const float* ff;
@@ -969,6 +980,7 @@ std::vector<float> CudaSession::forward(std::span<const int> tokens, bool all_lo
         if (id < 0 || id >= s.vocab)
             throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(s.vocab - 1) + ")");
     m.ensure_scratch(T);
+    m.ensure_logits(all_logits ? T : 1);
 
     // Embeddings on the host (any stored type, as the CPU backend reads them), then uploaded.
     std::vector<float> x(size_t(T * D)), pe;
