@@ -77,6 +77,7 @@ struct ModelInfo {
     bool templateRecognized = true;
     qint64 contextSize = 0;
     QString backend = QStringLiteral("CPU");
+    QString backendNote;  // why the GPU is not used for this model (the status bar's tooltip)
     int threads = 1;
     MemoryEstimate memory;
     double loadMs = 0;

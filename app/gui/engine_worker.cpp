@@ -23,12 +23,36 @@
 #include "engine/model/spec_summary.h"
 #include "engine/sampler.h"
 #include "engine/session.h"
+#ifdef ARCHLENS_HAVE_CUDA
+#include "engine/cuda/cuda_ops.h"
+#include "engine/cuda/cuda_session.h"
+#endif
 #include "engine/tokenizer/chat_template.h"
 #include "engine/tokenizer/tokenizer.h"
 
 using namespace archlens;
 
 namespace {
+
+// What the status bar says of the GPU: the app runs every model on the CPU (its live views read the
+// CPU session's caches and probes); the CLI's --backend cuda is where the CUDA backend runs.
+QString gpuNote(const archlens::Model& m) {
+#ifdef ARCHLENS_HAVE_CUDA
+    static const auto dev = archlens::cuda::probe_device();
+    if (!dev.available) return QObject::tr("CPU backend · GPU: %1").arg(QString::fromStdString(dev.reason));
+    const std::string why = archlens::cuda::unsupported_reason(m);
+    if (!why.empty())
+        return QObject::tr("CPU backend · %1 present, but this model cannot run there: %2")
+            .arg(QString::fromStdString(dev.name), QString::fromStdString(why));
+    return QObject::tr("CPU backend · %1 (%2 MiB free) can run this model: archlens-cli --backend cuda; "
+                       "the app's live views run on the CPU")
+        .arg(QString::fromStdString(dev.name))
+        .arg(qulonglong(dev.free_bytes >> 20));
+#else
+    (void)m;
+    return QObject::tr("CPU backend · this build has no CUDA backend (nvcc was not found)");
+#endif
+}
 
 constexpr int kChatTopK = 8;            // alternatives shown in the chat's token tooltips
 constexpr int64_t kPrefillChunk = 256;  // stop is polled between chunks of a long prompt
@@ -251,6 +275,7 @@ void EngineWorker::loadModel(const LoadRequest& req) {
         info->threads = threads;
         info->memory = est;
         info->loadMs = msSince(timer);
+        info->backendNote = gpuNote(*next->model);
         fillSlices(*info, *next->model);
         if (!info->slice.isEmpty()) info->name += QStringLiteral(" [%1]").arg(info->slice);
         for (const TensorInfo& t : next->model->tensors()) {

@@ -323,6 +323,7 @@ void MainWindow::buildActions() {
 
 void MainWindow::buildStatusBar() {
     statusModel_ = new QLabel(this);
+    statusModel_->setObjectName(QStringLiteral("statusModel"));
     statusMemory_ = new QLabel(this);
     statusMemory_->setToolTip(
         tr("Weights as mapped from the file, the KV cache as allocated by the engine (measured), "
@@ -433,6 +434,7 @@ void MainWindow::updateStatus() {
             .arg(m->backend)
             .arg(m->threads == 1 ? tr("1 thread") : tr("%1 threads").arg(m->threads))
             .arg(m->loadMs, 0, 'f', 0));
+    statusModel_->setToolTip(m->backendNote);
     const quint64 kv = engine_->kvBytes();
     statusMemory_->setText(tr("memory: weights %1 + KV %2%5 + buffers ~%3 = %4")
                                .arg(formatBytes(m->weightBytes), formatBytes(kv),

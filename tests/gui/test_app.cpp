@@ -116,6 +116,11 @@ class TestApp : public QObject {
         QVERIFY(w.findChild<QLabel*>(QStringLiteral("demoBanner"))
                     ->text()
                     .contains(QStringLiteral("random weights")));
+        // The status bar names the backend, and its tooltip says why the GPU is or is not used.
+        const QLabel* status = w.findChild<QLabel*>(QStringLiteral("statusModel"));
+        QVERIFY(status && status->text().contains(QStringLiteral("CPU")));
+        QVERIFY2(status->toolTip().startsWith(QStringLiteral("CPU backend · ")), qPrintable(status->toolTip()));
+        QCOMPARE(m->backendNote, status->toolTip());
         // Every panel and reserved slot is a named dock (saveState keys them by name).
         for (auto p :
              {MainWindow::Panel::Library, MainWindow::Panel::Chat, MainWindow::Panel::Conversations,
