@@ -304,7 +304,7 @@ int cmd_attention(const std::vector<std::string>& argv) {
     int H = spec.layers[size_t(layer)].attn.n_heads;
     int head = int(a.get_int("head", -1));
     if (a.has("head") && (head < 0 || head >= H)) throw Error("--head must be between 0 and " + std::to_string(H - 1));
-    Session s(*m, session_opts(a, int64_t(ids.size())));
+    Runner s(a, *m, session_opts(a, int64_t(ids.size())));
     s.probe_config().attention = true;
     s.probe_config().attn_layers = {layer};
     if (head >= 0) s.probe_config().attn_heads = {head};
@@ -326,7 +326,7 @@ int cmd_routing(const std::vector<std::string>& argv) {
     auto m = load_model(a);
     if (!m->spec().has_moe()) throw Error(a.positional()[0] + ": the model has no MoE layers");
     auto ids = tokens_arg(a);
-    Session s(*m, session_opts(a, int64_t(ids.size())));
+    Runner s(a, *m, session_opts(a, int64_t(ids.size())));
     s.probe_config().routing = true;
     s.forward(ids, false);
     json layers = json::array();
@@ -359,8 +359,8 @@ int cmd_routing(const std::vector<std::string>& argv) {
 Register r_info({"info", "info MODEL [--slice NAME] [--slicing-config FILE.csv] [--json]", cmd_info});
 Register r_logits({"logits", "logits MODEL --tokens 1,2,3 --out FILE [--backend cpu|cuda|auto]", cmd_logits});
 Register r_generate({"generate", "generate MODEL (--tokens 1,2,3 | --prompt TEXT) -n 16 [--temp T --seed S --top-k K --top-p P --min-p P --repeat-penalty R] [--ids] [--backend cpu|cuda|auto]", cmd_generate});
-Register r_attention({"attention", "attention MODEL --tokens 1,2,3 --layer L [--head H] --out FILE", cmd_attention});
-Register r_routing({"routing", "routing MODEL --tokens 1,2,3 --json", cmd_routing});
+Register r_attention({"attention", "attention MODEL --tokens 1,2,3 --layer L [--head H] --out FILE [--backend cpu|cuda|auto]", cmd_attention});
+Register r_routing({"routing", "routing MODEL --tokens 1,2,3 --json [--backend cpu|cuda|auto]", cmd_routing});
 
 }  // namespace
 }  // namespace archlens::cli
