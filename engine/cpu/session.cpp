@@ -384,9 +384,11 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
     }
     // Head h's rows at positions lo..p: the batch's from the head-major copy, older ones from the
     // head-major cache (f32 or f16: the same code over either element type).
-    auto gather = [&](auto& out, const auto* batch, const auto* cache, int64_t per, int64_t lo, int64_t p, int64_t h) {
+    // `from` is how many leading entries `out` already holds for this head and lo (consecutive
+    // queries of a head share all but their last key).
+    auto gather = [&](auto& out, const auto* batch, const auto* cache, int64_t per, int64_t lo, int64_t p, int64_t h, int64_t from) {
         out.resize(size_t(p - lo + 1));
-        for (int64_t j = lo; j <= p; ++j)
+        for (int64_t j = lo + from; j <= p; ++j)
             out[size_t(j - lo)] = j >= pos0 ? batch + (h * Tb + (j - pos0)) * per : cache + kv.at(kv.slot(j), h, per);
     };
     std::vector<float> att(size_t(T * H * vd));
@@ -424,16 +426,19 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
             }
             cpu::weighted_sum(sc.data(), n, int(group), values.data(), int(n), vd, os.data());
         };
+        int64_t prev_kvh = -1, prev_lo = -1, prev_n = 0;
         for (int64_t i = i0; i < i1; ++i) {
             const int64_t kvh = i / T, t = i % T, p = pos0 + t;
             const int64_t lo = key_begin(a, p), n = p - lo + 1;
+            const int64_t from = (kvh == prev_kvh && lo == prev_lo && n > prev_n) ? prev_n : 0;
+            prev_kvh = kvh, prev_lo = lo, prev_n = n;
             if (f16) {
-                gather(kp16, bkh16.data(), kv.k16.data(), hd, lo, p, kvh);
-                gather(vp16, bvh16.data(), kv.v16.data(), vd, lo, p, kvh);
+                gather(kp16, bkh16.data(), kv.k16.data(), hd, lo, p, kvh, from);
+                gather(vp16, bvh16.data(), kv.v16.data(), vd, lo, p, kvh, from);
                 attend(t, kvh, n, kp16, vp16);
             } else {
-                gather(kp, bkh.data(), kv.k.data(), hd, lo, p, kvh);
-                gather(vp, bvh.data(), kv.v.data(), vd, lo, p, kvh);
+                gather(kp, bkh.data(), kv.k.data(), hd, lo, p, kvh, from);
+                gather(vp, bvh.data(), kv.v.data(), vd, lo, p, kvh, from);
                 attend(t, kvh, n, kp, vp);
             }
         }
