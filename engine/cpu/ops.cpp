@@ -216,17 +216,45 @@ __attribute__((target("avx512f,avx512dq,fma"))) void dot_keys_avx512(const float
     }
 }
 
+// Four queries (two tokens of a two-head group) against keys four at a time, each key row loaded
+// once for all four: the same per-(query, key) FMA sequence as dot_keys_avx512 and the same
+// reduction (reduce8, its last four inputs repeats), so the same bits.
+template <class KT>
+__attribute__((target("avx512f,avx512dq,fma"))) void dot_keys4_avx512(const float* const* q, const KT* const* k, int nk,
+                                                                      int64_t n, float* out, int64_t ldo) {
+    for (int j0 = 0; j0 < nk; j0 += 4) {
+        const int m = std::min(4, nk - j0);
+        const KT* kp[4];
+        for (int j = 0; j < 4; ++j) kp[j] = k[j0 + std::min(j, m - 1)];
+        __m512 acc[4][4];
+        for (int a = 0; a < 4; ++a)
+            for (int j = 0; j < 4; ++j) acc[a][j] = _mm512_setzero_ps();
+        for (int64_t i = 0; i < n; i += 16) {
+            __m512 qv[4];
+            for (int a = 0; a < 4; ++a) qv[a] = _mm512_loadu_ps(q[a] + i);
+            for (int j = 0; j < 4; ++j) {
+                const __m512 kv = load16(kp[j] + i);
+                for (int a = 0; a < 4; ++a) acc[a][j] = _mm512_fmadd_ps(qv[a], kv, acc[a][j]);
+            }
+        }
+        for (int a = 0; a < 4; ++a) {
+            const __m512 v8[8] = {acc[a][0], acc[a][1], acc[a][2], acc[a][3], acc[a][0], acc[a][1], acc[a][2], acc[a][3]};
+            reduce8(v8, out + a * ldo + j0, m);
+        }
+    }
+}
+
 // o[qi][0..n) = Σ_j p[qi * ldp + j] · v[j][0..n), keys in order (the FMA sequence of repeated
 // axpy_f32 into a zeroed o), NQ outputs sharing each value load, in slabs of 128 floats held in
 // registers (n % 16 == 0).
 template <int NQ, class VT>
 __attribute__((target("avx512f,avx512dq,fma"))) void weighted_sum_avx512(const float* p, int64_t ldp, const VT* const* v,
-                                                                         int nk, int64_t n, float* const* o) {
+                                                                         int nk, int64_t n, float* const* o, bool accumulate) {
     for (int64_t c0 = 0; c0 < n; c0 += 128) {
         const int nc = int(std::min<int64_t>(128, n - c0) / 16);
         __m512 acc[NQ][8];
         for (int a = 0; a < NQ; ++a)
-            for (int c = 0; c < 8; ++c) acc[a][c] = _mm512_setzero_ps();
+            for (int c = 0; c < 8; ++c) acc[a][c] = accumulate && c < nc ? _mm512_loadu_ps(o[a] + c0 + 16 * c) : _mm512_setzero_ps();
         if (nc == 8) {
             for (int j = 0; j < nk; ++j) {
                 const VT* vj = v[j] + c0;
@@ -247,6 +275,30 @@ __attribute__((target("avx512f,avx512dq,fma"))) void weighted_sum_avx512(const f
             }
         }
         for (int a = 0; a < NQ; ++a)
+            for (int c = 0; c < nc; ++c) _mm512_storeu_ps(o[a] + c0 + 16 * c, acc[a][c]);
+    }
+}
+
+// Four queries sharing each value load, in slabs of 64 floats (16 accumulators): the same
+// per-element FMA chain as weighted_sum_avx512.
+template <class VT>
+__attribute__((target("avx512f,avx512dq,fma"))) void weighted_sum4_avx512(const float* p, int64_t ldp, const VT* const* v,
+                                                                          int nk, int64_t n, float* const* o, bool accumulate) {
+    for (int64_t c0 = 0; c0 < n; c0 += 64) {
+        const int nc = int(std::min<int64_t>(64, n - c0) / 16);
+        __m512 acc[4][4];
+        for (int a = 0; a < 4; ++a)
+            for (int c = 0; c < 4; ++c) acc[a][c] = accumulate && c < nc ? _mm512_loadu_ps(o[a] + c0 + 16 * c) : _mm512_setzero_ps();
+        for (int j = 0; j < nk; ++j) {
+            const VT* vj = v[j] + c0;
+            __m512 pa[4];
+            for (int a = 0; a < 4; ++a) pa[a] = _mm512_set1_ps(p[a * ldp + j]);
+            for (int c = 0; c < nc; ++c) {
+                const __m512 x = load16(vj + 16 * c);
+                for (int a = 0; a < 4; ++a) acc[a][c] = _mm512_fmadd_ps(pa[a], x, acc[a][c]);
+            }
+        }
+        for (int a = 0; a < 4; ++a)
             for (int c = 0; c < nc; ++c) _mm512_storeu_ps(o[a] + c0 + 16 * c, acc[a][c]);
     }
 }
@@ -328,6 +380,7 @@ void dot_keys_any(const float* const* q, int nq, const KT* const* k, int nk, int
 #if defined(__x86_64__)
     if (have_avx512() && n % 16 == 0) {
         int a = 0;
+        for (; a + 4 <= nq; a += 4) dot_keys4_avx512(q + a, k, nk, n, out + a * ldo, ldo);
         for (; a + 2 <= nq; a += 2) dot_keys_avx512<2>(q + a, k, nk, n, out + a * ldo, ldo);
         if (a < nq) dot_keys_avx512<1>(q + a, k, nk, n, out + a * ldo, ldo);
         return;
@@ -341,17 +394,20 @@ void dot_keys_any(const float* const* q, int nq, const KT* const* k, int nk, int
 }
 
 template <class VT>
-void weighted_sum_any(const float* p, int64_t ldp, int nq, const VT* const* v, int nk, int64_t n, float* const* o) {
+void weighted_sum_any(const float* p, int64_t ldp, int nq, const VT* const* v, int nk, int64_t n, float* const* o,
+                      bool accumulate) {
 #if defined(__x86_64__)
     if (have_avx512() && n % 16 == 0) {
         int a = 0;
-        for (; a + 2 <= nq; a += 2) weighted_sum_avx512<2>(p + a * ldp, ldp, v, nk, n, o + a);
-        if (a < nq) weighted_sum_avx512<1>(p + a * ldp, ldp, v, nk, n, o + a);
+        for (; a + 4 <= nq; a += 4) weighted_sum4_avx512(p + a * ldp, ldp, v, nk, n, o + a, accumulate);
+        for (; a + 2 <= nq; a += 2) weighted_sum_avx512<2>(p + a * ldp, ldp, v, nk, n, o + a, accumulate);
+        if (a < nq) weighted_sum_avx512<1>(p + a * ldp, ldp, v, nk, n, o + a, accumulate);
         return;
     }
 #endif
     std::vector<float> buf;
-    for (int a = 0; a < nq; ++a) std::fill(o[a], o[a] + n, 0.f);
+    if (!accumulate)
+        for (int a = 0; a < nq; ++a) std::fill(o[a], o[a] + n, 0.f);
     for (int j = 0; j < nk; ++j) {
         const float* vj = widen(v[j], n, buf);
         for (int a = 0; a < nq; ++a) axpy_f32(p[a * ldp + j], vj, o[a], n);
@@ -366,11 +422,13 @@ void dot_keys(const float* const* q, int nq, const float* const* k, int nk, int6
 void dot_keys(const float* const* q, int nq, const uint16_t* const* k, int nk, int64_t n, float* out, int64_t ldo) {
     dot_keys_any(q, nq, k, nk, n, out, ldo);
 }
-void weighted_sum(const float* p, int64_t ldp, int nq, const float* const* v, int nk, int64_t n, float* const* o) {
-    weighted_sum_any(p, ldp, nq, v, nk, n, o);
+void weighted_sum(const float* p, int64_t ldp, int nq, const float* const* v, int nk, int64_t n, float* const* o,
+                  bool accumulate) {
+    weighted_sum_any(p, ldp, nq, v, nk, n, o, accumulate);
 }
-void weighted_sum(const float* p, int64_t ldp, int nq, const uint16_t* const* v, int nk, int64_t n, float* const* o) {
-    weighted_sum_any(p, ldp, nq, v, nk, n, o);
+void weighted_sum(const float* p, int64_t ldp, int nq, const uint16_t* const* v, int nk, int64_t n, float* const* o,
+                  bool accumulate) {
+    weighted_sum_any(p, ldp, nq, v, nk, n, o, accumulate);
 }
 
 #if defined(__x86_64__)

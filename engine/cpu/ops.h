@@ -47,8 +47,11 @@ void dot_keys(const float* const* q, int nq, const float* const* k, int nk, int6
 void dot_keys(const float* const* q, int nq, const uint16_t* const* k, int nk, int64_t n, float* out, int64_t ldo);
 // o[a][0..n) = Σ_j p[a * ldp + j] · v[j][0..n) for a < nq: bit for bit what zeroing o[a] and
 // calling axpy_f32 for j = 0, 1, … gives, with o held in registers. Values as f32 or f16.
-void weighted_sum(const float* p, int64_t ldp, int nq, const float* const* v, int nk, int64_t n, float* const* o);
-void weighted_sum(const float* p, int64_t ldp, int nq, const uint16_t* const* v, int nk, int64_t n, float* const* o);
+// accumulate: o[a] is not zeroed but continued (the same chain as one call over more keys).
+void weighted_sum(const float* p, int64_t ldp, int nq, const float* const* v, int nk, int64_t n, float* const* o,
+                  bool accumulate = false);
+void weighted_sum(const float* p, int64_t ldp, int nq, const uint16_t* const* v, int nk, int64_t n, float* const* o,
+                  bool accumulate = false);
 void softmax(float* x, int64_t n);
 // out[i] = x[i] as f16 (round to nearest even, as f32_to_fp16), and x[i] replaced by that value.
 void to_f16(float* x, int64_t n, uint16_t* out);

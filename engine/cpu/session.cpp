@@ -395,53 +395,71 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
     const int64_t group = H / KV;
     const bool capture = probe_cfg_.attention;
     std::vector<std::vector<float>> captured(capture ? size_t(T * H) : 0);
-    // One item per (KV head, query token), head by head: consecutive items read the same head's
-    // keys and values, which stay in L2 (token-major order streamed every head's from L3 for every
-    // token). The group's query heads share every key and value load, keys are scored eight at a
-    // time and the outputs stay in registers (cpu::dot_keys and cpu::weighted_sum give exactly the
-    // per-key dot_f32 / axpy_f32 results).
-    pool_->parallel_for(T * KV, [&](int64_t i0, int64_t i1, int) {
+    // One item per (KV head, pair of query tokens), head by head: consecutive items read the same
+    // head's keys and values, which stay in L2 while they fit (token-major order streamed every
+    // head's from L3 for every token), and both tokens' query heads share every key and value load
+    // (a long prompt's head outgrows L2: then each load from L3 serves twice the queries). Keys are
+    // scored several at a time and the outputs stay in registers; cpu::dot_keys and
+    // cpu::weighted_sum give exactly the per-key dot_f32 / axpy_f32 results, and the second token's
+    // last key continues its sums, so every row equals the one-token-at-a-time computation.
+    const int64_t TP = (T + 1) / 2;
+    pool_->parallel_for(TP * KV, [&](int64_t i0, int64_t i1, int) {
         std::vector<float> sc;
         std::vector<const float*> kp, vp;
         std::vector<const uint16_t*> kp16, vp16;
-        std::vector<const float*> qs(static_cast<size_t>(group));
-        std::vector<float*> os(static_cast<size_t>(group));
-        auto attend = [&](int64_t t, int64_t kvh, int64_t n, const auto& keys, const auto& values) {
-            for (int64_t g = 0; g < group; ++g) {
-                qs[size_t(g)] = q.data() + t * qd + (kvh * group + g) * hd;
-                os[size_t(g)] = att.data() + t * H * vd + (kvh * group + g) * vd;
+        std::vector<const float*> qs(static_cast<size_t>(2 * group));
+        std::vector<float*> os(static_cast<size_t>(2 * group));
+        // Scores of row r (query head kvh·group + r % group of token t0 + r / group) over nr keys.
+        auto finish_row = [&](float* sg, int64_t nr, int64_t t, int64_t hh) {
+            for (int64_t j = 0; j < nr; ++j) {
+                float d = sg[j] * a.scale;
+                if (a.softcap > 0) d = a.softcap * std::tanh(d / a.softcap);
+                sg[j] = d;
             }
-            sc.resize(size_t(group * n));
-            cpu::dot_keys(qs.data(), int(group), keys.data(), int(n), hd, sc.data(), n);
-            for (int64_t g = 0; g < group; ++g) {
-                float* sg = sc.data() + g * n;
-                for (int64_t j = 0; j < n; ++j) {
-                    float d = sg[j] * a.scale;
-                    if (a.softcap > 0) d = a.softcap * std::tanh(d / a.softcap);
-                    sg[j] = d;
-                }
-                cpu::softmax_fast(sg, n);
-                const int64_t hh = kvh * group + g;
-                if (capture && probe_cfg_.wants_attention(il, int(hh))) captured[size_t(t * H + hh)].assign(sg, sg + n);
-            }
-            cpu::weighted_sum(sc.data(), n, int(group), values.data(), int(n), vd, os.data());
+            cpu::softmax_fast(sg, nr);
+            if (capture && probe_cfg_.wants_attention(il, int(hh))) captured[size_t(t * H + hh)].assign(sg, sg + nr);
         };
-        int64_t prev_kvh = -1, prev_lo = -1, prev_n = 0;
-        for (int64_t i = i0; i < i1; ++i) {
-            const int64_t kvh = i / T, t = i % T, p = pos0 + t;
-            const int64_t lo = key_begin(a, p), n = p - lo + 1;
-            const int64_t from = (kvh == prev_kvh && lo == prev_lo && n > prev_n) ? prev_n : 0;
-            prev_kvh = kvh, prev_lo = lo, prev_n = n;
-            if (f16) {
-                gather(kp16, bkh16.data(), kv.k16.data(), hd, lo, p, kvh, from);
-                gather(vp16, bvh16.data(), kv.v16.data(), vd, lo, p, kvh, from);
-                attend(t, kvh, n, kp16, vp16);
-            } else {
-                gather(kp, bkh.data(), kv.k.data(), hd, lo, p, kvh, from);
-                gather(vp, bvh.data(), kv.v.data(), vd, lo, p, kvh, from);
-                attend(t, kvh, n, kp, vp);
+        // nt tokens from t0 (1, or 2 sharing their first key), n = the last token's keys.
+        auto attend = [&](int64_t t0, int64_t nt, int64_t kvh, int64_t n, const auto& keys, const auto& values) {
+            const int64_t nq = nt * group;
+            for (int64_t r = 0; r < nq; ++r) {
+                const int64_t t = t0 + r / group, hh = kvh * group + r % group;
+                qs[size_t(r)] = q.data() + t * qd + hh * hd;
+                os[size_t(r)] = att.data() + t * H * vd + hh * vd;
             }
-        }
+            sc.resize(size_t(nq * n));
+            cpu::dot_keys(qs.data(), int(nq), keys.data(), int(n), hd, sc.data(), n);
+            for (int64_t r = 0; r < nq; ++r)
+                finish_row(sc.data() + r * n, n - (nt - 1 - r / group), t0 + r / group, kvh * group + r % group);
+            cpu::weighted_sum(sc.data(), n, int(nq), values.data(), int(n - nt + 1), vd, os.data());
+            if (nt == 2)  // the second token's own last key
+                cpu::weighted_sum(sc.data() + group * n + n - 1, n, int(group), values.data() + n - 1, 1, vd, os.data() + group, true);
+        };
+        auto run = [&](auto& kps, auto& vps, const auto* bk_h, const auto* bv_h, const auto* kc, const auto* vc) {
+            int64_t prev_kvh = -1, prev_lo = -1, prev_n = 0;
+            auto keys_for = [&](int64_t kvh, int64_t lo, int64_t p) {
+                const int64_t n = p - lo + 1;
+                const int64_t from = (kvh == prev_kvh && lo == prev_lo && n > prev_n) ? prev_n : 0;
+                prev_kvh = kvh, prev_lo = lo, prev_n = n;
+                gather(kps, bk_h, kc, hd, lo, p, kvh, from);
+                gather(vps, bv_h, vc, vd, lo, p, kvh, from);
+                return n;
+            };
+            for (int64_t i = i0; i < i1; ++i) {
+                const int64_t kvh = i / TP, t0 = i % TP * 2, p0 = pos0 + t0;
+                const int64_t lo0 = key_begin(a, p0);
+                if (t0 + 1 < T && key_begin(a, p0 + 1) == lo0) {
+                    attend(t0, 2, kvh, keys_for(kvh, lo0, p0 + 1), kps, vps);
+                } else {
+                    attend(t0, 1, kvh, keys_for(kvh, lo0, p0), kps, vps);
+                    if (t0 + 1 < T) attend(t0 + 1, 1, kvh, keys_for(kvh, key_begin(a, p0 + 1), p0 + 1), kps, vps);
+                }
+            }
+        };
+        if (f16)
+            run(kp16, vp16, bkh16.data(), bvh16.data(), kv.k16.data(), kv.v16.data());
+        else
+            run(kp, vp, bkh.data(), bvh.data(), kv.k.data(), kv.v.data());
     });
     if (capture) push_attention_rows(il, a, pos0, T, H, captured);
     // Store the batch (for rings only the last `cap` positions survive).

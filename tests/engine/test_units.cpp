@@ -72,6 +72,7 @@ private slots:
     void f16_kv_cache_decodes_like_its_batched_forward();
     void context_overflow_is_an_error();
     void matmul_many_equals_separate_products();
+    void attention_dots_and_sums_are_exact();
 };
 
 void TestUnits::sampler_greedy_and_seeded() {
@@ -520,6 +521,54 @@ void TestUnits::matmul_many_equals_separate_products() {
             cpu::matmul(pool, c, x.data(), T, wc.data());
             QVERIFY2(ya == wa && yb == wb && yc == wc, qPrintable(QString("%1+%2 T=%3").arg(dtype_name(ta)).arg(dtype_name(tb)).arg(T)));
         }
+}
+
+// The attention kernels give exactly the scalar-path results whatever the number of queries sharing
+// a key (1, 2, 4 and mixes) or keys per block: dot_keys = dot_f32, weighted_sum = zeroing and
+// axpy_f32 key by key, and a weighted_sum continued with `accumulate` = one call over all keys.
+void TestUnits::attention_dots_and_sums_are_exact() {
+    std::mt19937 rng(12);
+    std::normal_distribution<float> nd(0.f, 1.f);
+    for (int64_t n : {64, 128, 256})
+        for (int nq : {1, 2, 3, 4, 5, 8})
+            for (int nk : {1, 3, 4, 7, 8, 13}) {
+                const auto rows = [](int count, int64_t len) { return std::vector<std::vector<float>>(static_cast<size_t>(count), std::vector<float>(static_cast<size_t>(len))); };
+                std::vector<std::vector<float>> q = rows(nq, n), k = rows(nk, n);
+                std::vector<std::vector<uint16_t>> k16(static_cast<size_t>(nk), std::vector<uint16_t>(static_cast<size_t>(n)));
+                for (auto& r : q)
+                    for (auto& v : r) v = nd(rng);
+                for (int j = 0; j < nk; ++j) {
+                    for (auto& v : k[size_t(j)]) v = nd(rng);
+                    cpu::to_f16(k[size_t(j)].data(), n, k16[size_t(j)].data());  // k now holds the f16 values
+                }
+                std::vector<const float*> qp, kp;
+                std::vector<const uint16_t*> kp16;
+                for (auto& r : q) qp.push_back(r.data());
+                for (int j = 0; j < nk; ++j) kp.push_back(k[size_t(j)].data()), kp16.push_back(k16[size_t(j)].data());
+                std::vector<float> s(size_t(nq * nk)), s16(size_t(nq * nk));
+                cpu::dot_keys(qp.data(), nq, kp.data(), nk, n, s.data(), nk);
+                cpu::dot_keys(qp.data(), nq, kp16.data(), nk, n, s16.data(), nk);
+                for (int a = 0; a < nq; ++a)
+                    for (int j = 0; j < nk; ++j) {
+                        const float want = cpu::dot_f32(q[size_t(a)].data(), k[size_t(j)].data(), n);
+                        QCOMPARE(s[size_t(a * nk + j)], want);
+                        QCOMPARE(s16[size_t(a * nk + j)], want);
+                    }
+                // weighted sums over the same keys as values, probabilities s
+                std::vector<std::vector<float>> o = rows(nq, n), o2 = o, want = o;
+                std::vector<float*> op, op2;
+                for (auto& r : o) op.push_back(r.data());
+                for (auto& r : o2) op2.push_back(r.data());
+                cpu::weighted_sum(s.data(), nk, nq, kp.data(), nk, n, op.data());
+                const int split = nk / 2;  // the first keys, then the rest continued
+                cpu::weighted_sum(s.data(), nk, nq, kp.data(), split, n, op2.data());
+                cpu::weighted_sum(s.data() + split, nk, nq, kp.data() + split, nk - split, n, op2.data(), true);
+                for (int a = 0; a < nq; ++a) {
+                    for (int j = 0; j < nk; ++j) cpu::axpy_f32(s[size_t(a * nk + j)], k[size_t(j)].data(), want[size_t(a)].data(), n);
+                    QVERIFY(o[size_t(a)] == want[size_t(a)]);
+                    QVERIFY(o2[size_t(a)] == want[size_t(a)]);
+                }
+            }
 }
 
 #include "test_units.moc"
