@@ -7,6 +7,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <initializer_list>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -174,6 +175,14 @@ __global__ void act_mul_kernel(float* u, const float* g, int act, int64_t n) {  
     if (i < n) u[i] *= act_fn(act, g[i]);
 }
 
+// u[t][c] = act(gu[t][c]) · gu[t][F + c]: the fused [gate ; up] product's two halves.
+__global__ void act_mul_split_kernel(const float* gu, int64_t T, int F, int act, float* u) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= T * F) return;
+    const int64_t t = i / F, c = i % F;
+    u[i] = act_fn(act, gu[t * 2 * F + c]) * gu[t * 2 * F + F + c];
+}
+
 __global__ void act_kernel(float* u, int act, int64_t n) {
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) u[i] = act_fn(act, u[i]);
@@ -330,12 +339,15 @@ struct DevLinear {
     bool present() const { return w != nullptr; }
 };
 
+// A feed-forward block's weights: gate_up holds [gate ; up] as one matrix where the two can share
+// a product (then gate and up are not uploaded on their own).
 struct DevExpert {
-    DevLinear gate, up, down;
+    DevLinear gate, up, down, gate_up;
 };
 
 struct DevLayer {
-    DevLinear q, k, v, qkv, o, gate, up, down;
+    DevLinear q, k, v, qkv, o;  // qkv: GPT-2's, or q|k|v fused at upload
+    DevExpert ffn;              // the dense feed-forward block
     DevLinear q_a, q_b, kv_a;  // MLA
     const float *q_a_norm = nullptr, *kv_a_norm = nullptr;
     std::vector<DevLinear> k_absorb, v_expand;
@@ -477,6 +489,62 @@ struct CudaSession::Impl {
         return d;
     }
 
+    // Several weights of one input (q|k|v, gate|up) as one matrix, rows in order, so that one
+    // product (one launch, one activation conversion) computes them all; not present when they
+    // cannot share one (missing, transposed, or differing type or width).
+    DevLinear upload_concat(std::initializer_list<const Linear*> parts) {
+        DevLinear d;
+        const Linear& f = **parts.begin();
+        int64_t rows = 0;
+        bool bias = false;
+        for (const Linear* l : parts) {
+            if (!l->present() || l->transposed || l->type != f.type || l->n_in != f.n_in) return d;
+            rows += l->n_out;
+            bias = bias || !l->bias.empty();
+        }
+        const size_t rb = size_t(*dtype_row_bytes(f.type, uint64_t(f.n_in)));
+        auto* dst = static_cast<uint8_t*>(dev_alloc(rb * size_t(rows), allocations));
+        size_t off = 0;
+        for (const Linear* l : parts) {
+            check(cudaMemcpy(dst + off, l->data, rb * size_t(l->n_out), cudaMemcpyHostToDevice), "cudaMemcpy (weights)");
+            off += rb * size_t(l->n_out);
+        }
+        weight_bytes += off;
+        d.w = dst;
+        d.n_out = int(rows);
+        d.n_in = int(f.n_in);
+        d.ld = f.n_in;
+        if (float_type(f.type)) {
+            d.type = f.type == DType::BF16 ? CUDA_R_16BF : f.type == DType::F16 ? CUDA_R_16F : CUDA_R_32F;
+        } else {
+            d.quantized = true;
+            d.qtype = f.type;
+            d.type = CUDA_R_32F;
+            d.row_bytes = rb;
+            slab = std::max(slab, std::min<int64_t>(rows, std::max<int64_t>(1, kDequantSlab / f.n_in)) * f.n_in);
+        }
+        if (bias) {
+            std::vector<float> b;
+            for (const Linear* l : parts) {
+                if (l->bias.empty()) b.insert(b.end(), size_t(l->n_out), 0.f);
+                else b.insert(b.end(), l->bias.begin(), l->bias.end());
+            }
+            d.bias = upload_vec(b);
+        }
+        return d;
+    }
+
+    DevExpert upload_ffn(const Linear& gate, const Linear& up, const Linear& down) {
+        DevExpert e;
+        if (gate.present()) e.gate_up = upload_concat({&gate, &up});
+        if (!e.gate_up.present()) {
+            e.gate = upload_linear(gate);
+            e.up = upload_linear(up);
+        }
+        e.down = upload_linear(down);
+        return e;
+    }
+
     void ensure_scratch(int64_t T) {
         if (T <= cap_T) return;
         for (void* p : scratch) cudaFree(p);
@@ -512,7 +580,7 @@ struct CudaSession::Impl {
         v = f(T * vdd);
         qkv = f(T * (qd + kd + vdd));
         att = f(T * attd);
-        g = f(T * ffn);
+        g = f(T * 2 * ffn);  // a fused [gate ; up] product
         u = f(T * ffn);
         rows_scale = f(T);
         int64_t hmax = 1;
@@ -792,9 +860,17 @@ struct CudaSession::Impl {
         }
     }
 
-    void dense_ffn(const DevLinear& gate, const DevLinear& up, const DevLinear& down, Activation a, const float* hin, int64_t T,
-                   float* out) {
+    void dense_ffn(const DevExpert& e, Activation a, const float* hin, int64_t T, float* out) {
         const int act = a == Activation::SiLU ? 0 : a == Activation::GELU ? 1 : 2;
+        if (e.gate_up.present()) {
+            const int F = e.gate_up.n_out / 2;
+            linear(e.gate_up, hin, T, g);
+            act_mul_split_kernel<<<blocks_for(T * F, 256), 256>>>(g, T, F, act, u);
+            check_launch("act_mul_split_kernel");
+            linear(e.down, u, T, out);
+            return;
+        }
+        const DevLinear &gate = e.gate, &up = e.up, &down = e.down;
         const int64_t n = T * up.n_out;
         linear(up, hin, T, u);
         if (gate.present()) {
@@ -811,7 +887,7 @@ struct CudaSession::Impl {
         const FfnSpec& f = model.spec().layers[size_t(il)].ffn;
         const DevLayer& L = layers[size_t(il)];
         if (f.moe) return moe(il, hin, T, out);
-        dense_ffn(L.gate, L.up, L.down, f.act, hin, T, out);
+        dense_ffn(L.ffn, f.act, hin, T, out);
     }
 
     // Session::ffn_moe on the device: the router's logits come back to the host, which routes each
@@ -864,13 +940,13 @@ struct CudaSession::Impl {
             gather_rows_kernel<<<blocks_for(n * D, 256), 256>>>(hin, moe_rows, f.weight_on_input ? moe_scale : nullptr, n, int(D), moe_in);
             check_launch("gather_rows_kernel");
             const DevExpert& ex = L.experts[size_t(e)];
-            dense_ffn(ex.gate, ex.up, ex.down, f.act, moe_in, n, moe_out);
+            dense_ffn(ex, f.act, moe_in, n, moe_out);
             scatter_add_rows_kernel<<<blocks_for(n * D, 256), 256>>>(moe_out, moe_rows, f.weight_on_input ? nullptr : moe_scale, n,
                                                                     int(D), out);
             check_launch("scatter_add_rows_kernel");
         }
         if (f.n_shared > 0) {
-            dense_ffn(L.shared.gate, L.shared.up, L.shared.down, f.act, hin, T, moe_out);
+            dense_ffn(L.shared, f.act, hin, T, moe_out);
             add(out, moe_out, T * D);
         }
     }
@@ -910,17 +986,17 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx) : impl_(std::make_un
         const LayerWeights& lw = w.layers[size_t(il)];
         const AttentionSpec& a = s.layers[size_t(il)].attn;
         DevLayer& L = m.layers[size_t(il)];
-        L.q = m.upload_linear(lw.q);
-        L.k = m.upload_linear(lw.k);
-        L.v = m.upload_linear(lw.v);
-        L.qkv = m.upload_linear(lw.qkv);
+        L.qkv = lw.qkv.present() ? m.upload_linear(lw.qkv) : m.upload_concat({&lw.q, &lw.k, &lw.v});
+        if (!L.qkv.present()) {
+            L.q = m.upload_linear(lw.q);
+            L.k = m.upload_linear(lw.k);
+            L.v = m.upload_linear(lw.v);
+        }
         L.o = m.upload_linear(lw.o);
-        L.gate = m.upload_linear(lw.gate);
-        L.up = m.upload_linear(lw.up);
-        L.down = m.upload_linear(lw.down);
+        L.ffn = m.upload_ffn(lw.gate, lw.up, lw.down);
         L.router = m.upload_linear(lw.router);
-        for (const Expert& e : lw.experts) L.experts.push_back({m.upload_linear(e.gate), m.upload_linear(e.up), m.upload_linear(e.down)});
-        L.shared = {m.upload_linear(lw.shared.gate), m.upload_linear(lw.shared.up), m.upload_linear(lw.shared.down)};
+        for (const Expert& e : lw.experts) L.experts.push_back(m.upload_ffn(e.gate, e.up, e.down));
+        L.shared = m.upload_ffn(lw.shared.gate, lw.shared.up, lw.shared.down);
         L.attn_norm = m.upload_vec(lw.attn_norm);
         L.attn_norm_b = m.upload_vec(lw.attn_norm_b);
         L.post_attn_norm = m.upload_vec(lw.post_attn_norm);
