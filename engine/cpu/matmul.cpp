@@ -1,16 +1,18 @@
 // Matrix products: y = x·Wᵀ for every weight type, reading weights in place from the memory map.
 // Activations are first converted to the weight type's dot-product type (as ggml-cpu does), so
-// quantized products match llama.cpp's integer arithmetic.
+// quantized products match llama.cpp's integer arithmetic — once per call, in the layout the
+// selected kernels read (quant::quantize_acts), and once for several weights of one input
+// (matmul_many: q/k/v, gate/up, one dispatch for all their rows).
 //
 // Work split (ref: ggml-cpu ggml_compute_forward_mul_mat, which also quantizes src1 once and
 // hands out row chunks from an atomic counter):
 //   - the weight rows are cut into chunks (~8 per thread) that the threads take dynamically, so
 //     each weight byte is streamed from memory once per call, by one thread, and a thread that
 //     the (shared) machine deschedules does not hold up the others;
-//   - decode (T = 1): a chunk runs through quant::gemm_tile with one activation row: several
+//   - decode (T = 1): a chunk runs through quant::gemm_tile_acts with one activation row: several
 //     weight rows per pass share each activation load and keep independent FMA chains busy;
 //   - prefill: tokens in blocks of kTokenBlock (their activations stay in L2; chunks are ordered
-//     block-major so both threads share one block), and within a block gemm_tile's micro-tiles
+//     block-major so both threads share one block), and within a block the kernels' micro-tiles
 //     of weight rows × activation rows.
 // Each (row, token) result is exactly quant::vec_dot's, whatever the tiling or thread count.
 #include <algorithm>
