@@ -375,14 +375,22 @@ const float* widen(const uint16_t* x, int64_t n, std::vector<float>& buf) {
     return buf.data();
 }
 
+constexpr int kKeyBlock = 32;  // keys (16 KiB of f32 rows at head_dim 128) shared by query groups in L1
+
 template <class KT>
 void dot_keys_any(const float* const* q, int nq, const KT* const* k, int nk, int64_t n, float* out, int64_t ldo) {
 #if defined(__x86_64__)
     if (have_avx512() && n % 16 == 0) {
-        int a = 0;
-        for (; a + 4 <= nq; a += 4) dot_keys4_avx512(q + a, k, nk, n, out + a * ldo, ldo);
-        for (; a + 2 <= nq; a += 2) dot_keys_avx512<2>(q + a, k, nk, n, out + a * ldo, ldo);
-        if (a < nq) dot_keys_avx512<1>(q + a, k, nk, n, out + a * ldo, ldo);
+        // More than four queries: keys in blocks of kKeyBlock, every query group over a block
+        // before the next, so that each key row comes from memory once and from L1 after that.
+        const int kb = nq > 4 ? kKeyBlock : nk;
+        for (int j0 = 0; j0 < nk; j0 += kb) {
+            const int m = std::min(kb, nk - j0);
+            int a = 0;
+            for (; a + 4 <= nq; a += 4) dot_keys4_avx512(q + a, k + j0, m, n, out + a * ldo + j0, ldo);
+            for (; a + 2 <= nq; a += 2) dot_keys_avx512<2>(q + a, k + j0, m, n, out + a * ldo + j0, ldo);
+            if (a < nq) dot_keys_avx512<1>(q + a, k + j0, m, n, out + a * ldo + j0, ldo);
+        }
         return;
     }
 #endif
@@ -398,10 +406,17 @@ void weighted_sum_any(const float* p, int64_t ldp, int nq, const VT* const* v, i
                       bool accumulate) {
 #if defined(__x86_64__)
     if (have_avx512() && n % 16 == 0) {
-        int a = 0;
-        for (; a + 4 <= nq; a += 4) weighted_sum4_avx512(p + a * ldp, ldp, v, nk, n, o + a, accumulate);
-        for (; a + 2 <= nq; a += 2) weighted_sum_avx512<2>(p + a * ldp, ldp, v, nk, n, o + a, accumulate);
-        if (a < nq) weighted_sum_avx512<1>(p + a * ldp, ldp, v, nk, n, o + a, accumulate);
+        // As dot_keys: more than four queries take the values a block at a time, each query group
+        // continuing its sums from block to block (the same chain as one pass).
+        const int kb = nq > 4 ? kKeyBlock : std::max(nk, 1);
+        for (int j0 = 0; j0 < nk || (nk == 0 && j0 == 0); j0 += kb) {
+            const int m = std::min(kb, nk - j0);
+            const bool acc = accumulate || j0 > 0;
+            int a = 0;
+            for (; a + 4 <= nq; a += 4) weighted_sum4_avx512(p + a * ldp + j0, ldp, v + j0, m, n, o + a, acc);
+            for (; a + 2 <= nq; a += 2) weighted_sum_avx512<2>(p + a * ldp + j0, ldp, v + j0, m, n, o + a, acc);
+            if (a < nq) weighted_sum_avx512<1>(p + a * ldp + j0, ldp, v + j0, m, n, o + a, acc);
+        }
         return;
     }
 #endif

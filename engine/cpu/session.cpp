@@ -395,20 +395,22 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
     const int64_t group = H / KV;
     const bool capture = probe_cfg_.attention;
     std::vector<std::vector<float>> captured(capture ? size_t(T * H) : 0);
-    // One item per (KV head, pair of query tokens), head by head: consecutive items read the same
-    // head's keys and values, which stay in L2 while they fit (token-major order streamed every
-    // head's from L3 for every token), and both tokens' query heads share every key and value load
-    // (a long prompt's head outgrows L2: then each load from L3 serves twice the queries). Keys are
-    // scored several at a time and the outputs stay in registers; cpu::dot_keys and
-    // cpu::weighted_sum give exactly the per-key dot_f32 / axpy_f32 results, and the second token's
-    // last key continues its sums, so every row equals the one-token-at-a-time computation.
-    const int64_t TP = (T + 1) / 2;
+    // One item per (KV head, block of kTokens query tokens), head by head: consecutive items read
+    // the same head's keys and values, which stay in L2 while they fit (token-major order streamed
+    // every head's from L3 for every token), and all the block's query heads share every key and
+    // value load (a long prompt's head outgrows L2: then each load from L3 serves kTokens times
+    // the queries). Keys are scored several at a time and the outputs stay in registers;
+    // cpu::dot_keys and cpu::weighted_sum give exactly the per-key dot_f32 / axpy_f32 results,
+    // and each later token's extra keys continue its sums, so every row equals the
+    // one-token-at-a-time computation.
+    constexpr int64_t kTokens = 4;
+    const int64_t TP = (T + kTokens - 1) / kTokens;
     pool_->parallel_for(TP * KV, [&](int64_t i0, int64_t i1, int) {
         std::vector<float> sc;
         std::vector<const float*> kp, vp;
         std::vector<const uint16_t*> kp16, vp16;
-        std::vector<const float*> qs(static_cast<size_t>(2 * group));
-        std::vector<float*> os(static_cast<size_t>(2 * group));
+        std::vector<const float*> qs(static_cast<size_t>(kTokens * group));
+        std::vector<float*> os(static_cast<size_t>(kTokens * group));
         // Scores of row r (query head kvh·group + r % group of token t0 + r / group) over nr keys.
         auto finish_row = [&](float* sg, int64_t nr, int64_t t, int64_t hh) {
             for (int64_t j = 0; j < nr; ++j) {
@@ -419,7 +421,8 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
             cpu::softmax_fast(sg, nr);
             if (capture && probe_cfg_.wants_attention(il, int(hh))) captured[size_t(t * H + hh)].assign(sg, sg + nr);
         };
-        // nt tokens from t0 (1, or 2 sharing their first key), n = the last token's keys.
+        // nt consecutive tokens from t0 sharing their first key, n = the last token's keys (token
+        // tt of the block has n - (nt - 1 - tt)).
         auto attend = [&](int64_t t0, int64_t nt, int64_t kvh, int64_t n, const auto& keys, const auto& values) {
             const int64_t nq = nt * group;
             for (int64_t r = 0; r < nq; ++r) {
@@ -431,9 +434,11 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
             cpu::dot_keys(qs.data(), int(nq), keys.data(), int(n), hd, sc.data(), n);
             for (int64_t r = 0; r < nq; ++r)
                 finish_row(sc.data() + r * n, n - (nt - 1 - r / group), t0 + r / group, kvh * group + r % group);
-            cpu::weighted_sum(sc.data(), n, int(nq), values.data(), int(n - nt + 1), vd, os.data());
-            if (nt == 2)  // the second token's own last key
-                cpu::weighted_sum(sc.data() + group * n + n - 1, n, int(group), values.data() + n - 1, 1, vd, os.data() + group, true);
+            const int64_t common = n - nt + 1;  // keys every token of the block sees
+            cpu::weighted_sum(sc.data(), n, int(nq), values.data(), int(common), vd, os.data());
+            for (int64_t tt = 1; tt < nt; ++tt)  // then each later token's own last keys
+                cpu::weighted_sum(sc.data() + tt * group * n + common, n, int(group), values.data() + common, int(tt), vd,
+                                  os.data() + tt * group, true);
         };
         auto run = [&](auto& kps, auto& vps, const auto* bk_h, const auto* bv_h, const auto* kc, const auto* vc) {
             int64_t prev_kvh = -1, prev_lo = -1, prev_n = 0;
@@ -446,13 +451,15 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
                 return n;
             };
             for (int64_t i = i0; i < i1; ++i) {
-                const int64_t kvh = i / TP, t0 = i % TP * 2, p0 = pos0 + t0;
-                const int64_t lo0 = key_begin(a, p0);
-                if (t0 + 1 < T && key_begin(a, p0 + 1) == lo0) {
-                    attend(t0, 2, kvh, keys_for(kvh, lo0, p0 + 1), kps, vps);
+                const int64_t kvh = i / TP, t0 = i % TP * kTokens, p0 = pos0 + t0;
+                const int64_t nt = std::min(kTokens, T - t0), lo0 = key_begin(a, p0);
+                bool shared = true;  // one first key for the whole block (else: token by token)
+                for (int64_t tt = 1; tt < nt; ++tt) shared = shared && key_begin(a, p0 + tt) == lo0;
+                if (shared) {
+                    attend(t0, nt, kvh, keys_for(kvh, lo0, p0 + nt - 1), kps, vps);
                 } else {
-                    attend(t0, 1, kvh, keys_for(kvh, lo0, p0), kps, vps);
-                    if (t0 + 1 < T) attend(t0 + 1, 1, kvh, keys_for(kvh, key_begin(a, p0 + 1), p0 + 1), kps, vps);
+                    for (int64_t tt = 0; tt < nt; ++tt)
+                        attend(t0 + tt, 1, kvh, keys_for(kvh, key_begin(a, p0 + tt), p0 + tt), kps, vps);
                 }
             }
         };

@@ -531,7 +531,7 @@ void TestUnits::attention_dots_and_sums_are_exact() {
     std::normal_distribution<float> nd(0.f, 1.f);
     for (int64_t n : {64, 128, 256})
         for (int nq : {1, 2, 3, 4, 5, 8})
-            for (int nk : {1, 3, 4, 7, 8, 13}) {
+            for (int nk : {1, 3, 4, 7, 8, 13, 40, 70}) {
                 const auto rows = [](int count, int64_t len) { return std::vector<std::vector<float>>(static_cast<size_t>(count), std::vector<float>(static_cast<size_t>(len))); };
                 std::vector<std::vector<float>> q = rows(nq, n), k = rows(nk, n);
                 std::vector<std::vector<uint16_t>> k16(static_cast<size_t>(nk), std::vector<uint16_t>(static_cast<size_t>(n)));
