@@ -8,6 +8,10 @@
 #include <QProcess>
 #include <QString>
 #include <QtTest>
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <span>
 #include <vector>
 
 namespace testutil {
@@ -50,6 +54,24 @@ inline CliResult run_cli(const QStringList& args, int timeout_ms = 300000) {
     p.waitForFinished(timeout_ms);
     return {p.exitStatus() == QProcess::NormalExit ? p.exitCode() : -1, p.readAllStandardOutput(),
             p.readAllStandardError()};
+}
+
+// Logits [T][V] against a reference: the largest absolute difference, and at how many positions the
+// argmax agrees (`agree` may accept more, e.g. a near-tie in the reference; default: same argmax).
+struct LogitsDiff {
+    double max_diff = 0;
+    int argmax_agree = 0;
+};
+inline LogitsDiff compare_logits(const std::vector<float>& got, const std::vector<float>& want, int T, int V,
+                                 const std::function<bool(std::span<const float> got, std::span<const float> want)>& agree = {}) {
+    auto top = [](std::span<const float> v) { return int(std::max_element(v.begin(), v.end()) - v.begin()); };
+    LogitsDiff d;
+    for (int t = 0; t < T; ++t) {
+        std::span<const float> g(got.data() + size_t(t) * size_t(V), size_t(V)), e(want.data() + size_t(t) * size_t(V), size_t(V));
+        for (int i = 0; i < V; ++i) d.max_diff = std::max(d.max_diff, double(std::fabs(g[size_t(i)] - e[size_t(i)])));
+        d.argmax_agree += agree ? agree(g, e) : top(g) == top(e);
+    }
+    return d;
 }
 
 }  // namespace testutil

@@ -31,7 +31,6 @@ QString model_path(const QString& dir, const QString& format) {
     return format == "gguf" ? dir + "/model.gguf" : dir;
 }
 
-int argmax(std::span<const float> v) { return int(std::max_element(v.begin(), v.end()) - v.begin()); }
 
 double nmse(const std::vector<float>& a, const std::vector<float>& b) {
     double num = 0, den = 0;
@@ -220,14 +219,8 @@ private slots:
         cuda::CudaSession s(*model, int64_t(ids.size()) + 8);
         auto got = s.forward(ids, true);
         QCOMPARE(got.size(), expected.size());
-        double max_diff = 0;
-        int argmax_ok = 0;
         const int T = int(ids.size());
-        for (int t = 0; t < T; ++t) {
-            std::span<const float> g(got.data() + size_t(t) * V, size_t(V)), e(expected.data() + size_t(t) * V, size_t(V));
-            for (int i = 0; i < V; ++i) max_diff = std::max(max_diff, double(std::fabs(g[size_t(i)] - e[size_t(i)])));
-            argmax_ok += argmax(g) == argmax(e);
-        }
+        const auto [max_diff, argmax_ok] = testutil::compare_logits(got, expected, T, V);
         qInfo("CUDA %s %s: max abs logit diff %.3g, argmax %d/%d", qPrintable(dir.section('/', -1)), qPrintable(format), max_diff,
               argmax_ok, T);
         QVERIFY2(max_diff <= tol, qPrintable(QString("max diff %1 > %2").arg(max_diff).arg(tol)));
@@ -253,14 +246,8 @@ private slots:
         cuda::CudaSession s(*model, int64_t(ids.size()));
         auto got = s.forward(ids, true);
         QCOMPARE(got.size(), expected.size());
-        double max_diff = 0;
-        int agree = 0;
         const int T = int(ids.size());
-        for (int t = 0; t < T; ++t) {
-            std::span<const float> g(got.data() + size_t(t) * V, size_t(V)), e(expected.data() + size_t(t) * V, size_t(V));
-            for (int i = 0; i < V; ++i) max_diff = std::max(max_diff, double(std::fabs(g[size_t(i)] - e[size_t(i)])));
-            agree += argmax(g) == argmax(e);
-        }
+        const auto [max_diff, agree] = testutil::compare_logits(got, expected, T, V);
         qInfo("CUDA llama %s: max abs logit diff %.3g, argmax %d/%d", qPrintable(variant), max_diff, agree, T);
         QVERIFY2(max_diff <= 0.15, qPrintable(QString::number(max_diff)));
         QVERIFY(agree * 10 >= T * 9);

@@ -87,15 +87,10 @@ void TestFixtures::logits() {
     Session s(*model);
     auto got = s.forward(ids, true);
     QCOMPARE(got.size(), expected.size());
-    double max_diff = 0;
-    int argmax_ok = 0;
     const int T = int(ids.size());
-    for (int t = 0; t < T; ++t) {
-        std::span<const float> g(got.data() + size_t(t) * V, size_t(V)), e(expected.data() + size_t(t) * V, size_t(V));
-        for (int i = 0; i < V; ++i) max_diff = std::max(max_diff, double(std::fabs(g[size_t(i)] - e[size_t(i)])));
-        const bool same = argmax(g) == argmax(e);
-        argmax_ok += same || (tol > 0.01 && near_tie(e, argmax(g)));
-    }
+    const auto [max_diff, argmax_ok] = testutil::compare_logits(got, expected, T, V, [&](std::span<const float> g, std::span<const float> e) {
+        return argmax(g) == argmax(e) || (tol > 0.01 && near_tie(e, argmax(g)));
+    });
     qInfo("%s %s: max abs logit diff %.3g, argmax %d/%d", qPrintable(dir.section('/', -1)), qPrintable(format), max_diff, argmax_ok, T);
     QVERIFY2(max_diff <= tol, qPrintable(QString("max diff %1 > %2").arg(max_diff).arg(tol)));
     QCOMPARE(argmax_ok, T);
