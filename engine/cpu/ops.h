@@ -7,6 +7,7 @@
 #include "engine/core/thread_pool.h"
 #include "engine/model/spec.h"
 #include "engine/model/weights.h"
+#include "engine/probes.h"
 
 namespace archlens::cpu {
 
@@ -64,5 +65,11 @@ void softmax_fast(float* x, int64_t n);
 // the bias, groups and Llama 4's raw-logit order decide who wins, not the weights) and their final
 // weights (normalised, routed scale). Both backends route through this.
 void moe_route(const FfnSpec& f, const float* logits, const float* selection_bias, float* probs, int* sel, float* wts);
+
+// moe_route for T tokens (logits [T][n_experts], sel/wts [T][top_k]) of MoE layer `layer` at
+// positions pos0.., counting each selection in probes.expert_load and recording a RoutingRecord
+// per token when cfg.routing. Both backends route through this.
+void moe_route_tokens(const FfnSpec& f, const float* logits, const float* selection_bias, int64_t T, int layer, int n_layers,
+                      int64_t pos0, const ProbeConfig& cfg, ProbeData& probes, int* sel, float* wts);
 
 }  // namespace archlens::cpu

@@ -608,21 +608,8 @@ void Session::ffn_moe(int il, const float* h, int64_t T, float* out) {
 
     std::vector<int> sel(size_t(T * K));
     std::vector<float> wts(size_t(T * K));
-    std::vector<float> probs(static_cast<size_t>(E));
-    for (int64_t t = 0; t < T; ++t) {
-        cpu::moe_route(f, logits.data() + t * E, lw.selection_bias.data(), probs.data(), sel.data() + t * K, wts.data() + t * K);
-        auto& load = probes_.expert_load[size_t(il)];
-        for (int64_t k = 0; k < K; ++k) load[size_t(sel[size_t(t * K + k)])]++;
-        if (probe_cfg_.routing) {
-            RoutingRecord r;
-            r.layer = il;
-            r.pos = pos_ + t;
-            r.experts.assign(sel.begin() + t * K, sel.begin() + (t + 1) * K);
-            r.weights.assign(wts.begin() + t * K, wts.begin() + (t + 1) * K);
-            r.router_probs = probs;
-            probes_.routing.push_back(std::move(r));
-        }
-    }
+    cpu::moe_route_tokens(f, logits.data(), lw.selection_bias.data(), T, il, s.n_layers, pos_, probe_cfg_, probes_, sel.data(),
+                          wts.data());
 
     std::fill(out, out + T * D, 0.f);
     // Tokens grouped by expert: each expert runs once on exactly the tokens routed to it.

@@ -904,23 +904,9 @@ struct CudaSession::Impl {
         std::vector<float> logits(size_t(T * E));
         check(cudaMemcpy(logits.data(), router_logits, logits.size() * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy (router)");
         std::vector<int> sel(size_t(T * K));
-        std::vector<float> wts(size_t(T * K)), p(static_cast<size_t>(E));
-        if (probes.expert_load.size() < size_t(s.n_layers)) probes.expert_load.resize(size_t(s.n_layers));
-        auto& load = probes.expert_load[size_t(il)];
-        load.resize(size_t(E), 0);
-        for (int64_t t = 0; t < T; ++t) {
-            cpu::moe_route(f, logits.data() + t * E, lw.selection_bias.data(), p.data(), sel.data() + t * K, wts.data() + t * K);
-            for (int64_t k = 0; k < K; ++k) load[size_t(sel[size_t(t * K + k)])]++;
-            if (probe_cfg.routing) {
-                RoutingRecord r;
-                r.layer = il;
-                r.pos = pos + t;
-                r.experts.assign(sel.begin() + t * K, sel.begin() + (t + 1) * K);
-                r.weights.assign(wts.begin() + t * K, wts.begin() + (t + 1) * K);
-                r.router_probs = p;
-                probes.routing.push_back(std::move(r));
-            }
-        }
+        std::vector<float> wts(size_t(T * K));
+        cpu::moe_route_tokens(f, logits.data(), lw.selection_bias.data(), T, il, s.n_layers, pos, probe_cfg, probes, sel.data(),
+                              wts.data());
         check(cudaMemset(out, 0, size_t(T * D) * sizeof(float)), "cudaMemset (moe out)");
         std::vector<std::vector<std::pair<int, float>>> by_expert(static_cast<size_t>(E));
         for (int64_t t = 0; t < T; ++t)

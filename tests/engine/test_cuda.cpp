@@ -31,7 +31,6 @@ QString model_path(const QString& dir, const QString& format) {
     return format == "gguf" ? dir + "/model.gguf" : dir;
 }
 
-
 double nmse(const std::vector<float>& a, const std::vector<float>& b) {
     double num = 0, den = 0;
     for (size_t i = 0; i < a.size(); ++i) {
