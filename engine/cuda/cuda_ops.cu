@@ -5,19 +5,12 @@
 #include <vector>
 
 #include "engine/core/error.h"
+#include "engine/cuda/check.cuh"
 #include "engine/cuda/cuda_ops.h"
 
 namespace archlens::cuda {
 
 namespace {
-
-void check(cudaError_t e, const char* call) {
-    if (e != cudaSuccess) throw Error(std::string("CUDA: ") + call + " failed: " + cudaGetErrorString(e));
-}
-
-void check(cublasStatus_t s, const char* call) {
-    if (s != CUBLAS_STATUS_SUCCESS) throw Error(std::string("cuBLAS: ") + call + " failed with status " + std::to_string(int(s)));
-}
 
 // Device buffer owned for the duration of one call.
 struct Buf {

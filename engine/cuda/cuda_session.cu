@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/core/error.h"
+#include "engine/cuda/check.cuh"
 #include "engine/cpu/ops.h"
 #include "engine/cuda/cuda_session.h"
 #include "engine/cuda/dequant.cuh"
@@ -20,14 +21,6 @@
 namespace archlens::cuda {
 
 namespace {
-
-void check(cudaError_t e, const char* call) {
-    if (e != cudaSuccess) throw Error(std::string("CUDA: ") + call + " failed: " + cudaGetErrorString(e));
-}
-
-void check(cublasStatus_t s, const char* call) {
-    if (s != CUBLAS_STATUS_SUCCESS) throw Error(std::string("cuBLAS: ") + call + " failed with status " + std::to_string(int(s)));
-}
 
 void check_launch(const char* kernel) { check(cudaGetLastError(), kernel); }
 
@@ -361,6 +354,7 @@ struct DevLayer {
 };
 
 bool float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+cudaDataType cuda_type(DType t) { return t == DType::BF16 ? CUDA_R_16BF : t == DType::F16 ? CUDA_R_16F : CUDA_R_32F; }
 
 }  // namespace
 
@@ -465,26 +459,18 @@ struct CudaSession::Impl {
         return v.empty() ? nullptr : static_cast<const float*>(upload(v.data(), v.size() * sizeof(float)));
     }
 
+    // One weight as stored: plain rows through upload_concat (a single part), a transposed float
+    // table [n_in][ld] as it is (cuBLAS reads it without a transpose).
     DevLinear upload_linear(const Linear& l) {
+        if (!l.present()) return {};
+        if (!l.transposed) return upload_concat({&l});
         DevLinear d;
-        if (!l.present()) return d;
         d.n_out = int(l.n_out);
         d.n_in = int(l.n_in);
-        d.transposed = l.transposed;
-        d.ld = l.transposed ? l.ld : l.n_in;
-        if (!float_type(l.type)) {  // the raw blocks; products go through dequant_rows_kernel
-            d.quantized = true;
-            d.qtype = l.type;
-            d.type = CUDA_R_32F;
-            d.row_bytes = size_t(*dtype_row_bytes(l.type, uint64_t(l.n_in)));
-            d.w = upload(l.data, d.row_bytes * size_t(l.n_out));
-            slab = std::max(slab, std::min<int64_t>(int64_t(l.n_out), std::max<int64_t>(1, kDequantSlab / l.n_in)) * l.n_in);
-        } else {
-            d.type = l.type == DType::BF16 ? CUDA_R_16BF : l.type == DType::F16 ? CUDA_R_16F : CUDA_R_32F;
-            const size_t es = size_t(dtype_info(l.type).type_size);
-            const size_t bytes = l.transposed ? size_t(l.n_in) * size_t(l.ld) * es : size_t(l.n_out) * size_t(l.n_in) * es;
-            d.w = upload(l.data, bytes);
-        }
+        d.transposed = true;
+        d.ld = l.ld;
+        d.type = cuda_type(l.type);
+        d.w = upload(l.data, size_t(l.n_in) * size_t(l.ld) * size_t(dtype_info(l.type).type_size));
         d.bias = upload_vec(l.bias);
         return d;
     }
@@ -515,7 +501,7 @@ struct CudaSession::Impl {
         d.n_in = int(f.n_in);
         d.ld = f.n_in;
         if (float_type(f.type)) {
-            d.type = f.type == DType::BF16 ? CUDA_R_16BF : f.type == DType::F16 ? CUDA_R_16F : CUDA_R_32F;
+            d.type = cuda_type(f.type);
         } else {
             d.quantized = true;
             d.qtype = f.type;
@@ -621,12 +607,18 @@ struct CudaSession::Impl {
                                    CUBLAS_GEMM_DEFAULT),
                       "cublasGemmEx (dequantized slab)");
             }
-            if (w.bias) {
-                add_bias_kernel<<<blocks_for(T * w.n_out, 256), 256>>>(yout, w.bias, T, w.n_out);
-                check_launch("add_bias_kernel");
-            }
-            return;
+        } else {
+            gemm_float(w, xin, T, yout);
         }
+        if (w.bias) {
+            add_bias_kernel<<<blocks_for(T * w.n_out, 256), 256>>>(yout, w.bias, T, w.n_out);
+            check_launch("add_bias_kernel");
+        }
+    }
+
+    // y = x · Wᵀ for F32/F16/BF16 weights: the activations converted to the weight's type first.
+    void gemm_float(const DevLinear& w, const float* xin, int64_t T, float* yout) {
+        const float one = 1.f, zero = 0.f;
         const void* b = xin;
         const int64_t n = T * w.n_in;
         if (w.type == CUDA_R_16BF) {
@@ -644,10 +636,6 @@ struct CudaSession::Impl {
                            w.type, int(w.ld), b, w.type, w.n_in, &zero, yout, CUDA_R_32F, w.n_out, CUBLAS_COMPUTE_32F,
                            CUBLAS_GEMM_DEFAULT),
               "cublasGemmEx");
-        if (w.bias) {
-            add_bias_kernel<<<blocks_for(T * w.n_out, 256), 256>>>(yout, w.bias, T, w.n_out);
-            check_launch("add_bias_kernel");
-        }
     }
 
     // GGUF rope_freqs (Llama 3 scaling), as Session::freq_factors
