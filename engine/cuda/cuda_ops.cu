@@ -1,6 +1,5 @@
-#include <cublas_v2.h>
-#include <cuda_runtime.h>
 
+#include "engine/cuda/cuda_api.h"
 #include <string>
 #include <vector>
 
@@ -8,7 +7,7 @@
 #include "engine/cuda/check.cuh"
 #include "engine/cuda/cuda_ops.h"
 
-namespace archlens::cuda {
+namespace archlens::ARCHLENS_CUDA_NS {
 
 namespace {
 
@@ -51,7 +50,7 @@ __global__ void softmax_kernel(float* x, int n) {
     __syncthreads();
     if (threadIdx.x == 0) {
         float mm = red[0];
-        for (int i = 1; i < (blockDim.x + 31) / 32; ++i) mm = fmaxf(mm, red[i]);
+        for (int i = 1; i < int(blockDim.x + 31) / 32; ++i) mm = fmaxf(mm, red[i]);
         red[0] = mm;
     }
     __syncthreads();
@@ -67,7 +66,7 @@ __global__ void softmax_kernel(float* x, int n) {
     __syncthreads();
     if (threadIdx.x == 0) {
         float ss = 0.f;
-        for (int i = 0; i < (blockDim.x + 31) / 32; ++i) ss += red[i];
+        for (int i = 0; i < int(blockDim.x + 31) / 32; ++i) ss += red[i];
         red[0] = ss;
     }
     __syncthreads();
@@ -108,7 +107,7 @@ void rms_norm(const float* x, const float* w, int rows, int n, float eps, float*
     Buf dx(size_t(rows) * n), dy(size_t(rows) * n), dw(static_cast<size_t>(n));
     dx.up(x, size_t(rows) * n);
     if (w) dw.up(w, size_t(n));
-    rms_norm_kernel<<<rows, 256>>>(dx.p, w ? dw.p : nullptr, n, eps, dy.p);
+    LAUNCH_SYNC(rms_norm_kernel, rows, 256, nullptr)(dx.p, w ? dw.p : nullptr, n, eps, dy.p);
     check(cudaGetLastError(), "rms_norm_kernel launch");
     dy.down(y, size_t(rows) * n);
 }
@@ -116,7 +115,7 @@ void rms_norm(const float* x, const float* w, int rows, int n, float eps, float*
 void softmax_rows(float* x, int rows, int n) {
     Buf dx(size_t(rows) * n);
     dx.up(x, size_t(rows) * n);
-    softmax_kernel<<<rows, 256>>>(dx.p, n);
+    LAUNCH_SYNC(softmax_kernel, rows, 256, nullptr)(dx.p, n);
     check(cudaGetLastError(), "softmax_kernel launch");
     dx.down(x, size_t(rows) * n);
 }
@@ -135,4 +134,4 @@ void matmul_f32(const float* w, int n_out, int n_in, const float* x, int T, floa
     dy.down(y, size_t(T) * n_out);
 }
 
-}  // namespace archlens::cuda
+}  // namespace archlens::ARCHLENS_CUDA_NS

@@ -3,11 +3,12 @@
 // The forward pass on the GPU is the CUDA issue's work; these are the first operations, each
 // tested against the CPU reference where a device exists.
 #pragma once
+#include "engine/cuda/cuda_ns.h"
 #include <cstddef>
 #include <cstdint>
 #include <string>
 
-namespace archlens::cuda {
+namespace archlens::ARCHLENS_CUDA_NS {
 
 struct DeviceInfo {
     bool available = false;
@@ -26,4 +27,4 @@ void matmul_f32(const float* w, int n_out, int n_in, const float* x, int T, floa
 // In-place row softmax over [rows][n].
 void softmax_rows(float* x, int rows, int n);
 
-}  // namespace archlens::cuda
+}  // namespace archlens::ARCHLENS_CUDA_NS

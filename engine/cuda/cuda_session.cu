@@ -1,11 +1,8 @@
 // The dense decoder forward pass on the GPU. Mirrors Session (engine/cpu/session.cpp) step for
 // step: the same spec fields, the same norm placement, RoPE tables computed by the same host code
 // (cpu::rope_cos_sin), the same activation types in the matrix products.
-#include <cublas_v2.h>
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
 
+#include "engine/cuda/cuda_api.h"
 #include <algorithm>
 #include <initializer_list>
 #include <cmath>
@@ -18,7 +15,7 @@
 #include "engine/cuda/cuda_session.h"
 #include "engine/cuda/dequant.cuh"
 
-namespace archlens::cuda {
+namespace archlens::ARCHLENS_CUDA_NS {
 
 namespace {
 
@@ -403,6 +400,7 @@ struct CudaSession::Impl {
     uint64_t weight_bytes = 0, kv_bytes = 0;
     std::string device;
     cublasHandle_t blas = nullptr;
+    cudaStream_t stream = nullptr;  // the legacy default stream
     std::vector<DevLayer> layers;
     DevLinear lm_head;
     const float *out_norm = nullptr, *out_norm_b = nullptr;
@@ -599,7 +597,7 @@ struct CudaSession::Impl {
             const int64_t rows = std::max<int64_t>(1, slab / w.n_in);
             for (int64_t r0 = 0; r0 < w.n_out; r0 += rows) {
                 const int64_t nr = std::min<int64_t>(rows, w.n_out - r0);
-                dequant_rows_kernel<<<blocks_for(nr * w.n_in, 256), 256>>>(
+                LAUNCH(dequant_rows_kernel, blocks_for(nr * w.n_in, 256), 256, stream)(
                     w.qtype, static_cast<const uint8_t*>(w.w) + size_t(r0) * w.row_bytes, w.row_bytes, nr, w.n_in, wdeq);
                 check_launch("dequant_rows_kernel");
                 check(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(nr), int(T), w.n_in, &one, wdeq, CUDA_R_32F, w.n_in, xin,
@@ -611,7 +609,7 @@ struct CudaSession::Impl {
             gemm_float(w, xin, T, yout);
         }
         if (w.bias) {
-            add_bias_kernel<<<blocks_for(T * w.n_out, 256), 256>>>(yout, w.bias, T, w.n_out);
+            LAUNCH(add_bias_kernel, blocks_for(T * w.n_out, 256), 256, stream)(yout, w.bias, T, w.n_out);
             check_launch("add_bias_kernel");
         }
     }
@@ -622,11 +620,11 @@ struct CudaSession::Impl {
         const void* b = xin;
         const int64_t n = T * w.n_in;
         if (w.type == CUDA_R_16BF) {
-            to_bf16_kernel<<<blocks_for(n, 256), 256>>>(xin, static_cast<__nv_bfloat16*>(conv), n);
+            LAUNCH(to_bf16_kernel, blocks_for(n, 256), 256, stream)(xin, static_cast<__nv_bfloat16*>(conv), n);
             check_launch("to_bf16_kernel");
             b = conv;
         } else if (w.type == CUDA_R_16F) {
-            to_f16_kernel<<<blocks_for(n, 256), 256>>>(xin, static_cast<__half*>(conv), n);
+            LAUNCH(to_f16_kernel, blocks_for(n, 256), 256, stream)(xin, static_cast<__half*>(conv), n);
             check_launch("to_f16_kernel");
             b = conv;
         }
@@ -666,14 +664,14 @@ struct CudaSession::Impl {
     void norm(const float* w, const float* b, const float* xin, int64_t rows, int n, float* yout) {
         const ModelSpec& s = model.spec();
         if (s.norm == NormKind::LayerNorm)
-            layer_norm_kernel<<<unsigned(rows), 256>>>(xin, w, b, n, s.norm_eps, yout);
+            LAUNCH_SYNC(layer_norm_kernel, unsigned(rows), 256, stream)(xin, w, b, n, s.norm_eps, yout);
         else
-            rms_norm_kernel<<<unsigned(rows), 256>>>(xin, w, n, s.norm_eps, yout);
+            LAUNCH_SYNC(rms_norm_kernel, unsigned(rows), 256, stream)(xin, w, n, s.norm_eps, yout);
         check_launch("norm kernel");
     }
 
     void add(float* a, const float* b, int64_t n) {
-        add_kernel<<<blocks_for(n, 256), 256>>>(a, b, n);
+        LAUNCH(add_kernel, blocks_for(n, 256), 256, stream)(a, b, n);
         check_launch("add_kernel");
     }
 
@@ -686,7 +684,7 @@ struct CudaSession::Impl {
         if (L.qkv.present()) {
             linear(L.qkv, hin, T, qkv);
             const int64_t n = T * (qd + kd + vdd);
-            split_qkv_kernel<<<blocks_for(n, 256), 256>>>(qkv, T, qd, kd, vdd, q, k, v);
+            LAUNCH(split_qkv_kernel, blocks_for(n, 256), 256, stream)(qkv, T, qd, kd, vdd, q, k, v);
             check_launch("split_qkv_kernel");
         } else {
             linear(L.q, hin, T, q);
@@ -695,25 +693,25 @@ struct CudaSession::Impl {
         }
         const float eps = s.norm_eps;
         if (a.qk_norm == QkNorm::Full) {
-            rms_norm_kernel<<<unsigned(T), 256>>>(q, L.q_norm, qd, eps, q);
-            rms_norm_kernel<<<unsigned(T), 256>>>(k, L.k_norm, kd, eps, k);
+            LAUNCH_SYNC(rms_norm_kernel, unsigned(T), 256, stream)(q, L.q_norm, qd, eps, q);
+            LAUNCH_SYNC(rms_norm_kernel, unsigned(T), 256, stream)(k, L.k_norm, kd, eps, k);
             check_launch("rms_norm_kernel (qk)");
         } else if (a.qk_norm == QkNorm::PerHead) {
-            rms_norm_kernel<<<unsigned(T * H), 128>>>(q, L.q_norm, hd, eps, q);
-            rms_norm_kernel<<<unsigned(T * KV), 128>>>(k, L.k_norm, hd, eps, k);
+            LAUNCH_SYNC(rms_norm_kernel, unsigned(T * H), 128, stream)(q, L.q_norm, hd, eps, q);
+            LAUNCH_SYNC(rms_norm_kernel, unsigned(T * KV), 128, stream)(k, L.k_norm, hd, eps, k);
             check_launch("rms_norm_kernel (qk per head)");
         }
         if (a.rope.enabled && a.rope.n_rot > 0) {
             const float* tab = rope_table(a.rope, freq_factors(a)) + pos * a.rope.n_rot;  // rows pos .. pos+T-1
             const int neox = model.rope_style(a) == RopeStyle::Neox ? 1 : 0;
             const unsigned threads = unsigned(std::max(32, a.rope.n_rot / 2));
-            rope_kernel<<<dim3(unsigned(T), unsigned(H)), threads>>>(q, qd, hd, tab, a.rope.n_rot, neox);
-            rope_kernel<<<dim3(unsigned(T), unsigned(KV)), threads>>>(k, kd, hd, tab, a.rope.n_rot, neox);
+            LAUNCH(rope_kernel, dim3(unsigned(T), unsigned(H)), threads, stream)(q, qd, hd, tab, a.rope.n_rot, neox);
+            LAUNCH(rope_kernel, dim3(unsigned(T), unsigned(KV)), threads, stream)(k, kd, hd, tab, a.rope.n_rot, neox);
             check_launch("rope_kernel");
         }
         if (a.qk_norm == QkNorm::L2) {  // after RoPE, weightless (Llama 4)
-            rms_norm_kernel<<<unsigned(T * H), 128>>>(q, nullptr, hd, eps, q);
-            rms_norm_kernel<<<unsigned(T * KV), 128>>>(k, nullptr, hd, eps, k);
+            LAUNCH_SYNC(rms_norm_kernel, unsigned(T * H), 128, stream)(q, nullptr, hd, eps, q);
+            LAUNCH_SYNC(rms_norm_kernel, unsigned(T * KV), 128, stream)(k, nullptr, hd, eps, k);
             check_launch("rms_norm_kernel (l2)");
         }
         if (a.temperature_tuning) {
@@ -723,15 +721,15 @@ struct CudaSession::Impl {
                 sc[size_t(t)] = float(std::log(std::floor((p + 1.0) / a.temp_floor_scale) + 1.0) * a.temp_attn_scale + 1.0);
             }
             check(cudaMemcpy(rows_scale, sc.data(), sc.size() * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy (q scale)");
-            scale_rows_kernel<<<blocks_for(T * qd, 256), 256>>>(q, rows_scale, T, qd);
+            LAUNCH(scale_rows_kernel, blocks_for(T * qd, 256), 256, stream)(q, rows_scale, T, qd);
             check_launch("scale_rows_kernel");
         }
         // the batch into the cache first (no rings on the device: the cache holds every position)
-        store_kv_kernel<<<blocks_for(T * kd, 256), 256>>>(k, L.kc, T, KV, hd, n_ctx, pos);
-        store_kv_kernel<<<blocks_for(T * vdd, 256), 256>>>(v, L.vc, T, KV, vd, n_ctx, pos);
+        LAUNCH(store_kv_kernel, blocks_for(T * kd, 256), 256, stream)(k, L.kc, T, KV, hd, n_ctx, pos);
+        LAUNCH(store_kv_kernel, blocks_for(T * vdd, 256), 256, stream)(v, L.vc, T, KV, vd, n_ctx, pos);
         check_launch("store_kv_kernel");
         const int scope = a.scope == AttnScope::Sliding ? 1 : a.scope == AttnScope::Chunked ? 2 : 0;
-        attention_kernel<<<dim3(unsigned(T), unsigned(H)), kAttnThreads>>>(q, qd, L.kc, L.vc, vd, n_ctx, H, KV, hd, vd, pos,
+        LAUNCH_SYNC(attention_kernel, dim3(unsigned(T), unsigned(H)), kAttnThreads, stream)(q, qd, L.kc, L.vc, vd, n_ctx, H, KV, hd, vd, pos,
                                                                            scope, a.window, a.scale, a.softcap, this->att,
                                                                            attn_stats);
         check_launch("attention_kernel");
@@ -740,7 +738,7 @@ struct CudaSession::Impl {
     }
 
     void copy_rows(const float* src, int64_t ld_src, float* dst, int64_t ld_dst, int64_t rows, int64_t n) {
-        copy_rows_kernel<<<blocks_for(rows * n, 256), 256>>>(src, ld_src, dst, ld_dst, rows, int(n));
+        LAUNCH(copy_rows_kernel, blocks_for(rows * n, 256), 256, stream)(src, ld_src, dst, ld_dst, rows, int(n));
         check_launch("copy_rows_kernel");
     }
 
@@ -756,7 +754,7 @@ struct CudaSession::Impl {
         const int64_t qk = NP + RP, key = R + RP;
         if (L.q_a.present()) {
             linear(L.q_a, hin, T, mla_qa);
-            rms_norm_kernel<<<unsigned(T), 256>>>(mla_qa, L.q_a_norm, a.q_lora_rank, s.norm_eps, mla_qa);
+            LAUNCH_SYNC(rms_norm_kernel, unsigned(T), 256, stream)(mla_qa, L.q_a_norm, a.q_lora_rank, s.norm_eps, mla_qa);
             check_launch("rms_norm_kernel (q_a)");
             linear(L.q_b, mla_qa, T, q);
         } else {
@@ -764,16 +762,16 @@ struct CudaSession::Impl {
         }
         linear(L.kv_a, hin, T, mla_kva);  // [T][latent ; rope key]
         copy_rows(mla_kva, key, mla_tin, R, T, R);
-        rms_norm_kernel<<<unsigned(T), 256>>>(mla_tin, L.kv_a_norm, int(R), s.norm_eps, mla_tin);
+        LAUNCH_SYNC(rms_norm_kernel, unsigned(T), 256, stream)(mla_tin, L.kv_a_norm, int(R), s.norm_eps, mla_tin);
         check_launch("rms_norm_kernel (kv_a)");
         copy_rows(mla_tin, R, mla_kva, key, T, R);
         const float* tab = rope_table(a.rope, freq_factors(a)) + pos * a.rope.n_rot;
         const int neox = model.rope_style(a) == RopeStyle::Neox ? 1 : 0;
         const unsigned threads = unsigned(std::max<int64_t>(32, RP / 2));
-        rope_kernel<<<dim3(unsigned(T), 1u), threads>>>(mla_kva + R, int(key), int(RP), tab, int(RP), neox);
-        rope_kernel<<<dim3(unsigned(T), unsigned(H)), threads>>>(q + NP, int(H * qk), int(qk), tab, int(RP), neox);
+        LAUNCH(rope_kernel, dim3(unsigned(T), 1u), threads, stream)(mla_kva + R, int(key), int(RP), tab, int(RP), neox);
+        LAUNCH(rope_kernel, dim3(unsigned(T), unsigned(H)), threads, stream)(q + NP, int(H * qk), int(qk), tab, int(RP), neox);
         check_launch("rope_kernel (mla)");
-        store_kv_kernel<<<blocks_for(T * key, 256), 256>>>(mla_kva, L.kc, T, 1, int(key), n_ctx, pos);
+        LAUNCH(store_kv_kernel, blocks_for(T * key, 256), 256, stream)(mla_kva, L.kc, T, 1, int(key), n_ctx, pos);
         check_launch("store_kv_kernel (mla)");
         for (int64_t hh = 0; hh < H; ++hh) {  // the latent-space query of each head
             copy_rows(q + hh * qk, H * qk, mla_tin, NP, T, NP);
@@ -782,7 +780,7 @@ struct CudaSession::Impl {
         }
         copy_rows(q + NP, qk, mla_q + R, key, T * H, RP);  // and its RoPE part, every (t, h) row
         const int scope = a.scope == AttnScope::Sliding ? 1 : a.scope == AttnScope::Chunked ? 2 : 0;
-        attention_kernel<<<dim3(unsigned(T), unsigned(H)), kAttnThreads>>>(mla_q, int(H * key), L.kc, L.kc, int(key), n_ctx,
+        LAUNCH_SYNC(attention_kernel, dim3(unsigned(T), unsigned(H)), kAttnThreads, stream)(mla_q, int(H * key), L.kc, L.kc, int(key), n_ctx,
                                                                            int(H), 1, int(key), int(R), pos, scope, a.window,
                                                                            a.scale, a.softcap, mla_olat, attn_stats);
         check_launch("attention_kernel (mla)");
@@ -815,7 +813,7 @@ struct CudaSession::Impl {
         auto* dheads = static_cast<int*>(dev_alloc(heads.size() * sizeof(int), tmp));
         auto* dprobs = static_cast<float*>(dev_alloc(size_t(T * nh * row_len) * sizeof(float), tmp));
         check(cudaMemcpy(dheads, heads.data(), heads.size() * sizeof(int), cudaMemcpyHostToDevice), "cudaMemcpy (probe heads)");
-        attention_probs_kernel<<<dim3(unsigned(T), unsigned(nh)), 256>>>(qb, q_row, kc, n_ctx, a.n_heads, KV, hd, pos, scope,
+        LAUNCH(attention_probs_kernel, dim3(unsigned(T), unsigned(nh)), 256, stream)(qb, q_row, kc, n_ctx, a.n_heads, KV, hd, pos, scope,
                                                                          a.window, a.scale, a.softcap, attn_stats, dheads, int(nh),
                                                                          row_len, dprobs);
         check_launch("attention_probs_kernel");
@@ -843,7 +841,7 @@ struct CudaSession::Impl {
         norm(out_norm, out_norm_b, xin, rows, s.dim, h);
         linear(lm_head, h, rows, logits);
         if (s.final_softcap > 0) {
-            softcap_kernel<<<blocks_for(rows * s.vocab, 256), 256>>>(logits, s.final_softcap, rows * s.vocab);
+            LAUNCH(softcap_kernel, blocks_for(rows * s.vocab, 256), 256, stream)(logits, s.final_softcap, rows * s.vocab);
             check_launch("softcap_kernel");
         }
     }
@@ -853,7 +851,7 @@ struct CudaSession::Impl {
         if (e.gate_up.present()) {
             const int F = e.gate_up.n_out / 2;
             linear(e.gate_up, hin, T, g);
-            act_mul_split_kernel<<<blocks_for(T * F, 256), 256>>>(g, T, F, act, u);
+            LAUNCH(act_mul_split_kernel, blocks_for(T * F, 256), 256, stream)(g, T, F, act, u);
             check_launch("act_mul_split_kernel");
             linear(e.down, u, T, out);
             return;
@@ -863,9 +861,9 @@ struct CudaSession::Impl {
         linear(up, hin, T, u);
         if (gate.present()) {
             linear(gate, hin, T, g);
-            act_mul_kernel<<<blocks_for(n, 256), 256>>>(u, g, act, n);
+            LAUNCH(act_mul_kernel, blocks_for(n, 256), 256, stream)(u, g, act, n);
         } else {
-            act_kernel<<<blocks_for(n, 256), 256>>>(u, act, n);
+            LAUNCH(act_kernel, blocks_for(n, 256), 256, stream)(u, act, n);
         }
         check_launch("activation kernel");
         linear(down, u, T, out);
@@ -911,11 +909,11 @@ struct CudaSession::Impl {
             check(cudaMemcpy(moe_rows, rows.data(), rows.size() * sizeof(int), cudaMemcpyHostToDevice), "cudaMemcpy (moe rows)");
             check(cudaMemcpy(moe_scale, scales.data(), scales.size() * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy (moe weights)");
             // ref: HF Llama4TextMoe: the router score scales the expert input
-            gather_rows_kernel<<<blocks_for(n * D, 256), 256>>>(hin, moe_rows, f.weight_on_input ? moe_scale : nullptr, n, int(D), moe_in);
+            LAUNCH(gather_rows_kernel, blocks_for(n * D, 256), 256, stream)(hin, moe_rows, f.weight_on_input ? moe_scale : nullptr, n, int(D), moe_in);
             check_launch("gather_rows_kernel");
             const DevExpert& ex = L.experts[size_t(e)];
             dense_ffn(ex, f.act, moe_in, n, moe_out);
-            scatter_add_rows_kernel<<<blocks_for(n * D, 256), 256>>>(moe_out, moe_rows, f.weight_on_input ? nullptr : moe_scale, n,
+            LAUNCH(scatter_add_rows_kernel, blocks_for(n * D, 256), 256, stream)(moe_out, moe_rows, f.weight_on_input ? nullptr : moe_scale, n,
                                                                     int(D), out);
             check_launch("scatter_add_rows_kernel");
         }
@@ -1102,4 +1100,4 @@ std::vector<float> CudaSession::forward(std::span<const int> tokens, bool all_lo
 ProbeConfig& CudaSession::probe_config() { return impl_->probe_cfg; }
 ProbeData& CudaSession::probes() { return impl_->probes; }
 
-}  // namespace archlens::cuda
+}  // namespace archlens::ARCHLENS_CUDA_NS

@@ -12,6 +12,7 @@
 // Not yet on the GPU (unsupported_reason names the first one a model needs; the CPU backend runs
 // it): Gemma 3n (per-layer embeddings, AltUp, LAuReL, KV sharing, MatFormer slices).
 #pragma once
+#include "engine/cuda/cuda_ns.h"
 #include <cstdint>
 #include <memory>
 #include <span>
@@ -21,7 +22,7 @@
 #include "engine/model/model.h"
 #include "engine/probes.h"
 
-namespace archlens::cuda {
+namespace archlens::ARCHLENS_CUDA_NS {
 
 // Empty when `model` can run on the CUDA backend, else what stops it (a feature or a tensor).
 std::string unsupported_reason(const Model& model);
@@ -61,4 +62,4 @@ private:
     std::unique_ptr<Impl> impl_;
 };
 
-}  // namespace archlens::cuda
+}  // namespace archlens::ARCHLENS_CUDA_NS

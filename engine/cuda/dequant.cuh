@@ -3,8 +3,7 @@
 // ref: ggml-quants.c dequantize_row_* — the same formulas and float operation order, written per
 // element so that one thread can produce any element of a row.
 #pragma once
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
+#include "engine/cuda/cuda_api.h"
 
 #include <cstdint>
 #include <cstring>
@@ -12,7 +11,7 @@
 #include "engine/core/dtype.h"
 #include "engine/quant/blocks.h"
 
-namespace archlens::cuda {
+namespace archlens::ARCHLENS_CUDA_NS {
 
 __host__ __device__ inline float half_bits(uint16_t h) { return __half2float(__ushort_as_half(h)); }
 
@@ -159,4 +158,4 @@ __host__ __device__ inline float dequant_element(DType t, const uint8_t* b, int 
     }
 }
 
-}  // namespace archlens::cuda
+}  // namespace archlens::ARCHLENS_CUDA_NS

@@ -1,0 +1,21 @@
+// What the CUDA backend's sources include instead of the CUDA headers: the real runtime, cuBLAS and
+// half types under nvcc, or their host emulation (engine/cuda/emu) when the same sources are
+// compiled as C++ for the tests (ARCHLENS_CUDA_EMU). Kernel launches are written
+//   LAUNCH(kernel, grid, block, stream)(args...)        for kernels without barriers,
+//   LAUNCH_SYNC(kernel, grid, block, stream)(args...)   for kernels that call __syncthreads or shuffle,
+// which is `kernel<<<grid, block, 0, stream>>>(args...)` under nvcc.
+#pragma once
+#include "engine/cuda/cuda_ns.h"
+
+#ifdef ARCHLENS_CUDA_EMU
+#include "engine/cuda/emu/cuda_emu.h"
+#define LAUNCH(k, g, b, s) ::archlens::emu::Launch(#k, k, dim3(g), dim3(b), s, false)
+#define LAUNCH_SYNC(k, g, b, s) ::archlens::emu::Launch(#k, k, dim3(g), dim3(b), s, true)
+#else
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+#define LAUNCH(k, g, b, s) k<<<(g), (b), 0, (s)>>>
+#define LAUNCH_SYNC(k, g, b, s) k<<<(g), (b), 0, (s)>>>
+#endif

@@ -1,0 +1,563 @@
+// The CUDA/cuBLAS emulator's runtime: memory registry, launches (sequential threads, or fibers for
+// kernels with barriers), stream capture and graph replay, GEMM. See cuda_emu.h.
+#include "engine/cuda/emu/cuda_emu.h"
+
+#include <ucontext.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <exception>
+#include <map>
+#include <memory>
+#include <vector>
+
+thread_local uint3 threadIdx, blockIdx;
+thread_local dim3 blockDim, gridDim;
+
+namespace archlens::emu {
+namespace {
+
+thread_local cudaError_t g_last = cudaSuccess;
+cudaError_t fail(cudaError_t e) {
+    g_last = e;
+    return e;
+}
+
+// ---- memory ----
+struct Alloc {
+    size_t bytes;
+    bool pinned;
+};
+std::map<const char*, Alloc>& allocs() {
+    static std::map<const char*, Alloc> m;
+    return m;
+}
+size_t g_in_use = 0;
+constexpr size_t kDeviceBytes = size_t(8) << 30;  // what the emulated device reports
+
+// Is [p, p + n) inside one live device allocation?
+bool device_range(const void* p, size_t n) {
+    const char* c = static_cast<const char*>(p);
+    auto& m = allocs();
+    auto it = m.upper_bound(c);
+    if (it == m.begin()) return false;
+    --it;
+    return !it->second.pinned && c >= it->first && c + n <= it->first + it->second.bytes;
+}
+
+// ---- streams and capture ----
+struct Capture {
+    bool on = false, invalid = false;
+    std::vector<std::function<void()>> ops;
+};
+}  // namespace
+}  // namespace archlens::emu
+
+struct CUstream_st {
+    archlens::emu::Capture cap;
+};
+struct CUgraph_st {
+    std::vector<std::function<void()>> ops;
+};
+struct CUgraphExec_st {
+    std::vector<std::function<void()>> ops;
+};
+struct CUevent_st {
+    int unused = 0;
+};
+struct cublasContext {
+    cudaStream_t stream = nullptr;
+};
+
+namespace archlens::emu {
+namespace {
+
+CUstream_st g_default_stream;
+CUstream_st* stream_of(cudaStream_t s) { return s ? s : &g_default_stream; }
+
+// Runs `op` now, or records it when `s` is capturing.
+cudaError_t enqueue(cudaStream_t s, std::function<void()> op) {
+    CUstream_st* st = stream_of(s);
+    if (st->cap.on) {
+        st->cap.ops.push_back(std::move(op));
+        return cudaSuccess;
+    }
+    op();
+    return cudaSuccess;
+}
+
+// A synchronous call while any stream captures: unsupported, and the capture is invalidated.
+bool capture_forbids_sync() {
+    if (g_default_stream.cap.on) {
+        g_default_stream.cap.invalid = true;
+        return true;
+    }
+    return false;
+}
+std::vector<CUstream_st*>& live_streams() {
+    static std::vector<CUstream_st*> v;
+    return v;
+}
+bool any_capture() {
+    bool any = capture_forbids_sync();
+    for (CUstream_st* s : live_streams())
+        if (s->cap.on) {
+            s->cap.invalid = true;
+            any = true;
+        }
+    return any;
+}
+
+// ---- fibers ----
+enum class State { Run, WaitBlock, WaitWarp, Done };
+constexpr size_t kStack = size_t(256) << 10;
+
+struct BlockRun {
+    const std::function<void()>* body = nullptr;
+    int n = 0, cur = 0;
+    std::vector<State> st;
+    std::vector<ucontext_t> ctx;
+    ucontext_t sched;
+    std::vector<uint64_t> xbuf;  // one value per thread for the shuffles
+    std::vector<char> xvalid;
+    std::exception_ptr err;
+};
+thread_local BlockRun* g_block = nullptr;
+thread_local bool g_in_kernel = false;
+thread_local const char* g_kernel = "";
+thread_local std::vector<std::unique_ptr<char[]>> g_stacks;
+
+void set_thread(int tid) {
+    threadIdx.x = unsigned(tid) % blockDim.x;
+    threadIdx.y = unsigned(tid) / blockDim.x % blockDim.y;
+    threadIdx.z = unsigned(tid) / (blockDim.x * blockDim.y);
+}
+
+void fiber_entry() {
+    BlockRun* b = g_block;
+    try {
+        (*b->body)();
+    } catch (...) {
+        if (!b->err) b->err = std::current_exception();
+    }
+    b->st[size_t(b->cur)] = State::Done;  // uc_link returns to the scheduler
+}
+
+void yield(State s) {
+    BlockRun* b = g_block;
+    b->st[size_t(b->cur)] = s;
+    swapcontext(&b->ctx[size_t(b->cur)], &b->sched);
+}
+
+void run_block_fibers(BlockRun& b) {
+    while (g_stacks.size() < size_t(b.n)) g_stacks.push_back(std::make_unique<char[]>(kStack));
+    for (int i = 0; i < b.n; ++i) {
+        ucontext_t& c = b.ctx[size_t(i)];
+        getcontext(&c);
+        c.uc_stack.ss_sp = g_stacks[size_t(i)].get();
+        c.uc_stack.ss_size = kStack;
+        c.uc_link = &b.sched;
+        makecontext(&c, fiber_entry, 0);
+        b.st[size_t(i)] = State::Run;
+    }
+    const int warps = (b.n + 31) / 32;
+    for (;;) {
+        bool ran = false;
+        for (int i = 0; i < b.n; ++i) {
+            if (b.st[size_t(i)] != State::Run) continue;
+            b.cur = i;
+            set_thread(i);
+            swapcontext(&b.sched, &b.ctx[size_t(i)]);
+            ran = true;
+            if (b.err) break;
+        }
+        if (b.err) break;
+        if (ran) continue;
+        bool released = false;
+        for (int w = 0; w < warps; ++w) {  // a warp whose live lanes all wait at a shuffle
+            int waiting = 0, live = 0;
+            for (int i = w * 32; i < std::min(b.n, w * 32 + 32); ++i) {
+                if (b.st[size_t(i)] == State::Done) continue;
+                ++live;
+                waiting += b.st[size_t(i)] == State::WaitWarp;
+            }
+            if (live > 0 && waiting == live) {
+                for (int i = w * 32; i < std::min(b.n, w * 32 + 32); ++i)
+                    if (b.st[size_t(i)] == State::WaitWarp) b.st[size_t(i)] = State::Run;
+                released = true;
+            }
+        }
+        if (released) continue;
+        int live = 0, at_barrier = 0;
+        for (State s : b.st) {
+            live += s != State::Done;
+            at_barrier += s == State::WaitBlock;
+        }
+        if (live == 0) break;
+        if (at_barrier == live) {
+            for (State& s : b.st)
+                if (s == State::WaitBlock) s = State::Run;
+            continue;
+        }
+        b.err = std::make_exception_ptr(std::logic_error(std::string("CUDA emulator: kernel ") + g_kernel +
+                                                         " deadlocks (threads of one warp wait at different barriers)"));
+        break;
+    }
+    if (b.err) std::rethrow_exception(b.err);  // abandoned fibers hold no resources but their stacks
+}
+
+void run_kernel(const char* name, dim3 grid, dim3 block, bool barriers, const std::function<void()>& body) {
+    const int n = int(block.x * block.y * block.z);
+    gridDim = grid;
+    blockDim = block;
+    g_kernel = name;
+    g_in_kernel = true;
+    struct Reset {
+        ~Reset() {
+            g_in_kernel = false;
+            g_block = nullptr;
+        }
+    } reset;
+    BlockRun b;
+    if (barriers) {
+        b.body = &body;
+        b.n = n;
+        b.st.assign(size_t(n), State::Run);
+        b.ctx.resize(size_t(n));
+        b.xbuf.assign(size_t(n), 0);
+        b.xvalid.assign(size_t(n), 0);
+    }
+    for (unsigned bz = 0; bz < grid.z; ++bz)
+        for (unsigned by = 0; by < grid.y; ++by)
+            for (unsigned bx = 0; bx < grid.x; ++bx) {
+                blockIdx = {bx, by, bz};
+                if (barriers) {
+                    g_block = &b;
+                    run_block_fibers(b);
+                    g_block = nullptr;
+                } else {
+                    for (int t = 0; t < n; ++t) {
+                        set_thread(t);
+                        body();
+                    }
+                }
+            }
+}
+
+}  // namespace
+
+[[noreturn]] void misuse(const std::string& what) { throw std::logic_error("CUDA emulator: " + what); }
+
+void sync_block() {
+    if (!g_in_kernel) misuse("__syncthreads outside a kernel");
+    if (!g_block) misuse(std::string("kernel ") + g_kernel + " calls __syncthreads but was launched with LAUNCH (use LAUNCH_SYNC)");
+    yield(State::WaitBlock);
+}
+
+uint64_t warp_exchange(uint64_t v, int src_lane, bool valid) {
+    if (!g_block) misuse(std::string("kernel ") + g_kernel + " shuffles but was launched with LAUNCH (use LAUNCH_SYNC)");
+    BlockRun& b = *g_block;
+    const int tid = b.cur, base = tid - tid % 32, src = base + src_lane;
+    b.xbuf[size_t(tid)] = v;
+    b.xvalid[size_t(tid)] = 1;
+    yield(State::WaitWarp);  // every lane has written
+    uint64_t r = v;
+    if (valid) {
+        if (src >= b.n || !b.xvalid[size_t(src)]) misuse(std::string("kernel ") + g_kernel + " shuffles from a lane that is not there");
+        r = b.xbuf[size_t(src)];
+    }
+    yield(State::WaitWarp);  // every lane has read
+    b.xvalid[size_t(tid)] = 0;
+    return r;
+}
+
+void launch(const char* name, dim3 grid, dim3 block, cudaStream_t s, bool barriers, std::function<void()> body) {
+    const uint64_t threads = uint64_t(block.x) * block.y * block.z;
+    if (grid.x == 0 || grid.y == 0 || grid.z == 0 || threads == 0 || threads > 1024 || block.z > 64 || grid.y > 65535 ||
+        grid.z > 65535 || grid.x > 0x7fffffffu) {
+        fail(cudaErrorInvalidConfiguration);
+        return;
+    }
+    enqueue(s, [name, grid, block, barriers, body = std::move(body)] { run_kernel(name, grid, block, barriers, body); });
+}
+
+}  // namespace archlens::emu
+
+using namespace archlens::emu;
+
+const char* cudaGetErrorString(cudaError_t e) {
+    switch (e) {
+        case cudaSuccess: return "no error";
+        case cudaErrorInvalidValue: return "invalid argument";
+        case cudaErrorMemoryAllocation: return "out of memory";
+        case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+        case cudaErrorInvalidDevicePointer: return "invalid device pointer";
+        case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
+        case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+        case cudaErrorIllegalState: return "the operation would make the legacy stream depend on a capturing blocking stream";
+        case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
+        case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
+        case cudaErrorLaunchFailure: return "unspecified launch failure";
+    }
+    return "unknown error";
+}
+cudaError_t cudaGetLastError() {
+    const cudaError_t e = g_last;
+    g_last = cudaSuccess;
+    return e;
+}
+cudaError_t cudaPeekAtLastError() { return g_last; }
+
+cudaError_t cudaGetDeviceCount(int* n) {
+    *n = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {
+    if (device != 0) return fail(cudaErrorInvalidValue);
+    std::memset(p, 0, sizeof(*p));
+    std::strcpy(p->name, "ArchLens CUDA emulator");
+    p->major = 9;
+    p->minor = 0;
+    p->totalGlobalMem = kDeviceBytes;
+    p->multiProcessorCount = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaSetDevice(int device) { return device == 0 ? cudaSuccess : fail(cudaErrorInvalidValue); }
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes) {
+    *total_bytes = kDeviceBytes;
+    *free_bytes = kDeviceBytes - std::min(kDeviceBytes, g_in_use);
+    return cudaSuccess;
+}
+cudaError_t cudaDeviceSynchronize() { return any_capture() ? fail(cudaErrorStreamCaptureUnsupported) : cudaSuccess; }
+
+cudaError_t cudaMalloc(void** p, size_t bytes) {
+    *p = nullptr;
+    if (any_capture()) return fail(cudaErrorStreamCaptureUnsupported);  // may synchronise: unsafe in capture
+    if (bytes == 0) return cudaSuccess;
+    if (g_in_use + bytes > kDeviceBytes) return fail(cudaErrorMemoryAllocation);
+    void* m = std::malloc(bytes);
+    if (!m) return fail(cudaErrorMemoryAllocation);
+    std::memset(m, 0xA5, bytes);  // device memory is not zeroed: make reads of unwritten memory visible
+    allocs()[static_cast<const char*>(m)] = {bytes, false};
+    g_in_use += bytes;
+    *p = m;
+    return cudaSuccess;
+}
+cudaError_t cudaFree(void* p) {
+    if (!p) return cudaSuccess;
+    if (any_capture()) return fail(cudaErrorStreamCaptureUnsupported);
+    auto it = allocs().find(static_cast<const char*>(p));
+    if (it == allocs().end() || it->second.pinned) return fail(cudaErrorInvalidDevicePointer);
+    g_in_use -= it->second.bytes;
+    allocs().erase(it);
+    std::free(p);
+    return cudaSuccess;
+}
+cudaError_t cudaMallocHost(void** p, size_t bytes) {
+    void* m = std::malloc(std::max<size_t>(bytes, 1));
+    if (!m) return fail(cudaErrorMemoryAllocation);
+    allocs()[static_cast<const char*>(m)] = {bytes, true};
+    *p = m;
+    return cudaSuccess;
+}
+cudaError_t cudaFreeHost(void* p) {
+    auto it = allocs().find(static_cast<const char*>(p));
+    if (it == allocs().end() || !it->second.pinned) return fail(cudaErrorInvalidValue);
+    allocs().erase(it);
+    std::free(p);
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, 0); }
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned) {
+    *s = new CUstream_st;
+    live_streams().push_back(*s);
+    return cudaSuccess;
+}
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+    auto& v = live_streams();
+    v.erase(std::remove(v.begin(), v.end(), s), v.end());
+    delete s;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+    if (stream_of(s)->cap.on) {
+        stream_of(s)->cap.invalid = true;
+        return fail(cudaErrorStreamCaptureUnsupported);
+    }
+    return cudaSuccess;
+}
+
+namespace {
+// Checks a copy's direction against the registry: the device side must be a live allocation.
+cudaError_t check_copy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+    const bool dd = device_range(dst, bytes), sd = device_range(src, bytes);
+    switch (kind) {
+        case cudaMemcpyHostToDevice: return dd && !sd ? cudaSuccess : cudaErrorInvalidValue;
+        case cudaMemcpyDeviceToHost: return sd && !dd ? cudaSuccess : cudaErrorInvalidValue;
+        case cudaMemcpyDeviceToDevice: return sd && dd ? cudaSuccess : cudaErrorInvalidValue;
+        case cudaMemcpyHostToHost: return !sd && !dd ? cudaSuccess : cudaErrorInvalidValue;
+        case cudaMemcpyDefault: return cudaSuccess;
+    }
+    return cudaErrorInvalidMemcpyDirection;
+}
+}  // namespace
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+    if (bytes == 0) return cudaSuccess;
+    if (any_capture()) return fail(cudaErrorStreamCaptureUnsupported);
+    if (cudaError_t e = check_copy(dst, src, bytes, kind); e != cudaSuccess) return fail(e);
+    std::memmove(dst, src, bytes);
+    return cudaSuccess;
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s) {
+    if (bytes == 0) return cudaSuccess;
+    if (cudaError_t e = check_copy(dst, src, bytes, kind); e != cudaSuccess) return fail(e);
+    return enqueue(s, [=] { std::memmove(dst, src, bytes); });
+}
+cudaError_t cudaMemset(void* p, int value, size_t bytes) {
+    if (bytes == 0) return cudaSuccess;
+    if (any_capture()) return fail(cudaErrorStreamCaptureUnsupported);
+    if (!device_range(p, bytes)) return fail(cudaErrorInvalidValue);
+    std::memset(p, value, bytes);
+    return cudaSuccess;
+}
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s) {
+    if (bytes == 0) return cudaSuccess;
+    if (!device_range(p, bytes)) return fail(cudaErrorInvalidValue);
+    return enqueue(s, [=] { std::memset(p, value, bytes); });
+}
+
+cudaError_t cudaEventCreate(cudaEvent_t* e) {
+    *e = new CUevent_st;
+    return cudaSuccess;
+}
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+    delete e;
+    return cudaSuccess;
+}
+cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaEventSynchronize(cudaEvent_t) { return any_capture() ? fail(cudaErrorStreamCaptureUnsupported) : cudaSuccess; }
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t, cudaEvent_t) {
+    *ms = 0.f;
+    return cudaSuccess;
+}
+
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode) {
+    CUstream_st* st = stream_of(s);
+    if (!s) return fail(cudaErrorStreamCaptureUnsupported);  // the legacy stream cannot be captured
+    if (st->cap.on) return fail(cudaErrorIllegalState);
+    st->cap = Capture{};
+    st->cap.on = true;
+    return cudaSuccess;
+}
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* g) {
+    CUstream_st* st = stream_of(s);
+    *g = nullptr;
+    if (!st->cap.on) return fail(cudaErrorIllegalState);
+    st->cap.on = false;
+    if (st->cap.invalid) {
+        st->cap.ops.clear();
+        return fail(cudaErrorStreamCaptureInvalidated);
+    }
+    *g = new CUgraph_st{std::move(st->cap.ops)};
+    st->cap.ops.clear();
+    return cudaSuccess;
+}
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* e, cudaGraph_t g, unsigned long long) {
+    if (!g) return fail(cudaErrorInvalidValue);
+    *e = new CUgraphExec_st{g->ops};
+    return cudaSuccess;
+}
+cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s) {
+    if (!e) return fail(cudaErrorInvalidValue);
+    return enqueue(s, [e] {
+        for (const auto& op : e->ops) op();
+    });
+}
+cudaError_t cudaGraphDestroy(cudaGraph_t g) {
+    delete g;
+    return cudaSuccess;
+}
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e) {
+    delete e;
+    return cudaSuccess;
+}
+
+// ---- cuBLAS ----
+cublasStatus_t cublasCreate(cublasHandle_t* h) {
+    *h = new cublasContext;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasDestroy(cublasHandle_t h) {
+    delete h;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s) {
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    h->stream = s;
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void* workspace, size_t bytes) {
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (bytes && !device_range(workspace, bytes)) return CUBLAS_STATUS_INVALID_VALUE;
+    return CUBLAS_STATUS_SUCCESS;
+}
+
+namespace {
+float load(const void* p, cudaDataType t, size_t i) {
+    switch (t) {
+        case CUDA_R_32F: return static_cast<const float*>(p)[i];
+        case CUDA_R_16F: return archlens::fp16_to_f32(static_cast<const uint16_t*>(p)[i]);
+        case CUDA_R_16BF: return archlens::bf16_to_f32(static_cast<const uint16_t*>(p)[i]);
+    }
+    return 0.f;
+}
+size_t type_bytes(cudaDataType t) { return t == CUDA_R_32F ? 4 : 2; }
+}  // namespace
+
+// Column-major C (m × n, ldc) = α · op(A) (m × k) · op(B) (k × n) + β · C; f32 accumulation.
+// The operands' extents are checked against the device allocations, as cuBLAS would fault.
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void* alpha,
+                            const void* A, cudaDataType at, int lda, const void* B, cudaDataType bt, int ldb, const void* beta,
+                            void* C, cudaDataType ct, int ldc, cublasComputeType_t compute, cublasGemmAlgo_t) {
+    if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
+    if (m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    if (ct != CUDA_R_32F || compute != CUBLAS_COMPUTE_32F || at != bt) return CUBLAS_STATUS_NOT_SUPPORTED;
+    const int a_rows = ta == CUBLAS_OP_N ? m : k, a_cols = ta == CUBLAS_OP_N ? k : m;
+    const int b_rows = tb == CUBLAS_OP_N ? k : n, b_cols = tb == CUBLAS_OP_N ? n : k;
+    if (lda < std::max(1, a_rows) || ldb < std::max(1, b_rows) || ldc < std::max(1, m)) return CUBLAS_STATUS_INVALID_VALUE;
+    if (m == 0 || n == 0) return CUBLAS_STATUS_SUCCESS;
+    auto extent = [](int ld, int rows, int cols, size_t eb) { return (size_t(ld) * size_t(cols - 1) + size_t(rows)) * eb; };
+    if ((k > 0 && (!device_range(A, extent(lda, a_rows, a_cols, type_bytes(at))) ||
+                   !device_range(B, extent(ldb, b_rows, b_cols, type_bytes(bt))))) ||
+        !device_range(C, extent(ldc, m, n, 4)))
+        return CUBLAS_STATUS_EXECUTION_FAILED;
+    const float al = *static_cast<const float*>(alpha), be = *static_cast<const float*>(beta);
+    enqueue(h->stream, [=] {
+        float* c = static_cast<float*>(C);
+        std::vector<float> acol(size_t(std::max(k, 1)));
+        for (int j = 0; j < n; ++j) {
+            std::vector<float> bcol(size_t(std::max(k, 1)));
+            for (int p = 0; p < k; ++p) bcol[size_t(p)] = load(B, bt, tb == CUBLAS_OP_N ? size_t(p) + size_t(j) * ldb : size_t(j) + size_t(p) * ldb);
+            for (int i = 0; i < m; ++i) {
+                float s = 0.f;
+                if (ta == CUBLAS_OP_T && at == CUDA_R_32F) {
+                    const float* a = static_cast<const float*>(A) + size_t(i) * lda;
+                    for (int p = 0; p < k; ++p) s += a[p] * bcol[size_t(p)];
+                } else {
+                    for (int p = 0; p < k; ++p)
+                        s += load(A, at, ta == CUBLAS_OP_N ? size_t(i) + size_t(p) * lda : size_t(p) + size_t(i) * lda) * bcol[size_t(p)];
+                }
+                float& out = c[size_t(i) + size_t(j) * ldc];
+                out = al * s + (be != 0.f ? be * out : 0.f);
+            }
+        }
+    });
+    return CUBLAS_STATUS_SUCCESS;
+}
+cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const float* alpha,
+                           const float* A, int lda, const float* B, int ldb, const float* beta, float* C, int ldc) {
+    return cublasGemmEx(h, ta, tb, m, n, k, alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, beta, C, CUDA_R_32F, ldc,
+                        CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+}

@@ -1,0 +1,275 @@
+// A host emulation of the part of CUDA and cuBLAS that the CUDA backend uses, so that the backend's
+// own source (engine/cuda/*.cu, unchanged) can be compiled by the C++ compiler and run on a machine
+// without a GPU: the test suite holds the emulated backend to the CPU backend and the llama.cpp
+// fixtures, which checks every kernel's indexing, every launch shape, every buffer size and the
+// forward pass's logic long before a GPU is lent. What it cannot check: speed, real memory
+// limits, the hardware's memory model (blocks run one after another here, and a block's threads
+// interleave only at __syncthreads and warp shuffles).
+//
+// Semantics kept from CUDA:
+// - kernels run grid × block threads; threads of a block are fibers (ucontext) that switch only at
+//   __syncthreads() and the warp shuffles, so shared memory (`__shared__` → `static`, one block at
+//   a time) and the barriers behave as on the device; a barrier or shuffle in a kernel launched as
+//   barrier-free (LAUNCH instead of LAUNCH_SYNC) is an error, not a silent wrong answer;
+// - launch-shape limits (empty grids, more than 1024 threads, grid.y/z above 65535) are the same
+//   launch errors, reported by cudaGetLastError;
+// - device memory is host memory, but every cudaMemcpy checks that its device side lies in a live
+//   allocation, so a swapped direction or an overrun copy is an error;
+// - stream capture records launches, async copies and cuBLAS calls with their arguments as they
+//   were at capture (as CUDA graphs do) and a graph launch replays them; a synchronous copy or a
+//   stream synchronisation during capture invalidates the capture, as on the device.
+// Everything runs synchronously on the calling thread.
+#pragma once
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <tuple>
+#include <utility>
+
+#include "engine/core/dtype.h"
+
+// ---- language --------------------------------------------------------------------------------
+#define __global__
+#define __device__
+#define __host__
+#define __forceinline__ inline
+#define __shared__ static
+#ifndef __restrict__
+#define __restrict__
+#endif
+
+struct dim3 {
+    unsigned x = 1, y = 1, z = 1;
+    constexpr dim3(unsigned x_ = 1, unsigned y_ = 1, unsigned z_ = 1) : x(x_), y(y_), z(z_) {}
+};
+struct uint3 {
+    unsigned x = 0, y = 0, z = 0;
+};
+
+// The running thread's coordinates, set by the emulator before it runs or resumes a thread.
+extern thread_local uint3 threadIdx, blockIdx;
+extern thread_local dim3 blockDim, gridDim;
+
+namespace archlens::emu {
+void sync_block();                       // __syncthreads
+uint64_t warp_exchange(uint64_t v, int src_lane, bool valid);  // the shuffles' exchange
+[[noreturn]] void misuse(const std::string& what);
+}  // namespace archlens::emu
+
+inline void __syncthreads() { archlens::emu::sync_block(); }
+
+namespace archlens::emu {
+template <class T>
+uint64_t to_bits(T v) {
+    static_assert(sizeof(T) <= 8);
+    uint64_t b = 0;
+    std::memcpy(&b, &v, sizeof(T));
+    return b;
+}
+template <class T>
+T from_bits(uint64_t b) {
+    T v;
+    std::memcpy(&v, &b, sizeof(T));
+    return v;
+}
+inline int lane_id() { return int(threadIdx.x & 31u); }
+}  // namespace archlens::emu
+
+// Shuffles within the warp; a source lane outside the segment gives the caller's own value (as on
+// the device for __shfl_down/up), every lane of the warp must take part (the full-mask form).
+template <class T>
+T __shfl_down_sync(unsigned, T v, unsigned delta, int width = 32) {
+    using namespace archlens::emu;
+    const int lane = lane_id(), seg = lane - lane % width, src = lane + int(delta);
+    const bool ok = src < seg + width;
+    return from_bits<T>(warp_exchange(to_bits(v), ok ? src : lane, ok));
+}
+template <class T>
+T __shfl_up_sync(unsigned, T v, unsigned delta, int width = 32) {
+    using namespace archlens::emu;
+    const int lane = lane_id(), seg = lane - lane % width, src = lane - int(delta);
+    const bool ok = src >= seg;
+    return from_bits<T>(warp_exchange(to_bits(v), ok ? src : lane, ok));
+}
+template <class T>
+T __shfl_xor_sync(unsigned, T v, int mask, int width = 32) {
+    using namespace archlens::emu;
+    const int lane = lane_id(), seg = lane - lane % width, src = lane ^ mask;
+    const bool ok = src >= seg && src < seg + width;
+    return from_bits<T>(warp_exchange(to_bits(v), ok ? src : lane, ok));
+}
+template <class T>
+T __shfl_sync(unsigned, T v, int src_lane, int width = 32) {
+    using namespace archlens::emu;
+    const int lane = lane_id(), seg = lane - lane % width;
+    return from_bits<T>(warp_exchange(to_bits(v), seg + (src_lane % width), true));
+}
+
+// ---- math intrinsics -------------------------------------------------------------------------
+inline float __expf(float x) { return std::exp(x); }
+inline float __logf(float x) { return std::log(x); }
+inline float __fdividef(float a, float b) { return a / b; }
+inline float rsqrtf(float x) { return 1.f / std::sqrt(x); }
+inline float __saturatef(float x) { return x < 0.f ? 0.f : x > 1.f ? 1.f : x; }
+inline float atomicAdd(float* p, float v) {  // blocks run one at a time: a plain read-modify-write
+    const float old = *p;
+    *p = old + v;
+    return old;
+}
+inline int atomicAdd(int* p, int v) {
+    const int old = *p;
+    *p = old + v;
+    return old;
+}
+
+// ---- half and bfloat16 -----------------------------------------------------------------------
+struct __half {
+    uint16_t x;
+};
+struct __nv_bfloat16 {
+    uint16_t x;
+};
+inline __half __float2half_rn(float f) { return {archlens::f32_to_fp16(f)}; }
+inline float __half2float(__half h) { return archlens::fp16_to_f32(h.x); }
+inline __half __ushort_as_half(unsigned short u) { return {uint16_t(u)}; }
+inline unsigned short __half_as_ushort(__half h) { return h.x; }
+inline __nv_bfloat16 __float2bfloat16_rn(float f) { return {archlens::f32_to_bf16(f)}; }
+inline float __bfloat162float(__nv_bfloat16 h) { return archlens::bf16_to_f32(h.x); }
+
+// ---- runtime API -----------------------------------------------------------------------------
+enum cudaError_t {
+    cudaSuccess = 0,
+    cudaErrorInvalidValue = 1,
+    cudaErrorMemoryAllocation = 2,
+    cudaErrorInvalidConfiguration = 9,
+    cudaErrorInvalidDevicePointer = 17,
+    cudaErrorInvalidMemcpyDirection = 21,
+    cudaErrorNoDevice = 100,
+    cudaErrorIllegalState = 401,
+    cudaErrorStreamCaptureUnsupported = 900,
+    cudaErrorStreamCaptureInvalidated = 901,
+    cudaErrorLaunchFailure = 719,
+};
+const char* cudaGetErrorString(cudaError_t e);
+cudaError_t cudaGetLastError();
+cudaError_t cudaPeekAtLastError();
+
+enum cudaMemcpyKind { cudaMemcpyHostToHost, cudaMemcpyHostToDevice, cudaMemcpyDeviceToHost, cudaMemcpyDeviceToDevice, cudaMemcpyDefault };
+
+struct cudaDeviceProp {
+    char name[256];
+    int major, minor;
+    size_t totalGlobalMem;
+    int multiProcessorCount;
+};
+cudaError_t cudaGetDeviceCount(int* n);
+cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device);
+cudaError_t cudaSetDevice(int device);
+cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
+cudaError_t cudaDeviceSynchronize();
+
+cudaError_t cudaMalloc(void** p, size_t bytes);
+template <class T>
+cudaError_t cudaMalloc(T** p, size_t bytes) {
+    return cudaMalloc(reinterpret_cast<void**>(p), bytes);
+}
+cudaError_t cudaFree(void* p);
+cudaError_t cudaMallocHost(void** p, size_t bytes);
+template <class T>
+cudaError_t cudaMallocHost(T** p, size_t bytes) {
+    return cudaMallocHost(reinterpret_cast<void**>(p), bytes);
+}
+cudaError_t cudaFreeHost(void* p);
+
+struct CUstream_st;
+using cudaStream_t = CUstream_st*;
+enum { cudaStreamDefault = 0, cudaStreamNonBlocking = 1 };
+cudaError_t cudaStreamCreate(cudaStream_t* s);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned flags);
+cudaError_t cudaStreamDestroy(cudaStream_t s);
+cudaError_t cudaStreamSynchronize(cudaStream_t s);
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s = nullptr);
+cudaError_t cudaMemset(void* p, int value, size_t bytes);
+cudaError_t cudaMemsetAsync(void* p, int value, size_t bytes, cudaStream_t s = nullptr);
+
+struct CUevent_st;
+using cudaEvent_t = CUevent_st*;
+cudaError_t cudaEventCreate(cudaEvent_t* e);
+cudaError_t cudaEventDestroy(cudaEvent_t e);
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s = nullptr);
+cudaError_t cudaEventSynchronize(cudaEvent_t e);
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b);
+
+struct CUgraph_st;
+struct CUgraphExec_st;
+using cudaGraph_t = CUgraph_st*;
+using cudaGraphExec_t = CUgraphExec_st*;
+enum cudaStreamCaptureMode { cudaStreamCaptureModeGlobal = 0, cudaStreamCaptureModeThreadLocal = 1, cudaStreamCaptureModeRelaxed = 2 };
+cudaError_t cudaStreamBeginCapture(cudaStream_t s, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t s, cudaGraph_t* g);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* e, cudaGraph_t g, unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s);
+cudaError_t cudaGraphDestroy(cudaGraph_t g);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e);
+
+// ---- cuBLAS ----------------------------------------------------------------------------------
+enum cublasStatus_t {
+    CUBLAS_STATUS_SUCCESS = 0,
+    CUBLAS_STATUS_NOT_INITIALIZED = 1,
+    CUBLAS_STATUS_INVALID_VALUE = 7,
+    CUBLAS_STATUS_EXECUTION_FAILED = 13,
+    CUBLAS_STATUS_NOT_SUPPORTED = 15,
+};
+enum cublasOperation_t { CUBLAS_OP_N = 0, CUBLAS_OP_T = 1 };
+enum cudaDataType { CUDA_R_32F = 0, CUDA_R_16F = 2, CUDA_R_16BF = 14 };
+enum cublasComputeType_t { CUBLAS_COMPUTE_32F = 68 };
+enum cublasGemmAlgo_t { CUBLAS_GEMM_DEFAULT = -1 };
+struct cublasContext;
+using cublasHandle_t = cublasContext*;
+cublasStatus_t cublasCreate(cublasHandle_t* h);
+cublasStatus_t cublasDestroy(cublasHandle_t h);
+cublasStatus_t cublasSetStream(cublasHandle_t h, cudaStream_t s);
+cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void* workspace, size_t bytes);
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void* alpha,
+                            const void* A, cudaDataType at, int lda, const void* B, cudaDataType bt, int ldb, const void* beta,
+                            void* C, cudaDataType ct, int ldc, cublasComputeType_t compute, cublasGemmAlgo_t algo);
+cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const float* alpha,
+                           const float* A, int lda, const float* B, int ldb, const float* beta, float* C, int ldc);
+
+// ---- launches --------------------------------------------------------------------------------
+namespace archlens::emu {
+
+// Runs (or, on a capturing stream, records) grid × block threads of `body`; `barriers` says the
+// kernel may call __syncthreads or a shuffle (its threads then run as fibers).
+void launch(const char* name, dim3 grid, dim3 block, cudaStream_t s, bool barriers, std::function<void()> body);
+
+template <class... P>
+class Launch {
+public:
+    Launch(const char* name, void (*k)(P...), dim3 g, dim3 b, cudaStream_t s, bool barriers)
+        : name_(name), k_(k), g_(g), b_(b), s_(s), barriers_(barriers) {}
+    template <class... A>
+    void operator()(A&&... a) const {
+        static_assert(sizeof...(A) == sizeof...(P), "kernel argument count");
+        auto k = k_;
+        std::tuple<std::decay_t<P>...> args(static_cast<P>(std::forward<A>(a))...);  // by value, as a launch
+        launch(name_, g_, b_, s_, barriers_, [k, args] { std::apply(k, args); });
+    }
+
+private:
+    const char* name_;
+    void (*k_)(P...);
+    dim3 g_, b_;
+    cudaStream_t s_;
+    bool barriers_;
+};
+template <class... P>
+Launch(const char*, void (*)(P...), dim3, dim3, cudaStream_t, bool) -> Launch<P...>;
+
+}  // namespace archlens::emu
