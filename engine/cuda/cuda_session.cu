@@ -78,9 +78,51 @@ __global__ void add_kernel(float* x, const float* y, int64_t n) {
     if (i < n) x[i] += y[i];
 }
 
-__global__ void scale_rows_kernel(float* x, const float* s, int64_t rows, int n) {
+// Llama 4's attention temperature tuning on the queries of NoPE layers: row t (position p) of
+// [rows][n] times log(floor((p + 1) / floor_scale) + 1) · attn_scale + 1, in double as Session.
+__global__ void temperature_kernel(float* x, int64_t rows, int n, const int64_t* pos0, double floor_scale, double attn_scale) {
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < rows * n) x[i] *= s[i / n];
+    if (i >= rows * n) return;
+    const double p = double(*pos0 + i / n);
+    x[i] *= float(log(floor((p + 1.0) / floor_scale) + 1.0) * attn_scale + 1.0);
+}
+
+// The logit lens of one row of logits: out[0] = the most probable id (the lowest on ties), out[1]
+// its softmax probability, 1 / Σ exp(l - max). One block of kLensThreads.
+constexpr int kLensThreads = 256;
+__global__ void lens_kernel(const float* logits, int n, float* out) {
+    __shared__ float best[kLensThreads];
+    __shared__ int best_i[kLensThreads];
+    const int tid = threadIdx.x;
+    float m = -INFINITY;
+    int mi = 0x7fffffff;
+    for (int i = tid; i < n; i += blockDim.x)
+        if (logits[i] > m) m = logits[i], mi = i;  // strided: the first maximum of this thread's elements
+    best[tid] = m;
+    best_i[tid] = mi;
+    __syncthreads();
+    for (int o = blockDim.x / 2; o > 0; o >>= 1) {
+        if (tid < o && (best[tid + o] > best[tid] || (best[tid + o] == best[tid] && best_i[tid + o] < best_i[tid]))) {
+            best[tid] = best[tid + o];
+            best_i[tid] = best_i[tid + o];
+        }
+        __syncthreads();
+    }
+    m = best[0];
+    const int arg = best_i[0];
+    __syncthreads();
+    float sum = 0.f;
+    for (int i = tid; i < n; i += blockDim.x) sum += expf(logits[i] - m);
+    best[tid] = sum;
+    __syncthreads();
+    for (int o = blockDim.x / 2; o > 0; o >>= 1) {
+        if (tid < o) best[tid] += best[tid + o];
+        __syncthreads();
+    }
+    if (tid == 0) {
+        out[0] = float(arg);
+        out[1] = 1.f / best[0];
+    }
 }
 
 // One block per row of n: y = x / rms(x) (· w), the CPU's rms_norm.
@@ -114,14 +156,18 @@ __global__ void layer_norm_kernel(const float* x, const float* w, const float* b
     }
 }
 
+// Positions are read from device memory (*pos0: the batch's first position), never passed by
+// value, so that a captured decode step (CUDA graph) replays correctly at every position.
+
 // grid (T, heads), n_rot / 2 threads: rotates head h of token t in x ([T][row] floats, heads of hd)
-// with the token's cos/sin table cs[t][n_rot] (pairs (cos, sin)); neox = rotate_half pairs (i,
-// i + n_rot/2), else interleaved pairs (2i, 2i+1) — cpu::rope_apply.
-__global__ void rope_kernel(float* x, int row, int hd, const float* cs, int n_rot, int neox) {
+// with the cos/sin row of its position in the context's table cs[n_ctx][n_rot] (pairs (cos, sin));
+// neox = rotate_half pairs (i, i + n_rot/2), else interleaved pairs (2i, 2i+1) — cpu::rope_apply.
+__global__ void rope_kernel(float* x, int row, int hd, const float* cs, int n_rot, int neox, const int64_t* pos0) {
     const int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = n_rot / 2;
     if (i >= half) return;
     float* v = x + int64_t(t) * row + int64_t(h) * hd;
-    const float c = cs[int64_t(t) * n_rot + 2 * i], s = cs[int64_t(t) * n_rot + 2 * i + 1];
+    const int64_t r = (*pos0 + t) * n_rot;
+    const float c = cs[r + 2 * i], s = cs[r + 2 * i + 1];
     const int ia = neox ? i : 2 * i, ib = neox ? i + half : 2 * i + 1;
     const float a = v[ia], b = v[ib];
     v[ia] = a * c - b * s;
@@ -130,11 +176,11 @@ __global__ void rope_kernel(float* x, int row, int hd, const float* cs, int n_ro
 
 // Copies T rows of `per` values for each of `heads` heads from src[t][heads][per] into the
 // head-major cache [heads][cap][per] at positions pos0 + t.
-__global__ void store_kv_kernel(const float* src, float* cache, int64_t T, int heads, int per, int64_t cap, int64_t pos0) {
+__global__ void store_kv_kernel(const float* src, float* cache, int64_t T, int heads, int per, int64_t cap, const int64_t* pos0) {
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= T * heads * per) return;
     const int64_t t = i / (int64_t(heads) * per), h = (i / per) % heads, d = i % per;
-    cache[(h * cap + pos0 + t) * per + d] = src[i];
+    cache[(h * cap + *pos0 + t) * per + d] = src[i];
 }
 
 // Splits GPT-2's fused [T][q | k | v] rows.
@@ -221,13 +267,13 @@ constexpr int kAttnChunk = 1024;   // keys scored per pass (online softmax acros
 // as the first vd floats of each key row).
 // scope: 0 global, 1 sliding (window includes the query), 2 chunked — Session::key_begin.
 __global__ void attention_kernel(const float* q, int q_row, const float* kc, const float* vc, int v_stride, int64_t cap, int H,
-                                 int KV, int hd, int vd, int64_t pos0, int scope, int window, float scale, float softcap,
+                                 int KV, int hd, int vd, const int64_t* pos0, int scope, int window, float scale, float softcap,
                                  float* out, float* stats) {
     __shared__ float qs[kAttnMaxDim];
     __shared__ float sc[kAttnChunk];
     __shared__ float red[33];
     const int t = blockIdx.x, h = blockIdx.y, kvh = h / (H / KV), tid = threadIdx.x;
-    const int64_t p = pos0 + t;
+    const int64_t p = *pos0 + t;
     int64_t lo = 0;
     if (window > 0 && scope == 1) lo = p - window + 1 > 0 ? p - window + 1 : 0;
     if (window > 0 && scope == 2) lo = p / window * window;
@@ -289,21 +335,21 @@ __global__ void copy_rows_kernel(const float* src, int64_t ld_src, float* dst, i
     dst[(i / n) * ld_dst + i % n] = src[(i / n) * ld_src + i % n];
 }
 
-// The probabilities of the captured heads: grid (T, n_heads), heads[y] the head of row y; row
-// (t, y) of `probs` (row_len floats) gets exp(s_j - max) / sum for the keys lo..p of query t, from
-// the max and sum attention_kernel left in stats — the same scores recomputed.
+// The probabilities of one captured head h: grid (T), row t of `probs` (row_len floats) gets
+// exp(s_j - max) / sum for the keys lo..p of query t, from the max and sum attention_kernel left
+// in stats — the same scores recomputed.
 __global__ void attention_probs_kernel(const float* q, int q_row, const float* kc, int64_t cap, int H, int KV, int hd,
-                                       int64_t pos0, int scope, int window, float scale, float softcap,
-                                       const float* stats, const int* heads, int n_heads, int64_t row_len, float* probs) {
-    const int t = blockIdx.x, y = blockIdx.y, h = heads[y], kvh = h / (H / KV);
-    const int64_t p = pos0 + t;
+                                       const int64_t* pos0, int scope, int window, float scale, float softcap,
+                                       const float* stats, int h, int64_t row_len, float* probs) {
+    const int t = blockIdx.x, kvh = h / (H / KV);
+    const int64_t p = *pos0 + t;
     int64_t lo = 0;
     if (window > 0 && scope == 1) lo = p - window + 1 > 0 ? p - window + 1 : 0;
     if (window > 0 && scope == 2) lo = p / window * window;
     const float m = stats[(int64_t(t) * H + h) * 2], inv = 1.f / stats[(int64_t(t) * H + h) * 2 + 1];
     const float* qv = q + int64_t(t) * q_row + int64_t(h) * hd;
     const float* kh = kc + int64_t(kvh) * cap * hd;
-    float* row = probs + (int64_t(t) * n_heads + y) * row_len;
+    float* row = probs + int64_t(t) * row_len;
     for (int64_t j = threadIdx.x; j <= p - lo; j += blockDim.x) {
         const float* key = kh + (lo + j) * hd;
         float s = 0.f;
@@ -407,7 +453,7 @@ struct CudaSession::Impl {
     // scratch, sized for the largest batch so far
     int64_t cap_T = 0;
     float *x = nullptr, *h = nullptr, *y = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *qkv = nullptr, *att = nullptr;
-    float *g = nullptr, *u = nullptr, *rows_scale = nullptr;
+    float *g = nullptr, *u = nullptr;
     float* logits = nullptr;  // rows of the vocabulary: one, or a whole batch when all are asked for
     int64_t logits_rows = 0;
 
@@ -418,6 +464,12 @@ struct CudaSession::Impl {
         logits_rows = 0;
         check(cudaMalloc(&logits, size_t(rows) * size_t(model.spec().vocab) * sizeof(float)), "cudaMalloc (logits)");
         logits_rows = rows;
+        drop_graph();
+    }
+    // Device → pageable host on the session's stream, waiting for it (MoE's host routing only).
+    void to_host(void* dst, const void* src, size_t bytes, const char* what) {
+        check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream), what);
+        check(cudaStreamSynchronize(stream), what);
     }
     void* conv = nullptr;  // activations converted to a weight's type
     ProbeConfig probe_cfg;
@@ -433,10 +485,17 @@ struct CudaSession::Impl {
     explicit Impl(const Model& m) : model(m) {}
 
     ~Impl() {
+        if (stream) cudaStreamSynchronize(stream);
+        drop_graph();
         if (logits) cudaFree(logits);
+        if (probe_dev) cudaFree(probe_dev);
+        for (float* p : {probe_host, h_x, h_logits, lens_host})
+            if (p) cudaFreeHost(p);
+        if (h_pos) cudaFreeHost(h_pos);
         for (void* p : scratch) cudaFree(p);
         for (void* p : allocations) cudaFree(p);
         if (blas) cublasDestroy(blas);
+        if (stream) cudaStreamDestroy(stream);
     }
 
     void* dev_alloc(size_t bytes, std::vector<void*>& owner) {
@@ -566,7 +625,6 @@ struct CudaSession::Impl {
         att = f(T * attd);
         g = f(T * 2 * ffn);  // a fused [gate ; up] product
         u = f(T * ffn);
-        rows_scale = f(T);
         int64_t hmax = 1;
         for (const LayerSpec& ls : s.layers) hmax = std::max<int64_t>(hmax, ls.attn.n_heads);
         attn_stats = f(T * hmax * 2);
@@ -587,6 +645,7 @@ struct CudaSession::Impl {
         }
         conv = dev_alloc(size_t(T * widest) * sizeof(float), scratch);
         cap_T = T;
+        drop_graph();
     }
 
     // y[T][n_out] = x[T][n_in] · Wᵀ (+ bias), x and y f32 on the device.
@@ -702,11 +761,11 @@ struct CudaSession::Impl {
             check_launch("rms_norm_kernel (qk per head)");
         }
         if (a.rope.enabled && a.rope.n_rot > 0) {
-            const float* tab = rope_table(a.rope, freq_factors(a)) + pos * a.rope.n_rot;  // rows pos .. pos+T-1
+            const float* tab = rope_table(a.rope, freq_factors(a));
             const int neox = model.rope_style(a) == RopeStyle::Neox ? 1 : 0;
             const unsigned threads = unsigned(std::max(32, a.rope.n_rot / 2));
-            LAUNCH(rope_kernel, dim3(unsigned(T), unsigned(H)), threads, stream)(q, qd, hd, tab, a.rope.n_rot, neox);
-            LAUNCH(rope_kernel, dim3(unsigned(T), unsigned(KV)), threads, stream)(k, kd, hd, tab, a.rope.n_rot, neox);
+            LAUNCH(rope_kernel, dim3(unsigned(T), unsigned(H)), threads, stream)(q, qd, hd, tab, a.rope.n_rot, neox, d_pos);
+            LAUNCH(rope_kernel, dim3(unsigned(T), unsigned(KV)), threads, stream)(k, kd, hd, tab, a.rope.n_rot, neox, d_pos);
             check_launch("rope_kernel");
         }
         if (a.qk_norm == QkNorm::L2) {  // after RoPE, weightless (Llama 4)
@@ -715,21 +774,15 @@ struct CudaSession::Impl {
             check_launch("rms_norm_kernel (l2)");
         }
         if (a.temperature_tuning) {
-            std::vector<float> sc(static_cast<size_t>(T));
-            for (int64_t t = 0; t < T; ++t) {
-                const double p = double(pos + t);
-                sc[size_t(t)] = float(std::log(std::floor((p + 1.0) / a.temp_floor_scale) + 1.0) * a.temp_attn_scale + 1.0);
-            }
-            check(cudaMemcpy(rows_scale, sc.data(), sc.size() * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy (q scale)");
-            LAUNCH(scale_rows_kernel, blocks_for(T * qd, 256), 256, stream)(q, rows_scale, T, qd);
-            check_launch("scale_rows_kernel");
+            LAUNCH(temperature_kernel, blocks_for(T * qd, 256), 256, stream)(q, T, qd, d_pos, a.temp_floor_scale, a.temp_attn_scale);
+            check_launch("temperature_kernel");
         }
         // the batch into the cache first (no rings on the device: the cache holds every position)
-        LAUNCH(store_kv_kernel, blocks_for(T * kd, 256), 256, stream)(k, L.kc, T, KV, hd, n_ctx, pos);
-        LAUNCH(store_kv_kernel, blocks_for(T * vdd, 256), 256, stream)(v, L.vc, T, KV, vd, n_ctx, pos);
+        LAUNCH(store_kv_kernel, blocks_for(T * kd, 256), 256, stream)(k, L.kc, T, KV, hd, n_ctx, d_pos);
+        LAUNCH(store_kv_kernel, blocks_for(T * vdd, 256), 256, stream)(v, L.vc, T, KV, vd, n_ctx, d_pos);
         check_launch("store_kv_kernel");
         const int scope = a.scope == AttnScope::Sliding ? 1 : a.scope == AttnScope::Chunked ? 2 : 0;
-        LAUNCH_SYNC(attention_kernel, dim3(unsigned(T), unsigned(H)), kAttnThreads, stream)(q, qd, L.kc, L.vc, vd, n_ctx, H, KV, hd, vd, pos,
+        LAUNCH_SYNC(attention_kernel, dim3(unsigned(T), unsigned(H)), kAttnThreads, stream)(q, qd, L.kc, L.vc, vd, n_ctx, H, KV, hd, vd, d_pos,
                                                                            scope, a.window, a.scale, a.softcap, this->att,
                                                                            attn_stats);
         check_launch("attention_kernel");
@@ -765,13 +818,13 @@ struct CudaSession::Impl {
         LAUNCH_SYNC(rms_norm_kernel, unsigned(T), 256, stream)(mla_tin, L.kv_a_norm, int(R), s.norm_eps, mla_tin);
         check_launch("rms_norm_kernel (kv_a)");
         copy_rows(mla_tin, R, mla_kva, key, T, R);
-        const float* tab = rope_table(a.rope, freq_factors(a)) + pos * a.rope.n_rot;
+        const float* tab = rope_table(a.rope, freq_factors(a));
         const int neox = model.rope_style(a) == RopeStyle::Neox ? 1 : 0;
         const unsigned threads = unsigned(std::max<int64_t>(32, RP / 2));
-        LAUNCH(rope_kernel, dim3(unsigned(T), 1u), threads, stream)(mla_kva + R, int(key), int(RP), tab, int(RP), neox);
-        LAUNCH(rope_kernel, dim3(unsigned(T), unsigned(H)), threads, stream)(q + NP, int(H * qk), int(qk), tab, int(RP), neox);
+        LAUNCH(rope_kernel, dim3(unsigned(T), 1u), threads, stream)(mla_kva + R, int(key), int(RP), tab, int(RP), neox, d_pos);
+        LAUNCH(rope_kernel, dim3(unsigned(T), unsigned(H)), threads, stream)(q + NP, int(H * qk), int(qk), tab, int(RP), neox, d_pos);
         check_launch("rope_kernel (mla)");
-        LAUNCH(store_kv_kernel, blocks_for(T * key, 256), 256, stream)(mla_kva, L.kc, T, 1, int(key), n_ctx, pos);
+        LAUNCH(store_kv_kernel, blocks_for(T * key, 256), 256, stream)(mla_kva, L.kc, T, 1, int(key), n_ctx, d_pos);
         check_launch("store_kv_kernel (mla)");
         for (int64_t hh = 0; hh < H; ++hh) {  // the latent-space query of each head
             copy_rows(q + hh * qk, H * qk, mla_tin, NP, T, NP);
@@ -781,7 +834,7 @@ struct CudaSession::Impl {
         copy_rows(q + NP, qk, mla_q + R, key, T * H, RP);  // and its RoPE part, every (t, h) row
         const int scope = a.scope == AttnScope::Sliding ? 1 : a.scope == AttnScope::Chunked ? 2 : 0;
         LAUNCH_SYNC(attention_kernel, dim3(unsigned(T), unsigned(H)), kAttnThreads, stream)(mla_q, int(H * key), L.kc, L.kc, int(key), n_ctx,
-                                                                           int(H), 1, int(key), int(R), pos, scope, a.window,
+                                                                           int(H), 1, int(key), int(R), d_pos, scope, a.window,
                                                                            a.scale, a.softcap, mla_olat, attn_stats);
         check_launch("attention_kernel (mla)");
         capture_attention(il, a, T, scope, mla_q, int(H * key), int(key), 1, L.kc);
@@ -793,46 +846,101 @@ struct CudaSession::Impl {
         linear(L.o, this->att, T, out);
     }
 
-    // Probabilities of this layer's captured heads for the batch, as Session records them: rows in
-    // order of query position, then head.
+    // The attention probe: one slot per captured (layer, head), in the order Session records them
+    // (layer, then query position, then head). attention_probs_kernel writes each slot's rows
+    // [T][pos + T] into probe_dev (slots slot_stride(T) apart: a whole context's row for a decode
+    // step, whose layout must not depend on the position when it replays as a graph); after the
+    // pass they are copied asynchronously to pinned memory
+    // (probe_host), and turned into AttentionRows after the forward pass's one synchronisation.
+    struct ProbeSlot {
+        int layer, head;
+    };
+    std::vector<ProbeSlot> probe_slots;
+    float *probe_dev = nullptr, *probe_host = nullptr;
+    int64_t probe_floats = 0;
+    float *lens_dev = nullptr, *lens_host = nullptr;  // the logit lens: [layer][id, prob]
+
+    int64_t slot_stride(int64_t T) const { return T == 1 ? n_ctx : T * (pos + T); }
+
+    void plan_probes(int64_t T) {
+        const ModelSpec& s = model.spec();
+        probe_slots.clear();
+        if (probe_cfg.attention)
+            for (int il = 0; il < s.n_layers; ++il)
+                for (int h = 0; h < s.layers[size_t(il)].attn.n_heads; ++h)
+                    if (probe_cfg.wants_attention(il, h)) probe_slots.push_back({il, h});
+        // a decode step (T = 1) may become a graph: room for a row of the whole context, so that
+        // the buffer never moves while the graph replays
+        const int64_t need = int64_t(probe_slots.size()) * slot_stride(T);
+        if (need > probe_floats) {
+            if (probe_dev) cudaFree(probe_dev);
+            if (probe_host) cudaFreeHost(probe_host);
+            probe_dev = probe_host = nullptr;
+            probe_floats = 0;
+            check(cudaMalloc(&probe_dev, size_t(need) * sizeof(float)), "cudaMalloc (attention probe)");
+            check(cudaMallocHost(&probe_host, size_t(need) * sizeof(float)), "cudaMallocHost (attention probe)");
+            probe_floats = need;
+            drop_graph();
+        }
+    }
+
+    // Launches the probability rows of this layer's captured heads (slot y: rows at
+    // probe_dev + y·slot_stride(T), row length pos + T).
     void capture_attention(int il, const AttentionSpec& a, int64_t T, int scope, const float* qb, int q_row, int hd, int KV,
                            const float* kc) {
-        if (!probe_cfg.attention) return;
-        std::vector<int> heads;
-        for (int h = 0; h < a.n_heads; ++h)
-            if (probe_cfg.wants_attention(il, h)) heads.push_back(h);
-        if (heads.empty()) return;
-        const int64_t row_len = pos + T, nh = int64_t(heads.size());
-        std::vector<void*> tmp;
-        struct Free {
-            std::vector<void*>& v;
-            ~Free() {
-                for (void* p : v) cudaFree(p);
-            }
-        } free_tmp{tmp};
-        auto* dheads = static_cast<int*>(dev_alloc(heads.size() * sizeof(int), tmp));
-        auto* dprobs = static_cast<float*>(dev_alloc(size_t(T * nh * row_len) * sizeof(float), tmp));
-        check(cudaMemcpy(dheads, heads.data(), heads.size() * sizeof(int), cudaMemcpyHostToDevice), "cudaMemcpy (probe heads)");
-        LAUNCH(attention_probs_kernel, dim3(unsigned(T), unsigned(nh)), 256, stream)(qb, q_row, kc, n_ctx, a.n_heads, KV, hd, pos, scope,
-                                                                         a.window, a.scale, a.softcap, attn_stats, dheads, int(nh),
-                                                                         row_len, dprobs);
-        check_launch("attention_probs_kernel");
-        std::vector<float> host(size_t(T * nh * row_len));
-        check(cudaMemcpy(host.data(), dprobs, host.size() * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy (probe rows)");
-        for (int64_t t = 0; t < T; ++t)
-            for (int64_t y = 0; y < nh; ++y) {
-                AttentionRow r;
-                r.layer = il;
-                r.head = heads[size_t(y)];
-                r.query_pos = pos + t;
-                int64_t lo = 0;
-                if (a.window > 0 && scope == 1) lo = std::max<int64_t>(0, r.query_pos - a.window + 1);
-                if (a.window > 0 && scope == 2) lo = r.query_pos / a.window * a.window;
-                r.key_begin = lo;
-                const float* src = host.data() + (t * nh + y) * row_len;
-                r.probs.assign(src, src + (r.query_pos - lo + 1));
-                probes.attention.push_back(std::move(r));
-            }
+        const int64_t row_len = pos + T;
+        for (size_t y = 0; y < probe_slots.size(); ++y) {
+            if (probe_slots[y].layer != il) continue;
+            LAUNCH(attention_probs_kernel, unsigned(T), 256, stream)(qb, q_row, kc, n_ctx, a.n_heads, KV, hd, d_pos, scope, a.window,
+                                                                   a.scale, a.softcap, attn_stats, probe_slots[y].head, row_len,
+                                                                   probe_dev + int64_t(y) * slot_stride(T));
+            check_launch("attention_probs_kernel");
+        }
+    }
+
+    void copy_probes_async(int64_t T) {
+        const size_t slots = probe_slots.size();
+        if (slots > 0 && T == 1)  // each slot's row of pos + 1 probabilities
+            check(cudaMemcpy2DAsync(probe_host, size_t(n_ctx) * sizeof(float), probe_dev, size_t(n_ctx) * sizeof(float),
+                                    size_t(pos + 1) * sizeof(float), slots, cudaMemcpyDeviceToHost, stream),
+                  "cudaMemcpy2DAsync (probe rows)");
+        else if (slots > 0)
+            check(cudaMemcpyAsync(probe_host, probe_dev, slots * size_t(slot_stride(T)) * sizeof(float), cudaMemcpyDeviceToHost, stream),
+                  "cudaMemcpyAsync (probe rows)");
+        if (probe_cfg.logit_lens)
+            check(cudaMemcpyAsync(lens_host, lens_dev, size_t(model.spec().n_layers) * 2 * sizeof(float), cudaMemcpyDeviceToHost, stream),
+                  "cudaMemcpyAsync (logit lens)");
+    }
+
+    // After the synchronisation: the probe records, as Session makes them.
+    void collect_probes(int64_t T) {
+        const ModelSpec& s = model.spec();
+        const int64_t row_len = pos + T;
+        for (size_t y0 = 0; y0 < probe_slots.size();) {
+            size_t y1 = y0;
+            while (y1 < probe_slots.size() && probe_slots[y1].layer == probe_slots[y0].layer) ++y1;
+            const int il = probe_slots[y0].layer;
+            const AttentionSpec& a = s.layers[size_t(il)].attn;
+            for (int64_t t = 0; t < T; ++t)
+                for (size_t y = y0; y < y1; ++y) {
+                    AttentionRow r;
+                    r.layer = il;
+                    r.head = probe_slots[y].head;
+                    r.query_pos = pos + t;
+                    int64_t lo = 0;
+                    if (a.window > 0 && a.scope == AttnScope::Sliding) lo = std::max<int64_t>(0, r.query_pos - a.window + 1);
+                    if (a.window > 0 && a.scope == AttnScope::Chunked) lo = r.query_pos / a.window * a.window;
+                    r.key_begin = lo;
+                    const float* src = probe_host + int64_t(y) * slot_stride(T) + t * row_len;
+                    r.probs.assign(src, src + (r.query_pos - lo + 1));
+                    probes.attention.push_back(std::move(r));
+                }
+            y0 = y1;
+        }
+        if (probe_cfg.logit_lens) {
+            probes.logit_lens.clear();
+            for (int il = 0; il < s.n_layers; ++il) probes.logit_lens.push_back({il, int(lens_host[2 * il]), lens_host[2 * il + 1]});
+        }
     }
 
     // Final norm + LM head (+ softcap) of `rows` residual rows at xin, into logits (device).
@@ -844,6 +952,119 @@ struct CudaSession::Impl {
             LAUNCH(softcap_kernel, blocks_for(rows * s.vocab, 256), 256, stream)(logits, s.final_softcap, rows * s.vocab);
             check_launch("softcap_kernel");
         }
+    }
+
+    // ---- the pass ----
+
+    int64_t* d_pos = nullptr;        // the batch's first position, on the device
+    int64_t* h_pos = nullptr;        // and its pinned host staging
+    float* h_x = nullptr;            // pinned: the batch's embeddings
+    int64_t h_x_floats = 0;
+    float* h_logits = nullptr;       // pinned: the logits that go back
+    int64_t h_logits_floats = 0;
+    void* workspace = nullptr;       // cuBLAS's, set explicitly so that it can be captured
+    bool has_moe = false;            // host routing synchronises: such models decode eagerly
+
+    float* pinned(float*& p, int64_t& have, int64_t need, const char* what) {
+        if (need <= have) return p;
+        if (p) cudaFreeHost(p);
+        p = nullptr;
+        have = 0;
+        check(cudaMallocHost(&p, size_t(need) * sizeof(float)), what);
+        have = need;
+        return p;
+    }
+
+    // Every layer, then the head on `rows` residual rows from `first`, enqueued on the stream.
+    void run_layers(int64_t T, int64_t first, int64_t rows) {
+        const ModelSpec& s = model.spec();
+        const int64_t D = s.dim;
+        for (int il = 0; il < s.n_layers; ++il) {
+            const LayerSpec& ls = s.layers[size_t(il)];
+            const DevLayer& L = layers[size_t(il)];
+            const float* in = x;
+            if (ls.attn_pre_norm) {
+                norm(L.attn_norm, L.attn_norm_b, x, T, int(D), h);
+                in = h;
+            }
+            if (ls.attn.kind == AttnKind::MLA)
+                attention_mla(il, in, T, y);
+            else
+                attention(il, in, T, y);
+            if (ls.attn_post_norm) norm(L.post_attn_norm, nullptr, y, T, int(D), y);
+            add(x, y, T * D);
+            in = x;
+            if (ls.ffn_pre_norm) {
+                norm(L.ffn_norm, L.ffn_norm_b, x, T, int(D), h);
+                in = h;
+            }
+            ffn(il, in, T, y);
+            if (ls.ffn_post_norm) norm(L.post_ffn_norm, nullptr, y, T, int(D), y);
+            add(x, y, T * D);
+            if (probe_cfg.logit_lens) {  // this layer's residual at the last position through the head
+                head(x + (T - 1) * D, 1);
+                LAUNCH_SYNC(lens_kernel, 1, kLensThreads, stream)(logits, s.vocab, lens_dev + 2 * il);
+                check_launch("lens_kernel");
+            }
+        }
+        head(x + first * D, rows);
+    }
+
+    // ---- the decode step as a CUDA graph ----
+    // A single-token step without host routing is captured once and replayed: positions come from
+    // device memory, every buffer it touches is allocated before the capture, and it is captured
+    // again when a buffer moves or the probes change. A capture the device refuses turns graphs
+    // off for the session (graph_note says why) and the step runs eagerly: never an error.
+    bool use_graphs = true;
+    std::string graph_note = "no decode step yet";
+    cudaGraphExec_t graph = nullptr;
+    std::vector<int> graph_key;  // the probes it was captured with
+    int64_t graph_launches = 0;
+
+    void drop_graph() {
+        if (graph) cudaGraphExecDestroy(graph);
+        graph = nullptr;
+    }
+
+    std::vector<int> probe_key() const {
+        std::vector<int> k{probe_cfg.logit_lens ? 1 : 0};
+        for (const auto& p : probe_slots) k.insert(k.end(), {p.layer, p.head});
+        return k;
+    }
+
+    // Runs one decode step through the graph; false when it must run eagerly.
+    bool run_graph() {
+        if (!use_graphs) return false;
+        if (graph && graph_key != probe_key()) drop_graph();
+        if (!graph) {
+            check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+            cudaGraph_t g = nullptr;
+            try {
+                run_layers(1, 0, 1);
+            } catch (const Error& e) {
+                cudaStreamEndCapture(stream, &g);
+                if (g) cudaGraphDestroy(g);
+                cudaGetLastError();
+                use_graphs = false;
+                graph_note = std::string("eager: the decode step could not be captured (") + e.what() + ")";
+                return false;
+            }
+            cudaError_t err = cudaStreamEndCapture(stream, &g);
+            if (err == cudaSuccess) err = cudaGraphInstantiate(&graph, g, 0);
+            if (g) cudaGraphDestroy(g);
+            if (err != cudaSuccess) {
+                cudaGetLastError();
+                graph = nullptr;
+                use_graphs = false;
+                graph_note = std::string("eager: the decode graph failed (") + cudaGetErrorString(err) + ")";
+                return false;
+            }
+            graph_key = probe_key();
+        }
+        check(cudaGraphLaunch(graph, stream), "cudaGraphLaunch");
+        ++graph_launches;
+        graph_note = "graph";
+        return true;
     }
 
     void dense_ffn(const DevExpert& e, Activation a, const float* hin, int64_t T, float* out) {
@@ -888,12 +1109,12 @@ struct CudaSession::Impl {
         const int64_t D = s.dim, E = f.n_experts, K = f.top_k;
         linear(L.router, hin, T, router_logits);
         std::vector<float> logits(size_t(T * E));
-        check(cudaMemcpy(logits.data(), router_logits, logits.size() * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy (router)");
+        to_host(logits.data(), router_logits, logits.size() * sizeof(float), "router logits");
         std::vector<int> sel(size_t(T * K));
         std::vector<float> wts(size_t(T * K));
         cpu::moe_route_tokens(f, logits.data(), lw.selection_bias.data(), T, il, s.n_layers, pos, probe_cfg, probes, sel.data(),
                               wts.data());
-        check(cudaMemset(out, 0, size_t(T * D) * sizeof(float)), "cudaMemset (moe out)");
+        check(cudaMemsetAsync(out, 0, size_t(T * D) * sizeof(float), stream), "cudaMemsetAsync (moe out)");
         std::vector<std::vector<std::pair<int, float>>> by_expert(static_cast<size_t>(E));
         for (int64_t t = 0; t < T; ++t)
             for (int64_t k = 0; k < K; ++k) by_expert[size_t(sel[size_t(t * K + k)])].push_back({int(t), wts[size_t(t * K + k)]});
@@ -906,8 +1127,10 @@ struct CudaSession::Impl {
             rows.clear();
             scales.clear();
             for (const auto& [t, w] : toks) rows.push_back(t), scales.push_back(w);
-            check(cudaMemcpy(moe_rows, rows.data(), rows.size() * sizeof(int), cudaMemcpyHostToDevice), "cudaMemcpy (moe rows)");
-            check(cudaMemcpy(moe_scale, scales.data(), scales.size() * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy (moe weights)");
+            // pageable sources: the call returns once they are staged, so the vectors may be reused
+            check(cudaMemcpyAsync(moe_rows, rows.data(), rows.size() * sizeof(int), cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync (moe rows)");
+            check(cudaMemcpyAsync(moe_scale, scales.data(), scales.size() * sizeof(float), cudaMemcpyHostToDevice, stream),
+                  "cudaMemcpyAsync (moe weights)");
             // ref: HF Llama4TextMoe: the router score scales the expert input
             LAUNCH(gather_rows_kernel, blocks_for(n * D, 256), 256, stream)(hin, moe_rows, f.weight_on_input ? moe_scale : nullptr, n, int(D), moe_in);
             check_launch("gather_rows_kernel");
@@ -951,7 +1174,16 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx) : impl_(std::make_un
         throw Error(model.path() + ": needs " + std::to_string(need >> 20) + " MiB of GPU memory (weights, KV cache of " +
                     std::to_string(m.n_ctx) + " positions, buffers); " + m.device + " has " + std::to_string(free_b >> 20) +
                     " MiB free");
+    check(cudaStreamCreateWithFlags(&m.stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
     check(cublasCreate(&m.blas), "cublasCreate");
+    check(cublasSetStream(m.blas, m.stream), "cublasSetStream");
+    constexpr size_t kWorkspace = size_t(32) << 20;  // cuBLAS's recommendation for Hopper
+    m.workspace = m.dev_alloc(kWorkspace, m.allocations);
+    check(cublasSetWorkspace(m.blas, m.workspace, kWorkspace), "cublasSetWorkspace");
+    m.d_pos = static_cast<int64_t*>(m.dev_alloc(sizeof(int64_t), m.allocations));
+    check(cudaMallocHost(&m.h_pos, sizeof(int64_t)), "cudaMallocHost (position)");
+    m.lens_dev = static_cast<float*>(m.dev_alloc(size_t(s.n_layers) * 2 * sizeof(float), m.allocations));
+    check(cudaMallocHost(&m.lens_host, size_t(s.n_layers) * 2 * sizeof(float)), "cudaMallocHost (logit lens)");
     const ModelWeights& w = model.weights();
     m.layers.resize(size_t(s.n_layers));
     for (int il = 0; il < s.n_layers; ++il) {
@@ -994,6 +1226,10 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx) : impl_(std::make_un
         }
         m.kv_bytes += kb + vb;
     }
+    for (const LayerSpec& ls : s.layers) {  // every RoPE table now: none may be made during a capture
+        if (ls.attn.rope.enabled && ls.attn.rope.n_rot > 0) m.rope_table(ls.attn.rope, m.freq_factors(ls.attn));
+        m.has_moe = m.has_moe || ls.ffn.moe;
+    }
     m.lm_head = m.upload_linear(w.lm_head);
     m.out_norm = m.upload_vec(w.out_norm);
     m.out_norm_b = m.upload_vec(w.out_norm_b);
@@ -1015,6 +1251,15 @@ int64_t CudaSession::n_ctx() const { return impl_->n_ctx; }
 uint64_t CudaSession::weight_bytes() const { return impl_->weight_bytes; }
 uint64_t CudaSession::kv_bytes() const { return impl_->kv_bytes; }
 std::string CudaSession::device_name() const { return impl_->device; }
+std::string CudaSession::decode_mode() const { return impl_->graph_note; }
+int64_t CudaSession::graph_launches() const { return impl_->graph_launches; }
+void CudaSession::set_graphs(bool on) {
+    impl_->use_graphs = on;
+    if (!on) {
+        impl_->drop_graph();
+        impl_->graph_note = "eager: graphs turned off";
+    }
+}
 
 std::vector<float> CudaSession::forward(std::span<const int> tokens, bool all_logits) {
     Impl& m = *impl_;
@@ -1029,59 +1274,40 @@ std::vector<float> CudaSession::forward(std::span<const int> tokens, bool all_lo
             throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(s.vocab - 1) + ")");
     m.ensure_scratch(T);
     m.ensure_logits(all_logits ? T : 1);
+    m.plan_probes(T);
 
-    // Embeddings on the host (any stored type, as the CPU backend reads them), then uploaded.
-    std::vector<float> x(size_t(T * D)), pe;
+    // Embeddings on the host (any stored type, as the CPU backend reads them), through pinned
+    // memory; the position goes with them.
+    float* x = m.pinned(m.h_x, m.h_x_floats, T * D, "cudaMallocHost (embeddings)");
+    std::vector<float> pe;
     for (int64_t t = 0; t < T; ++t) {
-        cpu::read_row(w.tok_embd, tokens[size_t(t)], x.data() + t * D);
+        cpu::read_row(w.tok_embd, tokens[size_t(t)], x + t * D);
         if (s.embed_scale != 1.f)
-            for (int64_t i = 0; i < D; ++i) x[size_t(t * D + i)] *= s.embed_scale;
+            for (int64_t i = 0; i < D; ++i) x[t * D + i] *= s.embed_scale;
         if (s.learned_positions) {
             pe.resize(size_t(D));
             cpu::read_row(w.pos_embd, m.pos + t, pe.data());
-            for (int64_t i = 0; i < D; ++i) x[size_t(t * D + i)] += pe[size_t(i)];
+            for (int64_t i = 0; i < D; ++i) x[t * D + i] += pe[size_t(i)];
         }
     }
-    check(cudaMemcpy(m.x, x.data(), x.size() * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy (embeddings)");
-
-    for (int il = 0; il < s.n_layers; ++il) {
-        const LayerSpec& ls = s.layers[size_t(il)];
-        const DevLayer& L = m.layers[size_t(il)];
-        const float* in = m.x;
-        if (ls.attn_pre_norm) {
-            m.norm(L.attn_norm, L.attn_norm_b, m.x, T, int(D), m.h);
-            in = m.h;
-        }
-        if (ls.attn.kind == AttnKind::MLA)
-            m.attention_mla(il, in, T, m.y);
-        else
-            m.attention(il, in, T, m.y);
-        if (ls.attn_post_norm) m.norm(L.post_attn_norm, nullptr, m.y, T, int(D), m.y);
-        m.add(m.x, m.y, T * D);
-        in = m.x;
-        if (ls.ffn_pre_norm) {
-            m.norm(L.ffn_norm, L.ffn_norm_b, m.x, T, int(D), m.h);
-            in = m.h;
-        }
-        m.ffn(il, in, T, m.y);
-        if (ls.ffn_post_norm) m.norm(L.post_ffn_norm, nullptr, m.y, T, int(D), m.y);
-        m.add(m.x, m.y, T * D);
-        if (m.probe_cfg.logit_lens) {  // this layer's residual at the last position through the head
-            if (il == 0) m.probes.logit_lens.clear();
-            m.head(m.x + (T - 1) * D, 1);
-            std::vector<float> l(size_t(s.vocab));
-            check(cudaMemcpy(l.data(), m.logits, l.size() * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy (logit lens)");
-            cpu::softmax(l.data(), int64_t(l.size()));
-            const int best = int(std::max_element(l.begin(), l.end()) - l.begin());
-            m.probes.logit_lens.push_back({il, best, l[size_t(best)]});
-        }
-    }
-    m.pos += T;
+    *m.h_pos = m.pos;
+    check(cudaMemcpyAsync(m.d_pos, m.h_pos, sizeof(int64_t), cudaMemcpyHostToDevice, m.stream), "cudaMemcpyAsync (position)");
+    check(cudaMemcpyAsync(m.x, x, size_t(T * D) * sizeof(float), cudaMemcpyHostToDevice, m.stream), "cudaMemcpyAsync (embeddings)");
 
     const int64_t first = all_logits ? 0 : T - 1, rows = T - first;
-    m.head(m.x + first * D, rows);
-    std::vector<float> out(size_t(rows * s.vocab));
-    check(cudaMemcpy(out.data(), m.logits, out.size() * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy (logits)");
+    const bool step = T == 1 && !m.has_moe;
+    if (!step || !m.run_graph()) {
+        if (!step) m.graph_note = m.has_moe ? "eager: MoE routing is decided on the host" : m.graph_note;
+        m.run_layers(T, first, rows);
+    }
+    float* hl = m.pinned(m.h_logits, m.h_logits_floats, rows * s.vocab, "cudaMallocHost (logits)");
+    check(cudaMemcpyAsync(hl, m.logits, size_t(rows * s.vocab) * sizeof(float), cudaMemcpyDeviceToHost, m.stream),
+          "cudaMemcpyAsync (logits)");
+    m.copy_probes_async(T);
+    check(cudaStreamSynchronize(m.stream), "the forward pass");  // the pass's one wait
+    m.collect_probes(T);
+    m.pos += T;
+    std::vector<float> out(hl, hl + rows * s.vocab);
     if (m.probe_cfg.top_k > 0) {  // as Session: softmax of the last row, ties to the lower id
         const float* last = out.data() + (rows - 1) * s.vocab;
         std::vector<float> p(last, last + s.vocab);

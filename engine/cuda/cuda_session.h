@@ -51,6 +51,13 @@ public:
     uint64_t kv_bytes() const;      // device memory of the KV cache
     std::string device_name() const;
 
+    // Single-token steps of models without host-routed MoE replay as one CUDA graph (captured at
+    // the first such step, again when a buffer moves or the probes change). decode_mode() says
+    // "graph" after such a step, or why the step ran eagerly; set_graphs(false) forces eager steps.
+    std::string decode_mode() const;
+    void set_graphs(bool on);
+    int64_t graph_launches() const;
+
     // The probes, as Session's: attention probabilities of the captured heads (recomputed for
     // those heads only, from the softmax's max and sum), routing, the logit lens and the top-k.
     // MoE routing is decided on the host (cpu::moe_route) and recorded as on the CPU.

@@ -388,6 +388,70 @@ private slots:
         QVERIFY(same * 100 >= int(rg.size()) * 97);  // near-ties may swap under float rounding
     }
 
+    // A decode step replays as one CUDA graph (positions read from device memory, so one capture
+    // serves every position); it equals the eager step, probes included (one attention head and
+    // the logit lens are captured inside the graph), and re-captures when the probes change.
+    void decode_graph_equals_eager() {
+        const QString dir = testutil::fixtures_dir() + "/llama";
+        REQUIRE_FIXTURE(dir);
+        REQUIRE_DEVICE();
+        auto ref = testutil::read_json(dir + "/reference.json");
+        auto ids = json_ids(ref["prompt_ids"]);
+        auto model = Model::load((dir + "/model.gguf").toStdString());
+        const int V = model->spec().vocab;
+        cuda::CudaSession g(*model, int64_t(ids.size()) + 4), e(*model, int64_t(ids.size()) + 4);
+        e.set_graphs(false);
+        const size_t half = ids.size() / 2, late = ids.size() * 3 / 4;
+        double md = 0, mp = 0;
+        int lens_steps = 0;
+        for (size_t t = 0; t < ids.size(); ++t) {
+            for (cuda::CudaSession* s : {&g, &e}) {  // probes switched on mid-way: captured again with them
+                if (t == half) s->probe_config().logit_lens = true;
+                if (t == late) {
+                    s->probe_config().attention = true;
+                    s->probe_config().attn_layers = {model->spec().n_layers - 1};
+                    s->probe_config().attn_heads = {1};
+                }
+            }
+            const auto a = g.forward(std::span<const int>(&ids[t], 1)), b = e.forward(std::span<const int>(&ids[t], 1));
+            QCOMPARE(int(a.size()), V);
+            for (int i = 0; i < V; ++i) md = std::max(md, double(std::fabs(a[size_t(i)] - b[size_t(i)])));
+            if (t >= half) {  // this step's logit lens, from inside the graph
+                ++lens_steps;
+                QCOMPARE(g.probes().logit_lens.size(), size_t(model->spec().n_layers));
+                for (size_t i = 0; i < g.probes().logit_lens.size(); ++i) {
+                    QCOMPARE(g.probes().logit_lens[i].token, e.probes().logit_lens[i].token);
+                    QVERIFY(std::fabs(g.probes().logit_lens[i].prob - e.probes().logit_lens[i].prob) < 1e-6);
+                }
+            }
+        }
+        QVERIFY(lens_steps > 0);
+        QCOMPARE(g.decode_mode(), std::string("graph"));
+        QVERIFY2(e.decode_mode().rfind("eager", 0) == 0, e.decode_mode().c_str());
+        QCOMPARE(g.graph_launches(), int64_t(ids.size()));
+        const auto &pa = g.probes().attention, &pb = e.probes().attention;
+        QCOMPARE(pa.size(), ids.size() - late);
+        QCOMPARE(pa.size(), pb.size());
+        for (size_t i = 0; i < pa.size(); ++i) {
+            QCOMPARE(pa[i].query_pos, pb[i].query_pos);
+            QCOMPARE(pa[i].probs.size(), size_t(pa[i].query_pos + 1));
+            QCOMPARE(pa[i].probs.size(), pb[i].probs.size());
+            for (size_t k = 0; k < pa[i].probs.size(); ++k) mp = std::max(mp, double(std::fabs(pa[i].probs[k] - pb[i].probs[k])));
+        }
+        qInfo("graph vs eager decode: max logit diff %.3g, max prob diff %.3g, %lld graph launches", md, mp,
+              (long long)g.graph_launches());
+        QVERIFY(md < 1e-5);
+        QVERIFY(mp < 1e-6);
+        // MoE routing is decided on the host: such a model decodes eagerly, and says so.
+        const QString moe = testutil::fixtures_dir() + "/qwen3moe/model.gguf";
+        auto mm = Model::load(moe.toStdString());
+        cuda::CudaSession ms(*mm, 8);
+        const int one = 3;
+        ms.forward(std::span<const int>(&one, 1));
+        QVERIFY2(ms.decode_mode().find("MoE") != std::string::npos, ms.decode_mode().c_str());
+        QCOMPARE(ms.graph_launches(), int64_t(0));
+    }
+
     void context_overflow_is_an_error() {
         REQUIRE_FIXTURE(testutil::fixtures_dir() + "/llama/model.gguf");
         REQUIRE_DEVICE();

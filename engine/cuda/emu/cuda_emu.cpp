@@ -45,6 +45,15 @@ bool device_range(const void* p, size_t n) {
     return !it->second.pinned && c >= it->first && c + n <= it->first + it->second.bytes;
 }
 
+bool pinned_range(const void* p, size_t n) {
+    const char* c = static_cast<const char*>(p);
+    auto& m = allocs();
+    auto it = m.upper_bound(c);
+    if (it == m.begin()) return false;
+    --it;
+    return it->second.pinned && c >= it->first && c + n <= it->first + it->second.bytes;
+}
+
 // ---- streams and capture ----
 struct Capture {
     bool on = false, invalid = false;
@@ -410,10 +419,37 @@ cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
     std::memmove(dst, src, bytes);
     return cudaSuccess;
 }
+// A copy recorded into a graph may not touch pageable host memory (the device could not reach it
+// when the graph replays); pinned allocations are fine.
+bool capture_refuses(cudaStream_t s, const void* dst, const void* src, size_t bytes, cudaMemcpyKind kind) {
+    if (!stream_of(s)->cap.on) return false;
+    const bool host_ok = (kind != cudaMemcpyHostToDevice || pinned_range(src, bytes)) &&
+                         (kind != cudaMemcpyDeviceToHost || pinned_range(dst, bytes)) && kind != cudaMemcpyHostToHost;
+    if (!host_ok) stream_of(s)->cap.invalid = true;
+    return !host_ok;
+}
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s) {
     if (bytes == 0) return cudaSuccess;
     if (cudaError_t e = check_copy(dst, src, bytes, kind); e != cudaSuccess) return fail(e);
+    if (capture_refuses(s, dst, src, bytes, kind)) return fail(cudaErrorStreamCaptureUnsupported);
     return enqueue(s, [=] { std::memmove(dst, src, bytes); });
+}
+cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                              cudaMemcpyKind kind, cudaStream_t s) {
+    if (width == 0 || height == 0) return cudaSuccess;
+    if (width > dpitch || width > spitch) return fail(cudaErrorInvalidValue);
+    const size_t dspan = dpitch * (height - 1) + width, sspan = spitch * (height - 1) + width;
+    const bool dd = device_range(dst, dspan), sd = device_range(src, sspan);
+    const bool ok = kind == cudaMemcpyDeviceToHost   ? sd && !dd
+                    : kind == cudaMemcpyHostToDevice ? dd && !sd
+                    : kind == cudaMemcpyDeviceToDevice ? dd && sd
+                                                       : kind == cudaMemcpyDefault;
+    if (!ok) return fail(cudaErrorInvalidValue);
+    if (capture_refuses(s, dst, src, std::max(dspan, sspan), kind)) return fail(cudaErrorStreamCaptureUnsupported);
+    return enqueue(s, [=] {
+        for (size_t r = 0; r < height; ++r)
+            std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
+    });
 }
 cudaError_t cudaMemset(void* p, int value, size_t bytes) {
     if (bytes == 0) return cudaSuccess;
