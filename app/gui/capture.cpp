@@ -35,6 +35,10 @@ struct Parser {
     QCommandLineOption budget{"memory-budget",
                               "Pretend this many bytes of memory are free (fit checks).", "BYTES"};
     QCommandLineOption timeout{"timeout", "Give up after this many seconds (default 300).", "S"};
+    QCommandLineOption backend{"backend",
+                               "Where models run: auto (the GPU when one can take the model, else the "
+                               "CPU; the default), cpu or cuda.",
+                               "B"};
     Parser() {
         p.setApplicationDescription(
             "ArchLens: see inside open-weight LLMs while you chat.\n"
@@ -42,7 +46,7 @@ struct Parser {
             "--quit-after-capture");
         p.addHelpOption();
         p.addVersionOption();
-        p.addOptions({model, prompt, maxTokens, captureDir, quit, size, budget, timeout});
+        p.addOptions({model, prompt, maxTokens, captureDir, quit, size, budget, timeout, backend});
     }
 };
 
@@ -83,6 +87,11 @@ std::optional<CaptureOptions> CaptureOptions::parse(const QStringList& args, QSt
         const int w = wh.value(0).toInt(), h = wh.size() == 2 ? wh[1].toInt() : 0;
         if (w < 320 || h < 240) return fail(QStringLiteral("--size needs WxH, at least 320x240"));
         o.windowSize = {w, h};
+    }
+    if (parser.p.isSet(parser.backend)) {
+        o.backend = parser.p.value(parser.backend);
+        if (o.backend != u"auto" && o.backend != u"cpu" && o.backend != u"cuda")
+            return fail(QStringLiteral("--backend must be auto, cpu or cuda"));
     }
     if (parser.p.isSet(parser.budget)) {
         bool ok = false;

@@ -26,6 +26,7 @@ struct CaptureOptions {
     QSize windowSize{1440, 900};
     std::optional<quint64> memoryBudget;  // --memory-budget BYTES (tests, demonstrations)
     int timeoutSeconds = 300;
+    QString backend = QStringLiteral("auto");  // --backend cpu|cuda|auto
 
     bool scripted() const { return !model.isEmpty(); }
     // Parses the command line (argv[0] first). Returns nullopt and sets *error on bad input;

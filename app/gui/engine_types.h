@@ -77,7 +77,11 @@ struct ModelInfo {
     bool templateRecognized = true;
     qint64 contextSize = 0;
     QString backend = QStringLiteral("CPU");
-    QString backendNote;  // why the GPU is not used for this model (the status bar's tooltip)
+    QString backendNote;  // the GPU's memory, or why the GPU is not used (the status bar's tooltip)
+    // On the GPU: the device and what the model holds there.
+    bool onGpu = false;
+    QString device;
+    quint64 deviceWeights = 0, deviceKv = 0, deviceBuffers = 0, deviceFree = 0, deviceTotal = 0;
     int threads = 1;
     MemoryEstimate memory;
     double loadMs = 0;
@@ -102,6 +106,7 @@ struct LoadRequest {
     int threads = 0;
     bool architectureOnly = false;  // read the spec only (forced for catalog: and *.json)
     QString slice;                  // Gemma 3n MatFormer slice to run ("" = the whole model)
+    QString backend = QStringLiteral("auto");  // auto | cpu | cuda
 };
 
 Q_DECLARE_METATYPE(SamplingSettings)

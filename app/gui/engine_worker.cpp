@@ -17,16 +17,13 @@
 #include "app/gui/model_tokenizer.h"
 #include "engine/core/error.h"
 #include "engine/demo.h"
+#include "engine/backend.h"
 #include "engine/formats/gguf.h"
 #include "engine/model/catalog.h"
 #include "engine/model/model.h"
 #include "engine/model/spec_summary.h"
 #include "engine/sampler.h"
 #include "engine/session.h"
-#ifdef ARCHLENS_HAVE_CUDA
-#include "engine/cuda/cuda_ops.h"
-#include "engine/cuda/cuda_session.h"
-#endif
 #include "engine/tokenizer/chat_template.h"
 #include "engine/tokenizer/tokenizer.h"
 
@@ -34,25 +31,21 @@ using namespace archlens;
 
 namespace {
 
-// What the status bar says of the GPU: the app runs every model on the CPU (its live views read the
-// CPU session's caches and probes); the CLI's --backend cuda is where the CUDA backend runs.
-QString gpuNote(const archlens::Model& m) {
-#ifdef ARCHLENS_HAVE_CUDA
-    static const auto dev = archlens::cuda::probe_device();
-    if (!dev.available) return QObject::tr("CPU backend · GPU: %1").arg(QString::fromStdString(dev.reason));
-    const std::string why = archlens::cuda::unsupported_reason(m);
-    if (!why.empty())
-        return QObject::tr("CPU backend · %1 present, but this model cannot run there: %2")
-            .arg(QString::fromStdString(dev.name), QString::fromStdString(why));
-    return QObject::tr("CPU backend · %1 (%2 MiB free) can run this model: archlens-cli --backend cuda; "
-                       "the app's live views run on the CPU")
-        .arg(QString::fromStdString(dev.name))
-        .arg(qulonglong(dev.free_bytes >> 20));
-#else
-    (void)m;
-    return QObject::tr("CPU backend · this build has no CUDA backend (nvcc was not found)");
-#endif
+// The status bar's tooltip for the backend: on the GPU what the model holds there; on the CPU why
+// the GPU is not used (no CUDA in this build, no device, a feature it does not run, no room).
+QString backendNote(BackendSession& s) {
+    if (s.on_gpu()) {
+        const DeviceMemory d = s.device_memory();
+        return QObject::tr("%1 · GPU memory: weights %2 + KV cache %3 + buffers %4 · %5 free of %6 · decode: %7")
+            .arg(QString::fromStdString(d.device), formatBytes(d.weights), formatBytes(d.kv), formatBytes(d.buffers),
+                 formatBytes(d.free_after), formatBytes(d.total))
+            .arg(s.decode_mode().empty() ? QObject::tr("not run yet") : QString::fromStdString(s.decode_mode()));
+    }
+    if (s.note().empty()) return QObject::tr("CPU backend (chosen)");
+    return QObject::tr("CPU backend · the GPU is not used: %1").arg(QString::fromStdString(s.note()));
 }
+
+QString g_backend = QStringLiteral("auto");
 
 constexpr int kChatTopK = 8;            // alternatives shown in the chat's token tooltips
 constexpr int64_t kPrefillChunk = 256;  // stop is polled between chunks of a long prompt
@@ -95,7 +88,7 @@ struct EngineWorker::Loaded {
     std::unique_ptr<Tokenizer> tokenizer;
     std::unique_ptr<ChatTemplate> tmpl;
     std::vector<int> stopIds;
-    std::unique_ptr<Session> session;  // declared last: destroyed first (it references the model)
+    std::unique_ptr<BackendSession> session;  // declared last: destroyed first (it references the model)
     ModelInfoPtr info;
 };
 
@@ -257,7 +250,8 @@ void EngineWorker::loadModel(const LoadRequest& req) {
             req.threads > 0 ? req.threads : std::max(1, QThread::idealThreadCount() - 1);
         // The previous session goes first: it may hold a large KV cache.
         if (m_) m_->session.reset();
-        next->session = std::make_unique<Session>(*next->model, SessionOptions{nCtx, threads, est.kvF16});
+        next->session = std::make_unique<BackendSession>(*next->model, SessionOptions{nCtx, threads, est.kvF16},
+                                                         parse_backend(req.backend.toStdString()));
 
         auto info = std::make_shared<ModelInfo>();
         info->source = req.source;
@@ -275,7 +269,18 @@ void EngineWorker::loadModel(const LoadRequest& req) {
         info->threads = threads;
         info->memory = est;
         info->loadMs = msSince(timer);
-        info->backendNote = gpuNote(*next->model);
+        info->onGpu = next->session->on_gpu();
+        info->backend = info->onGpu ? tr("CUDA") : tr("CPU");
+        info->backendNote = backendNote(*next->session);
+        if (info->onGpu) {
+            const DeviceMemory d = next->session->device_memory();
+            info->device = QString::fromStdString(d.device);
+            info->deviceWeights = d.weights;
+            info->deviceKv = d.kv;
+            info->deviceBuffers = d.buffers;
+            info->deviceFree = d.free_after;
+            info->deviceTotal = d.total;
+        }
         fillSlices(*info, *next->model);
         if (!info->slice.isEmpty()) info->name += QStringLiteral(" [%1]").arg(info->slice);
         for (const TensorInfo& t : next->model->tensors()) {
@@ -331,7 +336,7 @@ void EngineWorker::generate(const GenerationRequest& req) {
     if (!m_) return finish(FinishReason::Error, tr("No model is loaded."));
     if (stopRequested(req.id)) return finish(FinishReason::Stopped);
 
-    Session& session = *m_->session;
+    BackendSession& session = *m_->session;
     const Tokenizer& tok = *m_->tokenizer;
     try {
         const std::vector<int> ids = renderPrompt(req.messages);
@@ -423,7 +428,7 @@ void EngineWorker::generate(const GenerationRequest& req) {
                 snap->logitLens.push_back(
                     {e.token, QString::fromStdString(tok.decode({e.token})), e.prob});
             probes.clear_records();
-            for (const LayerKv& kv : session.kv()) snap->kvBytesPerLayer.push_back(kv.bytes());
+            for (uint64_t b : session.kv_bytes_per_layer()) snap->kvBytesPerLayer.push_back(b);
             snap->kvBytesTotal = session.kv_bytes();
             snap->contextUsed = session.position() + 1;
             snap->contextSize = session.n_ctx();
@@ -584,6 +589,9 @@ quint64 EngineController::loadModel(const QString& source) {
     return startLoad(source, false);
 }
 
+void EngineController::setBackend(const QString& b) { g_backend = b; }
+QString EngineController::backend() { return g_backend; }
+
 quint64 EngineController::loadArchitecture(const QString& source) {
     return startLoad(source, true);
 }
@@ -600,6 +608,7 @@ quint64 EngineController::startLoad(const QString& source, bool architectureOnly
     req.source = source;
     req.contextCap = contextCap_;
     req.memoryBudget = memoryBudget();
+    req.backend = g_backend;
     req.architectureOnly = architectureOnly;
     req.slice = slice;
     loadingId_ = req.id;

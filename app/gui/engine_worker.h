@@ -85,6 +85,9 @@ class EngineController : public QObject {
     void setProbeConfig(const archlens::ProbeConfig& cfg) { worker_->setProbeConfig(cfg); }
 
     void setContextCap(qint64 tokens) { contextCap_ = tokens; }
+    // Where models load from now on: "auto" (the default), "cpu" or "cuda" (the app's --backend).
+    static void setBackend(const QString& b);
+    static QString backend();
     qint64 contextCap() const { return contextCap_; }
 
     ModelInfoPtr model() const { return model_; }

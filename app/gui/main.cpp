@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "app/gui/capture.h"
+#include "app/gui/engine_worker.h"
 #include "app/gui/main_window.h"
 #include "app/gui/memory_fit.h"
 
@@ -24,6 +25,7 @@ int main(int argc, char** argv) {
         return 0;
     }
     if (opts->memoryBudget) setMemoryBudgetOverride(*opts->memoryBudget);
+    EngineController::setBackend(opts->backend);
 
     MainWindowOptions wo;
     wo.openDemoOnFirstLaunch = !opts->scripted();

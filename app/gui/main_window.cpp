@@ -435,6 +435,14 @@ void MainWindow::updateStatus() {
             .arg(m->threads == 1 ? tr("1 thread") : tr("%1 threads").arg(m->threads))
             .arg(m->loadMs, 0, 'f', 0));
     statusModel_->setToolTip(m->backendNote);
+    if (m->onGpu) {  // the KV cache is allocated for the whole context on the device
+        const quint64 total = m->deviceWeights + m->deviceKv + m->deviceBuffers;
+        statusMemory_->setText(tr("GPU memory (%1): weights %2 + KV %3 + buffers %4 = %5 · %6 free")
+                                   .arg(m->device, formatBytes(m->deviceWeights), formatBytes(m->deviceKv),
+                                        formatBytes(m->deviceBuffers), formatBytes(total), formatBytes(m->deviceFree)));
+        statusMemory_->setToolTip(m->backendNote);
+        return;
+    }
     const quint64 kv = engine_->kvBytes();
     statusMemory_->setText(tr("memory: weights %1 + KV %2%5 + buffers ~%3 = %4")
                                .arg(formatBytes(m->weightBytes), formatBytes(kv),

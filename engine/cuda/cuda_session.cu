@@ -444,6 +444,7 @@ struct CudaSession::Impl {
     int64_t n_ctx = 0, pos = 0;
     std::vector<void*> allocations;
     uint64_t weight_bytes = 0, kv_bytes = 0;
+    std::vector<uint64_t> kv_row_bytes;  // each layer's cache bytes per position
     std::string device;
     cublasHandle_t blas = nullptr;
     cudaStream_t stream = nullptr;  // the legacy default stream
@@ -498,10 +499,12 @@ struct CudaSession::Impl {
         if (stream) cudaStreamDestroy(stream);
     }
 
+    uint64_t alloc_bytes = 0, scratch_bytes = 0;  // device memory held for good / by the scratch
     void* dev_alloc(size_t bytes, std::vector<void*>& owner) {
         void* p = nullptr;
         check(cudaMalloc(&p, std::max<size_t>(bytes, 16)), "cudaMalloc");
         owner.push_back(p);
+        (&owner == &scratch ? scratch_bytes : alloc_bytes) += std::max<size_t>(bytes, 16);
         return p;
     }
 
@@ -592,6 +595,7 @@ struct CudaSession::Impl {
         if (T <= cap_T) return;
         for (void* p : scratch) cudaFree(p);
         scratch.clear();
+        scratch_bytes = 0;
         const ModelSpec& s = model.spec();
         int64_t qd = 0, kd = 0, vdd = 0, attd = 0, ffn = 0, experts = 0, widest = s.dim;
         bool mla = false;
@@ -1225,6 +1229,7 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx) : impl_(std::make_un
             for (const Linear& l : lw.v_expand) L.v_expand.push_back(m.upload_linear(l));
         }
         m.kv_bytes += kb + vb;
+        m.kv_row_bytes.push_back((kb + vb) / size_t(m.n_ctx));
     }
     for (const LayerSpec& ls : s.layers) {  // every RoPE table now: none may be made during a capture
         if (ls.attn.rope.enabled && ls.attn.rope.n_rot > 0) m.rope_table(ls.attn.rope, m.freq_factors(ls.attn));
@@ -1252,6 +1257,17 @@ uint64_t CudaSession::weight_bytes() const { return impl_->weight_bytes; }
 uint64_t CudaSession::kv_bytes() const { return impl_->kv_bytes; }
 std::string CudaSession::device_name() const { return impl_->device; }
 std::string CudaSession::decode_mode() const { return impl_->graph_note; }
+std::vector<uint64_t> CudaSession::kv_bytes_per_layer() const {
+    std::vector<uint64_t> v;
+    for (uint64_t r : impl_->kv_row_bytes) v.push_back(r * uint64_t(impl_->pos));
+    return v;
+}
+uint64_t CudaSession::buffer_bytes() const {
+    const Impl& m = *impl_;
+    const uint64_t logits = uint64_t(m.logits_rows) * uint64_t(m.model.spec().vocab) * sizeof(float);
+    return m.alloc_bytes - std::min(m.alloc_bytes, m.weight_bytes + m.kv_bytes) + m.scratch_bytes + logits +
+           uint64_t(m.probe_floats) * sizeof(float);
+}
 int64_t CudaSession::graph_launches() const { return impl_->graph_launches; }
 void CudaSession::set_graphs(bool on) {
     impl_->use_graphs = on;

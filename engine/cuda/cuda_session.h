@@ -48,7 +48,9 @@ public:
     int64_t position() const;
     int64_t n_ctx() const;
     uint64_t weight_bytes() const;  // device memory of the uploaded weights
-    uint64_t kv_bytes() const;      // device memory of the KV cache
+    uint64_t kv_bytes() const;      // device memory of the KV cache (allocated for the whole context)
+    std::vector<uint64_t> kv_bytes_per_layer() const;  // what each layer's cache holds for the positions so far
+    uint64_t buffer_bytes() const;  // everything else on the device: scratch, staging, RoPE tables, cuBLAS workspace
     std::string device_name() const;
 
     // Single-token steps of models without host-routed MoE replay as one CUDA graph (captured at

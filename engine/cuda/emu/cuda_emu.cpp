@@ -1,7 +1,12 @@
 // The CUDA/cuBLAS emulator's runtime: memory registry, launches (sequential threads, or fibers for
 // kernels with barriers), stream capture and graph replay, GEMM. See cuda_emu.h.
+// Fibers switch with _setjmp/_longjmp between their own stacks (a fiber is started once with
+// setcontext): glibc's fortified longjmp refuses to jump to another stack, and swapcontext would
+// make two signal-mask system calls per switch.
+#undef _FORTIFY_SOURCE
 #include "engine/cuda/emu/cuda_emu.h"
 
+#include <setjmp.h>
 #include <ucontext.h>
 
 #include <algorithm>
@@ -125,8 +130,13 @@ struct BlockRun {
     const std::function<void()>* body = nullptr;
     int n = 0, cur = 0;
     std::vector<State> st;
-    std::vector<ucontext_t> ctx;
-    ucontext_t sched;
+    std::vector<ucontext_t> ctx;  // how each fiber starts
+    struct Jmp {
+        jmp_buf b;
+    };
+    std::vector<Jmp> jb;          // where each suspended fiber resumes
+    std::vector<char> started;
+    jmp_buf sched;
     std::vector<uint64_t> xbuf;  // one value per thread for the shuffles
     std::vector<char> xvalid;
     std::exception_ptr err;
@@ -149,13 +159,14 @@ void fiber_entry() {
     } catch (...) {
         if (!b->err) b->err = std::current_exception();
     }
-    b->st[size_t(b->cur)] = State::Done;  // uc_link returns to the scheduler
+    b->st[size_t(b->cur)] = State::Done;
+    _longjmp(b->sched, 1);  // never returns: the stack is simply reused
 }
 
 void yield(State s) {
     BlockRun* b = g_block;
     b->st[size_t(b->cur)] = s;
-    swapcontext(&b->ctx[size_t(b->cur)], &b->sched);
+    if (!_setjmp(b->jb[size_t(b->cur)].b)) _longjmp(b->sched, 1);
 }
 
 void run_block_fibers(BlockRun& b) {
@@ -165,9 +176,10 @@ void run_block_fibers(BlockRun& b) {
         getcontext(&c);
         c.uc_stack.ss_sp = g_stacks[size_t(i)].get();
         c.uc_stack.ss_size = kStack;
-        c.uc_link = &b.sched;
+        c.uc_link = nullptr;
         makecontext(&c, fiber_entry, 0);
         b.st[size_t(i)] = State::Run;
+        b.started[size_t(i)] = 0;
     }
     const int warps = (b.n + 31) / 32;
     for (;;) {
@@ -176,7 +188,13 @@ void run_block_fibers(BlockRun& b) {
             if (b.st[size_t(i)] != State::Run) continue;
             b.cur = i;
             set_thread(i);
-            swapcontext(&b.sched, &b.ctx[size_t(i)]);
+            if (!_setjmp(b.sched)) {
+                if (!b.started[size_t(i)]) {
+                    b.started[size_t(i)] = 1;
+                    setcontext(&b.ctx[size_t(i)]);
+                }
+                _longjmp(b.jb[size_t(i)].b, 1);
+            }
             ran = true;
             if (b.err) break;
         }
@@ -233,6 +251,8 @@ void run_kernel(const char* name, dim3 grid, dim3 block, bool barriers, const st
         b.n = n;
         b.st.assign(size_t(n), State::Run);
         b.ctx.resize(size_t(n));
+        b.jb.resize(size_t(n));
+        b.started.assign(size_t(n), 0);
         b.xbuf.assign(size_t(n), 0);
         b.xvalid.assign(size_t(n), 0);
     }
