@@ -169,6 +169,18 @@ void yield(State s) {
     if (!_setjmp(b->jb[size_t(b->cur)].b)) _longjmp(b->sched, 1);
 }
 
+// Runs fiber i until it yields or ends. Its own frame holds the jump target, so that no caller's
+// locals live across the jump.
+[[gnu::noinline]] void resume(BlockRun& b, int i) {
+    if (!_setjmp(b.sched)) {
+        if (!b.started[size_t(i)]) {
+            b.started[size_t(i)] = 1;
+            setcontext(&b.ctx[size_t(i)]);
+        }
+        _longjmp(b.jb[size_t(i)].b, 1);
+    }
+}
+
 void run_block_fibers(BlockRun& b) {
     while (g_stacks.size() < size_t(b.n)) g_stacks.push_back(std::make_unique<char[]>(kStack));
     for (int i = 0; i < b.n; ++i) {
@@ -188,13 +200,7 @@ void run_block_fibers(BlockRun& b) {
             if (b.st[size_t(i)] != State::Run) continue;
             b.cur = i;
             set_thread(i);
-            if (!_setjmp(b.sched)) {
-                if (!b.started[size_t(i)]) {
-                    b.started[size_t(i)] = 1;
-                    setcontext(&b.ctx[size_t(i)]);
-                }
-                _longjmp(b.jb[size_t(i)].b, 1);
-            }
+            resume(b, i);
             ran = true;
             if (b.err) break;
         }
