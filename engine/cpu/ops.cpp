@@ -536,15 +536,13 @@ void moe_route(const FfnSpec& f, const float* lg, const float* selection_bias, f
     }
 }
 
-void moe_route_tokens(const FfnSpec& f, const float* logits, const float* selection_bias, int64_t T, int layer, int n_layers,
-                      int64_t pos0, const ProbeConfig& cfg, ProbeData& probes, int* sel, float* wts) {
+void moe_record(const FfnSpec& f, int64_t T, int layer, int n_layers, int64_t pos0, const int* sel, const float* wts, const float* probs,
+                const ProbeConfig& cfg, ProbeData& probes) {
     const int64_t E = f.n_experts, K = f.top_k;
     if (probes.expert_load.size() < size_t(n_layers)) probes.expert_load.resize(size_t(n_layers));
     auto& load = probes.expert_load[size_t(layer)];
     if (load.size() < size_t(E)) load.resize(size_t(E), 0);
-    std::vector<float> probs(static_cast<size_t>(E));
     for (int64_t t = 0; t < T; ++t) {
-        moe_route(f, logits + t * E, selection_bias, probs.data(), sel + t * K, wts + t * K);
         for (int64_t k = 0; k < K; ++k) load[size_t(sel[t * K + k])]++;
         if (cfg.routing) {
             RoutingRecord r;
@@ -552,10 +550,18 @@ void moe_route_tokens(const FfnSpec& f, const float* logits, const float* select
             r.pos = pos0 + t;
             r.experts.assign(sel + t * K, sel + (t + 1) * K);
             r.weights.assign(wts + t * K, wts + (t + 1) * K);
-            r.router_probs = probs;
+            r.router_probs.assign(probs + t * E, probs + (t + 1) * E);
             probes.routing.push_back(std::move(r));
         }
     }
+}
+
+void moe_route_tokens(const FfnSpec& f, const float* logits, const float* selection_bias, int64_t T, int layer, int n_layers,
+                      int64_t pos0, const ProbeConfig& cfg, ProbeData& probes, int* sel, float* wts) {
+    const int64_t E = f.n_experts, K = f.top_k;
+    std::vector<float> probs(static_cast<size_t>(T * E));
+    for (int64_t t = 0; t < T; ++t) moe_route(f, logits + t * E, selection_bias, probs.data() + t * E, sel + t * K, wts + t * K);
+    moe_record(f, T, layer, n_layers, pos0, sel, wts, probs.data(), cfg, probes);
 }
 
 }  // namespace archlens::cpu

@@ -63,13 +63,20 @@ void softmax_fast(float* x, int64_t n);
 // One token's MoE routing decision from its router logits (n_experts of them): probs gets the
 // softmax/sigmoid over every expert, sel and wts the top_k experts (descending selection score:
 // the bias, groups and Llama 4's raw-logit order decide who wins, not the weights) and their final
-// weights (normalised, routed scale). Both backends route through this.
+// weights (normalised, routed scale). The CPU backend routes through this; the CUDA backend's
+// routing kernel (engine/cuda/moe.cuh) is held to it.
 void moe_route(const FfnSpec& f, const float* logits, const float* selection_bias, float* probs, int* sel, float* wts);
 
 // moe_route for T tokens (logits [T][n_experts], sel/wts [T][top_k]) of MoE layer `layer` at
 // positions pos0.., counting each selection in probes.expert_load and recording a RoutingRecord
-// per token when cfg.routing. Both backends route through this.
+// per token when cfg.routing (moe_record).
 void moe_route_tokens(const FfnSpec& f, const float* logits, const float* selection_bias, int64_t T, int layer, int n_layers,
                       int64_t pos0, const ProbeConfig& cfg, ProbeData& probes, int* sel, float* wts);
+
+// The probes of T tokens' routing in MoE layer `layer`: each selection counted in
+// probes.expert_load, and per token (when cfg.routing) a RoutingRecord with its experts, weights
+// and the router's probabilities (probs [T][n_experts]). Both backends record through this.
+void moe_record(const FfnSpec& f, int64_t T, int layer, int n_layers, int64_t pos0, const int* sel, const float* wts, const float* probs,
+                const ProbeConfig& cfg, ProbeData& probes);
 
 }  // namespace archlens::cpu

@@ -6,6 +6,8 @@
 #include "engine/core/error.h"
 #include "engine/cuda/check.cuh"
 #include "engine/cuda/cuda_ops.h"
+#include "engine/cuda/matvec.cuh"
+#include "engine/cuda/moe.cuh"
 
 namespace archlens::ARCHLENS_CUDA_NS {
 
@@ -110,6 +112,34 @@ void rms_norm(const float* x, const float* w, int rows, int n, float eps, float*
     LAUNCH_SYNC(rms_norm_kernel, rows, 256, nullptr)(dx.p, w ? dw.p : nullptr, n, eps, dy.p);
     check(cudaGetLastError(), "rms_norm_kernel launch");
     dy.down(y, size_t(rows) * n);
+}
+
+void matvec(DType t, const void* w, int n_out, int n_in, const float* x, int T, float* y) {
+    const auto rb = dtype_row_bytes(t, uint64_t(n_in));
+    if (!rb || block_elems(t) == 0) throw Error(std::string("matvec: cannot read ") + dtype_name(t) + " rows of " + std::to_string(n_in));
+    void* dw = nullptr;
+    check(cudaMalloc(&dw, size_t(*rb) * size_t(n_out)), "cudaMalloc");
+    struct Free {
+        void* p;
+        ~Free() { cudaFree(p); }
+    } free_w{dw};
+    check(cudaMemcpy(dw, w, size_t(*rb) * size_t(n_out), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
+    Buf dx(size_t(T) * n_in), dy(size_t(T) * n_out);
+    dx.up(x, size_t(T) * n_in);
+    launch_matvec(nullptr, t, static_cast<const uint8_t*>(dw), size_t(*rb), n_out, n_in, dx.p, T, dy.p, n_out, nullptr);
+    dy.down(y, size_t(T) * n_out);
+}
+
+void moe_route(const FfnSpec& f, const float* logits, int T, const float* selection_bias, float* probs, int* sel, float* wts) {
+    if (auto why = route_unsupported(f); !why.empty()) throw Error("moe_route: " + why);
+    const size_t E = size_t(f.n_experts), K = size_t(f.top_k);
+    Buf dl(size_t(T) * E), dp(size_t(T) * E), dw(size_t(T) * K), ds(size_t(T) * K), db(E);  // ds holds ints
+    dl.up(logits, size_t(T) * E);
+    if (selection_bias) db.up(selection_bias, E);
+    launch_moe_route(nullptr, dl.p, T, route_params(f), selection_bias ? db.p : nullptr, reinterpret_cast<int*>(ds.p), dw.p, dp.p);
+    dp.down(probs, size_t(T) * E);
+    dw.down(wts, size_t(T) * K);
+    check(cudaMemcpy(sel, ds.p, size_t(T) * K * sizeof(int), cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
 }
 
 void softmax_rows(float* x, int rows, int n) {

@@ -8,6 +8,9 @@
 #include <cstdint>
 #include <string>
 
+#include "engine/core/dtype.h"
+#include "engine/model/spec.h"
+
 namespace archlens::ARCHLENS_CUDA_NS {
 
 struct DeviceInfo {
@@ -24,6 +27,14 @@ DeviceInfo probe_device();
 void rms_norm(const float* x, const float* w, int rows, int n, float eps, float* y);
 // y[T][n_out] = x[T][n_in] · Wᵀ with cuBLAS (W row-major [n_out][n_in], f32).
 void matmul_f32(const float* w, int n_out, int n_in, const float* x, int T, float* y);
+// y[T][n_out] = x[T][n_in] · Wᵀ for 1 <= T <= 8 through the decode step's matrix-vector kernel:
+// W as stored ([n_out] rows of any type dequant.cuh reads, n_in whole blocks), activations rounded
+// to F16/BF16 for such weights. Host buffers in and out.
+void matvec(DType t, const void* w, int n_out, int n_in, const float* x, int T, float* y);
+// The routing of T tokens of MoE layer spec f by the device's routing kernel: logits [T][n_experts]
+// → probs [T][n_experts], sel and wts [T][top_k], as cpu::moe_route decides them. selection_bias
+// (n_experts) may be null. Host buffers in and out.
+void moe_route(const FfnSpec& f, const float* logits, int T, const float* selection_bias, float* probs, int* sel, float* wts);
 // In-place row softmax over [rows][n].
 void softmax_rows(float* x, int rows, int n);
 

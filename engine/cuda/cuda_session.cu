@@ -14,6 +14,8 @@
 #include "engine/cpu/ops.h"
 #include "engine/cuda/cuda_session.h"
 #include "engine/cuda/dequant.cuh"
+#include "engine/cuda/matvec.cuh"
+#include "engine/cuda/moe.cuh"
 
 namespace archlens::ARCHLENS_CUDA_NS {
 
@@ -256,6 +258,7 @@ __global__ void dequant_rows_kernel(DType t, const uint8_t* w, size_t row_bytes,
 
 constexpr int64_t kDequantSlab = int64_t(16) << 20;  // f32 elements of dequantized rows at a time
 
+
 constexpr int kAttnThreads = 256;
 constexpr int kAttnMaxDim = 1024;  // head_dim and v_head_dim up to this (MLA: kv_lora + rope = 576)
 constexpr int kAttnPerThread = kAttnMaxDim / kAttnThreads;
@@ -390,6 +393,15 @@ struct DevLayer {
     DevLinear router;  // MoE
     std::vector<DevExpert> experts;
     DevExpert shared;
+    // MoE decided on the device (moe_dev; else the host routes and the layer synchronises): the
+    // routing kernel's selection bias, the experts' [gate ; up] and down weights indexed by
+    // expert for moe_matvec_kernel, their common type and shape, and this layer's routing slot.
+    bool moe_dev = false;
+    const float* sel_bias = nullptr;
+    const uint8_t* const* exp_gate_up = nullptr;
+    const uint8_t* const* exp_down = nullptr;
+    DevLinear gate_up_shape, down_shape;  // no weights: qtype, row_bytes, n_out, n_in
+    int route_slot = -1;
     const float *attn_norm = nullptr, *attn_norm_b = nullptr, *post_attn_norm = nullptr;
     const float *ffn_norm = nullptr, *ffn_norm_b = nullptr, *post_ffn_norm = nullptr;
     const float *q_norm = nullptr, *k_norm = nullptr;
@@ -493,6 +505,9 @@ struct CudaSession::Impl {
         for (float* p : {probe_host, h_x, h_logits, lens_host})
             if (p) cudaFreeHost(p);
         if (h_pos) cudaFreeHost(h_pos);
+        if (route_sel_host) cudaFreeHost(route_sel_host);
+        for (float* p : {route_w_host, route_p_host})
+            if (p) cudaFreeHost(p);
         for (void* p : scratch) cudaFree(p);
         for (void* p : allocations) cudaFree(p);
         if (blas) cublasDestroy(blas);
@@ -560,13 +575,13 @@ struct CudaSession::Impl {
         d.n_out = int(rows);
         d.n_in = int(f.n_in);
         d.ld = f.n_in;
+        d.qtype = f.type;
+        d.row_bytes = rb;
         if (float_type(f.type)) {
             d.type = cuda_type(f.type);
         } else {
             d.quantized = true;
-            d.qtype = f.type;
             d.type = CUDA_R_32F;
-            d.row_bytes = rb;
             slab = std::max(slab, std::min<int64_t>(rows, std::max<int64_t>(1, kDequantSlab / f.n_in)) * f.n_in);
         }
         if (bias) {
@@ -646,6 +661,11 @@ struct CudaSession::Impl {
             moe_out = f(T * s.dim);
             moe_rows = static_cast<int*>(dev_alloc(size_t(T) * sizeof(int), scratch));
             moe_scale = f(T);
+            int64_t kmax = 1;
+            for (const LayerSpec& ls : s.layers) kmax = std::max<int64_t>(kmax, ls.ffn.top_k);
+            big_sel = static_cast<int*>(dev_alloc(size_t(T * kmax) * sizeof(int), scratch));
+            big_w = f(T * kmax);
+            big_p = f(T * experts);
         }
         conv = dev_alloc(size_t(T * widest) * sizeof(float), scratch);
         cap_T = T;
@@ -655,6 +675,7 @@ struct CudaSession::Impl {
     // y[T][n_out] = x[T][n_in] · Wᵀ (+ bias), x and y f32 on the device.
     void linear(const DevLinear& w, const float* xin, int64_t T, float* yout) {
         const float one = 1.f, zero = 0.f;
+        if (T <= kMatvecMaxT && !w.transposed) return matvec(w, xin, T, yout);
         if (w.quantized) {
             // slabs of whole rows: dequantize, then Yᵀ[r0 .. r0+nr) = slabᵀ-view · Xᵀ (ldc n_out)
             const int64_t rows = std::max<int64_t>(1, slab / w.n_in);
@@ -675,6 +696,12 @@ struct CudaSession::Impl {
             LAUNCH(add_bias_kernel, blocks_for(T * w.n_out, 256), 256, stream)(yout, w.bias, T, w.n_out);
             check_launch("add_bias_kernel");
         }
+    }
+
+    // A few tokens (a decode step, an expert's handful of rows): matvec_kernel, bias included.
+    void matvec(const DevLinear& w, const float* xin, int64_t T, float* yout) {
+        launch_matvec(stream, w.qtype, static_cast<const uint8_t*>(w.w), w.row_bytes, w.n_out, w.n_in, xin, int(T), yout, w.n_out,
+                      w.bias);
     }
 
     // y = x · Wᵀ for F32/F16/BF16 weights: the activations converted to the weight's type first.
@@ -967,7 +994,6 @@ struct CudaSession::Impl {
     float* h_logits = nullptr;       // pinned: the logits that go back
     int64_t h_logits_floats = 0;
     void* workspace = nullptr;       // cuBLAS's, set explicitly so that it can be captured
-    bool has_moe = false;            // host routing synchronises: such models decode eagerly
 
     float* pinned(float*& p, int64_t& have, int64_t need, const char* what) {
         if (need <= have) return p;
@@ -1101,10 +1127,15 @@ struct CudaSession::Impl {
         dense_ffn(L.ffn, f.act, hin, T, out);
     }
 
-    // Session::ffn_moe on the device: the router's logits come back to the host, which routes each
-    // token with the CPU backend's own code (cpu::moe_route) and records the routing probes; each
-    // expert then runs once on exactly its tokens' rows (gathered, scaled on input for Llama 4),
-    // its output added back weighted; the shared expert runs on every row.
+    // Session::ffn_moe on the device. A few tokens (a decode step, T <= kMatvecMaxT) in a layer
+    // whose routing the device can decide never leave it: moe_route_kernel picks each token's
+    // experts into the layer's routing slot, moe_matvec_kernel runs each (token, expert) pair's
+    // [gate ; up] and down products reading the expert from that choice, moe_combine_kernel adds
+    // them up weighted, so the step can be a CUDA graph; the routing probe is read from the slot
+    // after the pass. More tokens (a prompt): the routing (on the device, or cpu::moe_route where
+    // the kernel cannot) comes back to the host, which records the probe and runs each expert
+    // once on exactly its tokens' rows with cuBLAS (gathered, scaled on input for Llama 4), its
+    // output added back weighted. The shared expert runs on every row.
     void moe(int il, const float* hin, int64_t T, float* out) {
         const ModelSpec& s = model.spec();
         const FfnSpec& f = s.layers[size_t(il)].ffn;
@@ -1112,42 +1143,168 @@ struct CudaSession::Impl {
         const LayerWeights& lw = model.weights().layers[size_t(il)];
         const int64_t D = s.dim, E = f.n_experts, K = f.top_k;
         linear(L.router, hin, T, router_logits);
-        std::vector<float> logits(size_t(T * E));
-        to_host(logits.data(), router_logits, logits.size() * sizeof(float), "router logits");
-        std::vector<int> sel(size_t(T * K));
-        std::vector<float> wts(size_t(T * K));
-        cpu::moe_route_tokens(f, logits.data(), lw.selection_bias.data(), T, il, s.n_layers, pos, probe_cfg, probes, sel.data(),
-                              wts.data());
-        check(cudaMemsetAsync(out, 0, size_t(T * D) * sizeof(float), stream), "cudaMemsetAsync (moe out)");
-        std::vector<std::vector<std::pair<int, float>>> by_expert(static_cast<size_t>(E));
-        for (int64_t t = 0; t < T; ++t)
-            for (int64_t k = 0; k < K; ++k) by_expert[size_t(sel[size_t(t * K + k)])].push_back({int(t), wts[size_t(t * K + k)]});
-        std::vector<int> rows;
-        std::vector<float> scales;
-        for (int64_t e = 0; e < E; ++e) {
-            const auto& toks = by_expert[size_t(e)];
-            if (toks.empty()) continue;
-            const int64_t n = int64_t(toks.size());
-            rows.clear();
-            scales.clear();
-            for (const auto& [t, w] : toks) rows.push_back(t), scales.push_back(w);
-            // pageable sources: the call returns once they are staged, so the vectors may be reused
-            check(cudaMemcpyAsync(moe_rows, rows.data(), rows.size() * sizeof(int), cudaMemcpyHostToDevice, stream), "cudaMemcpyAsync (moe rows)");
-            check(cudaMemcpyAsync(moe_scale, scales.data(), scales.size() * sizeof(float), cudaMemcpyHostToDevice, stream),
-                  "cudaMemcpyAsync (moe weights)");
+        if (L.moe_dev && T <= kMatvecMaxT) {
+            int* sel = route_sel + int64_t(L.route_slot) * kMatvecMaxT * route_K;
+            float* wts = route_w + int64_t(L.route_slot) * kMatvecMaxT * route_K;
+            float* probs = route_p + int64_t(L.route_slot) * kMatvecMaxT * route_E;
+            launch_moe_route(stream, router_logits, int(T), route_params(f), L.sel_bias, sel, wts, probs);
+            const int pairs = int(T * K), F2 = L.gate_up_shape.n_out, F = F2 / 2;
+            const int act = f.act == Activation::SiLU ? 0 : f.act == Activation::GELU ? 1 : 2;
             // ref: HF Llama4TextMoe: the router score scales the expert input
-            LAUNCH(gather_rows_kernel, blocks_for(n * D, 256), 256, stream)(hin, moe_rows, f.weight_on_input ? moe_scale : nullptr, n, int(D), moe_in);
-            check_launch("gather_rows_kernel");
-            const DevExpert& ex = L.experts[size_t(e)];
-            dense_ffn(ex, f.act, moe_in, n, moe_out);
-            LAUNCH(scatter_add_rows_kernel, blocks_for(n * D, 256), 256, stream)(moe_out, moe_rows, f.weight_on_input ? nullptr : moe_scale, n,
-                                                                    int(D), out);
-            check_launch("scatter_add_rows_kernel");
+            LAUNCH_SYNC(moe_matvec_kernel, dim3(unsigned(blocks_for(F2, kMatvecWarps)), unsigned(pairs)), 32 * kMatvecWarps, stream)(
+                L.gate_up_shape.qtype, L.exp_gate_up, sel, L.gate_up_shape.row_bytes, F2, int(D), hin, int(K),
+                f.weight_on_input ? wts : nullptr, moe_g);
+            check_launch("moe_matvec_kernel (gate, up)");
+            LAUNCH(act_mul_split_kernel, blocks_for(int64_t(pairs) * F, 256), 256, stream)(moe_g, pairs, F, act, moe_u);
+            check_launch("act_mul_split_kernel");
+            LAUNCH_SYNC(moe_matvec_kernel, dim3(unsigned(blocks_for(D, kMatvecWarps)), unsigned(pairs)), 32 * kMatvecWarps, stream)(
+                L.down_shape.qtype, L.exp_down, sel, L.down_shape.row_bytes, int(D), F, moe_u, 1, nullptr, moe_y);
+            check_launch("moe_matvec_kernel (down)");
+            LAUNCH(moe_combine_kernel, blocks_for(T * D, 256), 256, stream)(moe_y, sel, wts, !f.weight_on_input, int(T), int(K), int(D), out);
+            check_launch("moe_combine_kernel");
+        } else {
+            std::vector<int> sel(size_t(T * K));
+            std::vector<float> wts(size_t(T * K)), probs(size_t(T * E));
+            if (route_unsupported(f).empty()) {
+                launch_moe_route(stream, router_logits, int(T), route_params(f), L.sel_bias, big_sel, big_w, big_p);
+                check(cudaMemcpyAsync(sel.data(), big_sel, sel.size() * sizeof(int), cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync (routing)");
+                check(cudaMemcpyAsync(wts.data(), big_w, wts.size() * sizeof(float), cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync (routing)");
+                to_host(probs.data(), big_p, probs.size() * sizeof(float), "router probabilities");
+            } else {
+                std::vector<float> logits(size_t(T * E));
+                to_host(logits.data(), router_logits, logits.size() * sizeof(float), "router logits");
+                for (int64_t t = 0; t < T; ++t)
+                    cpu::moe_route(f, logits.data() + t * E, lw.selection_bias.data(), probs.data() + t * E, sel.data() + t * K,
+                                   wts.data() + t * K);
+            }
+            cpu::moe_record(f, T, il, s.n_layers, pos, sel.data(), wts.data(), probs.data(), probe_cfg, probes);
+            check(cudaMemsetAsync(out, 0, size_t(T * D) * sizeof(float), stream), "cudaMemsetAsync (moe out)");
+            std::vector<std::vector<std::pair<int, float>>> by_expert(static_cast<size_t>(E));
+            for (int64_t t = 0; t < T; ++t)
+                for (int64_t k = 0; k < K; ++k) by_expert[size_t(sel[size_t(t * K + k)])].push_back({int(t), wts[size_t(t * K + k)]});
+            std::vector<int> rows;
+            std::vector<float> scales;
+            for (int64_t e = 0; e < E; ++e) {
+                const auto& toks = by_expert[size_t(e)];
+                if (toks.empty()) continue;
+                const int64_t n = int64_t(toks.size());
+                rows.clear();
+                scales.clear();
+                for (const auto& [t, w] : toks) rows.push_back(t), scales.push_back(w);
+                // pageable sources: the call returns once they are staged, so the vectors may be reused
+                check(cudaMemcpyAsync(moe_rows, rows.data(), rows.size() * sizeof(int), cudaMemcpyHostToDevice, stream),
+                      "cudaMemcpyAsync (moe rows)");
+                check(cudaMemcpyAsync(moe_scale, scales.data(), scales.size() * sizeof(float), cudaMemcpyHostToDevice, stream),
+                      "cudaMemcpyAsync (moe weights)");
+                // ref: HF Llama4TextMoe: the router score scales the expert input
+                LAUNCH(gather_rows_kernel, blocks_for(n * D, 256), 256, stream)(hin, moe_rows, f.weight_on_input ? moe_scale : nullptr, n,
+                                                                              int(D), moe_in);
+                check_launch("gather_rows_kernel");
+                const DevExpert& ex = L.experts[size_t(e)];
+                dense_ffn(ex, f.act, moe_in, n, moe_out);
+                LAUNCH(scatter_add_rows_kernel, blocks_for(n * D, 256), 256, stream)(moe_out, moe_rows,
+                                                                                   f.weight_on_input ? nullptr : moe_scale, n, int(D), out);
+                check_launch("scatter_add_rows_kernel");
+            }
         }
         if (f.n_shared > 0) {
             dense_ffn(L.shared, f.act, hin, T, moe_out);
             add(out, moe_out, T * D);
         }
+    }
+
+    // ---- MoE on the device: the layers' routing slots and the pairs' scratch ----
+    // Fixed at load (they never move, so a captured decode step stays valid): per device-routed
+    // layer, room for kMatvecMaxT tokens' selections, weights and router probabilities, and
+    // pinned copies the probes are read from after the pass.
+    int route_slots = 0, route_K = 0, route_E = 0;
+    int* route_sel = nullptr;
+    float *route_w = nullptr, *route_p = nullptr;
+    int* route_sel_host = nullptr;
+    float *route_w_host = nullptr, *route_p_host = nullptr;
+    float *moe_g = nullptr, *moe_u = nullptr, *moe_y = nullptr;
+    int *big_sel = nullptr;  // a prompt's routing (ensure_scratch)
+    float *big_w = nullptr, *big_p = nullptr;
+    std::string host_moe_note;  // why some layer routes on the host ("" when none does)
+
+    // Whether layer il's MoE can run on the device, and its expert tables if so.
+    std::string setup_moe_dev(int il) {
+        const FfnSpec& f = model.spec().layers[size_t(il)].ffn;
+        DevLayer& L = layers[size_t(il)];
+        if (auto why = route_unsupported(f); !why.empty()) return why;
+        if (!f.gated || L.experts.size() != size_t(f.n_experts)) return "ungated or missing experts";
+        const DevExpert& e0 = L.experts[0];
+        std::vector<const uint8_t*> gu, dn;
+        for (const DevExpert& e : L.experts) {
+            const DevLinear &a = e.gate_up, &b = e.down;
+            if (!a.present() || !b.present() || a.bias || b.bias || a.transposed || b.transposed) return "experts with biases or unfused gate/up";
+            if (a.qtype != e0.gate_up.qtype || a.row_bytes != e0.gate_up.row_bytes || a.n_out != e0.gate_up.n_out || a.n_in != e0.gate_up.n_in ||
+                b.qtype != e0.down.qtype || b.row_bytes != e0.down.row_bytes || b.n_out != e0.down.n_out || b.n_in != e0.down.n_in)
+                return "experts of differing types or shapes";
+            gu.push_back(static_cast<const uint8_t*>(a.w));
+            dn.push_back(static_cast<const uint8_t*>(b.w));
+        }
+        if (e0.gate_up.n_in != model.spec().dim || e0.down.n_out != model.spec().dim || e0.down.n_in * 2 != e0.gate_up.n_out)
+            return "expert shapes that do not match the model";
+        auto table = [&](const std::vector<const uint8_t*>& v) {
+            void* p = dev_alloc(v.size() * sizeof(void*), allocations);
+            check(cudaMemcpy(p, v.data(), v.size() * sizeof(void*), cudaMemcpyHostToDevice), "cudaMemcpy (expert table)");
+            return static_cast<const uint8_t* const*>(p);
+        };
+        L.exp_gate_up = table(gu);
+        L.exp_down = table(dn);
+        L.gate_up_shape = e0.gate_up;
+        L.down_shape = e0.down;
+        L.gate_up_shape.w = L.down_shape.w = nullptr;
+        L.moe_dev = true;
+        L.route_slot = route_slots++;
+        route_K = std::max(route_K, f.top_k);
+        route_E = std::max(route_E, f.n_experts);
+        return {};
+    }
+
+    void alloc_routing() {
+        if (route_slots == 0) return;
+        int64_t F2 = 0;
+        for (const DevLayer& L : layers)
+            if (L.moe_dev) F2 = std::max<int64_t>(F2, L.gate_up_shape.n_out);
+        const int64_t sk = int64_t(route_slots) * kMatvecMaxT * route_K, se = int64_t(route_slots) * kMatvecMaxT * route_E;
+        route_sel = static_cast<int*>(dev_alloc(size_t(sk) * sizeof(int), allocations));
+        route_w = static_cast<float*>(dev_alloc(size_t(sk) * sizeof(float), allocations));
+        route_p = static_cast<float*>(dev_alloc(size_t(se) * sizeof(float), allocations));
+        check(cudaMallocHost(&route_sel_host, size_t(sk) * sizeof(int)), "cudaMallocHost (routing)");
+        check(cudaMallocHost(&route_w_host, size_t(sk) * sizeof(float)), "cudaMallocHost (routing)");
+        check(cudaMallocHost(&route_p_host, size_t(se) * sizeof(float)), "cudaMallocHost (routing)");
+        const int64_t pairs = int64_t(kMatvecMaxT) * route_K;
+        moe_g = static_cast<float*>(dev_alloc(size_t(pairs * F2) * sizeof(float), allocations));
+        moe_u = static_cast<float*>(dev_alloc(size_t(pairs * F2 / 2) * sizeof(float), allocations));
+        moe_y = static_cast<float*>(dev_alloc(size_t(pairs * model.spec().dim) * sizeof(float), allocations));
+    }
+
+    // After the pass of T <= kMatvecMaxT tokens: the device-routed layers' slots to pinned memory.
+    void copy_routing_async(int64_t T) {
+        if (route_slots == 0 || T > kMatvecMaxT) return;
+        const int64_t sk = int64_t(route_slots) * kMatvecMaxT * route_K, se = int64_t(route_slots) * kMatvecMaxT * route_E;
+        check(cudaMemcpyAsync(route_sel_host, route_sel, size_t(sk) * sizeof(int), cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync (routing)");
+        check(cudaMemcpyAsync(route_w_host, route_w, size_t(sk) * sizeof(float), cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync (routing)");
+        if (probe_cfg.routing)
+            check(cudaMemcpyAsync(route_p_host, route_p, size_t(se) * sizeof(float), cudaMemcpyDeviceToHost, stream),
+                  "cudaMemcpyAsync (router probabilities)");
+    }
+
+    // ... and after the synchronisation, their probes, in layer order with any host-routed ones.
+    void collect_routing(int64_t T, size_t first_record) {
+        if (route_slots == 0 || T > kMatvecMaxT) return;
+        const ModelSpec& s = model.spec();
+        for (int il = 0; il < s.n_layers; ++il) {
+            const DevLayer& L = layers[size_t(il)];
+            if (!L.moe_dev) continue;
+            const int64_t o = int64_t(L.route_slot) * kMatvecMaxT;
+            cpu::moe_record(s.layers[size_t(il)].ffn, T, il, s.n_layers, pos, route_sel_host + o * route_K, route_w_host + o * route_K,
+                            route_p_host + o * route_E, probe_cfg, probes);
+        }
+        auto& r = probes.routing;
+        std::stable_sort(r.begin() + std::ptrdiff_t(first_record), r.end(), [](const RoutingRecord& a, const RoutingRecord& b) { return a.layer < b.layer; });
     }
 };
 
@@ -1205,6 +1362,8 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx) : impl_(std::make_un
         L.router = m.upload_linear(lw.router);
         for (const Expert& e : lw.experts) L.experts.push_back(m.upload_ffn(e.gate, e.up, e.down));
         L.shared = m.upload_ffn(lw.shared.gate, lw.shared.up, lw.shared.down);
+        if (s.layers[size_t(il)].ffn.selection_bias && lw.selection_bias.size() == size_t(s.layers[size_t(il)].ffn.n_experts))
+            L.sel_bias = m.upload_vec(lw.selection_bias);
         L.attn_norm = m.upload_vec(lw.attn_norm);
         L.attn_norm_b = m.upload_vec(lw.attn_norm_b);
         L.post_attn_norm = m.upload_vec(lw.post_attn_norm);
@@ -1233,8 +1392,12 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx) : impl_(std::make_un
     }
     for (const LayerSpec& ls : s.layers) {  // every RoPE table now: none may be made during a capture
         if (ls.attn.rope.enabled && ls.attn.rope.n_rot > 0) m.rope_table(ls.attn.rope, m.freq_factors(ls.attn));
-        m.has_moe = m.has_moe || ls.ffn.moe;
     }
+    for (int il = 0; il < s.n_layers; ++il)
+        if (s.layers[size_t(il)].ffn.moe && m.host_moe_note.empty())
+            if (std::string why = m.setup_moe_dev(il); !why.empty())
+                m.host_moe_note = "eager: layer " + std::to_string(il) + "'s MoE routing is decided on the host (" + why + ")";
+    m.alloc_routing();
     m.lm_head = m.upload_linear(w.lm_head);
     m.out_norm = m.upload_vec(w.out_norm);
     m.out_norm_b = m.upload_vec(w.out_norm_b);
@@ -1311,17 +1474,20 @@ std::vector<float> CudaSession::forward(std::span<const int> tokens, bool all_lo
     check(cudaMemcpyAsync(m.x, x, size_t(T * D) * sizeof(float), cudaMemcpyHostToDevice, m.stream), "cudaMemcpyAsync (embeddings)");
 
     const int64_t first = all_logits ? 0 : T - 1, rows = T - first;
-    const bool step = T == 1 && !m.has_moe;
+    const bool step = T == 1 && m.host_moe_note.empty();
+    const size_t routing_before = m.probes.routing.size();
     if (!step || !m.run_graph()) {
-        if (!step) m.graph_note = m.has_moe ? "eager: MoE routing is decided on the host" : m.graph_note;
+        if (T == 1 && !step) m.graph_note = m.host_moe_note;
         m.run_layers(T, first, rows);
     }
     float* hl = m.pinned(m.h_logits, m.h_logits_floats, rows * s.vocab, "cudaMallocHost (logits)");
     check(cudaMemcpyAsync(hl, m.logits, size_t(rows * s.vocab) * sizeof(float), cudaMemcpyDeviceToHost, m.stream),
           "cudaMemcpyAsync (logits)");
     m.copy_probes_async(T);
+    m.copy_routing_async(T);
     check(cudaStreamSynchronize(m.stream), "the forward pass");  // the pass's one wait
     m.collect_probes(T);
+    m.collect_routing(T, routing_before);
     m.pos += T;
     std::vector<float> out(hl, hl + rows * s.vocab);
     if (m.probe_cfg.top_k > 0) {  // as Session: softmax of the last row, ties to the lower id

@@ -53,7 +53,8 @@ public:
     uint64_t buffer_bytes() const;  // everything else on the device: scratch, staging, RoPE tables, cuBLAS workspace
     std::string device_name() const;
 
-    // Single-token steps of models without host-routed MoE replay as one CUDA graph (captured at
+    // Single-token steps replay as one CUDA graph (MoE layers route on the device; a layer the
+    // routing kernel cannot take routes on the host and keeps the step eager) (captured at
     // the first such step, again when a buffer moves or the probes change). decode_mode() says
     // "graph" after such a step, or why the step ran eagerly; set_graphs(false) forces eager steps.
     std::string decode_mode() const;
@@ -62,7 +63,7 @@ public:
 
     // The probes, as Session's: attention probabilities of the captured heads (recomputed for
     // those heads only, from the softmax's max and sum), routing, the logit lens and the top-k.
-    // MoE routing is decided on the host (cpu::moe_route) and recorded as on the CPU.
+    // MoE routing is decided by moe_route_kernel, held to cpu::moe_route, and recorded as on the CPU.
     ProbeConfig& probe_config();
     ProbeData& probes();
 

@@ -40,6 +40,10 @@ QString model_path(const QString& dir, const QString& format) {
     return format == "gguf" ? dir + "/model.gguf" : dir;
 }
 
+int block_elems_of(DType t) {
+    return int(dtype_info(t).block_size);
+}
+
 double nmse(const std::vector<float>& a, const std::vector<float>& b) {
     double num = 0, den = 0;
     for (size_t i = 0; i < a.size(); ++i) {
@@ -207,6 +211,145 @@ private slots:
         QVERIFY(nmse(a, b) < 1e-7);  // NMSE, as llama.cpp's backend-ops tests
     }
 
+    // The decode step's matrix-vector kernel on every weight type it reads, 1..8 tokens, the
+    // vectorised row paths (n_in a multiple of 256) and the per-element one: equal to the CPU's
+    // dequantized rows times the activations (rounded to F16/BF16 for such weights).
+    void matvec_matches_cpu() {
+        REQUIRE_DEVICE();
+        std::mt19937 rng(11);
+        std::normal_distribution<float> nd(0.f, 1.f);
+        const DType types[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                               DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+        for (DType t : types)
+            for (int n_in : {512, block_elems_of(t) == 256 ? 768 : 800})
+                for (int T : {1, 3, 8}) {
+                    if (n_in % block_elems_of(t) != 0) continue;
+                    const int n_out = 37;
+                    const size_t rb = size_t(*dtype_row_bytes(t, uint64_t(n_in)));
+                    std::vector<uint8_t> w(rb * n_out);
+                    std::vector<float> row(static_cast<size_t>(n_in)), deq(static_cast<size_t>(n_out) * size_t(n_in));
+                    for (int r = 0; r < n_out; ++r) {
+                        for (auto& v : row) v = nd(rng) * 0.1f;
+                        quant::quantize_row_ref(t, row.data(), w.data() + rb * r, n_in);
+                        quant::dequantize_row(t, w.data() + rb * r, deq.data() + size_t(r) * n_in, n_in);
+                    }
+                    std::vector<float> x(size_t(T) * n_in), got(size_t(T) * n_out), want(size_t(T) * n_out);
+                    for (auto& v : x) v = nd(rng);
+                    cuda::matvec(t, w.data(), n_out, n_in, x.data(), T, got.data());
+                    for (int tt = 0; tt < T; ++tt)
+                        for (int r = 0; r < n_out; ++r) {
+                            double acc = 0;
+                            for (int i = 0; i < n_in; ++i) {
+                                float xv = x[size_t(tt) * n_in + i];
+                                if (t == DType::BF16) xv = bf16_to_f32(f32_to_bf16(xv));
+                                if (t == DType::F16) xv = fp16_to_f32(f32_to_fp16(xv));
+                                acc += double(deq[size_t(r) * n_in + i]) * xv;
+                            }
+                            want[size_t(tt) * n_out + r] = float(acc);
+                        }
+                    const double e = nmse(got, want);
+                    QVERIFY2(e < 1e-10, qPrintable(QString("%1 n_in %2 T %3: NMSE %4").arg(dtype_name(t)).arg(n_in).arg(T).arg(e)));
+                }
+    }
+
+    // The routing kernel decides as cpu::moe_route: the same experts in the same order, the same
+    // weights and router probabilities, for each routing scheme the supported models use.
+    void moe_route_matches_cpu_data() {
+        QTest::addColumn<int>("E");
+        QTest::addColumn<int>("K");
+        QTest::addColumn<bool>("sigmoid");
+        QTest::addColumn<int>("groups");
+        QTest::addColumn<int>("topk_group");
+        QTest::addColumn<bool>("norm");
+        QTest::addColumn<float>("scale");
+        QTest::addColumn<bool>("bias");
+        QTest::addColumn<bool>("on_input");
+        QTest::addColumn<bool>("ties");
+        QTest::newRow("qwen3-moe softmax top-8 of 128") << 128 << 8 << false << 1 << 1 << true << 1.f << false << false << false;
+        QTest::newRow("plain softmax top-4 of 60") << 60 << 4 << false << 1 << 1 << false << 1.f << false << false << false;
+        QTest::newRow("deepseek-v3 sigmoid, bias, 4 of 8 groups") << 256 << 8 << true << 8 << 4 << true << 2.5f << true << false << false;
+        QTest::newRow("kimi-k2 sigmoid, bias, 384 experts") << 384 << 8 << true << 1 << 1 << true << 2.827f << true << false << false;
+        QTest::newRow("llama4 sigmoid top-1 on input") << 16 << 1 << true << 1 << 1 << false << 1.f << false << true << false;
+        QTest::newRow("ties go to the lower expert") << 32 << 4 << false << 1 << 1 << true << 1.f << false << false << true;
+        QTest::newRow("tied groups go to the lower group") << 64 << 6 << true << 8 << 3 << true << 1.f << false << false << true;
+    }
+    void moe_route_matches_cpu() {
+        REQUIRE_DEVICE();
+        QFETCH(int, E);
+        QFETCH(int, K);
+        QFETCH(bool, sigmoid);
+        QFETCH(int, groups);
+        QFETCH(int, topk_group);
+        QFETCH(bool, norm);
+        QFETCH(float, scale);
+        QFETCH(bool, bias);
+        QFETCH(bool, on_input);
+        QFETCH(bool, ties);
+        FfnSpec f;
+        f.moe = true;
+        f.n_experts = E;
+        f.top_k = K;
+        f.scoring = sigmoid ? Scoring::Sigmoid : Scoring::Softmax;
+        f.n_group = groups;
+        f.topk_group = topk_group;
+        f.norm_topk = norm;
+        f.routed_scale = scale;
+        f.selection_bias = bias;
+        f.weight_on_input = on_input;
+        const int T = 6;
+        std::mt19937 rng(uint32_t(E * 31 + K));
+        std::normal_distribution<float> nd(0.f, 2.f);
+        std::vector<float> logits(size_t(T) * E), sb(static_cast<size_t>(E));
+        for (int t = 0; t < T; ++t)
+            for (int e = 0; e < E; ++e)  // ties: a few distinct values, repeated across experts and groups
+                logits[size_t(t) * E + e] = ties ? float((e * 7 + t) % 5) * 0.25f : nd(rng);
+        for (auto& v : sb) v = nd(rng) * 0.05f;
+        std::vector<float> probs(size_t(T) * E), wts(size_t(T) * K), cp(static_cast<size_t>(E)), cw(static_cast<size_t>(K));
+        std::vector<int> sel(size_t(T) * K), cs(static_cast<size_t>(K));
+        cuda::moe_route(f, logits.data(), T, bias ? sb.data() : nullptr, probs.data(), sel.data(), wts.data());
+        double mw = 0, mp = 0;
+        for (int t = 0; t < T; ++t) {
+            cpu::moe_route(f, logits.data() + size_t(t) * E, sb.data(), cp.data(), cs.data(), cw.data());
+            for (int k = 0; k < K; ++k) {
+                QCOMPARE(sel[size_t(t) * K + k], cs[size_t(k)]);
+                mw = std::max(mw, double(std::fabs(wts[size_t(t) * K + k] - cw[size_t(k)])));
+            }
+            for (int e = 0; e < E; ++e) mp = std::max(mp, double(std::fabs(probs[size_t(t) * E + e] - cp[size_t(e)])));
+        }
+        QVERIFY2(mw < 1e-6, qPrintable(QString("weights differ by %1").arg(mw)));
+        QVERIFY2(mp < 1e-6, qPrintable(QString("router probabilities differ by %1").arg(mp)));
+    }
+
+    // The quantized and BF16 variants decode token by token (the matrix-vector kernel) as the
+    // batched pass (dequantized slabs / cuBLAS) computes them.
+    void quantized_decode_equals_batched_data() {
+        QTest::addColumn<QString>("variant");
+        for (const char* v : {"Q8_0", "Q4_K_M", "BF16"}) QTest::newRow(v) << QString(v);
+    }
+    void quantized_decode_equals_batched() {
+        QFETCH(QString, variant);
+        const QString dir = testutil::fixtures_dir() + "/llama";
+        REQUIRE_FIXTURE(dir + "/model-" + variant + ".gguf");
+        REQUIRE_DEVICE();
+        auto ref = testutil::read_json(dir + "/reference.json");
+        auto ids = json_ids(ref["prompt_ids"]);
+        auto model = Model::load((dir + "/model-" + variant + ".gguf").toStdString());
+        const int V = model->spec().vocab;
+        cuda::CudaSession s(*model, int64_t(ids.size()));
+        const auto full = s.forward(ids, true);
+        s.reset();
+        double md = 0;
+        for (size_t t = 0; t < ids.size(); ++t) {
+            const auto one = s.forward(std::span<const int>(&ids[t], 1));
+            for (int i = 0; i < V; ++i) md = std::max(md, double(std::fabs(one[size_t(i)] - full[t * size_t(V) + size_t(i)])));
+        }
+        qInfo("CUDA llama %s: token-by-token vs batched max diff %.3g", qPrintable(variant), md);
+        // Quantized weights: f32 activations on both paths, so only the summation order differs.
+        // BF16: both round the activations to bf16, and an order-of-summation ulp that flips one
+        // rounding moves a logit by ~1e-3 (the CPU-vs-llama.cpp BF16 bound is 1.5e-2).
+        QVERIFY2(md < (variant == "BF16" ? 1.5e-2 : 1e-4), qPrintable(QString::number(md)));
+    }
+
     // Every dense fixture, GGUF and HF: the same bounds as the CPU backend against llama.cpp.
     void fixture_logits_data() {
         QTest::addColumn<QString>("dir");
@@ -354,7 +497,8 @@ private slots:
         QCOMPARE(pg.top_k[0].id, pc.top_k[0].id);
     }
 
-    // MoE on the GPU routes exactly as the CPU does (the same host code on the router's logits).
+    // MoE on the GPU routes as the CPU does: the prompt (routing brought back to the host, experts
+    // through cuBLAS) and decode steps (routed and multiplied on the device, in a graph).
     void routing_matches_cpu_data() {
         QTest::addColumn<QString>("dir");
         for (const char* c : {"qwen3moe", "llama4", "deepseek2", "kimi-k2"}) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
@@ -366,11 +510,19 @@ private slots:
         auto ref = testutil::read_json(dir + "/reference.json");
         auto ids = json_ids(ref["prompt_ids"]);
         auto model = Model::load((dir + "/model.gguf").toStdString());
-        cuda::CudaSession g(*model, int64_t(ids.size()));
+        cuda::CudaSession g(*model, int64_t(ids.size()) + 3);
         Session c(*model);
         g.probe_config().routing = c.probe_config().routing = true;
         g.forward(ids);
         c.forward(ids);
+        double ml = 0;
+        for (int next : {5, 9, 2}) {  // decode steps on both backends
+            const auto a = g.forward(std::span<const int>(&next, 1)), b = c.forward(std::span<const int>(&next, 1));
+            for (size_t i = 0; i < a.size(); ++i) ml = std::max(ml, double(std::fabs(a[i] - b[i])));
+        }
+        qInfo("decode steps: max logit diff to the CPU %.3g (%s)", ml, g.decode_mode().c_str());
+        QVERIFY(ml < 1e-3);
+        QCOMPARE(g.decode_mode(), std::string("graph"));
         const auto &rg = g.probes().routing, &rc = c.probes().routing;
         QCOMPARE(rg.size(), rc.size());
         QVERIFY(!rg.empty());
@@ -386,6 +538,16 @@ private slots:
         qInfo("routing records %zu, identical expert sets %d, max router prob diff %.3g", rg.size(), same, md);
         QVERIFY(md < 1e-4);
         QVERIFY(same * 100 >= int(rg.size()) * 97);  // near-ties may swap under float rounding
+        // every selection counted, as on the CPU
+        const auto &lg = g.probes().expert_load, &lc = c.probes().expert_load;
+        QCOMPARE(lg.size(), lc.size());
+        for (size_t l = 0; l < lg.size(); ++l) {
+            QCOMPARE(lg[l].size(), lc[l].size());
+            int64_t sg = 0, sc = 0;
+            for (size_t e = 0; e < lg[l].size(); ++e) sg += lg[l][e], sc += lc[l][e];
+            QCOMPARE(sg, sc);
+            if (same == int(rg.size())) QVERIFY(lg[l] == lc[l]);
+        }
     }
 
     // A decode step replays as one CUDA graph (positions read from device memory, so one capture
@@ -442,14 +604,44 @@ private slots:
               (long long)g.graph_launches());
         QVERIFY(md < 1e-5);
         QVERIFY(mp < 1e-6);
-        // MoE routing is decided on the host: such a model decodes eagerly, and says so.
-        const QString moe = testutil::fixtures_dir() + "/qwen3moe/model.gguf";
-        auto mm = Model::load(moe.toStdString());
-        cuda::CudaSession ms(*mm, 8);
-        const int one = 3;
-        ms.forward(std::span<const int>(&one, 1));
-        QVERIFY2(ms.decode_mode().find("MoE") != std::string::npos, ms.decode_mode().c_str());
-        QCOMPARE(ms.graph_launches(), int64_t(0));
+    }
+
+    // MoE models decode through the graph too (routing, the experts and their sum on the device):
+    // the same logits and routing records as eager steps.
+    void moe_decode_graph_equals_eager_data() {
+        QTest::addColumn<QString>("dir");
+        for (const char* c : {"qwen3moe", "llama4", "deepseek2"}) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
+    }
+    void moe_decode_graph_equals_eager() {
+        QFETCH(QString, dir);
+        REQUIRE_FIXTURE(dir);
+        REQUIRE_DEVICE();
+        auto ref = testutil::read_json(dir + "/reference.json");
+        auto ids = json_ids(ref["prompt_ids"]);
+        ids.resize(std::min<size_t>(ids.size(), 12));  // enough steps; the emulated device is slow
+        auto model = Model::load((dir + "/model.gguf").toStdString());
+        cuda::CudaSession g(*model, int64_t(ids.size())), e(*model, int64_t(ids.size()));
+        e.set_graphs(false);
+        for (cuda::CudaSession* s : {&g, &e}) s->probe_config().routing = true;
+        double md = 0;
+        for (size_t t = 0; t < ids.size(); ++t) {
+            const auto a = g.forward(std::span<const int>(&ids[t], 1)), b = e.forward(std::span<const int>(&ids[t], 1));
+            for (size_t i = 0; i < a.size(); ++i) md = std::max(md, double(std::fabs(a[i] - b[i])));
+        }
+        QCOMPARE(g.decode_mode(), std::string("graph"));
+        QCOMPARE(g.graph_launches(), int64_t(ids.size()));
+        QVERIFY(md < 1e-5);
+        const auto &rg = g.probes().routing, &re = e.probes().routing;
+        QCOMPARE(rg.size(), re.size());
+        QVERIFY(!rg.empty());
+        for (size_t i = 0; i < rg.size(); ++i) {
+            QCOMPARE(rg[i].layer, re[i].layer);
+            QCOMPARE(rg[i].pos, re[i].pos);
+            QVERIFY(rg[i].experts == re[i].experts);
+            QVERIFY(rg[i].weights == re[i].weights);
+            QCOMPARE(rg[i].router_probs.size(), size_t(model->spec().layers[size_t(rg[i].layer)].ffn.n_experts));
+        }
+        qInfo("MoE graph vs eager decode: max logit diff %.3g over %zu steps, %zu routing records", md, ids.size(), rg.size());
     }
 
     void context_overflow_is_an_error() {

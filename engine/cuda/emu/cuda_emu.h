@@ -49,6 +49,9 @@ struct dim3 {
 struct uint3 {
     unsigned x = 0, y = 0, z = 0;
 };
+struct alignas(16) uint4 {
+    unsigned x, y, z, w;
+};
 
 // The running thread's coordinates, set by the emulator before it runs or resumes a thread.
 extern thread_local uint3 threadIdx, blockIdx;

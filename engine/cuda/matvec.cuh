@@ -1,0 +1,125 @@
+// The matrix-vector product for a few tokens (decode), shared by the forward pass and the
+// single-operation entry point the tests hold to the CPU (cuda::matvec). Internal to engine/cuda.
+#pragma once
+#include "engine/cuda/cuda_api.h"
+#include "engine/cuda/check.cuh"
+#include "engine/cuda/dequant.cuh"
+
+namespace archlens::ARCHLENS_CUDA_NS {
+namespace {
+
+constexpr int kMatvecMaxT = 8;   // up to this many tokens: one pass over the weights, no GEMM
+constexpr int kMatvecWarps = 4;  // weight rows per block, one per warp
+
+// An activation as the product sees it: rounded to the weight's type for F16/BF16 weights (what
+// the GEMM path's conversion does, and what the CPU backend and ggml do), else as is.
+__device__ __forceinline__ float act_in(DType t, float v) {
+    if (t == DType::BF16) return __bfloat162float(__float2bfloat16_rn(v));
+    if (t == DType::F16) return __half2float(__float2half_rn(v));
+    return v;
+}
+
+// acc[t] += Σ_i row[i] · xs·x[t][i] over this lane's share of one weight row (n_in weights, rows
+// of x n_in apart), f32 accumulation; the caller reduces acc over the warp. F16/BF16 rows are read
+// 16 bytes per lane (eight weights), F32 rows four per lane, quantized rows element by element
+// through dequant_element (the blocks as stored: no dequantized copy). xs scales the activations
+// before their rounding (Llama 4's expert input); 1 leaves them exact.
+template <int NT>
+__device__ __forceinline__ void row_dot(DType type, const uint8_t* row, int n_in, const float* x, float xs, float (&acc)[NT], int lane) {
+    const bool half16 = type == DType::BF16 || type == DType::F16;
+    if (half16 && n_in % 256 == 0) {
+        for (int i0 = lane * 8; i0 < n_in; i0 += 256) {
+            const uint4 raw = *reinterpret_cast<const uint4*>(row + size_t(i0) * 2);
+            uint16_t hv[8];
+            memcpy(hv, &raw, 16);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) {
+                const float wv = type == DType::BF16 ? bf16_bits(hv[j]) : half_bits(hv[j]);
+#pragma unroll
+                for (int t = 0; t < NT; ++t) acc[t] += wv * act_in(type, xs * x[int64_t(t) * n_in + i0 + j]);
+            }
+        }
+    } else if (type == DType::F32 && n_in % 128 == 0) {
+        for (int i0 = lane * 4; i0 < n_in; i0 += 128) {
+            const uint4 raw = *reinterpret_cast<const uint4*>(row + size_t(i0) * 4);
+            float wv[4];
+            memcpy(wv, &raw, 16);
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+#pragma unroll
+                for (int t = 0; t < NT; ++t) acc[t] += wv[j] * (xs * x[int64_t(t) * n_in + i0 + j]);
+        }
+    } else {
+        const int be = block_elems(type), bb = block_bytes(type);
+        for (int i = lane; i < n_in; i += 32) {
+            const float wv = dequant_element(type, row + size_t(i / be) * size_t(bb), i % be);
+#pragma unroll
+            for (int t = 0; t < NT; ++t) acc[t] += wv * act_in(type, xs * x[int64_t(t) * n_in + i]);
+        }
+    }
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    return v;  // lane 0 holds the sum
+}
+
+// y[t·ldy + r] = Σ_i W[r][i] · x[t][i] (+ bias[r]) for NT tokens: one warp per weight row, the row
+// read once for all NT tokens.
+template <int NT>
+__global__ void matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int n_out, int n_in, const float* x, float* y, int ldy,
+                              const float* bias) {
+    const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
+    const int r = int(blockIdx.x) * kMatvecWarps + warp;
+    if (r >= n_out) return;  // the whole warp: shuffles below stay within live warps
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc[t] = 0.f;
+    row_dot<NT>(type, w + size_t(r) * row_bytes, n_in, x, 1.f, acc, lane);
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+        const float v = warp_sum(acc[t]);
+        if (lane == 0) y[int64_t(t) * ldy + r] = v + (bias ? bias[r] : 0.f);
+    }
+}
+
+// The grouped expert product of a few routed tokens: pair p = blockIdx.y (token p / K, its k-th
+// expert e = sel[p]) multiplies its input row x[p / x_div] (times xscale[p] when given) by expert
+// e's weight (experts[e], every expert the same type and shape) into y[p][n_out]. The expert is
+// read on the device, so a decode step with MoE layers needs no host round trip and can be a graph.
+[[maybe_unused]] __global__ void moe_matvec_kernel(DType type, const uint8_t* const* experts, const int* sel, size_t row_bytes, int n_out, int n_in,
+                                  const float* x, int x_div, const float* xscale, float* y) {
+    const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
+    const int r = int(blockIdx.x) * kMatvecWarps + warp, p = int(blockIdx.y);
+    if (r >= n_out) return;
+    float acc[1] = {0.f};
+    row_dot<1>(type, experts[sel[p]] + size_t(r) * row_bytes, n_in, x + int64_t(p / x_div) * n_in, xscale ? xscale[p] : 1.f, acc, lane);
+    const float v = warp_sum(acc[0]);
+    if (lane == 0) y[int64_t(p) * n_out + r] = v;
+}
+
+// Launches matvec_kernel<T> on `stream` for 1 <= T <= kMatvecMaxT tokens.
+inline void launch_matvec(cudaStream_t stream, DType type, const uint8_t* w, size_t row_bytes, int n_out, int n_in, const float* x,
+                          int T, float* y, int ldy, const float* bias) {
+    const unsigned grid = unsigned((n_out + kMatvecWarps - 1) / kMatvecWarps), threads = 32 * kMatvecWarps;
+    switch (T) {
+#define ARCHLENS_MATVEC(N)                                                                                           \
+    case N:                                                                                                          \
+        LAUNCH_SYNC(matvec_kernel<N>, grid, threads, stream)(type, w, row_bytes, n_out, n_in, x, y, ldy, bias); \
+        break;
+        ARCHLENS_MATVEC(1)
+        ARCHLENS_MATVEC(2)
+        ARCHLENS_MATVEC(3)
+        ARCHLENS_MATVEC(4)
+        ARCHLENS_MATVEC(5)
+        ARCHLENS_MATVEC(6)
+        ARCHLENS_MATVEC(7)
+        ARCHLENS_MATVEC(8)
+#undef ARCHLENS_MATVEC
+        default: throw Error("matvec: " + std::to_string(T) + " tokens (1.." + std::to_string(kMatvecMaxT) + ")");
+    }
+    check(cudaGetLastError(), "matvec_kernel");
+}
+
+}  // namespace
+}  // namespace archlens::ARCHLENS_CUDA_NS
