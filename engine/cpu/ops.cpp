@@ -492,6 +492,15 @@ void softmax(float* x, int64_t n) {
     for (int64_t i = 0; i < n; ++i) x[i] *= inv;
 }
 
+void gaussian_topk(float* r, int64_t n, float k) {
+    double mean = 0, var = 0;
+    for (int64_t i = 0; i < n; ++i) mean += r[i];
+    mean /= double(n);
+    for (int64_t i = 0; i < n; ++i) var += (r[i] - mean) * (r[i] - mean);
+    const float cutoff = float(mean + std::sqrt(var / double(n)) * double(k));
+    for (int64_t i = 0; i < n; ++i) r[i] = std::max(0.f, r[i] - cutoff);
+}
+
 void moe_route(const FfnSpec& f, const float* lg, const float* selection_bias, float* probs, int* sel, float* wts) {
     const int64_t E = f.n_experts, K = f.top_k;
     if (f.scoring == Scoring::Softmax) {

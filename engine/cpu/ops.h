@@ -60,6 +60,10 @@ void to_f16(float* x, int64_t n, uint16_t* out);
 // vector exp as well). For attention rows; routing keeps the scalar one.
 void softmax_fast(float* x, int64_t n);
 
+// Gemma 3n's activation sparsity on one row of gate values: r = max(0, r − (mean + k·std)),
+// population std. ref: HF Gemma3nTextMLP._gaussian_topk
+void gaussian_topk(float* r, int64_t n, float k);
+
 // One token's MoE routing decision from its router logits (n_experts of them): probs gets the
 // softmax/sigmoid over every expert, sel and wts the top_k experts (descending selection score:
 // the bias, groups and Llama 4's raw-logit order decide who wins, not the weights) and their final

@@ -575,18 +575,8 @@ void Session::ffn_dense(const Linear& gate, const Linear& up, const Linear& down
     if (gate.present()) {
         std::vector<float> g(size_t(T * F));
         cpu::matmul_many(*pool_, {{&gate, g.data()}, {&up, u.data()}}, h, T);
-        if (sparsity_std_mult > 0) {
-            // ref: HF Gemma3nTextMLP._gaussian_topk: keep what lies above mean + k·std (population std)
-            for (int64_t t = 0; t < T; ++t) {
-                float* r = g.data() + t * F;
-                double mean = 0, var = 0;
-                for (int64_t i = 0; i < F; ++i) mean += r[i];
-                mean /= double(F);
-                for (int64_t i = 0; i < F; ++i) var += (r[i] - mean) * (r[i] - mean);
-                const float cutoff = float(mean + std::sqrt(var / double(F)) * double(sparsity_std_mult));
-                for (int64_t i = 0; i < F; ++i) r[i] = std::max(0.f, r[i] - cutoff);
-            }
-        }
+        if (sparsity_std_mult > 0)
+            for (int64_t t = 0; t < T; ++t) cpu::gaussian_topk(g.data() + t * F, F, sparsity_std_mult);
         pool_->parallel_for(int64_t(u.size()), [&](int64_t i0, int64_t i1, int) {
             for (int64_t i = i0; i < i1; ++i) u[size_t(i)] *= cpu::activation(f.act, g[size_t(i)]);
         }, 8192);

@@ -8,6 +8,7 @@
 #include "engine/cuda/cuda_ops.h"
 #include "engine/cuda/matvec.cuh"
 #include "engine/cuda/moe.cuh"
+#include "engine/cuda/reduce_rows.cuh"
 
 namespace archlens::ARCHLENS_CUDA_NS {
 
@@ -140,6 +141,23 @@ void moe_route(const FfnSpec& f, const float* logits, int T, const float* select
     dp.down(probs, size_t(T) * E);
     dw.down(wts, size_t(T) * K);
     check(cudaMemcpy(sel, ds.p, size_t(T) * K * sizeof(int), cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
+}
+
+void gaussian_topk(float* x, int rows, int n, float k) {
+    Buf dx(size_t(rows) * n);
+    dx.up(x, size_t(rows) * n);
+    LAUNCH_SYNC(gaussian_topk_kernel, rows, 256, nullptr)(dx.p, n, n, k);
+    check(cudaGetLastError(), "gaussian_topk_kernel launch");
+    dx.down(x, size_t(rows) * n);
+}
+
+void match_rms(float* v, const float* ref, int rows, int n) {
+    Buf dv(size_t(rows) * n), dr(size_t(rows) * n);
+    dv.up(v, size_t(rows) * n);
+    dr.up(ref, size_t(rows) * n);
+    LAUNCH_SYNC(match_rms_kernel, rows, 256, nullptr)(dv.p, dr.p, n);
+    check(cudaGetLastError(), "match_rms_kernel launch");
+    dv.down(v, size_t(rows) * n);
 }
 
 void softmax_rows(float* x, int rows, int n) {

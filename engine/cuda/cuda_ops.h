@@ -35,6 +35,10 @@ void matvec(DType t, const void* w, int n_out, int n_in, const float* x, int T, 
 // → probs [T][n_experts], sel and wts [T][top_k], as cpu::moe_route decides them. selection_bias
 // (n_experts) may be null. Host buffers in and out.
 void moe_route(const FfnSpec& f, const float* logits, int T, const float* selection_bias, float* probs, int* sel, float* wts);
+// Gemma 3n's activation sparsity on each row of [rows][n] in place (cpu::gaussian_topk).
+void gaussian_topk(float* x, int rows, int n, float k);
+// Each row of v [rows][n] scaled to the RMS of the same row of ref (Gemma 3n's AltUp streams).
+void match_rms(float* v, const float* ref, int rows, int n);
 // In-place row softmax over [rows][n].
 void softmax_rows(float* x, int rows, int n);
 

@@ -16,6 +16,7 @@
 #include "engine/cuda/dequant.cuh"
 #include "engine/cuda/matvec.cuh"
 #include "engine/cuda/moe.cuh"
+#include "engine/cuda/reduce_rows.cuh"
 
 namespace archlens::ARCHLENS_CUDA_NS {
 
@@ -177,12 +178,13 @@ __global__ void rope_kernel(float* x, int row, int hd, const float* cs, int n_ro
 }
 
 // Copies T rows of `per` values for each of `heads` heads from src[t][heads][per] into the
-// head-major cache [heads][cap][per] at positions pos0 + t.
+// head-major cache [heads][cap][per] at positions pos0 + t (position j in slot j % cap: a ring for
+// windowed layers, whose cache holds only the positions a query can still see).
 __global__ void store_kv_kernel(const float* src, float* cache, int64_t T, int heads, int per, int64_t cap, const int64_t* pos0) {
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= T * heads * per) return;
     const int64_t t = i / (int64_t(heads) * per), h = (i / per) % heads, d = i % per;
-    cache[(h * cap + *pos0 + t) * per + d] = src[i];
+    cache[(h * cap + (*pos0 + t) % cap) * per + d] = src[i];
 }
 
 // Splits GPT-2's fused [T][q | k | v] rows.
@@ -260,14 +262,79 @@ constexpr int64_t kDequantSlab = int64_t(16) << 20;  // f32 elements of dequanti
 
 
 constexpr int kAttnThreads = 256;
+// ---- Gemma 3n (engine/cpu/gemma3n.cpp on the device) -------------------------------------------
+
+__global__ void scale_kernel(float* x, float s, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) x[i] *= s;
+}
+
+__global__ void div_kernel(float* x, float s, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) x[i] /= s;
+}
+
+__global__ void tanh_kernel(float* x, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) x[i] = tanhf(x[i]);
+}
+
+// Per-layer inputs: pli = (pli + table rows · √P) · 2^-½ (pli already the normed projection).
+__global__ void ple_mix_kernel(float* pli, const float* rows, float row_scale, float mix, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) pli[i] = (pli[i] + rows[i] * row_scale) * mix;
+}
+
+// AltUp predict: pred_i = st_i + Σ_j c[t][i·N + j] · st_j over streams [N][T][D].
+__global__ void altup_predict_kernel(const float* st, const float* c, int T, int N, int D, float* pred) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, TD = int64_t(T) * D;
+    if (i >= TD * N) return;
+    const int s = int(i / TD), t = int(i % TD / D);
+    const int64_t td = i % TD;
+    float out = st[i];
+    for (int j = 0; j < N; ++j) out += c[(int64_t(t) * N + s) * N + j] * st[int64_t(j) * TD + td];
+    pred[i] = out;
+}
+
+// AltUp correct: st_i = pred_i + (d[t][i] + 1) · (y − pred_active).
+__global__ void altup_correct_kernel(float* st, const float* pred, const float* y, const float* d, int act, int T, int N, int D) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, TD = int64_t(T) * D;
+    if (i >= TD * N) return;
+    const int s = int(i / TD), t = int(i % TD / D);
+    const int64_t td = i % TD;
+    const float di = d[int64_t(t) * N + s] + 1.f;
+    st[i] = pred[i] + di * (y[td] - pred[int64_t(act) * TD + td]);
+}
+
+// y = (a + b + c) · 2^-½ (attention, its input and LAuReL averaged into the residual).
+__global__ void sum3_scale_kernel(const float* a, const float* b, const float* c, float s, float* y, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = (a[i] + b[i] + c[i]) * s;
+}
+
+// y[t][e] = x[t][e] · w[e]
+__global__ void mul_cols_kernel(const float* x, const float* w, int64_t rows, int n, float* y) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < rows * n) y[i] = x[i] * w[i % n];
+}
+
+// The per-layer input gate: g[t][e] = gelu_tanh(g[t][e]) · pli[t][blk][e] (pli rows of L blocks of P).
+__global__ void ple_gate_kernel(float* g, const float* pli, int T, int P, int L, int blk) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= int64_t(T) * P) return;
+    const int64_t t = i / P, e = i % P;
+    g[i] = act_fn(2, g[i]) * pli[(t * L + blk) * P + e];
+}
+
+constexpr int64_t kRingBatch = 1024;  // tokens per pass for models with windowed (ring) caches
 constexpr int kAttnMaxDim = 1024;  // head_dim and v_head_dim up to this (MLA: kv_lora + rope = 576)
 constexpr int kAttnPerThread = kAttnMaxDim / kAttnThreads;
 constexpr int kAttnChunk = 1024;   // keys scored per pass (online softmax across passes)
 
 // grid (T, H), kAttnThreads threads: softmax(scale · q·k (softcapped)) · v over the keys lo..p of
 // query t (position pos0 + t), head h reading KV head h / (H / KV) of the head-major caches: key j
-// at kc[(kvh·cap + j)·hd], value j at vc[(kvh·cap + j)·v_stride] (v_stride = vd, or MLA's values
-// as the first vd floats of each key row).
+// at kc[(kvh·cap + j % cap)·hd], value j at vc[(kvh·cap + j % cap)·v_stride] (v_stride = vd, or
+// MLA's values as the first vd floats of each key row; cap the ring's size, or the context).
 // scope: 0 global, 1 sliding (window includes the query), 2 chunked — Session::key_begin.
 __global__ void attention_kernel(const float* q, int q_row, const float* kc, const float* vc, int v_stride, int64_t cap, int H,
                                  int KV, int hd, int vd, const int64_t* pos0, int scope, int window, float scale, float softcap,
@@ -289,8 +356,10 @@ __global__ void attention_kernel(const float* q, int q_row, const float* kc, con
     for (int64_t c0 = lo; c0 <= p; c0 += kAttnChunk) {
         const int n = int(p - c0 + 1 < kAttnChunk ? p - c0 + 1 : kAttnChunk);
         float cmax = -INFINITY;
+        const int64_t base = c0 % cap;  // keys lo..p span at most cap positions: one wrap at most
         for (int j = tid; j < n; j += blockDim.x) {
-            const float* key = kh + (c0 + j) * hd;
+            const int64_t slot = base + j < cap ? base + j : base + j - cap;
+            const float* key = kh + slot * hd;
             float s = 0.f;
             for (int d = 0; d < hd; ++d) s += qs[d] * key[d];
             s *= scale;
@@ -313,7 +382,11 @@ __global__ void attention_kernel(const float* q, int q_row, const float* kc, con
             const int d = tid + k * kAttnThreads;
             if (d < vd) {
                 float a = acc[k] * factor;
-                for (int j = 0; j < n; ++j) a += sc[j] * vh[(c0 + j) * v_stride + d];
+                int64_t slot = base;  // the chunk's keys in ring order
+                for (int j = 0; j < n; ++j) {
+                    a += sc[j] * vh[slot * v_stride + d];
+                    if (++slot == cap) slot = 0;
+                }
                 acc[k] = a;
             }
         }
@@ -353,8 +426,9 @@ __global__ void attention_probs_kernel(const float* q, int q_row, const float* k
     const float* qv = q + int64_t(t) * q_row + int64_t(h) * hd;
     const float* kh = kc + int64_t(kvh) * cap * hd;
     float* row = probs + int64_t(t) * row_len;
+    const int64_t base = lo % cap;
     for (int64_t j = threadIdx.x; j <= p - lo; j += blockDim.x) {
-        const float* key = kh + (lo + j) * hd;
+        const float* key = kh + (base + j < cap ? base + j : base + j - cap) * hd;
         float s = 0.f;
         for (int d = 0; d < hd; ++d) s += qv[d] * key[d];
         s *= scale;
@@ -405,7 +479,11 @@ struct DevLayer {
     const float *attn_norm = nullptr, *attn_norm_b = nullptr, *post_attn_norm = nullptr;
     const float *ffn_norm = nullptr, *ffn_norm_b = nullptr, *post_ffn_norm = nullptr;
     const float *q_norm = nullptr, *k_norm = nullptr;
-    float *kc = nullptr, *vc = nullptr;
+    float *kc = nullptr, *vc = nullptr;  // none for a layer reading an earlier layer's (kv_source)
+    int64_t cap = 0;                     // positions the cache holds: the context, or a window's ring
+    // Gemma 3n: AltUp's router and coefficients, LAuReL, the per-layer input gate and projection
+    DevLinear altup_router, altup_predict, altup_correct, laurel_l, laurel_r, ple_gate, ple_proj;
+    const float *altup_router_norm = nullptr, *altup_correct_scale = nullptr, *laurel_post_norm = nullptr, *ple_post_norm = nullptr;
 };
 
 bool float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
@@ -416,7 +494,6 @@ cudaDataType cuda_type(DType t) { return t == DType::BF16 ? CUDA_R_16BF : t == D
 std::string unsupported_reason(const Model& model) {
     const ModelSpec& s = model.spec();
     if (model.format() == ModelFormat::ConfigOnly) return "the model was opened without weights";
-    if (s.family == Family::Gemma3n) return "Gemma 3n (per-layer embeddings, AltUp, LAuReL) runs on the CPU backend only";
     auto linear = [](const Linear& l) -> std::string {
         if (!l.present()) return {};
         if (block_elems(l.type) == 0)
@@ -431,7 +508,7 @@ std::string unsupported_reason(const Model& model) {
     for (int il = 0; il < s.n_layers; ++il) {
         const LayerSpec& ls = s.layers[size_t(il)];
         const std::string at = " (layer " + std::to_string(il) + ")";
-        if (ls.kv_source >= 0 || ls.sparsity_std_mult > 0 || ls.attn.v_norm) return "Gemma 3n layer features" + at;
+        if (ls.kv_source >= il) return "a layer reading the KV cache of a later layer" + at;
         if (ls.attn.head_dim > kAttnMaxDim || ls.attn.v_head_dim > kAttnMaxDim ||
             (ls.attn.kind == AttnKind::MLA && ls.attn.kv_lora_rank + ls.attn.qk_rope_head_dim > kAttnMaxDim))
             return "head dimension above " + std::to_string(kAttnMaxDim) + at;
@@ -446,7 +523,13 @@ std::string unsupported_reason(const Model& model) {
         for (const Expert& e : lw.experts)
             for (const Linear* l : {&e.gate, &e.up, &e.down})
                 if (auto r = linear(*l); !r.empty()) return r;
+        for (const Linear* l : {&lw.altup_router, &lw.altup_predict, &lw.altup_correct, &lw.laurel_l, &lw.laurel_r, &lw.ple_gate, &lw.ple_proj})
+            if (auto r = linear(*l); !r.empty()) return r;
     }
+    if (auto r = linear(w.ple_model_proj); !r.empty()) return r;
+    for (const auto* v : {&w.altup_proj, &w.altup_unembd})
+        for (const Linear& l : *v)
+            if (auto r = linear(l); !r.empty()) return r;
     if (auto r = linear(w.lm_head); !r.empty()) return r;
     return {};
 }
@@ -502,7 +585,7 @@ struct CudaSession::Impl {
         drop_graph();
         if (logits) cudaFree(logits);
         if (probe_dev) cudaFree(probe_dev);
-        for (float* p : {probe_host, h_x, h_logits, lens_host})
+        for (float* p : {probe_host, h_x, h_logits, lens_host, h_ple})
             if (p) cudaFreeHost(p);
         if (h_pos) cudaFreeHost(h_pos);
         if (route_sel_host) cudaFreeHost(route_sel_host);
@@ -632,7 +715,7 @@ struct CudaSession::Impl {
                 mla_heads_lat = std::max<int64_t>(mla_heads_lat, int64_t(a.n_heads) * a.kv_lora_rank);
             }
         }
-        widest = std::max({widest, qd, attd, ffn, mla_lora, mla_tmp});
+        widest = std::max<int64_t>({widest, qd, attd, ffn, mla_lora, mla_tmp, s.laurel_rank, s.ple_dim});
         auto f = [&](int64_t n) { return static_cast<float*>(dev_alloc(size_t(n) * sizeof(float), scratch)); };
         x = f(T * s.dim);
         h = f(T * s.dim);
@@ -666,6 +749,23 @@ struct CudaSession::Impl {
             big_sel = static_cast<int*>(dev_alloc(size_t(T * kmax) * sizeof(int), scratch));
             big_w = f(T * kmax);
             big_p = f(T * experts);
+        }
+        if (s.family == Family::Gemma3n) {  // AltUp's streams and predictions, LAuReL, per-layer inputs
+            const int64_t N = s.altup_inputs, P = s.ple_dim, LP = ple_model_proj.n_out;
+            g3.st = f(N * T * s.dim);
+            g3.pred = f(N * T * s.dim);
+            g3.lau = f(T * s.dim);
+            g3.att = f(T * s.dim);
+            g3.res = f(T * s.dim);
+            g3.ff = f(T * s.dim);
+            g3.tmp = f(T * s.dim);
+            g3.lo = f(T * std::max(1, s.laurel_rank));
+            g3.mods = f(T * N);
+            g3.coefs = f(T * N * N);
+            g3.corr = f(T * N);
+            g3.gate = f(T * P);
+            g3.pli = f(T * LP);
+            g3.rows = f(T * LP);
         }
         conv = dev_alloc(size_t(T * widest) * sizeof(float), scratch);
         cap_T = T;
@@ -771,7 +871,12 @@ struct CudaSession::Impl {
         const DevLayer& L = layers[size_t(il)];
         const int H = a.n_heads, KV = a.n_kv_heads, hd = a.head_dim, vd = a.v_head_dim;
         const int qd = H * hd, kd = KV * hd, vdd = KV * vd;
-        if (L.qkv.present()) {
+        const int src = s.layers[size_t(il)].kv_source;  // Gemma 3n: reads an earlier layer's cache
+        const DevLayer& C = src >= 0 ? layers[size_t(src)] : L;
+        const bool own = src < 0;  // computes and stores its own keys and values
+        if (!own) {
+            linear(L.q, hin, T, q);
+        } else if (L.qkv.present()) {
             linear(L.qkv, hin, T, qkv);
             const int64_t n = T * (qd + kd + vdd);
             LAUNCH(split_qkv_kernel, blocks_for(n, 256), 256, stream)(qkv, T, qd, kd, vdd, q, k, v);
@@ -782,13 +887,17 @@ struct CudaSession::Impl {
             linear(L.v, hin, T, v);
         }
         const float eps = s.norm_eps;
+        if (own && a.v_norm) {  // ref: HF Gemma3nTextAttention v_norm (no weight)
+            LAUNCH_SYNC(rms_norm_kernel, unsigned(T * KV), 128, stream)(v, nullptr, vd, eps, v);
+            check_launch("rms_norm_kernel (v)");
+        }
         if (a.qk_norm == QkNorm::Full) {
             LAUNCH_SYNC(rms_norm_kernel, unsigned(T), 256, stream)(q, L.q_norm, qd, eps, q);
-            LAUNCH_SYNC(rms_norm_kernel, unsigned(T), 256, stream)(k, L.k_norm, kd, eps, k);
+            if (own) LAUNCH_SYNC(rms_norm_kernel, unsigned(T), 256, stream)(k, L.k_norm, kd, eps, k);
             check_launch("rms_norm_kernel (qk)");
         } else if (a.qk_norm == QkNorm::PerHead) {
             LAUNCH_SYNC(rms_norm_kernel, unsigned(T * H), 128, stream)(q, L.q_norm, hd, eps, q);
-            LAUNCH_SYNC(rms_norm_kernel, unsigned(T * KV), 128, stream)(k, L.k_norm, hd, eps, k);
+            if (own) LAUNCH_SYNC(rms_norm_kernel, unsigned(T * KV), 128, stream)(k, L.k_norm, hd, eps, k);
             check_launch("rms_norm_kernel (qk per head)");
         }
         if (a.rope.enabled && a.rope.n_rot > 0) {
@@ -796,12 +905,12 @@ struct CudaSession::Impl {
             const int neox = model.rope_style(a) == RopeStyle::Neox ? 1 : 0;
             const unsigned threads = unsigned(std::max(32, a.rope.n_rot / 2));
             LAUNCH(rope_kernel, dim3(unsigned(T), unsigned(H)), threads, stream)(q, qd, hd, tab, a.rope.n_rot, neox, d_pos);
-            LAUNCH(rope_kernel, dim3(unsigned(T), unsigned(KV)), threads, stream)(k, kd, hd, tab, a.rope.n_rot, neox, d_pos);
+            if (own) LAUNCH(rope_kernel, dim3(unsigned(T), unsigned(KV)), threads, stream)(k, kd, hd, tab, a.rope.n_rot, neox, d_pos);
             check_launch("rope_kernel");
         }
         if (a.qk_norm == QkNorm::L2) {  // after RoPE, weightless (Llama 4)
             LAUNCH_SYNC(rms_norm_kernel, unsigned(T * H), 128, stream)(q, nullptr, hd, eps, q);
-            LAUNCH_SYNC(rms_norm_kernel, unsigned(T * KV), 128, stream)(k, nullptr, hd, eps, k);
+            if (own) LAUNCH_SYNC(rms_norm_kernel, unsigned(T * KV), 128, stream)(k, nullptr, hd, eps, k);
             check_launch("rms_norm_kernel (l2)");
         }
         if (a.temperature_tuning) {
@@ -809,15 +918,17 @@ struct CudaSession::Impl {
             check_launch("temperature_kernel");
         }
         // the batch into the cache first (no rings on the device: the cache holds every position)
-        LAUNCH(store_kv_kernel, blocks_for(T * kd, 256), 256, stream)(k, L.kc, T, KV, hd, n_ctx, d_pos);
-        LAUNCH(store_kv_kernel, blocks_for(T * vdd, 256), 256, stream)(v, L.vc, T, KV, vd, n_ctx, d_pos);
-        check_launch("store_kv_kernel");
+        if (own) {
+            LAUNCH(store_kv_kernel, blocks_for(T * kd, 256), 256, stream)(k, L.kc, T, KV, hd, L.cap, d_pos);
+            LAUNCH(store_kv_kernel, blocks_for(T * vdd, 256), 256, stream)(v, L.vc, T, KV, vd, L.cap, d_pos);
+            check_launch("store_kv_kernel");
+        }
         const int scope = a.scope == AttnScope::Sliding ? 1 : a.scope == AttnScope::Chunked ? 2 : 0;
-        LAUNCH_SYNC(attention_kernel, dim3(unsigned(T), unsigned(H)), kAttnThreads, stream)(q, qd, L.kc, L.vc, vd, n_ctx, H, KV, hd, vd, d_pos,
+        LAUNCH_SYNC(attention_kernel, dim3(unsigned(T), unsigned(H)), kAttnThreads, stream)(q, qd, C.kc, C.vc, vd, C.cap, H, KV, hd, vd, d_pos,
                                                                            scope, a.window, a.scale, a.softcap, this->att,
                                                                            attn_stats);
         check_launch("attention_kernel");
-        capture_attention(il, a, T, scope, q, qd, hd, KV, L.kc);
+        capture_attention(il, a, T, scope, q, qd, hd, KV, C.kc, C.cap);
         linear(L.o, this->att, T, out);
     }
 
@@ -855,7 +966,7 @@ struct CudaSession::Impl {
         LAUNCH(rope_kernel, dim3(unsigned(T), 1u), threads, stream)(mla_kva + R, int(key), int(RP), tab, int(RP), neox, d_pos);
         LAUNCH(rope_kernel, dim3(unsigned(T), unsigned(H)), threads, stream)(q + NP, int(H * qk), int(qk), tab, int(RP), neox, d_pos);
         check_launch("rope_kernel (mla)");
-        LAUNCH(store_kv_kernel, blocks_for(T * key, 256), 256, stream)(mla_kva, L.kc, T, 1, int(key), n_ctx, d_pos);
+        LAUNCH(store_kv_kernel, blocks_for(T * key, 256), 256, stream)(mla_kva, L.kc, T, 1, int(key), L.cap, d_pos);
         check_launch("store_kv_kernel (mla)");
         for (int64_t hh = 0; hh < H; ++hh) {  // the latent-space query of each head
             copy_rows(q + hh * qk, H * qk, mla_tin, NP, T, NP);
@@ -864,11 +975,11 @@ struct CudaSession::Impl {
         }
         copy_rows(q + NP, qk, mla_q + R, key, T * H, RP);  // and its RoPE part, every (t, h) row
         const int scope = a.scope == AttnScope::Sliding ? 1 : a.scope == AttnScope::Chunked ? 2 : 0;
-        LAUNCH_SYNC(attention_kernel, dim3(unsigned(T), unsigned(H)), kAttnThreads, stream)(mla_q, int(H * key), L.kc, L.kc, int(key), n_ctx,
+        LAUNCH_SYNC(attention_kernel, dim3(unsigned(T), unsigned(H)), kAttnThreads, stream)(mla_q, int(H * key), L.kc, L.kc, int(key), L.cap,
                                                                            int(H), 1, int(key), int(R), d_pos, scope, a.window,
                                                                            a.scale, a.softcap, mla_olat, attn_stats);
         check_launch("attention_kernel (mla)");
-        capture_attention(il, a, T, scope, mla_q, int(H * key), int(key), 1, L.kc);
+        capture_attention(il, a, T, scope, mla_q, int(H * key), int(key), 1, L.kc, L.cap);
         for (int64_t hh = 0; hh < H; ++hh) {
             copy_rows(mla_olat + hh * R, H * R, mla_tin, R, T, R);
             linear(L.v_expand[size_t(hh)], mla_tin, T, mla_tout);
@@ -918,11 +1029,11 @@ struct CudaSession::Impl {
     // Launches the probability rows of this layer's captured heads (slot y: rows at
     // probe_dev + y·slot_stride(T), row length pos + T).
     void capture_attention(int il, const AttentionSpec& a, int64_t T, int scope, const float* qb, int q_row, int hd, int KV,
-                           const float* kc) {
+                           const float* kc, int64_t cap) {
         const int64_t row_len = pos + T;
         for (size_t y = 0; y < probe_slots.size(); ++y) {
             if (probe_slots[y].layer != il) continue;
-            LAUNCH(attention_probs_kernel, unsigned(T), 256, stream)(qb, q_row, kc, n_ctx, a.n_heads, KV, hd, d_pos, scope, a.window,
+            LAUNCH(attention_probs_kernel, unsigned(T), 256, stream)(qb, q_row, kc, cap, a.n_heads, KV, hd, d_pos, scope, a.window,
                                                                    a.scale, a.softcap, attn_stats, probe_slots[y].head, row_len,
                                                                    probe_dev + int64_t(y) * slot_stride(T));
             check_launch("attention_probs_kernel");
@@ -1009,7 +1120,8 @@ struct CudaSession::Impl {
     void run_layers(int64_t T, int64_t first, int64_t rows) {
         const ModelSpec& s = model.spec();
         const int64_t D = s.dim;
-        for (int il = 0; il < s.n_layers; ++il) {
+        if (s.family == Family::Gemma3n) gemma3n_layers(T);
+        for (int il = 0; il < s.n_layers && s.family != Family::Gemma3n; ++il) {
             const LayerSpec& ls = s.layers[size_t(il)];
             const DevLayer& L = layers[size_t(il)];
             const float* in = x;
@@ -1031,13 +1143,115 @@ struct CudaSession::Impl {
             ffn(il, in, T, y);
             if (ls.ffn_post_norm) norm(L.post_ffn_norm, nullptr, y, T, int(D), y);
             add(x, y, T * D);
-            if (probe_cfg.logit_lens) {  // this layer's residual at the last position through the head
-                head(x + (T - 1) * D, 1);
-                LAUNCH_SYNC(lens_kernel, 1, kLensThreads, stream)(logits, s.vocab, lens_dev + 2 * il);
-                check_launch("lens_kernel");
-            }
+            if (probe_cfg.logit_lens) lens(il, x + (T - 1) * D);  // this layer's residual at the last position
         }
         head(x + first * D, rows);
+    }
+
+    // ---- Gemma 3n: Session::gemma3n_layers on the device ----
+    DevLinear ple_model_proj;
+    const float* ple_proj_norm = nullptr;
+    std::vector<DevLinear> altup_proj, altup_unembd;
+    struct {
+        float *st = nullptr, *pred = nullptr, *lau = nullptr, *att = nullptr, *res = nullptr, *ff = nullptr, *tmp = nullptr;
+        float *lo = nullptr, *mods = nullptr, *coefs = nullptr, *corr = nullptr, *gate = nullptr, *pli = nullptr;
+        float* rows = nullptr;  // the tokens' per-layer table rows, read on the host
+    } g3;
+    float* h_ple = nullptr;  // pinned staging of those rows
+    int64_t h_ple_floats = 0;
+
+    // tanh(W · (RMSNorm(src) / D)): the AltUp router's modalities [T][N]
+    void altup_router(const DevLayer& L, const float* src, int64_t T) {
+        const ModelSpec& s = model.spec();
+        LAUNCH_SYNC(rms_norm_kernel, unsigned(T), 256, stream)(src, L.altup_router_norm, s.dim, s.norm_eps, g3.tmp);
+        LAUNCH(div_kernel, blocks_for(T * s.dim, 256), 256, stream)(g3.tmp, float(s.dim), T * s.dim);
+        check_launch("altup router norm");
+        linear(L.altup_router, g3.tmp, T, g3.mods);
+        LAUNCH(tanh_kernel, blocks_for(T * s.altup_inputs, 256), 256, stream)(g3.mods, T * s.altup_inputs);
+        check_launch("tanh_kernel");
+    }
+
+    void rms_rows(const float* w, float* v, int64_t rows, int n) {
+        LAUNCH_SYNC(rms_norm_kernel, unsigned(rows), n >= 256 ? 256 : 128, stream)(v, w, n, model.spec().norm_eps, v);
+        check_launch("rms_norm_kernel");
+    }
+
+    // Every Gemma 3n layer on x (the scaled embeddings), leaving the streams' mean in x; g3.rows
+    // holds the tokens' per-layer table rows. Mirrors engine/cpu/gemma3n.cpp step for step.
+    void gemma3n_layers(int64_t T) {
+        const ModelSpec& s = model.spec();
+        const int64_t D = s.dim, P = s.ple_dim, N = s.altup_inputs, LP = ple_model_proj.n_out, L = LP / P, TD = T * D;
+        const int act = s.altup_active;
+        const auto& ple_layers = model.weights().ple_layers;
+        // per-layer inputs [T][L][P]: (RMSNorm(proj(x0)·D^-½) + table[id]·√P) · 2^-½
+        linear(ple_model_proj, x, T, g3.pli);
+        LAUNCH(scale_kernel, blocks_for(T * LP, 256), 256, stream)(g3.pli, 1.f / std::sqrt(float(D)), T * LP);
+        check_launch("scale_kernel");
+        rms_rows(ple_proj_norm, g3.pli, T * L, int(P));
+        LAUNCH(ple_mix_kernel, blocks_for(T * LP, 256), 256, stream)(g3.pli, g3.rows, std::sqrt(float(P)), float(M_SQRT1_2), T * LP);
+        check_launch("ple_mix_kernel");
+        // streams [N][T][D]: x0, then altup_proj[k-1](x0) at x0's RMS
+        check(cudaMemcpyAsync(g3.st, x, size_t(TD) * sizeof(float), cudaMemcpyDeviceToDevice, stream), "cudaMemcpyAsync (stream 0)");
+        for (int64_t k = 1; k < N; ++k) {
+            linear(altup_proj[size_t(k - 1)], x, T, g3.st + k * TD);
+            LAUNCH_SYNC(match_rms_kernel, unsigned(T), 256, stream)(g3.st + k * TD, x, int(D));
+            check_launch("match_rms_kernel");
+        }
+        const unsigned nb = unsigned(blocks_for(N * TD, 256));
+        for (int il = 0; il < s.n_layers; ++il) {
+            const LayerSpec& ls = s.layers[size_t(il)];
+            const DevLayer& Ly = layers[size_t(il)];
+            altup_router(Ly, g3.st + act * TD, T);  // predict
+            linear(Ly.altup_predict, g3.mods, T, g3.coefs);
+            LAUNCH(altup_predict_kernel, nb, 256, stream)(g3.st, g3.coefs, int(T), int(N), int(D), g3.pred);
+            check_launch("altup_predict_kernel");
+            const float* a = g3.pred + act * TD;  // the block on the active stream
+            norm(Ly.attn_norm, nullptr, a, T, int(D), h);
+            linear(Ly.laurel_l, h, T, g3.lo);  // LAuReL: h + RMSNorm(right(left(h)))
+            linear(Ly.laurel_r, g3.lo, T, g3.lau);
+            rms_rows(Ly.laurel_post_norm, g3.lau, T, int(D));
+            add(g3.lau, h, TD);
+            attention(il, h, T, g3.att);
+            norm(Ly.post_attn_norm, nullptr, g3.att, T, int(D), g3.att);
+            LAUNCH(sum3_scale_kernel, blocks_for(TD, 256), 256, stream)(a, g3.att, g3.lau, float(M_SQRT1_2), g3.res, TD);
+            check_launch("sum3_scale_kernel");
+            norm(Ly.ffn_norm, nullptr, g3.res, T, int(D), h);
+            dense_ffn(Ly.ffn, ls.ffn.act, h, T, g3.ff, ls.sparsity_std_mult);
+            norm(Ly.post_ffn_norm, nullptr, g3.ff, T, int(D), g3.ff);
+            add(g3.res, g3.ff, TD);
+            altup_router(Ly, g3.res, T);  // correct
+            linear(Ly.altup_correct, g3.mods, T, g3.corr);
+            LAUNCH(altup_correct_kernel, nb, 256, stream)(g3.st, g3.pred, g3.res, g3.corr, act, int(T), int(N), int(D));
+            check_launch("altup_correct_kernel");
+            // per-layer input: gelu(gate(active ⊙ scale)) ⊙ pli[l]; streams 1.. += RMSNorm(proj(·))
+            LAUNCH(mul_cols_kernel, blocks_for(TD, 256), 256, stream)(g3.st + act * TD, Ly.altup_correct_scale, T, int(D), g3.tmp);
+            check_launch("mul_cols_kernel");
+            linear(Ly.ple_gate, g3.tmp, T, g3.gate);
+            const int blk = ple_layers.empty() ? il : ple_layers[size_t(il)];
+            LAUNCH(ple_gate_kernel, blocks_for(T * P, 256), 256, stream)(g3.gate, g3.pli, int(T), int(P), int(L), blk);
+            check_launch("ple_gate_kernel");
+            linear(Ly.ple_proj, g3.gate, T, g3.tmp);
+            rms_rows(Ly.ple_post_norm, g3.tmp, T, int(D));
+            for (int64_t k = 1; k < N; ++k) add(g3.st + k * TD, g3.tmp, TD);
+            if (probe_cfg.logit_lens) lens(il, g3.st + act * TD + (T - 1) * D);
+        }
+        // output: streams 1.. unembedded to stream 0's RMS, then the mean of all streams
+        check(cudaMemcpyAsync(x, g3.st, size_t(TD) * sizeof(float), cudaMemcpyDeviceToDevice, stream), "cudaMemcpyAsync (stream 0)");
+        for (int64_t k = 1; k < N; ++k) {
+            linear(altup_unembd[size_t(k - 1)], g3.st + k * TD, T, g3.tmp);
+            LAUNCH_SYNC(match_rms_kernel, unsigned(T), 256, stream)(g3.tmp, g3.st, int(D));
+            check_launch("match_rms_kernel");
+            add(x, g3.tmp, TD);
+        }
+        LAUNCH(div_kernel, blocks_for(TD, 256), 256, stream)(x, float(N), TD);
+        check_launch("div_kernel");
+    }
+
+    // The logit lens of one residual row (layer il): through the head, its top id and probability.
+    void lens(int il, const float* row) {
+        head(row, 1);
+        LAUNCH_SYNC(lens_kernel, 1, kLensThreads, stream)(logits, model.spec().vocab, lens_dev + 2 * il);
+        check_launch("lens_kernel");
     }
 
     // ---- the decode step as a CUDA graph ----
@@ -1045,6 +1259,8 @@ struct CudaSession::Impl {
     // device memory, every buffer it touches is allocated before the capture, and it is captured
     // again when a buffer moves or the probes change. A capture the device refuses turns graphs
     // off for the session (graph_note says why) and the step runs eagerly: never an error.
+    bool has_rings = false;  // some layer's cache is a window's ring: batches of <= ring_batch tokens
+    int64_t ring_batch = kRingBatch;
     bool use_graphs = true;
     std::string graph_note = "no decode step yet";
     cudaGraphExec_t graph = nullptr;
@@ -1097,11 +1313,13 @@ struct CudaSession::Impl {
         return true;
     }
 
-    void dense_ffn(const DevExpert& e, Activation a, const float* hin, int64_t T, float* out) {
+    // sparsity: Gemma 3n's Gaussian top-k on the gate (its std multiple; 0 = dense)
+    void dense_ffn(const DevExpert& e, Activation a, const float* hin, int64_t T, float* out, float sparsity = 0.f) {
         const int act = a == Activation::SiLU ? 0 : a == Activation::GELU ? 1 : 2;
         if (e.gate_up.present()) {
             const int F = e.gate_up.n_out / 2;
             linear(e.gate_up, hin, T, g);
+            if (sparsity > 0) LAUNCH_SYNC(gaussian_topk_kernel, unsigned(T), 256, stream)(g, 2 * F, F, sparsity);
             LAUNCH(act_mul_split_kernel, blocks_for(T * F, 256), 256, stream)(g, T, F, act, u);
             check_launch("act_mul_split_kernel");
             linear(e.down, u, T, out);
@@ -1112,6 +1330,7 @@ struct CudaSession::Impl {
         linear(up, hin, T, u);
         if (gate.present()) {
             linear(gate, hin, T, g);
+            if (sparsity > 0) LAUNCH_SYNC(gaussian_topk_kernel, unsigned(T), 256, stream)(g, up.n_out, up.n_out, sparsity);
             LAUNCH(act_mul_kernel, blocks_for(n, 256), 256, stream)(u, g, act, n);
         } else {
             LAUNCH(act_kernel, blocks_for(n, 256), 256, stream)(u, act, n);
@@ -1124,7 +1343,7 @@ struct CudaSession::Impl {
         const FfnSpec& f = model.spec().layers[size_t(il)].ffn;
         const DevLayer& L = layers[size_t(il)];
         if (f.moe) return moe(il, hin, T, out);
-        dense_ffn(L.ffn, f.act, hin, T, out);
+        dense_ffn(L.ffn, f.act, hin, T, out, model.spec().layers[size_t(il)].sparsity_std_mult);
     }
 
     // Session::ffn_moe on the device. A few tokens (a decode step, T <= kMatvecMaxT) in a layer
@@ -1308,7 +1527,7 @@ struct CudaSession::Impl {
     }
 };
 
-CudaSession::CudaSession(const Model& model, int64_t n_ctx) : impl_(std::make_unique<Impl>(model)) {
+CudaSession::CudaSession(const Model& model, int64_t n_ctx, int64_t ring_batch) : impl_(std::make_unique<Impl>(model)) {
     if (std::string why = unsupported_reason(model); !why.empty())
         throw Error(model.path() + ": cannot run on the CUDA backend: " + why);
     Impl& m = *impl_;
@@ -1322,15 +1541,27 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx) : impl_(std::make_un
     check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
     m.device = prop.name;
     m.n_ctx = n_ctx > 0 ? n_ctx : std::max(s.max_positions, 1);
+    // Windowed layers keep a ring of the positions a query can still see: the window plus one
+    // batch (forward() splits longer batches of such models into ring_batch-token pieces).
+    if (ring_batch < 0) throw Error("CUDA backend: a negative ring batch");
+    m.ring_batch = ring_batch > 0 ? ring_batch : kRingBatch;
+    auto ring_cap = [&](const AttentionSpec& a) -> int64_t {
+        if (a.window <= 0 || a.scope == AttnScope::Global) return m.n_ctx;
+        return std::min<int64_t>(m.n_ctx, int64_t(a.window) + m.ring_batch - 1);
+    };
     // Fit check before anything is uploaded: weights + KV + a margin for scratch and cuBLAS.
     uint64_t kv = 0;
     for (const LayerSpec& ls : s.layers)
-        kv += ls.attn.kind == AttnKind::MLA
+        kv += ls.kv_source >= 0 ? 0
+              : ls.attn.kind == AttnKind::MLA
                   ? uint64_t(m.n_ctx) * uint64_t(ls.attn.kv_lora_rank + ls.attn.qk_rope_head_dim) * 4
-                  : uint64_t(m.n_ctx) * uint64_t(ls.attn.n_kv_heads) * uint64_t(ls.attn.head_dim + ls.attn.v_head_dim) * 4;
+                  : uint64_t(ring_cap(ls.attn)) * uint64_t(ls.attn.n_kv_heads) * uint64_t(ls.attn.head_dim + ls.attn.v_head_dim) * 4;
     size_t free_b = 0, total_b = 0;
     check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
-    const uint64_t need = model.weight_bytes() + kv + (uint64_t(256) << 20);
+    // Gemma 3n's per-layer embedding table stays on the host (rows are read as tokens arrive)
+    const Linear& ple = model.weights().ple_table;
+    const uint64_t ple_bytes = ple.present() ? *dtype_row_bytes(ple.type, uint64_t(ple.n_in)) * uint64_t(ple.n_out) : 0;
+    const uint64_t need = model.weight_bytes() - std::min(model.weight_bytes(), ple_bytes) + kv + (uint64_t(256) << 20);
     if (need > free_b)
         throw Error(model.path() + ": needs " + std::to_string(need >> 20) + " MiB of GPU memory (weights, KV cache of " +
                     std::to_string(m.n_ctx) + " positions, buffers); " + m.device + " has " + std::to_string(free_b >> 20) +
@@ -1351,8 +1582,10 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx) : impl_(std::make_un
         const LayerWeights& lw = w.layers[size_t(il)];
         const AttentionSpec& a = s.layers[size_t(il)].attn;
         DevLayer& L = m.layers[size_t(il)];
-        L.qkv = lw.qkv.present() ? m.upload_linear(lw.qkv) : m.upload_concat({&lw.q, &lw.k, &lw.v});
-        if (!L.qkv.present()) {
+        const bool shares_kv = s.layers[size_t(il)].kv_source >= 0;  // its own queries only
+        if (shares_kv) L.q = m.upload_linear(lw.q);
+        else L.qkv = lw.qkv.present() ? m.upload_linear(lw.qkv) : m.upload_concat({&lw.q, &lw.k, &lw.v});
+        if (!shares_kv && !L.qkv.present()) {
             L.q = m.upload_linear(lw.q);
             L.k = m.upload_linear(lw.k);
             L.v = m.upload_linear(lw.v);
@@ -1373,11 +1606,29 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx) : impl_(std::make_un
         L.q_norm = m.upload_vec(lw.q_norm);
         L.k_norm = m.upload_vec(lw.k_norm);
         const bool mla = a.kind == AttnKind::MLA;  // one row per position: [latent ; rope key]
-        const size_t kb = mla ? size_t(m.n_ctx) * size_t(a.kv_lora_rank + a.qk_rope_head_dim) * sizeof(float)
-                              : size_t(m.n_ctx) * size_t(a.n_kv_heads) * size_t(a.head_dim) * sizeof(float);
-        const size_t vb = mla ? 0 : size_t(m.n_ctx) * size_t(a.n_kv_heads) * size_t(a.v_head_dim) * sizeof(float);
-        L.kc = static_cast<float*>(m.dev_alloc(kb, m.allocations));
-        L.vc = mla ? nullptr : static_cast<float*>(m.dev_alloc(vb, m.allocations));
+        L.cap = mla ? m.n_ctx : ring_cap(a);
+        m.has_rings = m.has_rings || L.cap < m.n_ctx;
+        const size_t kb = shares_kv ? 0
+                          : mla     ? size_t(L.cap) * size_t(a.kv_lora_rank + a.qk_rope_head_dim) * sizeof(float)
+                                    : size_t(L.cap) * size_t(a.n_kv_heads) * size_t(a.head_dim) * sizeof(float);
+        const size_t vb = mla || shares_kv ? 0 : size_t(L.cap) * size_t(a.n_kv_heads) * size_t(a.v_head_dim) * sizeof(float);
+        if (!shares_kv) {
+            L.kc = static_cast<float*>(m.dev_alloc(kb, m.allocations));
+            L.vc = mla ? nullptr : static_cast<float*>(m.dev_alloc(vb, m.allocations));
+        }
+        if (s.family == Family::Gemma3n) {
+            L.altup_router = m.upload_linear(lw.altup_router);
+            L.altup_predict = m.upload_linear(lw.altup_predict);
+            L.altup_correct = m.upload_linear(lw.altup_correct);
+            L.laurel_l = m.upload_linear(lw.laurel_l);
+            L.laurel_r = m.upload_linear(lw.laurel_r);
+            L.ple_gate = m.upload_linear(lw.ple_gate);
+            L.ple_proj = m.upload_linear(lw.ple_proj);
+            L.altup_router_norm = m.upload_vec(lw.altup_router_norm);
+            L.altup_correct_scale = m.upload_vec(lw.altup_correct_scale);
+            L.laurel_post_norm = m.upload_vec(lw.laurel_post_norm);
+            L.ple_post_norm = m.upload_vec(lw.ple_post_norm);
+        }
         if (mla) {
             L.q_a = m.upload_linear(lw.q_a);
             L.q_b = m.upload_linear(lw.q_b);
@@ -1388,7 +1639,7 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx) : impl_(std::make_un
             for (const Linear& l : lw.v_expand) L.v_expand.push_back(m.upload_linear(l));
         }
         m.kv_bytes += kb + vb;
-        m.kv_row_bytes.push_back((kb + vb) / size_t(m.n_ctx));
+        m.kv_row_bytes.push_back((kb + vb) / size_t(L.cap));
     }
     for (const LayerSpec& ls : s.layers) {  // every RoPE table now: none may be made during a capture
         if (ls.attn.rope.enabled && ls.attn.rope.n_rot > 0) m.rope_table(ls.attn.rope, m.freq_factors(ls.attn));
@@ -1398,6 +1649,12 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx) : impl_(std::make_un
             if (std::string why = m.setup_moe_dev(il); !why.empty())
                 m.host_moe_note = "eager: layer " + std::to_string(il) + "'s MoE routing is decided on the host (" + why + ")";
     m.alloc_routing();
+    if (s.family == Family::Gemma3n) {
+        m.ple_model_proj = m.upload_linear(w.ple_model_proj);
+        m.ple_proj_norm = m.upload_vec(w.ple_proj_norm);
+        for (const Linear& l : w.altup_proj) m.altup_proj.push_back(m.upload_linear(l));
+        for (const Linear& l : w.altup_unembd) m.altup_unembd.push_back(m.upload_linear(l));
+    }
     m.lm_head = m.upload_linear(w.lm_head);
     m.out_norm = m.upload_vec(w.out_norm);
     m.out_norm_b = m.upload_vec(w.out_norm_b);
@@ -1422,7 +1679,8 @@ std::string CudaSession::device_name() const { return impl_->device; }
 std::string CudaSession::decode_mode() const { return impl_->graph_note; }
 std::vector<uint64_t> CudaSession::kv_bytes_per_layer() const {
     std::vector<uint64_t> v;
-    for (uint64_t r : impl_->kv_row_bytes) v.push_back(r * uint64_t(impl_->pos));
+    for (size_t il = 0; il < impl_->kv_row_bytes.size(); ++il)  // a ring holds at most its size
+        v.push_back(impl_->kv_row_bytes[il] * uint64_t(std::min(impl_->pos, impl_->layers[il].cap)));
     return v;
 }
 uint64_t CudaSession::buffer_bytes() const {
@@ -1451,6 +1709,16 @@ std::vector<float> CudaSession::forward(std::span<const int> tokens, bool all_lo
     for (int id : tokens)
         if (id < 0 || id >= s.vocab)
             throw Error("token id " + std::to_string(id) + " is outside the vocabulary (0.." + std::to_string(s.vocab - 1) + ")");
+    if (m.has_rings && T > m.ring_batch) {  // a ring holds its window plus one batch: run in pieces
+        std::vector<float> out;
+        for (int64_t t0 = 0; t0 < T; t0 += m.ring_batch) {
+            const int64_t n = std::min(m.ring_batch, T - t0);
+            auto part = forward(tokens.subspan(size_t(t0), size_t(n)), all_logits);
+            if (all_logits) out.insert(out.end(), part.begin(), part.end());
+            else if (t0 + n == T) out = std::move(part);
+        }
+        return out;
+    }
     m.ensure_scratch(T);
     m.ensure_logits(all_logits ? T : 1);
     m.plan_probes(T);
@@ -1468,6 +1736,15 @@ std::vector<float> CudaSession::forward(std::span<const int> tokens, bool all_lo
             cpu::read_row(w.pos_embd, m.pos + t, pe.data());
             for (int64_t i = 0; i < D; ++i) x[t * D + i] += pe[size_t(i)];
         }
+    }
+    if (s.family == Family::Gemma3n) {  // the per-layer table rows, streamed from the memory map
+        const int64_t LP = m.ple_model_proj.n_out;
+        float* r = m.pinned(m.h_ple, m.h_ple_floats, T * LP, "cudaMallocHost (per-layer rows)");
+        for (int64_t t = 0; t < T; ++t) {
+            if (tokens[size_t(t)] < s.ple_vocab) cpu::read_row(w.ple_table, tokens[size_t(t)], r + t * LP);
+            else std::fill(r + t * LP, r + (t + 1) * LP, 0.f);
+        }
+        check(cudaMemcpyAsync(m.g3.rows, r, size_t(T * LP) * sizeof(float), cudaMemcpyHostToDevice, m.stream), "cudaMemcpyAsync (per-layer rows)");
     }
     *m.h_pos = m.pos;
     check(cudaMemcpyAsync(m.d_pos, m.h_pos, sizeof(int64_t), cudaMemcpyHostToDevice, m.stream), "cudaMemcpyAsync (position)");

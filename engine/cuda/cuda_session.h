@@ -1,16 +1,21 @@
-// The forward pass on the GPU (CUDA + cuBLAS) for every architecture but Gemma 3n: GPT-2, Llama 3,
-// Mistral, Qwen3, Qwen3 MoE, OLMo 2, Gemma 3, Llama 4, DeepSeek-V3 and Kimi K2 (MLA). Weights are uploaded once, as stored (never
-// converted), the KV cache lives on the device, everything else runs in own kernels. Matrix
-// products: F32/F16/BF16 weights through cublasGemmEx with the activations converted to the
-// weight's type first (what the CPU backend and ggml do: bf16 weights multiply bf16 activations,
-// f32 accumulation); quantized GGUF weights (Q4_0 … Q8_0, Q2_K … Q6_K) are dequantized in-kernel,
-// a bounded slab of rows at a time (64 MiB of f32 scratch, never a copy of the model), and multiplied
-// with f32 activations — llama.cpp's CPU quantizes the activations instead, so quantized models
-// agree with it to the looser fixture bound (~0.15), not to 1e-6 as the CPU backend does.
+// The forward pass on the GPU (CUDA + cuBLAS) for every architecture the CPU backend runs: GPT-2,
+// Llama 3, Mistral, Qwen3, Qwen3 MoE, OLMo 2, Gemma 3, Gemma 3n (AltUp, LAuReL, per-layer inputs
+// whose table rows are read on the host as tokens arrive, activation sparsity, KV sharing,
+// MatFormer slices), Llama 4, DeepSeek-V3 and Kimi K2 (MLA). Weights are uploaded once, as stored
+// (never converted), the KV cache lives on the device, everything else runs in own kernels.
+// Matrix products: a decode step's few tokens (<= 8) through matvec_kernel, which reads every
+// stored type itself (F32/F16/BF16 rows 16 bytes per lane; Q4_0 … Q8_0, Q2_K … Q6_K blocks as
+// stored); more tokens through cublasGemmEx with the activations converted to the weight's type
+// first (what the CPU backend and ggml do: bf16 weights multiply bf16 activations, f32
+// accumulation), quantized weights dequantized a bounded slab of rows at a time (never a copy of
+// the model) and multiplied with f32 activations — llama.cpp's CPU quantizes the activations
+// instead, so quantized models agree with it to the looser fixture bound (~0.15), not to 1e-6 as
+// the CPU backend does. MoE layers route on the device (engine/cuda/moe.cuh).
 // Plain C++ header: no CUDA types leak out.
 //
-// Not yet on the GPU (unsupported_reason names the first one a model needs; the CPU backend runs
-// it): Gemma 3n (per-layer embeddings, AltUp, LAuReL, KV sharing, MatFormer slices).
+// Refused (unsupported_reason names the first one a model needs; the CPU backend runs it): head
+// dimensions above the attention kernel's 1024, weight types dequant.cuh does not read, strided
+// or partial-block rows.
 #pragma once
 #include "engine/cuda/cuda_ns.h"
 #include <cstdint>
@@ -36,7 +41,10 @@ public:
     // Uploads the weights and allocates a KV cache of n_ctx positions (0: the model's context).
     // Throws archlens::Error naming the CUDA call and its reason, an unsupported feature, or a
     // model larger than the device's free memory.
-    explicit CudaSession(const Model& model, int64_t n_ctx = 0);
+    // ring_batch: tokens per pass for models with windowed layers (sliding or chunked attention),
+    // whose device cache is a ring of window + ring_batch - 1 positions rather than the whole
+    // context; longer batches run in pieces. 0: 1024.
+    explicit CudaSession(const Model& model, int64_t n_ctx = 0, int64_t ring_batch = 0);
     ~CudaSession();
     CudaSession(const CudaSession&) = delete;
     CudaSession& operator=(const CudaSession&) = delete;

@@ -277,6 +277,12 @@ void write_synthetic_gguf(const ModelSpec& s, const SynthOptions& o, const std::
             if (s.layers[size_t(i)].attn.scope == AttnScope::Global) { pattern = i + 1; break; }
         if (pattern && pattern != 6) w.set_u32(K("attention.sliding_window_pattern"), uint32_t(pattern));
     }
+    if (s.family == Family::Llama4)  // ref: llama.cpp LLM_KV_ATTENTION_CHUNK_SIZE
+        for (auto& l : s.layers)
+            if (l.attn.scope == AttnScope::Chunked) {
+                w.set_u32(K("attention.chunk_size"), uint32_t(l.attn.window));
+                break;
+            }
     if ((s.family == Family::Llama || s.family == Family::Mistral) && a0.scope == AttnScope::Sliding)
         w.set_u32(K("attention.sliding_window"), uint32_t(a0.window));
     if (s.final_softcap > 0) w.set_f32(K("final_logit_softcapping"), s.final_softcap);
