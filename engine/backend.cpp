@@ -29,7 +29,7 @@ BackendSession::BackendSession(const Model& m, const SessionOptions& o, BackendC
         }
         if (why.empty()) {
             try {  // the session checks the fit in free memory before it uploads anything
-                gpu_ = std::make_unique<cuda::CudaSession>(m, o.n_ctx);
+                gpu_ = std::make_unique<cuda::CudaSession>(m, o.n_ctx, 0, o.kv_f16);
             } catch (const Error& e) {
                 if (choice == BackendChoice::Cuda) throw;
                 why = e.what();
@@ -71,6 +71,10 @@ int64_t BackendSession::position() const {
 int64_t BackendSession::n_ctx() const {
     ON_GPU(n_ctx());
     return cpu_->n_ctx();
+}
+bool BackendSession::kv_f16() const {
+    ON_GPU(kv_f16());
+    return cpu_->kv_f16();
 }
 std::string BackendSession::backend_name() const {
 #ifdef ARCHLENS_HAVE_CUDA

@@ -48,6 +48,7 @@ public:
     const std::string& note() const { return note_; }  // why Auto stayed on the CPU (empty on the GPU)
     Session* cpu() { return cpu_.get(); }  // nullptr on the GPU
     uint64_t kv_bytes() const;                     // the KV cache as held now
+    bool kv_f16() const;                           // the cache holds f16 (--kv-type f16)
     std::vector<uint64_t> kv_bytes_per_layer() const;  // what each layer's cache holds for the positions so far
     DeviceMemory device_memory() const;            // zeros on the CPU
     std::string decode_mode() const;               // the GPU's "graph" or why eager; empty on the CPU

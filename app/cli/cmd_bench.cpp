@@ -100,7 +100,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
                         {"peak_rss_bytes", peak_rss_bytes()},
                         {"weight_bytes_per_token", wpt},
                         {"effective_gb_per_s", double(wpt) * best_tg / 1e9},
-                        {"kv_bytes", s.kv_bytes()}, {"kv_type", s.cpu() && s.cpu()->kv_f16() ? "f16" : "f32"},
+                        {"kv_bytes", s.kv_bytes()}, {"kv_type", s.kv_f16() ? "f16" : "f32"},
                         {"backend", s.backend_name()},
                         {"decode_mode", s.on_gpu() ? s.decode_mode() : std::string("cpu")},
                         {"file_bytes", m->file_bytes()}};

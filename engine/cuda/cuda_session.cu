@@ -180,11 +180,19 @@ __global__ void rope_kernel(float* x, int row, int hd, const float* cs, int n_ro
 // Copies T rows of `per` values for each of `heads` heads from src[t][heads][per] into the
 // head-major cache [heads][cap][per] at positions pos0 + t (position j in slot j % cap: a ring for
 // windowed layers, whose cache holds only the positions a query can still see).
-__global__ void store_kv_kernel(const float* src, float* cache, int64_t T, int heads, int per, int64_t cap, const int64_t* pos0) {
+// The cache's element type: f32, or f16 (--kv-type f16, as the CPU backend's: every key and value
+// rounded to f16 when stored and widened exactly when read).
+__device__ __forceinline__ float kv_ld(const float* p) { return *p; }
+__device__ __forceinline__ float kv_ld(const __half* p) { return __half2float(*p); }
+__device__ __forceinline__ void kv_st(float* p, float v) { *p = v; }
+__device__ __forceinline__ void kv_st(__half* p, float v) { *p = __float2half_rn(v); }
+
+template <typename KT>
+__global__ void store_kv_kernel(const float* src, KT* cache, int64_t T, int heads, int per, int64_t cap, const int64_t* pos0) {
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= T * heads * per) return;
     const int64_t t = i / (int64_t(heads) * per), h = (i / per) % heads, d = i % per;
-    cache[(h * cap + (*pos0 + t) % cap) * per + d] = src[i];
+    kv_st(cache + (h * cap + (*pos0 + t) % cap) * per + d, src[i]);
 }
 
 // Splits GPT-2's fused [T][q | k | v] rows.
@@ -336,7 +344,8 @@ constexpr int kAttnChunk = 1024;   // keys scored per pass (online softmax acros
 // at kc[(kvh·cap + j % cap)·hd], value j at vc[(kvh·cap + j % cap)·v_stride] (v_stride = vd, or
 // MLA's values as the first vd floats of each key row; cap the ring's size, or the context).
 // scope: 0 global, 1 sliding (window includes the query), 2 chunked — Session::key_begin.
-__global__ void attention_kernel(const float* q, int q_row, const float* kc, const float* vc, int v_stride, int64_t cap, int H,
+template <typename KT>
+__global__ void attention_kernel(const float* q, int q_row, const KT* kc, const KT* vc, int v_stride, int64_t cap, int H,
                                  int KV, int hd, int vd, const int64_t* pos0, int scope, int window, float scale, float softcap,
                                  float* out, float* stats) {
     __shared__ float qs[kAttnMaxDim];
@@ -349,8 +358,8 @@ __global__ void attention_kernel(const float* q, int q_row, const float* kc, con
     if (window > 0 && scope == 2) lo = p / window * window;
     for (int d = tid; d < hd; d += blockDim.x) qs[d] = q[int64_t(t) * q_row + int64_t(h) * hd + d];
     __syncthreads();
-    const float* kh = kc + int64_t(kvh) * cap * hd;
-    const float* vh = vc + int64_t(kvh) * cap * v_stride;
+    const KT* kh = kc + int64_t(kvh) * cap * hd;
+    const KT* vh = vc + int64_t(kvh) * cap * v_stride;
     float m = -INFINITY, l = 0.f, acc[kAttnPerThread];
     for (int k = 0; k < kAttnPerThread; ++k) acc[k] = 0.f;
     for (int64_t c0 = lo; c0 <= p; c0 += kAttnChunk) {
@@ -359,9 +368,9 @@ __global__ void attention_kernel(const float* q, int q_row, const float* kc, con
         const int64_t base = c0 % cap;  // keys lo..p span at most cap positions: one wrap at most
         for (int j = tid; j < n; j += blockDim.x) {
             const int64_t slot = base + j < cap ? base + j : base + j - cap;
-            const float* key = kh + slot * hd;
+            const KT* key = kh + slot * hd;
             float s = 0.f;
-            for (int d = 0; d < hd; ++d) s += qs[d] * key[d];
+            for (int d = 0; d < hd; ++d) s += qs[d] * kv_ld(key + d);
             s *= scale;
             if (softcap > 0.f) s = softcap * tanhf(s / softcap);
             sc[j] = s;
@@ -384,7 +393,7 @@ __global__ void attention_kernel(const float* q, int q_row, const float* kc, con
                 float a = acc[k] * factor;
                 int64_t slot = base;  // the chunk's keys in ring order
                 for (int j = 0; j < n; ++j) {
-                    a += sc[j] * vh[slot * v_stride + d];
+                    a += sc[j] * kv_ld(vh + slot * v_stride + d);
                     if (++slot == cap) slot = 0;
                 }
                 acc[k] = a;
@@ -414,7 +423,8 @@ __global__ void copy_rows_kernel(const float* src, int64_t ld_src, float* dst, i
 // The probabilities of one captured head h: grid (T), row t of `probs` (row_len floats) gets
 // exp(s_j - max) / sum for the keys lo..p of query t, from the max and sum attention_kernel left
 // in stats — the same scores recomputed.
-__global__ void attention_probs_kernel(const float* q, int q_row, const float* kc, int64_t cap, int H, int KV, int hd,
+template <typename KT>
+__global__ void attention_probs_kernel(const float* q, int q_row, const KT* kc, int64_t cap, int H, int KV, int hd,
                                        const int64_t* pos0, int scope, int window, float scale, float softcap,
                                        const float* stats, int h, int64_t row_len, float* probs) {
     const int t = blockIdx.x, kvh = h / (H / KV);
@@ -424,13 +434,13 @@ __global__ void attention_probs_kernel(const float* q, int q_row, const float* k
     if (window > 0 && scope == 2) lo = p / window * window;
     const float m = stats[(int64_t(t) * H + h) * 2], inv = 1.f / stats[(int64_t(t) * H + h) * 2 + 1];
     const float* qv = q + int64_t(t) * q_row + int64_t(h) * hd;
-    const float* kh = kc + int64_t(kvh) * cap * hd;
+    const KT* kh = kc + int64_t(kvh) * cap * hd;
     float* row = probs + int64_t(t) * row_len;
     const int64_t base = lo % cap;
     for (int64_t j = threadIdx.x; j <= p - lo; j += blockDim.x) {
-        const float* key = kh + (base + j < cap ? base + j : base + j - cap) * hd;
+        const KT* key = kh + (base + j < cap ? base + j : base + j - cap) * hd;
         float s = 0.f;
-        for (int d = 0; d < hd; ++d) s += qv[d] * key[d];
+        for (int d = 0; d < hd; ++d) s += qv[d] * kv_ld(key + d);
         s *= scale;
         if (softcap > 0.f) s = softcap * tanhf(s / softcap);
         row[j] = __expf(s - m) * inv;
@@ -479,7 +489,8 @@ struct DevLayer {
     const float *attn_norm = nullptr, *attn_norm_b = nullptr, *post_attn_norm = nullptr;
     const float *ffn_norm = nullptr, *ffn_norm_b = nullptr, *post_ffn_norm = nullptr;
     const float *q_norm = nullptr, *k_norm = nullptr;
-    float *kc = nullptr, *vc = nullptr;  // none for a layer reading an earlier layer's (kv_source)
+    void *kc = nullptr, *vc = nullptr;  // none for a layer reading an earlier layer's (kv_source)
+    bool kv_f16 = false;                 // __half elements (else float)
     int64_t cap = 0;                     // positions the cache holds: the context, or a window's ring
     // Gemma 3n: AltUp's router and coefficients, LAuReL, the per-layer input gate and projection
     DevLinear altup_router, altup_predict, altup_correct, laurel_l, laurel_r, ple_gate, ple_proj;
@@ -919,16 +930,22 @@ struct CudaSession::Impl {
         }
         // the batch into the cache first (no rings on the device: the cache holds every position)
         if (own) {
-            LAUNCH(store_kv_kernel, blocks_for(T * kd, 256), 256, stream)(k, L.kc, T, KV, hd, L.cap, d_pos);
-            LAUNCH(store_kv_kernel, blocks_for(T * vdd, 256), 256, stream)(v, L.vc, T, KV, vd, L.cap, d_pos);
+            store_kv(L, L.kc, k, T, KV, hd);
+            store_kv(L, L.vc, v, T, KV, vd);
             check_launch("store_kv_kernel");
         }
         const int scope = a.scope == AttnScope::Sliding ? 1 : a.scope == AttnScope::Chunked ? 2 : 0;
-        LAUNCH_SYNC(attention_kernel, dim3(unsigned(T), unsigned(H)), kAttnThreads, stream)(q, qd, C.kc, C.vc, vd, C.cap, H, KV, hd, vd, d_pos,
-                                                                           scope, a.window, a.scale, a.softcap, this->att,
-                                                                           attn_stats);
+        const dim3 grid{unsigned(T), unsigned(H), 1u};
+        if (C.kv_f16)
+            LAUNCH_SYNC(attention_kernel<__half>, grid, kAttnThreads, stream)(q, qd, static_cast<const __half*>(C.kc), static_cast<const __half*>(C.vc),
+                                                                           vd, C.cap, H, KV, hd, vd, d_pos, scope, a.window, a.scale,
+                                                                           a.softcap, this->att, attn_stats);
+        else
+            LAUNCH_SYNC(attention_kernel<float>, grid, kAttnThreads, stream)(q, qd, static_cast<const float*>(C.kc), static_cast<const float*>(C.vc),
+                                                                          vd, C.cap, H, KV, hd, vd, d_pos, scope, a.window, a.scale,
+                                                                          a.softcap, this->att, attn_stats);
         check_launch("attention_kernel");
-        capture_attention(il, a, T, scope, q, qd, hd, KV, C.kc, C.cap);
+        capture_attention(il, a, T, scope, q, qd, hd, KV, C);
         linear(L.o, this->att, T, out);
     }
 
@@ -966,7 +983,7 @@ struct CudaSession::Impl {
         LAUNCH(rope_kernel, dim3(unsigned(T), 1u), threads, stream)(mla_kva + R, int(key), int(RP), tab, int(RP), neox, d_pos);
         LAUNCH(rope_kernel, dim3(unsigned(T), unsigned(H)), threads, stream)(q + NP, int(H * qk), int(qk), tab, int(RP), neox, d_pos);
         check_launch("rope_kernel (mla)");
-        LAUNCH(store_kv_kernel, blocks_for(T * key, 256), 256, stream)(mla_kva, L.kc, T, 1, int(key), L.cap, d_pos);
+        store_kv(L, L.kc, mla_kva, T, 1, int(key));
         check_launch("store_kv_kernel (mla)");
         for (int64_t hh = 0; hh < H; ++hh) {  // the latent-space query of each head
             copy_rows(q + hh * qk, H * qk, mla_tin, NP, T, NP);
@@ -975,11 +992,11 @@ struct CudaSession::Impl {
         }
         copy_rows(q + NP, qk, mla_q + R, key, T * H, RP);  // and its RoPE part, every (t, h) row
         const int scope = a.scope == AttnScope::Sliding ? 1 : a.scope == AttnScope::Chunked ? 2 : 0;
-        LAUNCH_SYNC(attention_kernel, dim3(unsigned(T), unsigned(H)), kAttnThreads, stream)(mla_q, int(H * key), L.kc, L.kc, int(key), L.cap,
+        LAUNCH_SYNC(attention_kernel<float>, dim3(unsigned(T), unsigned(H)), kAttnThreads, stream)(mla_q, int(H * key), static_cast<const float*>(L.kc), static_cast<const float*>(L.kc), int(key), L.cap,
                                                                            int(H), 1, int(key), int(R), d_pos, scope, a.window,
                                                                            a.scale, a.softcap, mla_olat, attn_stats);
         check_launch("attention_kernel (mla)");
-        capture_attention(il, a, T, scope, mla_q, int(H * key), int(key), 1, L.kc, L.cap);
+        capture_attention(il, a, T, scope, mla_q, int(H * key), int(key), 1, L);
         for (int64_t hh = 0; hh < H; ++hh) {
             copy_rows(mla_olat + hh * R, H * R, mla_tin, R, T, R);
             linear(L.v_expand[size_t(hh)], mla_tin, T, mla_tout);
@@ -1029,15 +1046,31 @@ struct CudaSession::Impl {
     // Launches the probability rows of this layer's captured heads (slot y: rows at
     // probe_dev + y·slot_stride(T), row length pos + T).
     void capture_attention(int il, const AttentionSpec& a, int64_t T, int scope, const float* qb, int q_row, int hd, int KV,
-                           const float* kc, int64_t cap) {
+                           const DevLayer& C) {  // C: the layer whose cache holds the keys
         const int64_t row_len = pos + T;
         for (size_t y = 0; y < probe_slots.size(); ++y) {
             if (probe_slots[y].layer != il) continue;
-            LAUNCH(attention_probs_kernel, unsigned(T), 256, stream)(qb, q_row, kc, cap, a.n_heads, KV, hd, d_pos, scope, a.window,
-                                                                   a.scale, a.softcap, attn_stats, probe_slots[y].head, row_len,
-                                                                   probe_dev + int64_t(y) * slot_stride(T));
+            float* out = probe_dev + int64_t(y) * slot_stride(T);
+            if (C.kv_f16)
+                LAUNCH(attention_probs_kernel<__half>, unsigned(T), 256, stream)(qb, q_row, static_cast<const __half*>(C.kc), C.cap, a.n_heads, KV,
+                                                                               hd, d_pos, scope, a.window, a.scale, a.softcap, attn_stats,
+                                                                               probe_slots[y].head, row_len, out);
+            else
+                LAUNCH(attention_probs_kernel<float>, unsigned(T), 256, stream)(qb, q_row, static_cast<const float*>(C.kc), C.cap, a.n_heads, KV,
+                                                                              hd, d_pos, scope, a.window, a.scale, a.softcap, attn_stats,
+                                                                              probe_slots[y].head, row_len, out);
             check_launch("attention_probs_kernel");
         }
+    }
+
+    // src [T][heads][per] into L's cache (`cache`: its keys or values) at the batch's positions.
+    void store_kv(const DevLayer& L, void* cache, const float* src, int64_t T, int heads, int per) {
+        const unsigned grid = unsigned(blocks_for(T * heads * per, 256));
+        if (L.kv_f16)
+            LAUNCH(store_kv_kernel<__half>, grid, 256, stream)(src, static_cast<__half*>(cache), T, heads, per, L.cap, d_pos);
+        else
+            LAUNCH(store_kv_kernel<float>, grid, 256, stream)(src, static_cast<float*>(cache), T, heads, per, L.cap, d_pos);
+        check_launch("store_kv_kernel");
     }
 
     void copy_probes_async(int64_t T) {
@@ -1261,6 +1294,7 @@ struct CudaSession::Impl {
     // off for the session (graph_note says why) and the step runs eagerly: never an error.
     bool has_rings = false;  // some layer's cache is a window's ring: batches of <= ring_batch tokens
     int64_t ring_batch = kRingBatch;
+    bool kv_f16 = false;  // the f16 cache was asked for (standard attention layers hold f16)
     bool use_graphs = true;
     std::string graph_note = "no decode step yet";
     cudaGraphExec_t graph = nullptr;
@@ -1527,7 +1561,7 @@ struct CudaSession::Impl {
     }
 };
 
-CudaSession::CudaSession(const Model& model, int64_t n_ctx, int64_t ring_batch) : impl_(std::make_unique<Impl>(model)) {
+CudaSession::CudaSession(const Model& model, int64_t n_ctx, int64_t ring_batch, bool kv_f16) : impl_(std::make_unique<Impl>(model)) {
     if (std::string why = unsupported_reason(model); !why.empty())
         throw Error(model.path() + ": cannot run on the CUDA backend: " + why);
     Impl& m = *impl_;
@@ -1545,6 +1579,7 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx, int64_t ring_batch) 
     // batch (forward() splits longer batches of such models into ring_batch-token pieces).
     if (ring_batch < 0) throw Error("CUDA backend: a negative ring batch");
     m.ring_batch = ring_batch > 0 ? ring_batch : kRingBatch;
+    m.kv_f16 = kv_f16;
     auto ring_cap = [&](const AttentionSpec& a) -> int64_t {
         if (a.window <= 0 || a.scope == AttnScope::Global) return m.n_ctx;
         return std::min<int64_t>(m.n_ctx, int64_t(a.window) + m.ring_batch - 1);
@@ -1555,7 +1590,8 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx, int64_t ring_batch) 
         kv += ls.kv_source >= 0 ? 0
               : ls.attn.kind == AttnKind::MLA
                   ? uint64_t(m.n_ctx) * uint64_t(ls.attn.kv_lora_rank + ls.attn.qk_rope_head_dim) * 4
-                  : uint64_t(ring_cap(ls.attn)) * uint64_t(ls.attn.n_kv_heads) * uint64_t(ls.attn.head_dim + ls.attn.v_head_dim) * 4;
+                  : uint64_t(ring_cap(ls.attn)) * uint64_t(ls.attn.n_kv_heads) * uint64_t(ls.attn.head_dim + ls.attn.v_head_dim) *
+                        (kv_f16 ? 2 : 4);
     size_t free_b = 0, total_b = 0;
     check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
     // Gemma 3n's per-layer embedding table stays on the host (rows are read as tokens arrive)
@@ -1607,14 +1643,16 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx, int64_t ring_batch) 
         L.k_norm = m.upload_vec(lw.k_norm);
         const bool mla = a.kind == AttnKind::MLA;  // one row per position: [latent ; rope key]
         L.cap = mla ? m.n_ctx : ring_cap(a);
+        L.kv_f16 = kv_f16 && !mla;  // as the CPU backend: MLA's latent cache stays f32
         m.has_rings = m.has_rings || L.cap < m.n_ctx;
+        const size_t el = L.kv_f16 ? 2 : 4;
         const size_t kb = shares_kv ? 0
-                          : mla     ? size_t(L.cap) * size_t(a.kv_lora_rank + a.qk_rope_head_dim) * sizeof(float)
-                                    : size_t(L.cap) * size_t(a.n_kv_heads) * size_t(a.head_dim) * sizeof(float);
-        const size_t vb = mla || shares_kv ? 0 : size_t(L.cap) * size_t(a.n_kv_heads) * size_t(a.v_head_dim) * sizeof(float);
+                          : mla     ? size_t(L.cap) * size_t(a.kv_lora_rank + a.qk_rope_head_dim) * el
+                                    : size_t(L.cap) * size_t(a.n_kv_heads) * size_t(a.head_dim) * el;
+        const size_t vb = mla || shares_kv ? 0 : size_t(L.cap) * size_t(a.n_kv_heads) * size_t(a.v_head_dim) * el;
         if (!shares_kv) {
-            L.kc = static_cast<float*>(m.dev_alloc(kb, m.allocations));
-            L.vc = mla ? nullptr : static_cast<float*>(m.dev_alloc(vb, m.allocations));
+            L.kc = m.dev_alloc(kb, m.allocations);
+            L.vc = mla ? nullptr : m.dev_alloc(vb, m.allocations);
         }
         if (s.family == Family::Gemma3n) {
             L.altup_router = m.upload_linear(lw.altup_router);
@@ -1677,6 +1715,7 @@ uint64_t CudaSession::weight_bytes() const { return impl_->weight_bytes; }
 uint64_t CudaSession::kv_bytes() const { return impl_->kv_bytes; }
 std::string CudaSession::device_name() const { return impl_->device; }
 std::string CudaSession::decode_mode() const { return impl_->graph_note; }
+bool CudaSession::kv_f16() const { return impl_->kv_f16; }
 std::vector<uint64_t> CudaSession::kv_bytes_per_layer() const {
     std::vector<uint64_t> v;
     for (size_t il = 0; il < impl_->kv_row_bytes.size(); ++il)  // a ring holds at most its size

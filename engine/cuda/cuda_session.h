@@ -43,8 +43,9 @@ public:
     // model larger than the device's free memory.
     // ring_batch: tokens per pass for models with windowed layers (sliding or chunked attention),
     // whose device cache is a ring of window + ring_batch - 1 positions rather than the whole
-    // context; longer batches run in pieces. 0: 1024.
-    explicit CudaSession(const Model& model, int64_t n_ctx = 0, int64_t ring_batch = 0);
+    // context; longer batches run in pieces. 0: 1024. kv_f16: the cache of standard attention
+    // layers holds f16 (half the memory; as the CPU backend's --kv-type f16), MLA's stays f32.
+    explicit CudaSession(const Model& model, int64_t n_ctx = 0, int64_t ring_batch = 0, bool kv_f16 = false);
     ~CudaSession();
     CudaSession(const CudaSession&) = delete;
     CudaSession& operator=(const CudaSession&) = delete;
@@ -66,6 +67,7 @@ public:
     // the first such step, again when a buffer moves or the probes change). decode_mode() says
     // "graph" after such a step, or why the step ran eagerly; set_graphs(false) forces eager steps.
     std::string decode_mode() const;
+    bool kv_f16() const;
     void set_graphs(bool on);
     int64_t graph_launches() const;
 

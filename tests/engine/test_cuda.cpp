@@ -833,6 +833,46 @@ private slots:
         QVERIFY(mp < 1e-5);
     }
 
+    // The f16 KV cache (--kv-type f16) as the CPU backend's: every key and value rounded to f16,
+    // half the memory; in a ring too (Gemma 3, 4-token batches).
+    void kv_f16_equals_cpu_data() {
+        QTest::addColumn<QString>("dir");
+        for (const char* c : {"llama", "gemma3", "deepseek2"}) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
+    }
+    void kv_f16_equals_cpu() {
+        QFETCH(QString, dir);
+        REQUIRE_FIXTURE(dir);
+        REQUIRE_DEVICE();
+        auto ids = json_ids(testutil::read_json(dir + "/reference.json")["prompt_ids"]);
+        auto model = Model::load((dir + "/model.gguf").toStdString());
+        const int V = model->spec().vocab;
+        const int64_t n_ctx = int64_t(ids.size()) + 8;
+        cuda::CudaSession g(*model, n_ctx, 4, true), g32(*model, n_ctx, 4, false);
+        SessionOptions o;
+        o.kv_f16 = true;
+        Session c(*model, o), c32(*model);
+        QVERIFY(g.kv_f16());
+        const size_t prompt = ids.size() - 4;
+        const auto a = g.forward(std::span<const int>(ids.data(), prompt), true), b = c.forward(std::span<const int>(ids.data(), prompt), true);
+        const auto a32 = g32.forward(std::span<const int>(ids.data(), prompt), true), b32 = c32.forward(std::span<const int>(ids.data(), prompt), true);
+        double md = 0, d16 = 0;
+        for (size_t i = 0; i < a.size(); ++i) md = std::max(md, double(std::fabs(a[i] - b[i]))), d16 = std::max(d16, double(std::fabs(b[i] - b32[i])));
+        for (size_t t = prompt; t < ids.size(); ++t) {
+            const auto x = g.forward(std::span<const int>(&ids[t], 1)), y = c.forward(std::span<const int>(&ids[t], 1));
+            for (int i = 0; i < V; ++i) md = std::max(md, double(std::fabs(x[size_t(i)] - y[size_t(i)])));
+        }
+        qInfo("%s: f16 cache CUDA vs CPU max logit diff %.3g (f16 vs f32 cache on the CPU: %.3g)", qPrintable(dir.section('/', -1)), md, d16);
+        // Both backends round to f16, but a key 1 ulp apart in f32 may round to neighbouring f16
+        // values: the agreement is closer than the f32 pass's, yet well inside what f16 changes.
+        if (d16 > 0) QVERIFY2(md < 1e-3 && md < d16 / 4, qPrintable(QString("%1 (f16 effect %2)").arg(md).arg(d16)));
+        else QVERIFY2(md < 1e-4, qPrintable(QString::number(md)));  // MLA: the latent cache stays f32
+        const bool mla = model->spec().layers[0].attn.kind == AttnKind::MLA;
+        g32.forward(std::span<const int>(ids.data() + prompt, ids.size() - prompt));  // the same positions
+        QCOMPARE(g.position(), g32.position());
+        QCOMPARE(g.kv_bytes_per_layer()[0] * (mla ? 1 : 2), g32.kv_bytes_per_layer()[0]);  // MLA's latent stays f32
+        QVERIFY(g.kv_bytes_per_layer()[0] > 0);
+    }
+
     void context_overflow_is_an_error() {
         REQUIRE_FIXTURE(testutil::fixtures_dir() + "/llama/model.gguf");
         REQUIRE_DEVICE();
