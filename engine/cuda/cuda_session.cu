@@ -140,6 +140,24 @@ __global__ void rms_norm_kernel(const float* x, const float* w, int n, float eps
     for (int i = threadIdx.x; i < n; i += blockDim.x) yr[i] = xr[i] * scale * (w ? w[i] : 1.f);
 }
 
+// One block per row: x += y, then out = RMSNorm(x)·w — the residual add fused with the norm that
+// follows it; the same sums in the same order as add_kernel then rms_norm_kernel (256 threads).
+__global__ void add_rms_norm_kernel(float* x, const float* y, const float* w, int n, float eps, float* out) {
+    __shared__ float red[33];
+    float* xr = x + int64_t(blockIdx.x) * n;
+    const float* yr = y + int64_t(blockIdx.x) * n;
+    float* orow = out + int64_t(blockIdx.x) * n;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const float v = xr[i] + yr[i];
+        xr[i] = v;
+        ss += v * v;
+    }
+    ss = block_sum(ss, red);
+    const float scale = rsqrtf(ss / float(n) + eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) orow[i] = xr[i] * scale * (w ? w[i] : 1.f);
+}
+
 // One block per row: y = (x - mean) / sqrt(var + eps) (· w) (+ b), the CPU's layer_norm.
 __global__ void layer_norm_kernel(const float* x, const float* w, const float* b, int n, float eps, float* y) {
     __shared__ float red[33];
@@ -193,6 +211,75 @@ __global__ void store_kv_kernel(const float* src, KT* cache, int64_t T, int head
     if (i >= T * heads * per) return;
     const int64_t t = i / (int64_t(heads) * per), h = (i / per) % heads, d = i % per;
     kv_st(cache + (h * cap + (*pos0 + t) % cap) * per + d, src[i]);
+}
+
+constexpr int kAttnMaxDim = 1024;  // head_dim and v_head_dim up to this (MLA: kv_lora + rope = 576)
+
+// What qkv_heads_kernel does to each head after the projections (AttentionSpec's steps).
+struct HeadOps {
+    const float *q_norm = nullptr, *k_norm = nullptr;  // per-head RMSNorm weights (qk_norm PerHead)
+    bool qk_norm = false, v_norm = false, l2 = false;
+    const float* rope = nullptr;  // cos/sin table [n_ctx][n_rot], or none (NoPE)
+    int n_rot = 0, neox = 0;
+    bool temperature = false;  // Llama 4's NoPE-layer query scaling
+    double floor_scale = 0, attn_scale = 0;
+    float eps = 0;
+};
+
+// The attention block between the projections and the attention itself, one block of
+// kHeadThreads per (token t, head j) — j < H: query heads, then KV key heads, then KV value heads:
+// per-head QK-norm, RoPE, Llama 4's L2 norm and temperature, Gemma 3n's V-norm, and the keys and
+// values stored into the cache (a ring's slot). Queries go to q [T][H·hd]. Replaces split, norm,
+// RoPE and store launches with one; every step computes as the separate kernels do.
+constexpr int kHeadThreads = 128;
+template <typename KT>
+__global__ void qkv_heads_kernel(const float* qs, const float* ks, const float* vs, int q_row, int k_row, int v_row, int H, int KV, int hd,
+                                 int vd, HeadOps o, float* q, KT* kc, KT* vc, int64_t cap, const int64_t* pos0) {
+    __shared__ float v[kAttnMaxDim];
+    __shared__ float red[33];
+    const int t = blockIdx.x, j = blockIdx.y, tid = threadIdx.x;
+    const bool is_q = j < H, is_k = !is_q && j < H + KV;
+    const int h = is_q ? j : is_k ? j - H : j - H - KV, n = is_q || is_k ? hd : vd;
+    const float* src = (is_q ? qs : is_k ? ks : vs) + int64_t(t) * (is_q ? q_row : is_k ? k_row : v_row) + int64_t(h) * n;
+    for (int d = tid; d < n; d += blockDim.x) v[d] = src[d];
+    const int64_t p = *pos0 + t;
+    auto rms = [&](const float* w) {  // rms_norm_kernel's sums, in place
+        float ss = 0.f;
+        for (int d = tid; d < n; d += blockDim.x) ss += v[d] * v[d];
+        ss = block_sum(ss, red);  // also the barrier after the loads above
+        const float scale = rsqrtf(ss / float(n) + o.eps);
+        for (int d = tid; d < n; d += blockDim.x) v[d] = v[d] * scale * (w ? w[d] : 1.f);
+        __syncthreads();
+    };
+    __syncthreads();
+    if (is_q || is_k) {
+        if (o.qk_norm) rms(is_q ? o.q_norm : o.k_norm);
+        if (o.rope) {
+            const int half = o.n_rot / 2;
+            for (int i = tid; i < half; i += blockDim.x) {
+                const float c = o.rope[p * o.n_rot + 2 * i], s = o.rope[p * o.n_rot + 2 * i + 1];
+                const int ia = o.neox ? i : 2 * i, ib = o.neox ? i + half : 2 * i + 1;
+                const float a = v[ia], b = v[ib];
+                v[ia] = a * c - b * s;
+                v[ib] = b * c + a * s;
+            }
+            __syncthreads();
+        }
+        if (o.l2) rms(nullptr);
+        if (is_q && o.temperature) {
+            const float f = float(log(floor((double(p) + 1.0) / o.floor_scale) + 1.0) * o.attn_scale + 1.0);
+            for (int d = tid; d < n; d += blockDim.x) v[d] *= f;
+            __syncthreads();
+        }
+    } else if (o.v_norm) {
+        rms(nullptr);
+    }
+    if (is_q) {
+        for (int d = tid; d < n; d += blockDim.x) q[(int64_t(t) * H + h) * hd + d] = v[d];
+    } else {
+        KT* c = (is_k ? kc : vc) + (int64_t(h) * cap + p % cap) * n;
+        for (int d = tid; d < n; d += blockDim.x) kv_st(c + d, v[d]);
+    }
 }
 
 // Splits GPT-2's fused [T][q | k | v] rows.
@@ -335,7 +422,6 @@ __global__ void ple_gate_kernel(float* g, const float* pli, int T, int P, int L,
 }
 
 constexpr int64_t kRingBatch = 1024;  // tokens per pass for models with windowed (ring) caches
-constexpr int kAttnMaxDim = 1024;  // head_dim and v_head_dim up to this (MLA: kv_lora + rope = 576)
 constexpr int kAttnPerThread = kAttnMaxDim / kAttnThreads;
 constexpr int kAttnChunk = 1024;   // keys scored per pass (online softmax across passes)
 
@@ -871,20 +957,27 @@ struct CudaSession::Impl {
         check_launch("norm kernel");
     }
 
+    // a += b, then out = RMSNorm(a)·w, rows of the model's width
+    void add_norm(float* a, const float* b, const float* w, int64_t rows, float* out) {
+        const ModelSpec& s = model.spec();
+        LAUNCH_SYNC(add_rms_norm_kernel, unsigned(rows), 256, stream)(a, b, w, s.dim, s.norm_eps, out);
+        check_launch("add_rms_norm_kernel");
+    }
+
     void add(float* a, const float* b, int64_t n) {
         LAUNCH(add_kernel, blocks_for(n, 256), 256, stream)(a, b, n);
         check_launch("add_kernel");
     }
 
-    void attention(int il, const float* hin, int64_t T, float* out) {
+    // The steps qkv_heads_kernel fuses, one kernel each (OLMo 2's QK-norm over all heads, KV-sharing
+    // layers, or fusion turned off): q, k, v split, normed, rotated, and k, v stored.
+    void attention_heads_unfused(int il, const float* hin, int64_t T) {
         const ModelSpec& s = model.spec();
         const AttentionSpec& a = s.layers[size_t(il)].attn;
         const DevLayer& L = layers[size_t(il)];
         const int H = a.n_heads, KV = a.n_kv_heads, hd = a.head_dim, vd = a.v_head_dim;
         const int qd = H * hd, kd = KV * hd, vdd = KV * vd;
-        const int src = s.layers[size_t(il)].kv_source;  // Gemma 3n: reads an earlier layer's cache
-        const DevLayer& C = src >= 0 ? layers[size_t(src)] : L;
-        const bool own = src < 0;  // computes and stores its own keys and values
+        const bool own = s.layers[size_t(il)].kv_source < 0;
         if (!own) {
             linear(L.q, hin, T, q);
         } else if (L.qkv.present()) {
@@ -928,11 +1021,60 @@ struct CudaSession::Impl {
             LAUNCH(temperature_kernel, blocks_for(T * qd, 256), 256, stream)(q, T, qd, d_pos, a.temp_floor_scale, a.temp_attn_scale);
             check_launch("temperature_kernel");
         }
-        // the batch into the cache first (no rings on the device: the cache holds every position)
+        // the batch into the cache before attention reads it
         if (own) {
             store_kv(L, L.kc, k, T, KV, hd);
             store_kv(L, L.vc, v, T, KV, vd);
             check_launch("store_kv_kernel");
+        }
+    }
+
+    void attention(int il, const float* hin, int64_t T, float* out) {
+        const ModelSpec& s = model.spec();
+        const AttentionSpec& a = s.layers[size_t(il)].attn;
+        const DevLayer& L = layers[size_t(il)];
+        const int H = a.n_heads, KV = a.n_kv_heads, hd = a.head_dim, vd = a.v_head_dim;
+        const int qd = H * hd, kd = KV * hd, vdd = KV * vd;
+        const int src = s.layers[size_t(il)].kv_source;  // Gemma 3n: reads an earlier layer's cache
+        const DevLayer& C = src >= 0 ? layers[size_t(src)] : L;
+        const bool own = src < 0;  // computes and stores its own keys and values
+        if (own && fused && a.qk_norm != QkNorm::Full) {  // one kernel from the projections to the cache
+            const float *qs = q, *ks = k, *vs = v;
+            int q_row = qd, k_row = kd, v_row = vdd;
+            if (L.qkv.present()) {
+                linear(L.qkv, hin, T, qkv);
+                qs = qkv, ks = qkv + qd, vs = qkv + qd + kd;
+                q_row = k_row = v_row = qd + kd + vdd;
+            } else {
+                linear(L.q, hin, T, q);
+                linear(L.k, hin, T, k);
+                linear(L.v, hin, T, v);
+            }
+            HeadOps o;
+            o.eps = s.norm_eps;
+            o.qk_norm = a.qk_norm == QkNorm::PerHead;
+            o.q_norm = L.q_norm;
+            o.k_norm = L.k_norm;
+            o.v_norm = a.v_norm;
+            o.l2 = a.qk_norm == QkNorm::L2;
+            if (a.rope.enabled && a.rope.n_rot > 0) {
+                o.rope = rope_table(a.rope, freq_factors(a));
+                o.n_rot = a.rope.n_rot;
+                o.neox = model.rope_style(a) == RopeStyle::Neox ? 1 : 0;
+            }
+            o.temperature = a.temperature_tuning;
+            o.floor_scale = a.temp_floor_scale;
+            o.attn_scale = a.temp_attn_scale;
+            const dim3 hg{unsigned(T), unsigned(H + 2 * KV), 1u};
+            if (L.kv_f16)
+                LAUNCH_SYNC(qkv_heads_kernel<__half>, hg, kHeadThreads, stream)(qs, ks, vs, q_row, k_row, v_row, H, KV, hd, vd, o, q,
+                                                                              static_cast<__half*>(L.kc), static_cast<__half*>(L.vc), L.cap, d_pos);
+            else
+                LAUNCH_SYNC(qkv_heads_kernel<float>, hg, kHeadThreads, stream)(qs, ks, vs, q_row, k_row, v_row, H, KV, hd, vd, o, q,
+                                                                             static_cast<float*>(L.kc), static_cast<float*>(L.vc), L.cap, d_pos);
+            check_launch("qkv_heads_kernel");
+        } else {
+            attention_heads_unfused(il, hin, T);
         }
         const int scope = a.scope == AttnScope::Sliding ? 1 : a.scope == AttnScope::Chunked ? 2 : 0;
         const dim3 grid{unsigned(T), unsigned(H), 1u};
@@ -1154,12 +1296,16 @@ struct CudaSession::Impl {
         const ModelSpec& s = model.spec();
         const int64_t D = s.dim;
         if (s.family == Family::Gemma3n) gemma3n_layers(T);
+        // A residual add followed by an RMSNorm of the sum runs as one kernel (add_rms_norm) unless
+        // fusion is off; h_ready: h already holds this layer's normed attention input.
+        const bool fuse = fused && s.norm == NormKind::RMSNorm;
+        bool h_ready = false;
         for (int il = 0; il < s.n_layers && s.family != Family::Gemma3n; ++il) {
             const LayerSpec& ls = s.layers[size_t(il)];
             const DevLayer& L = layers[size_t(il)];
             const float* in = x;
             if (ls.attn_pre_norm) {
-                norm(L.attn_norm, L.attn_norm_b, x, T, int(D), h);
+                if (!h_ready) norm(L.attn_norm, L.attn_norm_b, x, T, int(D), h);
                 in = h;
             }
             if (ls.attn.kind == AttnKind::MLA)
@@ -1167,15 +1313,24 @@ struct CudaSession::Impl {
             else
                 attention(il, in, T, y);
             if (ls.attn_post_norm) norm(L.post_attn_norm, nullptr, y, T, int(D), y);
-            add(x, y, T * D);
             in = x;
-            if (ls.ffn_pre_norm) {
-                norm(L.ffn_norm, L.ffn_norm_b, x, T, int(D), h);
+            if (ls.ffn_pre_norm && fuse) {
+                add_norm(x, y, L.ffn_norm, T, h);
                 in = h;
+            } else {
+                add(x, y, T * D);
+                if (ls.ffn_pre_norm) {
+                    norm(L.ffn_norm, L.ffn_norm_b, x, T, int(D), h);
+                    in = h;
+                }
             }
             ffn(il, in, T, y);
             if (ls.ffn_post_norm) norm(L.post_ffn_norm, nullptr, y, T, int(D), y);
-            add(x, y, T * D);
+            // the residual add, with the next layer's attention norm (the lens reuses h: not then)
+            const bool next_norm = il + 1 < s.n_layers && s.layers[size_t(il) + 1].attn_pre_norm;
+            h_ready = fuse && next_norm && !probe_cfg.logit_lens;
+            if (h_ready) add_norm(x, y, layers[size_t(il) + 1].attn_norm, T, h);
+            else add(x, y, T * D);
             if (probe_cfg.logit_lens) lens(il, x + (T - 1) * D);  // this layer's residual at the last position
         }
         head(x + first * D, rows);
@@ -1296,6 +1451,7 @@ struct CudaSession::Impl {
     int64_t ring_batch = kRingBatch;
     bool kv_f16 = false;  // the f16 cache was asked for (standard attention layers hold f16)
     bool use_graphs = true;
+    bool fused = true;  // qkv_heads_kernel and the add+norm kernel (set_fusion(false): one kernel per step)
     std::string graph_note = "no decode step yet";
     cudaGraphExec_t graph = nullptr;
     std::vector<int> graph_key;  // the probes it was captured with
@@ -1729,6 +1885,10 @@ uint64_t CudaSession::buffer_bytes() const {
            uint64_t(m.probe_floats) * sizeof(float);
 }
 int64_t CudaSession::graph_launches() const { return impl_->graph_launches; }
+void CudaSession::set_fusion(bool on) {
+    impl_->fused = on;
+    impl_->drop_graph();
+}
 void CudaSession::set_graphs(bool on) {
     impl_->use_graphs = on;
     if (!on) {

@@ -69,6 +69,10 @@ public:
     std::string decode_mode() const;
     bool kv_f16() const;
     void set_graphs(bool on);
+    // Fused kernels (the attention heads' steps from the projections to the cache in one kernel, a
+    // residual add with the following RMSNorm) are on by default; off runs each step as its own
+    // kernel, for comparison (they compute the same sums in the same order).
+    void set_fusion(bool on);
     int64_t graph_launches() const;
 
     // The probes, as Session's: attention probabilities of the captured heads (recomputed for

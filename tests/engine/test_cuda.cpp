@@ -873,6 +873,36 @@ private slots:
         QVERIFY(g.kv_bytes_per_layer()[0] > 0);
     }
 
+    // The fused kernels compute what the separate ones do, bit for bit: every attention variant
+    // (per-head and L2 QK-norm, RoPE styles, NoPE with temperature, V-norm, GPT-2's biases, MLA,
+    // f16 and ring caches), prompt and decode steps.
+    void fused_kernels_equal_separate_data() {
+        QTest::addColumn<QString>("dir");
+        for (const char* c : {"gpt2", "llama", "qwen3", "olmo2", "gemma3", "llama4", "deepseek2", "gemma3n"})
+            QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
+    }
+    void fused_kernels_equal_separate() {
+        QFETCH(QString, dir);
+        REQUIRE_FIXTURE(dir);
+        REQUIRE_DEVICE();
+        auto ids = json_ids(testutil::read_json(dir + "/reference.json")["prompt_ids"]);
+        ids.resize(std::min<size_t>(ids.size(), dir.endsWith("gemma3n") ? 5 : 10));  // gemma3's window (8) still slides
+        auto model = Model::load((dir + "/model.gguf").toStdString());
+        for (bool f16 : {false, true}) {
+            if (f16 && !dir.endsWith("llama") && !dir.endsWith("gemma3")) continue;  // one template: two models
+            cuda::CudaSession a(*model, int64_t(ids.size()), 4, f16), b(*model, int64_t(ids.size()), 4, f16);
+            b.set_fusion(false);
+            const size_t prompt = ids.size() - 3;
+            auto x = a.forward(std::span<const int>(ids.data(), prompt), true), y = b.forward(std::span<const int>(ids.data(), prompt), true);
+            QVERIFY2(x == y, qPrintable(dir + (f16 ? " f16" : " f32") + ": prompt logits differ"));
+            for (size_t t = prompt; t < ids.size(); ++t) {
+                x = a.forward(std::span<const int>(&ids[t], 1));
+                y = b.forward(std::span<const int>(&ids[t], 1));
+                QVERIFY2(x == y, qPrintable(dir + (f16 ? " f16" : " f32") + QString(": step %1 differs").arg(t)));
+            }
+        }
+    }
+
     void context_overflow_is_an_error() {
         REQUIRE_FIXTURE(testutil::fixtures_dir() + "/llama/model.gguf");
         REQUIRE_DEVICE();
