@@ -430,6 +430,17 @@ constexpr int kAttnChunk = 1024;   // keys scored per pass (online softmax acros
 // at kc[(kvh·cap + j % cap)·hd], value j at vc[(kvh·cap + j % cap)·v_stride] (v_stride = vd, or
 // MLA's values as the first vd floats of each key row; cap the ring's size, or the context).
 // scope: 0 global, 1 sliding (window includes the query), 2 chunked — Session::key_begin.
+// q · key over hd dimensions by one warp (lane d reads dimensions d, d + 32, …: coalesced rows),
+// the same sum on every lane. Both attention kernels score keys through this, so the probe's
+// recomputed scores equal the ones attention_kernel normalised.
+template <typename KT>
+__device__ __forceinline__ float warp_dot(const float* qv, const KT* key, int hd, int lane) {
+    float s = 0.f;
+    for (int d = lane; d < hd; d += 32) s += qv[d] * kv_ld(key + d);
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+    return __shfl_sync(0xffffffffu, s, 0);
+}
+
 template <typename KT>
 __global__ void attention_kernel(const float* q, int q_row, const KT* kc, const KT* vc, int v_stride, int64_t cap, int H,
                                  int KV, int hd, int vd, const int64_t* pos0, int scope, int window, float scale, float softcap,
@@ -452,14 +463,12 @@ __global__ void attention_kernel(const float* q, int q_row, const KT* kc, const 
         const int n = int(p - c0 + 1 < kAttnChunk ? p - c0 + 1 : kAttnChunk);
         float cmax = -INFINITY;
         const int64_t base = c0 % cap;  // keys lo..p span at most cap positions: one wrap at most
-        for (int j = tid; j < n; j += blockDim.x) {
+        const int warp = tid >> 5, lane = tid & 31, n_warps = int(blockDim.x) >> 5;
+        for (int j = warp; j < n; j += n_warps) {  // a warp per key
             const int64_t slot = base + j < cap ? base + j : base + j - cap;
-            const KT* key = kh + slot * hd;
-            float s = 0.f;
-            for (int d = 0; d < hd; ++d) s += qs[d] * kv_ld(key + d);
-            s *= scale;
+            float s = warp_dot(qs, kh + slot * hd, hd, lane) * scale;
             if (softcap > 0.f) s = softcap * tanhf(s / softcap);
-            sc[j] = s;
+            if (lane == 0) sc[j] = s;
             cmax = fmaxf(cmax, s);
         }
         const float new_m = fmaxf(m, block_max(cmax, red));
@@ -523,13 +532,11 @@ __global__ void attention_probs_kernel(const float* q, int q_row, const KT* kc, 
     const KT* kh = kc + int64_t(kvh) * cap * hd;
     float* row = probs + int64_t(t) * row_len;
     const int64_t base = lo % cap;
-    for (int64_t j = threadIdx.x; j <= p - lo; j += blockDim.x) {
-        const KT* key = kh + (base + j < cap ? base + j : base + j - cap) * hd;
-        float s = 0.f;
-        for (int d = 0; d < hd; ++d) s += qv[d] * kv_ld(key + d);
-        s *= scale;
+    const int lane = int(threadIdx.x) & 31;
+    for (int64_t j = threadIdx.x >> 5; j <= p - lo; j += blockDim.x >> 5) {  // a warp per key, as attention_kernel
+        float s = warp_dot(qv, kh + (base + j < cap ? base + j : base + j - cap) * hd, hd, lane) * scale;
         if (softcap > 0.f) s = softcap * tanhf(s / softcap);
-        row[j] = __expf(s - m) * inv;
+        if (lane == 0) row[j] = __expf(s - m) * inv;
     }
 }
 
@@ -1194,11 +1201,11 @@ struct CudaSession::Impl {
             if (probe_slots[y].layer != il) continue;
             float* out = probe_dev + int64_t(y) * slot_stride(T);
             if (C.kv_f16)
-                LAUNCH(attention_probs_kernel<__half>, unsigned(T), 256, stream)(qb, q_row, static_cast<const __half*>(C.kc), C.cap, a.n_heads, KV,
+                LAUNCH_SYNC(attention_probs_kernel<__half>, unsigned(T), 256, stream)(qb, q_row, static_cast<const __half*>(C.kc), C.cap, a.n_heads, KV,
                                                                                hd, d_pos, scope, a.window, a.scale, a.softcap, attn_stats,
                                                                                probe_slots[y].head, row_len, out);
             else
-                LAUNCH(attention_probs_kernel<float>, unsigned(T), 256, stream)(qb, q_row, static_cast<const float*>(C.kc), C.cap, a.n_heads, KV,
+                LAUNCH_SYNC(attention_probs_kernel<float>, unsigned(T), 256, stream)(qb, q_row, static_cast<const float*>(C.kc), C.cap, a.n_heads, KV,
                                                                               hd, d_pos, scope, a.window, a.scale, a.softcap, attn_stats,
                                                                               probe_slots[y].head, row_len, out);
             check_launch("attention_probs_kernel");
