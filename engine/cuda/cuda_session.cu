@@ -604,8 +604,8 @@ std::string unsupported_reason(const Model& model) {
             return std::string("weight type ") + dtype_name(l.type) + " (" + l.name + ") is not read on the GPU yet";
         if (l.n_in % block_elems(l.type) != 0) return "a row of " + l.name + " is not whole blocks";
         if (l.transposed && !float_type(l.type)) return "a transposed quantized tensor (" + l.name + ")";
-        if (!l.transposed && l.row_stride && l.row_stride != *dtype_row_bytes(l.type, uint64_t(l.n_in)))
-            return "strided weight rows (" + l.name + ")";
+        if (!l.transposed && l.row_stride && l.row_stride < *dtype_row_bytes(l.type, uint64_t(l.n_in)))
+            return "overlapping weight rows (" + l.name + ")";
         return {};
     };
     const ModelWeights& w = model.weights();
@@ -753,8 +753,12 @@ struct CudaSession::Impl {
         const size_t rb = size_t(*dtype_row_bytes(f.type, uint64_t(f.n_in)));
         auto* dst = static_cast<uint8_t*>(dev_alloc(rb * size_t(rows), allocations));
         size_t off = 0;
-        for (const Linear* l : parts) {
-            check(cudaMemcpy(dst + off, l->data, rb * size_t(l->n_out), cudaMemcpyHostToDevice), "cudaMemcpy (weights)");
+        for (const Linear* l : parts) {  // strided rows (a MatFormer slice's column prefix) packed on the way
+            if (!l->row_stride || l->row_stride == rb)
+                check(cudaMemcpy(dst + off, l->data, rb * size_t(l->n_out), cudaMemcpyHostToDevice), "cudaMemcpy (weights)");
+            else
+                check(cudaMemcpy2D(dst + off, rb, l->data, size_t(l->row_stride), rb, size_t(l->n_out), cudaMemcpyHostToDevice),
+                      "cudaMemcpy2D (weights)");
             off += rb * size_t(l->n_out);
         }
         weight_bytes += off;

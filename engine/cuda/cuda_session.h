@@ -14,8 +14,8 @@
 // Plain C++ header: no CUDA types leak out.
 //
 // Refused (unsupported_reason names the first one a model needs; the CPU backend runs it): head
-// dimensions above the attention kernel's 1024, weight types dequant.cuh does not read, strided
-// or partial-block rows.
+// dimensions above the attention kernel's 1024, weight types dequant.cuh does not read,
+// rows that are not whole blocks.
 #pragma once
 #include "engine/cuda/cuda_ns.h"
 #include <cstdint>

@@ -903,6 +903,47 @@ private slots:
         }
     }
 
+    // A Gemma 3n MatFormer slice (layers skipped, narrower FFNs per layer, KV-sharing sources
+    // kept) runs on the device as on the CPU.
+    void matformer_slice_matches_cpu() {
+        REQUIRE_DEVICE();
+        QTemporaryDir tmp;
+        QJsonArray types;
+        for (int i = 0; i < 15; ++i) types.append((i + 1) % 5 == 0 ? "full_attention" : "sliding_attention");
+        const std::string path = synth_model(tmp.path(), "g3n-matformer", R"({"model_type":"gemma3n_text","vocab_size":320,"hidden_size":32,
+            "hidden_size_per_layer_input":16,"intermediate_size":128,"num_hidden_layers":15,"num_attention_heads":2,
+            "num_key_value_heads":1,"head_dim":16,"hidden_activation":"gelu_pytorch_tanh","rms_norm_eps":1e-6,"rope_theta":1000000.0,
+            "rope_local_base_freq":10000.0,"sliding_window":6,"final_logit_softcapping":30.0,"laurel_rank":8,
+            "num_kv_shared_layers":10,"activation_sparsity_pattern":0.0})", types);
+        {  // Google's slicing CSV layout: 13 layers (1 and 12 skipped), FFN widths per kept layer
+            QFile f(tmp.path() + "/slices.csv");
+            QVERIFY(f.open(QIODevice::WriteOnly));
+            f.write("name,# Layers,# Effective Params (B),MMLU PT accuracy,FFN Hidden Dims,Layers Skipped\n"
+                    "Mixed,13,,n/a,\"[64, 64, 64, 128, 32, 32, 32, 32, 32, 96, 96, 96, 96]\",\"[12, 1]\"\n");
+        }
+        LoadOptions o;
+        o.slice = "Mixed";
+        auto model = Model::load(path, o);
+        QCOMPARE(model->slice_name(), std::string("Mixed"));
+        QCOMPARE(model->spec().n_layers, 13);
+        QVERIFY2(cuda::unsupported_reason(*model).empty(), cuda::unsupported_reason(*model).c_str());
+        std::vector<int> ids;
+        for (int i = 0; i < 14; ++i) ids.push_back((i * 41 + 7) % 300);
+        cuda::CudaSession g(*model, int64_t(ids.size()));
+        Session c(*model);
+        const size_t prompt = ids.size() - 4;
+        auto a = g.forward(std::span<const int>(ids.data(), prompt), true), b = c.forward(std::span<const int>(ids.data(), prompt), true);
+        double md = 0;
+        for (size_t i = 0; i < a.size(); ++i) md = std::max(md, double(std::fabs(a[i] - b[i])));
+        for (size_t t = prompt; t < ids.size(); ++t) {
+            a = g.forward(std::span<const int>(&ids[t], 1));
+            b = c.forward(std::span<const int>(&ids[t], 1));
+            for (size_t i = 0; i < a.size(); ++i) md = std::max(md, double(std::fabs(a[i] - b[i])));
+        }
+        qInfo("MatFormer slice 'Mixed' (13 of 15 layers): CUDA vs CPU max logit diff %.3g (%s)", md, g.decode_mode().c_str());
+        QVERIFY2(md < 1e-4, qPrintable(QString::number(md)));
+    }
+
     void context_overflow_is_an_error() {
         REQUIRE_FIXTURE(testutil::fixtures_dir() + "/llama/model.gguf");
         REQUIRE_DEVICE();

@@ -477,6 +477,11 @@ cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t 
             std::memmove(static_cast<char*>(dst) + r * dpitch, static_cast<const char*>(src) + r * spitch, width);
     });
 }
+cudaError_t cudaMemcpy2D(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height, cudaMemcpyKind kind) {
+    if (any_capture()) return fail(cudaErrorStreamCaptureUnsupported);  // synchronous, as cudaMemcpy
+    if (cudaError_t e = cudaMemcpy2DAsync(dst, dpitch, src, spitch, width, height, kind, nullptr); e != cudaSuccess) return e;
+    return cudaStreamSynchronize(nullptr);
+}
 cudaError_t cudaMemset(void* p, int value, size_t bytes) {
     if (bytes == 0) return cudaSuccess;
     if (any_capture()) return fail(cudaErrorStreamCaptureUnsupported);
