@@ -1,11 +1,13 @@
 
 #include "engine/cuda/cuda_api.h"
+#include <algorithm>
 #include <string>
 #include <vector>
 
 #include "engine/core/error.h"
 #include "engine/cuda/check.cuh"
 #include "engine/cuda/cuda_ops.h"
+#include "engine/cuda/kernels.cuh"
 #include "engine/cuda/matvec.cuh"
 #include "engine/cuda/moe.cuh"
 #include "engine/cuda/reduce_rows.cuh"
@@ -22,60 +24,6 @@ struct Buf {
     void up(const float* h, size_t n) { check(cudaMemcpy(p, h, n * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy H2D"); }
     void down(float* h, size_t n) { check(cudaMemcpy(h, p, n * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy D2H"); }
 };
-
-// One block per row; warp-shuffle reductions.
-__global__ void rms_norm_kernel(const float* x, const float* w, int n, float eps, float* y) {
-    const float* xr = x + size_t(blockIdx.x) * n;
-    float* yr = y + size_t(blockIdx.x) * n;
-    float ss = 0.f;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
-    __shared__ float part[32];
-    for (int o = 16; o > 0; o >>= 1) ss += __shfl_down_sync(0xffffffff, ss, o);
-    if ((threadIdx.x & 31) == 0) part[threadIdx.x >> 5] = ss;
-    __syncthreads();
-    if (threadIdx.x < 32) {
-        ss = threadIdx.x < (blockDim.x + 31) / 32 ? part[threadIdx.x] : 0.f;
-        for (int o = 16; o > 0; o >>= 1) ss += __shfl_down_sync(0xffffffff, ss, o);
-        if (threadIdx.x == 0) part[0] = ss;
-    }
-    __syncthreads();
-    const float scale = rsqrtf(part[0] / float(n) + eps);
-    for (int i = threadIdx.x; i < n; i += blockDim.x) yr[i] = xr[i] * scale * (w ? w[i] : 1.f);
-}
-
-__global__ void softmax_kernel(float* x, int n) {
-    float* r = x + size_t(blockIdx.x) * n;
-    __shared__ float red[32];
-    float m = -INFINITY;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) m = fmaxf(m, r[i]);
-    for (int o = 16; o > 0; o >>= 1) m = fmaxf(m, __shfl_down_sync(0xffffffff, m, o));
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = m;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float mm = red[0];
-        for (int i = 1; i < int(blockDim.x + 31) / 32; ++i) mm = fmaxf(mm, red[i]);
-        red[0] = mm;
-    }
-    __syncthreads();
-    m = red[0];
-    __syncthreads();
-    float s = 0.f;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) {
-        r[i] = __expf(r[i] - m);
-        s += r[i];
-    }
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffff, s, o);
-    if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = s;
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        float ss = 0.f;
-        for (int i = 0; i < int(blockDim.x + 31) / 32; ++i) ss += red[i];
-        red[0] = ss;
-    }
-    __syncthreads();
-    const float inv = 1.f / red[0];
-    for (int i = threadIdx.x; i < n; i += blockDim.x) r[i] *= inv;
-}
 
 }  // namespace
 
@@ -160,12 +108,119 @@ void match_rms(float* v, const float* ref, int rows, int n) {
     dv.down(v, size_t(rows) * n);
 }
 
-void softmax_rows(float* x, int rows, int n) {
-    Buf dx(size_t(rows) * n);
+void layer_norm(const float* x, const float* w, const float* b, int rows, int n, float eps, float* y) {
+    Buf dx(size_t(rows) * n), dy(size_t(rows) * n), dw(static_cast<size_t>(n)), db(static_cast<size_t>(n));
     dx.up(x, size_t(rows) * n);
-    LAUNCH_SYNC(softmax_kernel, rows, 256, nullptr)(dx.p, n);
-    check(cudaGetLastError(), "softmax_kernel launch");
+    if (w) dw.up(w, size_t(n));
+    if (b) db.up(b, size_t(n));
+    LAUNCH_SYNC(layer_norm_kernel, rows, 256, nullptr)(dx.p, w ? dw.p : nullptr, b ? db.p : nullptr, n, eps, dy.p);
+    check(cudaGetLastError(), "layer_norm_kernel launch");
+    dy.down(y, size_t(rows) * n);
+}
+
+void add_rms_norm(float* x, const float* y, const float* w, int rows, int n, float eps, float* out) {
+    Buf dx(size_t(rows) * n), dy(size_t(rows) * n), dw(static_cast<size_t>(n)), dout(size_t(rows) * n);
+    dx.up(x, size_t(rows) * n);
+    dy.up(y, size_t(rows) * n);
+    if (w) dw.up(w, size_t(n));
+    LAUNCH_SYNC(add_rms_norm_kernel, rows, 256, nullptr)(dx.p, dy.p, w ? dw.p : nullptr, n, eps, dout.p);
+    check(cudaGetLastError(), "add_rms_norm_kernel launch");
     dx.down(x, size_t(rows) * n);
+    dout.down(out, size_t(rows) * n);
+}
+
+void rope(float* x, int T, int heads, int hd, const float* cos_sin, int n_rot, bool neox, int64_t pos0) {
+    Buf dx(size_t(T) * heads * hd), dcs(size_t(pos0 + T) * n_rot), dpos(2);  // dpos: the position as int64
+    dx.up(x, size_t(T) * heads * hd);
+    dcs.up(cos_sin, size_t(pos0 + T) * n_rot);
+    check(cudaMemcpy(dpos.p, &pos0, sizeof(int64_t), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
+    LAUNCH(rope_kernel, dim3(unsigned(T), unsigned(heads)), unsigned(std::max(32, n_rot / 2)), nullptr)(
+        dx.p, heads * hd, hd, dcs.p, n_rot, neox ? 1 : 0, reinterpret_cast<const int64_t*>(dpos.p));
+    check(cudaGetLastError(), "rope_kernel launch");
+    dx.down(x, size_t(T) * heads * hd);
+}
+
+void gated_activation(int act, const float* gate_up, int rows, int F, float* out) {
+    Buf dg(size_t(rows) * 2 * F), du(size_t(rows) * F);
+    dg.up(gate_up, size_t(rows) * 2 * F);
+    LAUNCH(act_mul_split_kernel, unsigned((int64_t(rows) * F + 255) / 256), 256, nullptr)(dg.p, rows, F, act, du.p);
+    check(cudaGetLastError(), "act_mul_split_kernel launch");
+    du.down(out, size_t(rows) * F);
+}
+
+void attention(const AttentionCase& c, const float* q, const float* k, const float* v, float* out, float* probs) {
+    const int T = c.T, H = c.H, KV = c.KV, hd = c.hd, vd = c.vd;
+    const int64_t P = c.pos0 + T, cap = c.cap > 0 ? c.cap : P;  // positions, and the cache's size
+    if (hd > kAttnMaxDim || vd > kAttnMaxDim || H % KV != 0) throw Error("attention: unsupported shape");
+    Buf dq(size_t(T) * H * hd), dk(size_t(P) * KV * hd), dv(size_t(P) * KV * vd), dout(size_t(T) * H * vd), dstats(size_t(T) * H * 2),
+        dprobs(size_t(T) * size_t(P)), dpos(2);
+    // the cache: [KV][cap][dim] of f32 or f16 (Buf's floats hold either)
+    Buf kc(size_t(cap) * KV * hd), vc(size_t(cap) * KV * vd);
+    dq.up(q, size_t(T) * H * hd);
+    dk.up(k, size_t(P) * KV * hd);
+    dv.up(v, size_t(P) * KV * vd);
+    // every position through the session's KV store: the context before pos0 store_batch positions
+    // at a time, then the queries' own batch, as a forward pass stores it before attending
+    auto store = [&](int64_t p0, int64_t n) {
+        check(cudaMemcpy(dpos.p, &p0, sizeof(int64_t), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
+        const auto* pp = reinterpret_cast<const int64_t*>(dpos.p);
+        const unsigned gk = unsigned((n * KV * hd + 255) / 256), gv = unsigned((n * KV * vd + 255) / 256);
+        if (c.f16) {
+            LAUNCH(store_kv_kernel<__half>, gk, 256, nullptr)(dk.p + p0 * KV * hd, reinterpret_cast<__half*>(kc.p), n, KV, hd, cap, pp);
+            LAUNCH(store_kv_kernel<__half>, gv, 256, nullptr)(dv.p + p0 * KV * vd, reinterpret_cast<__half*>(vc.p), n, KV, vd, cap, pp);
+        } else {
+            LAUNCH(store_kv_kernel<float>, gk, 256, nullptr)(dk.p + p0 * KV * hd, kc.p, n, KV, hd, cap, pp);
+            LAUNCH(store_kv_kernel<float>, gv, 256, nullptr)(dv.p + p0 * KV * vd, vc.p, n, KV, vd, cap, pp);
+        }
+        check(cudaGetLastError(), "store_kv_kernel launch");
+    };
+    const int64_t step = std::max<int64_t>(1, c.store_batch);
+    for (int64_t p0 = 0; p0 < c.pos0; p0 += step) store(p0, std::min(step, c.pos0 - p0));
+    store(c.pos0, T);
+    check(cudaMemcpy(dpos.p, &c.pos0, sizeof(int64_t), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
+    const auto* pp = reinterpret_cast<const int64_t*>(dpos.p);
+    const dim3 grid{unsigned(T), unsigned(H), 1u};
+    if (c.f16)
+        LAUNCH_SYNC(attention_kernel<__half>, grid, kAttnThreads, nullptr)(dq.p, H * hd, reinterpret_cast<const __half*>(kc.p),
+                                                                       reinterpret_cast<const __half*>(vc.p), vd, cap, H, KV, hd, vd, pp,
+                                                                       c.scope, c.window, c.scale, c.softcap, dout.p, dstats.p);
+    else
+        LAUNCH_SYNC(attention_kernel<float>, grid, kAttnThreads, nullptr)(dq.p, H * hd, kc.p, vc.p, vd, cap, H, KV, hd, vd, pp, c.scope,
+                                                                      c.window, c.scale, c.softcap, dout.p, dstats.p);
+    check(cudaGetLastError(), "attention_kernel launch");
+    dout.down(out, size_t(T) * H * vd);
+    if (probs) {  // head c.probe_head's rows, [T][P] (keys before the window left as 0)
+        check(cudaMemset(dprobs.p, 0, size_t(T) * size_t(P) * sizeof(float)), "cudaMemset");
+        if (c.f16)
+            LAUNCH_SYNC(attention_probs_kernel<__half>, unsigned(T), 256, nullptr)(dq.p, H * hd, reinterpret_cast<const __half*>(kc.p), cap, H,
+                                                                                KV, hd, pp, c.scope, c.window, c.scale, c.softcap, dstats.p,
+                                                                                c.probe_head, P, dprobs.p);
+        else
+            LAUNCH_SYNC(attention_probs_kernel<float>, unsigned(T), 256, nullptr)(dq.p, H * hd, kc.p, cap, H, KV, hd, pp, c.scope, c.window,
+                                                                               c.scale, c.softcap, dstats.p, c.probe_head, P, dprobs.p);
+        check(cudaGetLastError(), "attention_probs_kernel launch");
+        dprobs.down(probs, size_t(T) * size_t(P));
+    }
+}
+
+void embed_rows(DType t, const void* table, int n_rows, int D, const int* ids, int T, float scale, float* out) {
+    const auto rb = dtype_row_bytes(t, uint64_t(D));
+    if (!rb || block_elems(t) == 0) throw Error(std::string("embed_rows: cannot read ") + dtype_name(t) + " rows of " + std::to_string(D));
+    for (int i = 0; i < T; ++i)
+        if (ids[i] < 0 || ids[i] >= n_rows) throw Error("embed_rows: id " + std::to_string(ids[i]) + " outside the table");
+    void* dt = nullptr;
+    check(cudaMalloc(&dt, size_t(*rb) * size_t(n_rows)), "cudaMalloc");
+    struct Free {
+        void* p;
+        ~Free() { cudaFree(p); }
+    } free_t{dt};
+    check(cudaMemcpy(dt, table, size_t(*rb) * size_t(n_rows), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
+    Buf dids(static_cast<size_t>(T)), dout(size_t(T) * D);  // dids holds ints
+    check(cudaMemcpy(dids.p, ids, size_t(T) * sizeof(int), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
+    LAUNCH(embed_rows_kernel, unsigned(T), 256, nullptr)(t, static_cast<const uint8_t*>(dt), size_t(*rb), D, reinterpret_cast<const int*>(dids.p),
+                                                        nullptr, scale, false, dout.p);
+    check(cudaGetLastError(), "embed_rows_kernel launch");
+    dout.down(out, size_t(T) * D);
 }
 
 void matmul_f32(const float* w, int n_out, int n_in, const float* x, int T, float* y) {

@@ -39,7 +39,30 @@ void moe_route(const FfnSpec& f, const float* logits, int T, const float* select
 void gaussian_topk(float* x, int rows, int n, float k);
 // Each row of v [rows][n] scaled to the RMS of the same row of ref (Gemma 3n's AltUp streams).
 void match_rms(float* v, const float* ref, int rows, int n);
-// In-place row softmax over [rows][n].
-void softmax_rows(float* x, int rows, int n);
+// The forward pass's own kernels (engine/cuda/kernels.cuh), one call each, host buffers in and out:
+// y = LayerNorm(x)·w + b over rows of n (w, b may be null).
+void layer_norm(const float* x, const float* w, const float* b, int rows, int n, float eps, float* y);
+// x += y, out = RMSNorm(x)·w: the residual add fused with the next norm.
+void add_rms_norm(float* x, const float* y, const float* w, int rows, int n, float eps, float* out);
+// RoPE on x [T][heads][hd] in place at positions pos0.., cos_sin the table [pos0 + T][n_rot] as
+// cpu::rope_cos_sin makes it; neox: rotate_half pairs, else interleaved.
+void rope(float* x, int T, int heads, int hd, const float* cos_sin, int n_rot, bool neox, int64_t pos0);
+// out [rows][F] = act(gate) · up from gate_up [rows][gate F ; up F]; act 0 SiLU, 1 GELU, 2 GELU-tanh.
+void gated_activation(int act, const float* gate_up, int rows, int F, float* out);
+// Attention of T queries at positions pos0.. over keys/values of positions 0..pos0 + T - 1 (k, v
+// [P][KV][dim]), stored through the session's KV store into a cache of cap positions (0: all; a
+// ring when smaller, written store_batch positions at a time), f32 or f16; out [T][H][vd], and
+// probs [T][P] of head probe_head when given (the probe kernel's rows, zeros before the window).
+struct AttentionCase {
+    int T = 1, H = 1, KV = 1, hd = 0, vd = 0;
+    int64_t pos0 = 0, cap = 0, store_batch = 1 << 30;
+    int scope = 0, window = 0;  // 0 global, 1 sliding, 2 chunked
+    float scale = 1.f, softcap = 0.f;
+    bool f16 = false;
+    int probe_head = 0;
+};
+void attention(const AttentionCase& c, const float* q, const float* k, const float* v, float* out, float* probs);
+// Rows ids[0..T) of an embedding table ([n_rows] rows of D, any type dequant.cuh reads) × scale.
+void embed_rows(DType t, const void* table, int n_rows, int D, const int* ids, int T, float scale, float* out);
 
 }  // namespace archlens::ARCHLENS_CUDA_NS

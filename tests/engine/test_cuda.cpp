@@ -217,17 +217,188 @@ private slots:
         for (int r = 0; r < rows; ++r) cpu::rms_norm(x.data() + r * dim, w.data(), dim, 1e-6f, b.data() + r * dim);
         QVERIFY(nmse(a, b) < 1e-12);
     }
-    void softmax_matches_cpu() {
+    void layer_norm_matches_cpu() {
         REQUIRE_DEVICE();
-        std::mt19937 g(2);
+        std::mt19937 g(21);
         std::normal_distribution<float> n;
-        const int rows = 5, dim = 777;
-        std::vector<float> a(rows * dim), b;
-        for (auto& v : a) v = 3 * n(g);
-        b = a;
-        cuda::softmax_rows(a.data(), rows, dim);
-        for (int r = 0; r < rows; ++r) cpu::softmax(b.data() + r * dim, dim);
-        QVERIFY(nmse(a, b) < 1e-10);
+        const int rows = 6, dim = 768;
+        std::vector<float> x(rows * dim), w(dim), b(dim), got(rows * dim), want(rows * dim);
+        for (auto& v : x) v = 2 * n(g) + 0.5f;
+        for (auto& v : w) v = 1 + 0.1f * n(g);
+        for (auto& v : b) v = 0.1f * n(g);
+        cuda::layer_norm(x.data(), w.data(), b.data(), rows, dim, 1e-5f, got.data());
+        for (int r = 0; r < rows; ++r) cpu::layer_norm(x.data() + r * dim, w.data(), b.data(), dim, 1e-5f, want.data() + r * dim);
+        QVERIFY2(nmse(got, want) < 1e-12, qPrintable(QString::number(nmse(got, want))));
+    }
+    void add_rms_norm_matches_cpu() {
+        REQUIRE_DEVICE();
+        std::mt19937 g(22);
+        std::normal_distribution<float> n;
+        const int rows = 5, dim = 1000;
+        std::vector<float> x(rows * dim), y(rows * dim), w(dim), out(rows * dim), want(rows * dim);
+        for (auto& v : x) v = n(g);
+        for (auto& v : y) v = n(g);
+        for (auto& v : w) v = 1 + 0.1f * n(g);
+        std::vector<float> sum = x;
+        for (size_t i = 0; i < sum.size(); ++i) sum[i] += y[i];
+        cuda::add_rms_norm(x.data(), y.data(), w.data(), rows, dim, 1e-6f, out.data());
+        QVERIFY(x == sum);  // the residual, exactly
+        for (int r = 0; r < rows; ++r) cpu::rms_norm(sum.data() + r * dim, w.data(), dim, 1e-6f, want.data() + r * dim);
+        QVERIFY(nmse(out, want) < 1e-12);
+    }
+    // RoPE variants as the models use them: rotate_half and interleaved pairs, partial rotation,
+    // Llama 3 and YaRN scaling (the tables are the CPU's own; the kernel's pairing is under test).
+    void rope_matches_cpu() {
+        REQUIRE_DEVICE();
+        std::mt19937 g(23);
+        std::normal_distribution<float> n;
+        struct Case {
+            RopeStyle style;
+            int hd, n_rot;
+            RopeScaling scaling;
+        } cases[] = {{RopeStyle::Neox, 128, 128, RopeScaling::None}, {RopeStyle::Norm, 64, 64, RopeScaling::None},
+                     {RopeStyle::Neox, 96, 32, RopeScaling::Llama3}, {RopeStyle::Norm, 64, 64, RopeScaling::Yarn}};
+        for (const auto& c : cases) {
+            RopeSpec r;
+            r.style = c.style;
+            r.n_rot = c.n_rot;
+            r.scaling = c.scaling;
+            r.theta = 500000.f;
+            if (c.scaling != RopeScaling::None) r.factor = 8.f, r.original_max_pos = 64;
+            const int T = 5, heads = 3;
+            const int64_t pos0 = 117;
+            std::vector<float> tab(size_t(pos0 + T) * c.n_rot);
+            for (int64_t p = 0; p < pos0 + T; ++p) cpu::rope_cos_sin(r, p, tab.data() + p * c.n_rot);
+            std::vector<float> x(size_t(T) * heads * c.hd);
+            for (auto& v : x) v = n(g);
+            std::vector<float> want = x;
+            for (int t = 0; t < T; ++t)
+                for (int h = 0; h < heads; ++h)
+                    cpu::rope_apply(want.data() + (size_t(t) * heads + h) * c.hd, c.n_rot, c.style, tab.data() + (pos0 + t) * c.n_rot);
+            cuda::rope(x.data(), T, heads, c.hd, tab.data(), c.n_rot, c.style == RopeStyle::Neox, pos0);
+            QVERIFY2(nmse(x, want) < 1e-12, qPrintable(QString("hd %1 n_rot %2: %3").arg(c.hd).arg(c.n_rot).arg(nmse(x, want))));
+        }
+    }
+    void gated_activation_matches_cpu() {
+        REQUIRE_DEVICE();
+        std::mt19937 g(24);
+        std::normal_distribution<float> n;
+        const int rows = 3, F = 500;
+        std::vector<float> gu(size_t(rows) * 2 * F), got(size_t(rows) * F), want(size_t(rows) * F);
+        for (auto& v : gu) v = 3 * n(g);
+        const Activation acts[] = {Activation::SiLU, Activation::GELU, Activation::GELUTanh};
+        for (int a = 0; a < 3; ++a) {
+            cuda::gated_activation(a, gu.data(), rows, F, got.data());
+            for (int r = 0; r < rows; ++r)
+                for (int i = 0; i < F; ++i)
+                    want[size_t(r) * F + i] = cpu::activation(acts[a], gu[size_t(r) * 2 * F + i]) * gu[size_t(r) * 2 * F + F + i];
+            QVERIFY2(nmse(got, want) < 1e-12, qPrintable(QString("activation %1: %2").arg(a).arg(nmse(got, want))));
+        }
+    }
+    // The attention kernel against a double-precision reference: causal GQA, sliding and chunked
+    // windows over a ring smaller than the context, softcap, an f16 cache, v_dim != head_dim, and the
+    // probe kernel's rows.
+    void attention_matches_reference_data() {
+        QTest::addColumn<int>("T");
+        QTest::addColumn<int>("pos0");
+        QTest::addColumn<int>("scope");
+        QTest::addColumn<int>("window");
+        QTest::addColumn<int>("cap");
+        QTest::addColumn<float>("softcap");
+        QTest::addColumn<bool>("f16");
+        QTest::addColumn<int>("vd");
+        QTest::newRow("causal GQA prompt") << 9 << 0 << 0 << 0 << 0 << 0.f << false << 64;
+        QTest::newRow("decode at depth") << 1 << 1500 << 0 << 0 << 0 << 0.f << false << 64;
+        QTest::newRow("sliding window, ring") << 4 << 40 << 1 << 8 << 11 << 0.f << false << 64;
+        QTest::newRow("chunked, ring") << 3 << 29 << 2 << 6 << 8 << 0.f << false << 64;
+        QTest::newRow("softcap") << 5 << 20 << 0 << 0 << 0 << 50.f << false << 64;
+        QTest::newRow("f16 cache") << 6 << 30 << 0 << 0 << 0 << 0.f << true << 64;
+        QTest::newRow("v_dim 48") << 2 << 10 << 0 << 0 << 0 << 0.f << false << 48;
+    }
+    void attention_matches_reference() {
+        REQUIRE_DEVICE();
+        QFETCH(int, T);
+        QFETCH(int, pos0);
+        QFETCH(int, scope);
+        QFETCH(int, window);
+        QFETCH(int, cap);
+        QFETCH(float, softcap);
+        QFETCH(bool, f16);
+        QFETCH(int, vd);
+        cuda::AttentionCase c;
+        c.T = T, c.H = 4, c.KV = 2, c.hd = 64, c.vd = vd, c.pos0 = pos0, c.cap = cap, c.scope = scope, c.window = window;
+        c.scale = 0.125f, c.softcap = softcap, c.f16 = f16, c.probe_head = 3;
+        c.store_batch = cap > 0 ? cap - window + 1 : 1 << 30;
+        const int64_t P = pos0 + T;
+        std::mt19937 g(uint32_t(25 + T + pos0));
+        std::normal_distribution<float> n;
+        std::vector<float> q(size_t(T) * c.H * c.hd), k(size_t(P) * c.KV * c.hd), v(size_t(P) * c.KV * vd);
+        for (auto& x : q) x = n(g);
+        for (auto& x : k) x = n(g);
+        for (auto& x : v) x = n(g);
+        std::vector<float> out(size_t(T) * c.H * vd), probs(size_t(T) * P);
+        cuda::attention(c, q.data(), k.data(), v.data(), out.data(), probs.data());
+        auto kv = [&](float x) { return f16 ? fp16_to_f32(f32_to_fp16(x)) : x; };  // what the cache holds
+        std::vector<float> want(out.size()), want_p(probs.size(), 0.f);
+        for (int t = 0; t < T; ++t)
+            for (int h = 0; h < c.H; ++h) {
+                const int64_t p = pos0 + t, kvh = h / (c.H / c.KV);
+                int64_t lo = 0;
+                if (scope == 1) lo = std::max<int64_t>(0, p - window + 1);
+                if (scope == 2) lo = p / window * window;
+                std::vector<double> s;
+                double m = -1e300;
+                for (int64_t j = lo; j <= p; ++j) {
+                    double d = 0;
+                    for (int i = 0; i < c.hd; ++i) d += double(q[(size_t(t) * c.H + h) * c.hd + i]) * kv(k[(size_t(j) * c.KV + kvh) * c.hd + i]);
+                    d *= c.scale;
+                    if (softcap > 0) d = softcap * std::tanh(d / softcap);
+                    s.push_back(d);
+                    m = std::max(m, d);
+                }
+                double sum = 0;
+                for (double& x : s) sum += (x = std::exp(x - m));
+                for (int i = 0; i < vd; ++i) {
+                    double a = 0;
+                    for (int64_t j = lo; j <= p; ++j) a += s[size_t(j - lo)] / sum * kv(v[(size_t(j) * c.KV + kvh) * vd + i]);
+                    want[(size_t(t) * c.H + h) * vd + i] = float(a);
+                }
+                if (h == c.probe_head)
+                    for (int64_t j = lo; j <= p; ++j) want_p[size_t(t) * P + j - lo] = float(s[size_t(j - lo)] / sum);
+            }
+        QVERIFY2(nmse(out, want) < 1e-10, qPrintable(QString("output NMSE %1").arg(nmse(out, want))));
+        double mp = 0;
+        for (size_t i = 0; i < probs.size(); ++i) mp = std::max(mp, double(std::fabs(probs[i] - want_p[i])));
+        QVERIFY2(mp < 1e-5, qPrintable(QString("probe rows differ by %1").arg(mp)));
+    }
+    void embed_rows_matches_cpu() {
+        REQUIRE_DEVICE();
+        std::mt19937 g(26);
+        std::normal_distribution<float> n;
+        const DType types[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K};
+        const int rows = 12, D = 512;
+        const int ids[] = {3, 0, 11, 3, 7};
+        for (DType t : types) {
+            const size_t rb = size_t(*dtype_row_bytes(t, D));
+            std::vector<uint8_t> table(rb * rows);
+            std::vector<float> row(D);
+            for (int r = 0; r < rows; ++r) {
+                for (auto& v : row) v = n(g);
+                quant::quantize_row_ref(t, row.data(), table.data() + rb * r, D);
+            }
+            std::vector<float> got(size_t(5) * D), want(size_t(5) * D);
+            cuda::embed_rows(t, table.data(), rows, D, ids, 5, 1.5f, got.data());
+            Linear l;
+            l.data = table.data();
+            l.type = t;
+            l.n_out = rows;
+            l.n_in = D;
+            for (int i = 0; i < 5; ++i) {
+                cpu::read_row(l, ids[i], want.data() + size_t(i) * D);
+                for (int d = 0; d < D; ++d) want[size_t(i) * D + d] *= 1.5f;
+            }
+            QVERIFY2(got == want, dtype_name(t));
+        }
     }
     void matmul_matches_cpu() {
         REQUIRE_DEVICE();

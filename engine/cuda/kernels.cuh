@@ -1,0 +1,566 @@
+// The forward pass's kernels (norms, RoPE, the attention heads' steps, attention and its probe,
+// activations, the KV store, Gemma 3n's stream arithmetic, …), shared by the forward pass
+// (cuda_session.cu) and the single-operation entry points the tests hold to the CPU
+// (cuda_ops.cu): what is tested is what runs. Internal to engine/cuda.
+#pragma once
+#include "engine/cuda/cuda_api.h"
+#include <cstdint>
+
+#include "engine/core/dtype.h"
+#include "engine/cuda/check.cuh"
+#include "engine/cuda/dequant.cuh"
+
+// Each including file uses some of these: no warnings for the rest.
+#if defined(__CUDACC__)
+#pragma nv_diagnostic push
+#pragma nv_diag_suppress 177
+#elif defined(__GNUC__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"
+#endif
+
+namespace archlens::ARCHLENS_CUDA_NS {
+namespace {
+
+void check_launch(const char* kernel) { check(cudaGetLastError(), kernel); }
+
+int blocks_for(int64_t n, int threads) { return int((n + threads - 1) / threads); }
+
+// ---- reductions --------------------------------------------------------------------------------
+
+// Sum / max over the block, returned to every thread. `red` holds 33 floats of shared memory.
+__device__ float block_sum(float v, float* red) {
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n_warps = (blockDim.x + 31) >> 5;
+    __syncthreads();  // red may still be read by a previous reduction
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < n_warps ? red[lane] : 0.f;
+        for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
+        if (lane == 0) red[32] = v;
+    }
+    __syncthreads();
+    return red[32];
+}
+
+__device__ float block_max(float v, float* red) {
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
+    const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n_warps = (blockDim.x + 31) >> 5;
+    __syncthreads();
+    if (lane == 0) red[warp] = v;
+    __syncthreads();
+    if (warp == 0) {
+        v = lane < n_warps ? red[lane] : -INFINITY;
+        for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_down_sync(0xffffffffu, v, o));
+        if (lane == 0) red[32] = v;
+    }
+    __syncthreads();
+    return red[32];
+}
+
+// ---- kernels -----------------------------------------------------------------------------------
+
+// Embedding gather: x[t] = row of `table` (any type dequant.cuh reads, as stored) × scale, or
+// x[t] += that row when add; the row is ids[t], or the position *pos0 + t when ids is null (GPT-2's
+// learned positions). grid T, as cpu::read_row reads rows.
+__global__ void embed_rows_kernel(DType type, const uint8_t* table, size_t row_bytes, int D, const int* ids, const int64_t* pos0,
+                                  float scale, bool add, float* x) {
+    const int t = blockIdx.x;
+    const int64_t r = ids ? int64_t(ids[t]) : *pos0 + t;
+    const uint8_t* row = table + size_t(r) * row_bytes;
+    const int be = block_elems(type), bb = block_bytes(type);
+    float* out = x + int64_t(t) * D;
+    for (int i = threadIdx.x; i < D; i += blockDim.x) {
+        const float v = dequant_element(type, row + size_t(i / be) * size_t(bb), i % be) * scale;
+        out[i] = add ? out[i] + v : v;
+    }
+}
+
+__global__ void to_bf16_kernel(const float* x, __nv_bfloat16* y, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = __float2bfloat16_rn(x[i]);
+}
+
+__global__ void to_f16_kernel(const float* x, __half* y, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = __float2half_rn(x[i]);
+}
+
+__global__ void add_bias_kernel(float* y, const float* b, int64_t rows, int n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < rows * n) y[i] += b[i % n];
+}
+
+__global__ void add_kernel(float* x, const float* y, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) x[i] += y[i];
+}
+
+// Llama 4's attention temperature tuning on the queries of NoPE layers: row t (position p) of
+// [rows][n] times log(floor((p + 1) / floor_scale) + 1) · attn_scale + 1, in double as Session.
+__global__ void temperature_kernel(float* x, int64_t rows, int n, const int64_t* pos0, double floor_scale, double attn_scale) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= rows * n) return;
+    const double p = double(*pos0 + i / n);
+    x[i] *= float(log(floor((p + 1.0) / floor_scale) + 1.0) * attn_scale + 1.0);
+}
+
+// The logit lens of one row of logits: out[0] = the most probable id (the lowest on ties), out[1]
+// its softmax probability, 1 / Σ exp(l - max). One block of kLensThreads.
+constexpr int kLensThreads = 256;
+__global__ void lens_kernel(const float* logits, int n, float* out) {
+    __shared__ float best[kLensThreads];
+    __shared__ int best_i[kLensThreads];
+    const int tid = threadIdx.x;
+    float m = -INFINITY;
+    int mi = 0x7fffffff;
+    for (int i = tid; i < n; i += blockDim.x)
+        if (logits[i] > m) m = logits[i], mi = i;  // strided: the first maximum of this thread's elements
+    best[tid] = m;
+    best_i[tid] = mi;
+    __syncthreads();
+    for (int o = blockDim.x / 2; o > 0; o >>= 1) {
+        if (tid < o && (best[tid + o] > best[tid] || (best[tid + o] == best[tid] && best_i[tid + o] < best_i[tid]))) {
+            best[tid] = best[tid + o];
+            best_i[tid] = best_i[tid + o];
+        }
+        __syncthreads();
+    }
+    m = best[0];
+    const int arg = best_i[0];
+    __syncthreads();
+    float sum = 0.f;
+    for (int i = tid; i < n; i += blockDim.x) sum += expf(logits[i] - m);
+    best[tid] = sum;
+    __syncthreads();
+    for (int o = blockDim.x / 2; o > 0; o >>= 1) {
+        if (tid < o) best[tid] += best[tid + o];
+        __syncthreads();
+    }
+    if (tid == 0) {
+        out[0] = float(arg);
+        out[1] = 1.f / best[0];
+    }
+}
+
+// One block per row of n: y = x / rms(x) (· w), the CPU's rms_norm.
+__global__ void rms_norm_kernel(const float* x, const float* w, int n, float eps, float* y) {
+    __shared__ float red[33];
+    const float* xr = x + int64_t(blockIdx.x) * n;
+    float* yr = y + int64_t(blockIdx.x) * n;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
+    ss = block_sum(ss, red);
+    const float scale = rsqrtf(ss / float(n) + eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) yr[i] = xr[i] * scale * (w ? w[i] : 1.f);
+}
+
+// One block per row: x += y, then out = RMSNorm(x)·w — the residual add fused with the norm that
+// follows it; the same sums in the same order as add_kernel then rms_norm_kernel (256 threads).
+__global__ void add_rms_norm_kernel(float* x, const float* y, const float* w, int n, float eps, float* out) {
+    __shared__ float red[33];
+    float* xr = x + int64_t(blockIdx.x) * n;
+    const float* yr = y + int64_t(blockIdx.x) * n;
+    float* orow = out + int64_t(blockIdx.x) * n;
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        const float v = xr[i] + yr[i];
+        xr[i] = v;
+        ss += v * v;
+    }
+    ss = block_sum(ss, red);
+    const float scale = rsqrtf(ss / float(n) + eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) orow[i] = xr[i] * scale * (w ? w[i] : 1.f);
+}
+
+// One block per row: y = (x - mean) / sqrt(var + eps) (· w) (+ b), the CPU's layer_norm.
+__global__ void layer_norm_kernel(const float* x, const float* w, const float* b, int n, float eps, float* y) {
+    __shared__ float red[33];
+    const float* xr = x + int64_t(blockIdx.x) * n;
+    float* yr = y + int64_t(blockIdx.x) * n;
+    float s = 0.f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) s += xr[i];
+    const float mean = block_sum(s, red) / float(n);
+    float v = 0.f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) v += (xr[i] - mean) * (xr[i] - mean);
+    const float inv = rsqrtf(block_sum(v, red) / float(n) + eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) {
+        float o = (xr[i] - mean) * inv;
+        if (w) o *= w[i];
+        if (b) o += b[i];
+        yr[i] = o;
+    }
+}
+
+// Positions are read from device memory (*pos0: the batch's first position), never passed by
+// value, so that a captured decode step (CUDA graph) replays correctly at every position.
+
+// grid (T, heads), n_rot / 2 threads: rotates head h of token t in x ([T][row] floats, heads of hd)
+// with the cos/sin row of its position in the context's table cs[n_ctx][n_rot] (pairs (cos, sin));
+// neox = rotate_half pairs (i, i + n_rot/2), else interleaved pairs (2i, 2i+1) — cpu::rope_apply.
+__global__ void rope_kernel(float* x, int row, int hd, const float* cs, int n_rot, int neox, const int64_t* pos0) {
+    const int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = n_rot / 2;
+    if (i >= half) return;
+    float* v = x + int64_t(t) * row + int64_t(h) * hd;
+    const int64_t r = (*pos0 + t) * n_rot;
+    const float c = cs[r + 2 * i], s = cs[r + 2 * i + 1];
+    const int ia = neox ? i : 2 * i, ib = neox ? i + half : 2 * i + 1;
+    const float a = v[ia], b = v[ib];
+    v[ia] = a * c - b * s;
+    v[ib] = b * c + a * s;
+}
+
+// Copies T rows of `per` values for each of `heads` heads from src[t][heads][per] into the
+// head-major cache [heads][cap][per] at positions pos0 + t (position j in slot j % cap: a ring for
+// windowed layers, whose cache holds only the positions a query can still see).
+// The cache's element type: f32, or f16 (--kv-type f16, as the CPU backend's: every key and value
+// rounded to f16 when stored and widened exactly when read).
+__device__ __forceinline__ float kv_ld(const float* p) { return *p; }
+__device__ __forceinline__ float kv_ld(const __half* p) { return __half2float(*p); }
+__device__ __forceinline__ void kv_st(float* p, float v) { *p = v; }
+__device__ __forceinline__ void kv_st(__half* p, float v) { *p = __float2half_rn(v); }
+
+template <typename KT>
+__global__ void store_kv_kernel(const float* src, KT* cache, int64_t T, int heads, int per, int64_t cap, const int64_t* pos0) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= T * heads * per) return;
+    const int64_t t = i / (int64_t(heads) * per), h = (i / per) % heads, d = i % per;
+    kv_st(cache + (h * cap + (*pos0 + t) % cap) * per + d, src[i]);
+}
+
+constexpr int kAttnMaxDim = 1024;  // head_dim and v_head_dim up to this (MLA: kv_lora + rope = 576)
+
+// What qkv_heads_kernel does to each head after the projections (AttentionSpec's steps).
+struct HeadOps {
+    const float *q_norm = nullptr, *k_norm = nullptr;  // per-head RMSNorm weights (qk_norm PerHead)
+    bool qk_norm = false, v_norm = false, l2 = false;
+    const float* rope = nullptr;  // cos/sin table [n_ctx][n_rot], or none (NoPE)
+    int n_rot = 0, neox = 0;
+    bool temperature = false;  // Llama 4's NoPE-layer query scaling
+    double floor_scale = 0, attn_scale = 0;
+    float eps = 0;
+};
+
+// The attention block between the projections and the attention itself, one block of
+// kHeadThreads per (token t, head j) — j < H: query heads, then KV key heads, then KV value heads:
+// per-head QK-norm, RoPE, Llama 4's L2 norm and temperature, Gemma 3n's V-norm, and the keys and
+// values stored into the cache (a ring's slot). Queries go to q [T][H·hd]. Replaces split, norm,
+// RoPE and store launches with one; every step computes as the separate kernels do.
+constexpr int kHeadThreads = 128;
+template <typename KT>
+__global__ void qkv_heads_kernel(const float* qs, const float* ks, const float* vs, int q_row, int k_row, int v_row, int H, int KV, int hd,
+                                 int vd, HeadOps o, float* q, KT* kc, KT* vc, int64_t cap, const int64_t* pos0) {
+    __shared__ float v[kAttnMaxDim];
+    __shared__ float red[33];
+    const int t = blockIdx.x, j = blockIdx.y, tid = threadIdx.x;
+    const bool is_q = j < H, is_k = !is_q && j < H + KV;
+    const int h = is_q ? j : is_k ? j - H : j - H - KV, n = is_q || is_k ? hd : vd;
+    const float* src = (is_q ? qs : is_k ? ks : vs) + int64_t(t) * (is_q ? q_row : is_k ? k_row : v_row) + int64_t(h) * n;
+    for (int d = tid; d < n; d += blockDim.x) v[d] = src[d];
+    const int64_t p = *pos0 + t;
+    auto rms = [&](const float* w) {  // rms_norm_kernel's sums, in place
+        float ss = 0.f;
+        for (int d = tid; d < n; d += blockDim.x) ss += v[d] * v[d];
+        ss = block_sum(ss, red);  // also the barrier after the loads above
+        const float scale = rsqrtf(ss / float(n) + o.eps);
+        for (int d = tid; d < n; d += blockDim.x) v[d] = v[d] * scale * (w ? w[d] : 1.f);
+        __syncthreads();
+    };
+    __syncthreads();
+    if (is_q || is_k) {
+        if (o.qk_norm) rms(is_q ? o.q_norm : o.k_norm);
+        if (o.rope) {
+            const int half = o.n_rot / 2;
+            for (int i = tid; i < half; i += blockDim.x) {
+                const float c = o.rope[p * o.n_rot + 2 * i], s = o.rope[p * o.n_rot + 2 * i + 1];
+                const int ia = o.neox ? i : 2 * i, ib = o.neox ? i + half : 2 * i + 1;
+                const float a = v[ia], b = v[ib];
+                v[ia] = a * c - b * s;
+                v[ib] = b * c + a * s;
+            }
+            __syncthreads();
+        }
+        if (o.l2) rms(nullptr);
+        if (is_q && o.temperature) {
+            const float f = float(log(floor((double(p) + 1.0) / o.floor_scale) + 1.0) * o.attn_scale + 1.0);
+            for (int d = tid; d < n; d += blockDim.x) v[d] *= f;
+            __syncthreads();
+        }
+    } else if (o.v_norm) {
+        rms(nullptr);
+    }
+    if (is_q) {
+        for (int d = tid; d < n; d += blockDim.x) q[(int64_t(t) * H + h) * hd + d] = v[d];
+    } else {
+        KT* c = (is_k ? kc : vc) + (int64_t(h) * cap + p % cap) * n;
+        for (int d = tid; d < n; d += blockDim.x) kv_st(c + d, v[d]);
+    }
+}
+
+// Splits GPT-2's fused [T][q | k | v] rows.
+__global__ void split_qkv_kernel(const float* qkv, int64_t T, int qd, int kd, int vd, float* q, float* k, float* v) {
+    const int row = qd + kd + vd;
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= T * row) return;
+    const int64_t t = i / row;
+    const int c = int(i % row);
+    if (c < qd) q[t * qd + c] = qkv[i];
+    else if (c < qd + kd) k[t * kd + c - qd] = qkv[i];
+    else v[t * vd + c - qd - kd] = qkv[i];
+}
+
+__device__ float act_fn(int act, float x) {
+    switch (act) {
+        case 0: return x / (1.f + expf(-x));                            // SiLU
+        case 1: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));  // GELU (erf)
+        default: {                                                      // GELU (tanh)
+            const float k = 0.7978845608028654f;
+            return 0.5f * x * (1.f + tanhf(k * (x + 0.044715f * x * x * x)));
+        }
+    }
+}
+
+__global__ void act_mul_kernel(float* u, const float* g, int act, int64_t n) {  // u = act(g) · u
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) u[i] *= act_fn(act, g[i]);
+}
+
+// u[t][c] = act(gu[t][c]) · gu[t][F + c]: the fused [gate ; up] product's two halves.
+__global__ void act_mul_split_kernel(const float* gu, int64_t T, int F, int act, float* u) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= T * F) return;
+    const int64_t t = i / F, c = i % F;
+    u[i] = act_fn(act, gu[t * 2 * F + c]) * gu[t * 2 * F + F + c];
+}
+
+__global__ void act_kernel(float* u, int act, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) u[i] = act_fn(act, u[i]);
+}
+
+// dst[i] = src[rows[i]] · scale[i] (scale may be null), rows of n floats.
+__global__ void gather_rows_kernel(const float* src, const int* rows, const float* scale, int64_t n_rows, int n, float* dst) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n_rows * n) return;
+    const int64_t r = i / n;
+    dst[i] = src[int64_t(rows[r]) * n + i % n] * (scale ? scale[r] : 1.f);
+}
+
+// dst[rows[i]] += src[i] · scale[i] (scale may be null); a row appears once per launch.
+__global__ void scatter_add_rows_kernel(const float* src, const int* rows, const float* scale, int64_t n_rows, int n, float* dst) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= n_rows * n) return;
+    const int64_t r = i / n;
+    dst[int64_t(rows[r]) * n + i % n] += src[i] * (scale ? scale[r] : 1.f);
+}
+
+__global__ void softcap_kernel(float* x, float cap, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) x[i] = cap * tanhf(x[i] / cap);
+}
+
+// out[r][c] = element c of weight row r (rows of row_bytes bytes), one thread per element.
+__global__ void dequant_rows_kernel(DType t, const uint8_t* w, size_t row_bytes, int64_t rows, int n_in, float* out) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= rows * n_in) return;
+    const int64_t r = i / n_in;
+    const int c = int(i % n_in), be = block_elems(t), bb = block_bytes(t);
+    out[i] = dequant_element(t, w + size_t(r) * row_bytes + size_t(c / be) * size_t(bb), c % be);
+}
+
+constexpr int64_t kDequantSlab = int64_t(16) << 20;  // f32 elements of dequantized rows at a time
+
+
+constexpr int kAttnThreads = 256;
+// ---- Gemma 3n (engine/cpu/gemma3n.cpp on the device) -------------------------------------------
+
+__global__ void scale_kernel(float* x, float s, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) x[i] *= s;
+}
+
+__global__ void div_kernel(float* x, float s, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) x[i] /= s;
+}
+
+__global__ void tanh_kernel(float* x, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) x[i] = tanhf(x[i]);
+}
+
+// Per-layer inputs: pli = (pli + table rows · √P) · 2^-½ (pli already the normed projection).
+__global__ void ple_mix_kernel(float* pli, const float* rows, float row_scale, float mix, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) pli[i] = (pli[i] + rows[i] * row_scale) * mix;
+}
+
+// AltUp predict: pred_i = st_i + Σ_j c[t][i·N + j] · st_j over streams [N][T][D].
+__global__ void altup_predict_kernel(const float* st, const float* c, int T, int N, int D, float* pred) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, TD = int64_t(T) * D;
+    if (i >= TD * N) return;
+    const int s = int(i / TD), t = int(i % TD / D);
+    const int64_t td = i % TD;
+    float out = st[i];
+    for (int j = 0; j < N; ++j) out += c[(int64_t(t) * N + s) * N + j] * st[int64_t(j) * TD + td];
+    pred[i] = out;
+}
+
+// AltUp correct: st_i = pred_i + (d[t][i] + 1) · (y − pred_active).
+__global__ void altup_correct_kernel(float* st, const float* pred, const float* y, const float* d, int act, int T, int N, int D) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, TD = int64_t(T) * D;
+    if (i >= TD * N) return;
+    const int s = int(i / TD), t = int(i % TD / D);
+    const int64_t td = i % TD;
+    const float di = d[int64_t(t) * N + s] + 1.f;
+    st[i] = pred[i] + di * (y[td] - pred[int64_t(act) * TD + td]);
+}
+
+// y = (a + b + c) · 2^-½ (attention, its input and LAuReL averaged into the residual).
+__global__ void sum3_scale_kernel(const float* a, const float* b, const float* c, float s, float* y, int64_t n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < n) y[i] = (a[i] + b[i] + c[i]) * s;
+}
+
+// y[t][e] = x[t][e] · w[e]
+__global__ void mul_cols_kernel(const float* x, const float* w, int64_t rows, int n, float* y) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i < rows * n) y[i] = x[i] * w[i % n];
+}
+
+// The per-layer input gate: g[t][e] = gelu_tanh(g[t][e]) · pli[t][blk][e] (pli rows of L blocks of P).
+__global__ void ple_gate_kernel(float* g, const float* pli, int T, int P, int L, int blk) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= int64_t(T) * P) return;
+    const int64_t t = i / P, e = i % P;
+    g[i] = act_fn(2, g[i]) * pli[(t * L + blk) * P + e];
+}
+
+constexpr int64_t kRingBatch = 1024;  // tokens per pass for models with windowed (ring) caches
+constexpr int kAttnPerThread = kAttnMaxDim / kAttnThreads;
+constexpr int kAttnChunk = 1024;   // keys scored per pass (online softmax across passes)
+
+// grid (T, H), kAttnThreads threads: softmax(scale · q·k (softcapped)) · v over the keys lo..p of
+// query t (position pos0 + t), head h reading KV head h / (H / KV) of the head-major caches: key j
+// at kc[(kvh·cap + j % cap)·hd], value j at vc[(kvh·cap + j % cap)·v_stride] (v_stride = vd, or
+// MLA's values as the first vd floats of each key row; cap the ring's size, or the context).
+// scope: 0 global, 1 sliding (window includes the query), 2 chunked — Session::key_begin.
+// q · key over hd dimensions by one warp (lane d reads dimensions d, d + 32, …: coalesced rows),
+// the same sum on every lane. Both attention kernels score keys through this, so the probe's
+// recomputed scores equal the ones attention_kernel normalised.
+template <typename KT>
+__device__ __forceinline__ float warp_dot(const float* qv, const KT* key, int hd, int lane) {
+    float s = 0.f;
+    for (int d = lane; d < hd; d += 32) s += qv[d] * kv_ld(key + d);
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+    return __shfl_sync(0xffffffffu, s, 0);
+}
+
+template <typename KT>
+__global__ void attention_kernel(const float* q, int q_row, const KT* kc, const KT* vc, int v_stride, int64_t cap, int H,
+                                 int KV, int hd, int vd, const int64_t* pos0, int scope, int window, float scale, float softcap,
+                                 float* out, float* stats) {
+    __shared__ float qs[kAttnMaxDim];
+    __shared__ float sc[kAttnChunk];
+    __shared__ float red[33];
+    const int t = blockIdx.x, h = blockIdx.y, kvh = h / (H / KV), tid = threadIdx.x;
+    const int64_t p = *pos0 + t;
+    int64_t lo = 0;
+    if (window > 0 && scope == 1) lo = p - window + 1 > 0 ? p - window + 1 : 0;
+    if (window > 0 && scope == 2) lo = p / window * window;
+    for (int d = tid; d < hd; d += blockDim.x) qs[d] = q[int64_t(t) * q_row + int64_t(h) * hd + d];
+    __syncthreads();
+    const KT* kh = kc + int64_t(kvh) * cap * hd;
+    const KT* vh = vc + int64_t(kvh) * cap * v_stride;
+    float m = -INFINITY, l = 0.f, acc[kAttnPerThread];
+    for (int k = 0; k < kAttnPerThread; ++k) acc[k] = 0.f;
+    for (int64_t c0 = lo; c0 <= p; c0 += kAttnChunk) {
+        const int n = int(p - c0 + 1 < kAttnChunk ? p - c0 + 1 : kAttnChunk);
+        float cmax = -INFINITY;
+        const int64_t base = c0 % cap;  // keys lo..p span at most cap positions: one wrap at most
+        const int warp = tid >> 5, lane = tid & 31, n_warps = int(blockDim.x) >> 5;
+        for (int j = warp; j < n; j += n_warps) {  // a warp per key
+            const int64_t slot = base + j < cap ? base + j : base + j - cap;
+            float s = warp_dot(qs, kh + slot * hd, hd, lane) * scale;
+            if (softcap > 0.f) s = softcap * tanhf(s / softcap);
+            if (lane == 0) sc[j] = s;
+            cmax = fmaxf(cmax, s);
+        }
+        const float new_m = fmaxf(m, block_max(cmax, red));
+        const float factor = __expf(m - new_m);  // 0 on the first chunk (m = -inf)
+        float csum = 0.f;
+        for (int j = tid; j < n; j += blockDim.x) {
+            const float e = __expf(sc[j] - new_m);
+            sc[j] = e;
+            csum += e;
+        }
+        csum = block_sum(csum, red);  // also the barrier that publishes sc
+        l = l * factor + csum;
+#pragma unroll
+        for (int k = 0; k < kAttnPerThread; ++k) {
+            const int d = tid + k * kAttnThreads;
+            if (d < vd) {
+                float a = acc[k] * factor;
+                int64_t slot = base;  // the chunk's keys in ring order
+                for (int j = 0; j < n; ++j) {
+                    a += sc[j] * kv_ld(vh + slot * v_stride + d);
+                    if (++slot == cap) slot = 0;
+                }
+                acc[k] = a;
+            }
+        }
+        m = new_m;
+        __syncthreads();  // sc is rewritten by the next chunk
+    }
+#pragma unroll
+    for (int k = 0; k < kAttnPerThread; ++k) {
+        const int d = tid + k * kAttnThreads;
+        if (d < vd) out[(int64_t(t) * H + h) * vd + d] = acc[k] / l;
+    }
+    if (stats && tid == 0) {  // the softmax's max and sum, for the probes
+        stats[(int64_t(t) * H + h) * 2] = m;
+        stats[(int64_t(t) * H + h) * 2 + 1] = l;
+    }
+}
+
+// dst[t][c] = src[t][c] for c < n: rows of n floats between strided buffers (ld in floats).
+__global__ void copy_rows_kernel(const float* src, int64_t ld_src, float* dst, int64_t ld_dst, int64_t rows, int n) {
+    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
+    if (i >= rows * n) return;
+    dst[(i / n) * ld_dst + i % n] = src[(i / n) * ld_src + i % n];
+}
+
+// The probabilities of one captured head h: grid (T), row t of `probs` (row_len floats) gets
+// exp(s_j - max) / sum for the keys lo..p of query t, from the max and sum attention_kernel left
+// in stats — the same scores recomputed.
+template <typename KT>
+__global__ void attention_probs_kernel(const float* q, int q_row, const KT* kc, int64_t cap, int H, int KV, int hd,
+                                       const int64_t* pos0, int scope, int window, float scale, float softcap,
+                                       const float* stats, int h, int64_t row_len, float* probs) {
+    const int t = blockIdx.x, kvh = h / (H / KV);
+    const int64_t p = *pos0 + t;
+    int64_t lo = 0;
+    if (window > 0 && scope == 1) lo = p - window + 1 > 0 ? p - window + 1 : 0;
+    if (window > 0 && scope == 2) lo = p / window * window;
+    const float m = stats[(int64_t(t) * H + h) * 2], inv = 1.f / stats[(int64_t(t) * H + h) * 2 + 1];
+    const float* qv = q + int64_t(t) * q_row + int64_t(h) * hd;
+    const KT* kh = kc + int64_t(kvh) * cap * hd;
+    float* row = probs + int64_t(t) * row_len;
+    const int64_t base = lo % cap;
+    const int lane = int(threadIdx.x) & 31;
+    for (int64_t j = threadIdx.x >> 5; j <= p - lo; j += blockDim.x >> 5) {  // a warp per key, as attention_kernel
+        float s = warp_dot(qv, kh + (base + j < cap ? base + j : base + j - cap) * hd, hd, lane) * scale;
+        if (softcap > 0.f) s = softcap * tanhf(s / softcap);
+        if (lane == 0) row[j] = __expf(s - m) * inv;
+    }
+}
+
+}  // namespace
+}  // namespace archlens::ARCHLENS_CUDA_NS
+
+#if defined(__CUDACC__)
+#pragma nv_diagnostic pop
+#elif defined(__GNUC__)
+#pragma GCC diagnostic pop
+#endif
