@@ -10,7 +10,6 @@
 #include "engine/cuda/kernels.cuh"
 #include "engine/cuda/matvec.cuh"
 #include "engine/cuda/moe.cuh"
-#include "engine/cuda/reduce_rows.cuh"
 
 namespace archlens::ARCHLENS_CUDA_NS {
 

@@ -28,15 +28,16 @@ int blocks_for(int64_t n, int threads) { return int((n + threads - 1) / threads)
 
 // ---- reductions --------------------------------------------------------------------------------
 
-// Sum / max over the block, returned to every thread. `red` holds 33 floats of shared memory.
-__device__ float block_sum(float v, float* red) {
+// Sum / max over the block, returned to every thread. `red` holds 33 values of shared memory.
+template <typename V>
+__device__ V block_sum(V v, V* red) {
     for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
     const int warp = threadIdx.x >> 5, lane = threadIdx.x & 31, n_warps = (blockDim.x + 31) >> 5;
     __syncthreads();  // red may still be read by a previous reduction
     if (lane == 0) red[warp] = v;
     __syncthreads();
     if (warp == 0) {
-        v = lane < n_warps ? red[lane] : 0.f;
+        v = lane < n_warps ? red[lane] : V(0);
         for (int o = 16; o > 0; o >>= 1) v += __shfl_down_sync(0xffffffffu, v, o);
         if (lane == 0) red[32] = v;
     }
@@ -554,6 +555,37 @@ __global__ void attention_probs_kernel(const float* q, int q_row, const KT* kc, 
         if (softcap > 0.f) s = softcap * tanhf(s / softcap);
         if (lane == 0) row[j] = __expf(s - m) * inv;
     }
+}
+
+// ---- row reductions in double, as the CPU backend computes them (Gemma 3n) ----
+
+// One block per row: row r of v scaled to the RMS of row r of ref (HF clamps v's mean square at
+// 1e-5), as the CPU's match_magnitude(v, rms(ref)).
+__global__ void match_rms_kernel(float* v, const float* ref, int n) {
+    __shared__ double red[33];
+    float* vr = v + int64_t(blockIdx.x) * n;
+    const float* rr = ref + int64_t(blockIdx.x) * n;
+    double a = 0, b = 0;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) a += double(rr[i]) * rr[i], b += double(vr[i]) * vr[i];
+    a = block_sum(a, red);
+    b = block_sum(b, red);
+    const float target = float(sqrt(a / double(n))), mag = float(sqrt(fmax(b / double(n), 1e-5)));
+    for (int i = threadIdx.x; i < n; i += blockDim.x) vr[i] = vr[i] * target / mag;
+}
+
+// ref: HF Gemma3nTextMLP._gaussian_topk on each row's first F values (row stride ld): keep what
+// lies above mean + k·std (population std), shifted down by that cutoff.
+__global__ void gaussian_topk_kernel(float* g, int ld, int F, float k) {
+    __shared__ double red[33];
+    float* r = g + int64_t(blockIdx.x) * ld;
+    double s = 0;
+    for (int i = threadIdx.x; i < F; i += blockDim.x) s += r[i];
+    const double mean = block_sum(s, red) / double(F);
+    double v = 0;
+    for (int i = threadIdx.x; i < F; i += blockDim.x) v += (r[i] - mean) * (r[i] - mean);
+    v = block_sum(v, red);
+    const float cutoff = float(mean + sqrt(v / double(F)) * double(k));
+    for (int i = threadIdx.x; i < F; i += blockDim.x) r[i] = fmaxf(0.f, r[i] - cutoff);
 }
 
 }  // namespace

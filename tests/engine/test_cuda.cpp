@@ -55,6 +55,22 @@ double nmse(const std::vector<float>& a, const std::vector<float>& b) {
     return den > 0 ? num / den : num;
 }
 
+// Feeds ids[0..prompt) to both sessions as one batch (every position's logits), then the rest one
+// token at a time; the largest logit difference seen.
+template <typename A, typename B>
+double prompt_then_steps(A& a, B& b, const std::vector<int>& ids, size_t prompt) {
+    double md = 0;
+    auto diff = [&](const std::vector<float>& x, const std::vector<float>& y) {
+        if (x.size() != y.size()) return 1e30;
+        for (size_t i = 0; i < x.size(); ++i) md = std::max(md, double(std::fabs(x[i] - y[i])));
+        return md;
+    };
+    diff(a.forward(std::span<const int>(ids.data(), prompt), true), b.forward(std::span<const int>(ids.data(), prompt), true));
+    for (size_t t = prompt; t < ids.size(); ++t)
+        if (diff(a.forward(std::span<const int>(&ids[t], 1)), b.forward(std::span<const int>(&ids[t], 1))) >= 1e30) return 1e30;
+    return md;
+}
+
 struct DenseCase {
     const char* name;
     double tol;  // the CPU fixture test's bound (fixtures README)
@@ -904,14 +920,7 @@ private slots:
             cuda::CudaSession g(*model, int64_t(ids.size()) + 4);
             Session c(*model);
             for (ProbeConfig* pc : {&g.probe_config(), &c.probe_config()}) pc->logit_lens = true;
-            const size_t half = ids.size() - 6;  // a prompt, then the rest token by token
-            const auto a = g.forward(std::span<const int>(ids.data(), half), true), b = c.forward(std::span<const int>(ids.data(), half), true);
-            double md = 0;
-            for (size_t i = 0; i < a.size(); ++i) md = std::max(md, double(std::fabs(a[i] - b[i])));
-            for (size_t t = half; t < ids.size(); ++t) {
-                const auto x = g.forward(std::span<const int>(&ids[t], 1)), y = c.forward(std::span<const int>(&ids[t], 1));
-                for (int i = 0; i < V; ++i) md = std::max(md, double(std::fabs(x[size_t(i)] - y[size_t(i)])));
-            }
+            const double md = prompt_then_steps(g, c, ids, ids.size() - 6);
             qInfo("Gemma 3n %s: CUDA vs CPU max logit diff %.3g (%s)", QFileInfo(QString::fromStdString(path)).fileName().toUtf8().constData(),
                   md, g.decode_mode().c_str());
             const double bound = path == sharing ? 1e-4 : 1e-3;  // the fixture: sparsity (see gemma3n_sharing_model)
@@ -975,15 +984,7 @@ private slots:
             pc->attn_layers = {windowed};
             pc->attn_heads = {0};
         }
-        const size_t prompt = ids.size() - 6;
-        const auto a = g.forward(std::span<const int>(ids.data(), prompt), true), b = c.forward(std::span<const int>(ids.data(), prompt), true);
-        QCOMPARE(a.size(), b.size());
-        double md = 0;
-        for (size_t i = 0; i < a.size(); ++i) md = std::max(md, double(std::fabs(a[i] - b[i])));
-        for (size_t t = prompt; t < ids.size(); ++t) {
-            const auto x = g.forward(std::span<const int>(&ids[t], 1)), y = c.forward(std::span<const int>(&ids[t], 1));
-            for (int i = 0; i < V; ++i) md = std::max(md, double(std::fabs(x[size_t(i)] - y[size_t(i)])));
-        }
+        const double md = prompt_then_steps(g, c, ids, ids.size() - 6);
         const auto &pg = g.probes().attention, &pc = c.probes().attention;
         QCOMPARE(pg.size(), pc.size());
         QCOMPARE(pg.size(), ids.size());
@@ -1102,15 +1103,7 @@ private slots:
         for (int i = 0; i < 14; ++i) ids.push_back((i * 41 + 7) % 300);
         cuda::CudaSession g(*model, int64_t(ids.size()));
         Session c(*model);
-        const size_t prompt = ids.size() - 4;
-        auto a = g.forward(std::span<const int>(ids.data(), prompt), true), b = c.forward(std::span<const int>(ids.data(), prompt), true);
-        double md = 0;
-        for (size_t i = 0; i < a.size(); ++i) md = std::max(md, double(std::fabs(a[i] - b[i])));
-        for (size_t t = prompt; t < ids.size(); ++t) {
-            a = g.forward(std::span<const int>(&ids[t], 1));
-            b = c.forward(std::span<const int>(&ids[t], 1));
-            for (size_t i = 0; i < a.size(); ++i) md = std::max(md, double(std::fabs(a[i] - b[i])));
-        }
+        const double md = prompt_then_steps(g, c, ids, ids.size() - 4);
         qInfo("MatFormer slice 'Mixed' (13 of 15 layers): CUDA vs CPU max logit diff %.3g (%s)", md, g.decode_mode().c_str());
         QVERIFY2(md < 1e-4, qPrintable(QString::number(md)));
     }
