@@ -376,8 +376,10 @@ struct CudaSession::Impl {
                 LAUNCH(dequant_rows_kernel, blocks_for(nr * w.n_in, 256), 256, stream)(
                     w.qtype, static_cast<const uint8_t*>(w.w) + size_t(r0) * w.row_bytes, w.row_bytes, nr, w.n_in, wdeq);
                 check_launch("dequant_rows_kernel");
+                // TF32 tensor cores (10-bit mantissas in, f32 sums): the weights are 4–8 bit already
                 check(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(nr), int(T), w.n_in, &one, wdeq, CUDA_R_32F, w.n_in, xin,
-                                   CUDA_R_32F, w.n_in, &zero, yout + r0, CUDA_R_32F, w.n_out, CUBLAS_COMPUTE_32F,
+                                   CUDA_R_32F, w.n_in, &zero, yout + r0, CUDA_R_32F, w.n_out,
+                                   tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
                                    CUBLAS_GEMM_DEFAULT),
                       "cublasGemmEx (dequantized slab)");
             }
@@ -963,7 +965,8 @@ struct CudaSession::Impl {
     int64_t ring_batch = kRingBatch;
     bool kv_f16 = false;  // the f16 cache was asked for (standard attention layers hold f16)
     bool use_graphs = true;
-    bool fused = true;  // qkv_heads_kernel and the add+norm kernel (set_fusion(false): one kernel per step)
+    bool fused = true;
+    bool tf32 = true;  // quantized weights' prompt products on TF32 tensor cores (set_tf32(false): f32)  // qkv_heads_kernel and the add+norm kernel (set_fusion(false): one kernel per step)
     std::string graph_note = "no decode step yet";
     cudaGraphExec_t graph = nullptr;
     std::vector<int> graph_key;  // the probes it was captured with
@@ -1401,6 +1404,10 @@ uint64_t CudaSession::buffer_bytes() const {
            uint64_t(m.probe_floats) * sizeof(float);
 }
 int64_t CudaSession::graph_launches() const { return impl_->graph_launches; }
+void CudaSession::set_tf32(bool on) {
+    impl_->tf32 = on;
+    impl_->drop_graph();
+}
 void CudaSession::set_fusion(bool on) {
     impl_->fused = on;
     impl_->drop_graph();

@@ -73,6 +73,10 @@ public:
     // residual add with the following RMSNorm) are on by default; off runs each step as its own
     // kernel, for comparison (they compute the same sums in the same order).
     void set_fusion(bool on);
+    // Quantized weights multiply a prompt (more than 8 tokens) as dequantized f32 slabs on TF32
+    // tensor cores (inputs rounded to 10-bit mantissas, f32 sums: ~3e-3 on logits, as BF16 models
+    // differ) by default; off: exact f32 products, for comparison.
+    void set_tf32(bool on);
     int64_t graph_launches() const;
 
     // The probes, as Session's: attention probabilities of the captured heads (recomputed for

@@ -572,6 +572,15 @@ cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void* workspace, size_t byte
 }
 
 namespace {
+// An f32 value as a TF32 tensor-core input: 10 mantissa bits, rounded to nearest even.
+float to_tf32(float x) {
+    uint32_t u;
+    std::memcpy(&u, &x, 4);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0xfffu + ((u >> 13) & 1u)) & 0xffffe000u;
+    std::memcpy(&x, &u, 4);
+    return x;
+}
+
 float load(const void* p, cudaDataType t, size_t i) {
     switch (t) {
         case CUDA_R_32F: return static_cast<const float*>(p)[i];
@@ -590,7 +599,9 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
                             void* C, cudaDataType ct, int ldc, cublasComputeType_t compute, cublasGemmAlgo_t) {
     if (!h) return CUBLAS_STATUS_NOT_INITIALIZED;
     if (m < 0 || n < 0 || k < 0) return CUBLAS_STATUS_INVALID_VALUE;
-    if (ct != CUDA_R_32F || compute != CUBLAS_COMPUTE_32F || at != bt) return CUBLAS_STATUS_NOT_SUPPORTED;
+    const bool tf32 = compute == CUBLAS_COMPUTE_32F_FAST_TF32;  // f32 inputs rounded to TF32 (tensor cores)
+    if (ct != CUDA_R_32F || (compute != CUBLAS_COMPUTE_32F && !tf32) || at != bt || (tf32 && at != CUDA_R_32F))
+        return CUBLAS_STATUS_NOT_SUPPORTED;
     const int a_rows = ta == CUBLAS_OP_N ? m : k, a_cols = ta == CUBLAS_OP_N ? k : m;
     const int b_rows = tb == CUBLAS_OP_N ? k : n, b_cols = tb == CUBLAS_OP_N ? n : k;
     if (lda < std::max(1, a_rows) || ldb < std::max(1, b_rows) || ldc < std::max(1, m)) return CUBLAS_STATUS_INVALID_VALUE;
@@ -607,9 +618,14 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
         for (int j = 0; j < n; ++j) {
             std::vector<float> bcol(size_t(std::max(k, 1)));
             for (int p = 0; p < k; ++p) bcol[size_t(p)] = load(B, bt, tb == CUBLAS_OP_N ? size_t(p) + size_t(j) * ldb : size_t(j) + size_t(p) * ldb);
+            if (tf32)
+                for (float& v : bcol) v = to_tf32(v);
             for (int i = 0; i < m; ++i) {
                 float s = 0.f;
-                if (ta == CUBLAS_OP_T && at == CUDA_R_32F) {
+                if (tf32) {
+                    for (int p = 0; p < k; ++p)
+                        s += to_tf32(load(A, at, ta == CUBLAS_OP_N ? size_t(i) + size_t(p) * lda : size_t(p) + size_t(i) * lda)) * bcol[size_t(p)];
+                } else if (ta == CUBLAS_OP_T && at == CUDA_R_32F) {
                     const float* a = static_cast<const float*>(A) + size_t(i) * lda;
                     for (int p = 0; p < k; ++p) s += a[p] * bcol[size_t(p)];
                 } else {
