@@ -16,12 +16,31 @@ namespace archlens::ARCHLENS_CUDA_NS {
 namespace {
 
 // Device buffer owned for the duration of one call.
-struct Buf {
-    float* p = nullptr;
-    explicit Buf(size_t n) { check(cudaMalloc(&p, n * sizeof(float)), "cudaMalloc"); }
-    ~Buf() { cudaFree(p); }
-    void up(const float* h, size_t n) { check(cudaMemcpy(p, h, n * sizeof(float), cudaMemcpyHostToDevice), "cudaMemcpy H2D"); }
-    void down(float* h, size_t n) { check(cudaMemcpy(h, p, n * sizeof(float), cudaMemcpyDeviceToHost), "cudaMemcpy D2H"); }
+template <typename T>
+struct DevBuf {
+    T* p = nullptr;
+    explicit DevBuf(size_t n) { check(cudaMalloc(reinterpret_cast<void**>(&p), std::max<size_t>(n, 1) * sizeof(T)), "cudaMalloc"); }
+    ~DevBuf() { cudaFree(p); }
+    DevBuf(const DevBuf&) = delete;
+    DevBuf& operator=(const DevBuf&) = delete;
+    void up(const T* h, size_t n) { check(cudaMemcpy(p, h, n * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy H2D"); }
+    void down(T* h, size_t n) { check(cudaMemcpy(h, p, n * sizeof(T), cudaMemcpyDeviceToHost), "cudaMemcpy D2H"); }
+};
+using Buf = DevBuf<float>;
+
+// `rows` stored rows of n elements of type t (any type dequant.cuh reads) copied to the device.
+struct DevRows {
+    size_t row_bytes;
+    DevBuf<uint8_t> buf;
+    DevRows(DType t, const void* host, int rows, int n, const char* op)
+        : row_bytes(checked_row_bytes(t, n, op)), buf(row_bytes * size_t(rows)) {
+        buf.up(static_cast<const uint8_t*>(host), row_bytes * size_t(rows));
+    }
+    static size_t checked_row_bytes(DType t, int n, const char* op) {
+        const auto rb = dtype_row_bytes(t, uint64_t(n));
+        if (!rb || block_elems(t) == 0) throw Error(std::string(op) + ": cannot read " + dtype_name(t) + " rows of " + std::to_string(n));
+        return size_t(*rb);
+    }
 };
 
 }  // namespace
@@ -63,31 +82,24 @@ void rms_norm(const float* x, const float* w, int rows, int n, float eps, float*
 }
 
 void matvec(DType t, const void* w, int n_out, int n_in, const float* x, int T, float* y) {
-    const auto rb = dtype_row_bytes(t, uint64_t(n_in));
-    if (!rb || block_elems(t) == 0) throw Error(std::string("matvec: cannot read ") + dtype_name(t) + " rows of " + std::to_string(n_in));
-    void* dw = nullptr;
-    check(cudaMalloc(&dw, size_t(*rb) * size_t(n_out)), "cudaMalloc");
-    struct Free {
-        void* p;
-        ~Free() { cudaFree(p); }
-    } free_w{dw};
-    check(cudaMemcpy(dw, w, size_t(*rb) * size_t(n_out), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
+    const DevRows dw(t, w, n_out, n_in, "matvec");
     Buf dx(size_t(T) * n_in), dy(size_t(T) * n_out);
     dx.up(x, size_t(T) * n_in);
-    launch_matvec(nullptr, t, static_cast<const uint8_t*>(dw), size_t(*rb), n_out, n_in, dx.p, T, dy.p, n_out, nullptr);
+    launch_matvec(nullptr, t, dw.buf.p, dw.row_bytes, n_out, n_in, dx.p, T, dy.p, n_out, nullptr);
     dy.down(y, size_t(T) * n_out);
 }
 
 void moe_route(const FfnSpec& f, const float* logits, int T, const float* selection_bias, float* probs, int* sel, float* wts) {
     if (auto why = route_unsupported(f); !why.empty()) throw Error("moe_route: " + why);
     const size_t E = size_t(f.n_experts), K = size_t(f.top_k);
-    Buf dl(size_t(T) * E), dp(size_t(T) * E), dw(size_t(T) * K), ds(size_t(T) * K), db(E);  // ds holds ints
+    Buf dl(size_t(T) * E), dp(size_t(T) * E), dw(size_t(T) * K), db(E);
+    DevBuf<int> ds(size_t(T) * K);
     dl.up(logits, size_t(T) * E);
     if (selection_bias) db.up(selection_bias, E);
-    launch_moe_route(nullptr, dl.p, T, route_params(f), selection_bias ? db.p : nullptr, reinterpret_cast<int*>(ds.p), dw.p, dp.p);
+    launch_moe_route(nullptr, dl.p, T, route_params(f), selection_bias ? db.p : nullptr, ds.p, dw.p, dp.p);
     dp.down(probs, size_t(T) * E);
     dw.down(wts, size_t(T) * K);
-    check(cudaMemcpy(sel, ds.p, size_t(T) * K * sizeof(int), cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
+    ds.down(sel, size_t(T) * K);
 }
 
 void gaussian_topk(float* x, int rows, int n, float k) {
@@ -129,12 +141,13 @@ void add_rms_norm(float* x, const float* y, const float* w, int rows, int n, flo
 }
 
 void rope(float* x, int T, int heads, int hd, const float* cos_sin, int n_rot, bool neox, int64_t pos0) {
-    Buf dx(size_t(T) * heads * hd), dcs(size_t(pos0 + T) * n_rot), dpos(2);  // dpos: the position as int64
+    Buf dx(size_t(T) * heads * hd), dcs(size_t(pos0 + T) * n_rot);
+    DevBuf<int64_t> dpos(1);
     dx.up(x, size_t(T) * heads * hd);
     dcs.up(cos_sin, size_t(pos0 + T) * n_rot);
-    check(cudaMemcpy(dpos.p, &pos0, sizeof(int64_t), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
+    dpos.up(&pos0, 1);
     LAUNCH(rope_kernel, dim3(unsigned(T), unsigned(heads)), unsigned(std::max(32, n_rot / 2)), nullptr)(
-        dx.p, heads * hd, hd, dcs.p, n_rot, neox ? 1 : 0, reinterpret_cast<const int64_t*>(dpos.p));
+        dx.p, heads * hd, hd, dcs.p, n_rot, neox ? 1 : 0, dpos.p);
     check(cudaGetLastError(), "rope_kernel launch");
     dx.down(x, size_t(T) * heads * hd);
 }
@@ -152,7 +165,8 @@ void attention(const AttentionCase& c, const float* q, const float* k, const flo
     const int64_t P = c.pos0 + T, cap = c.cap > 0 ? c.cap : P;  // positions, and the cache's size
     if (hd > kAttnMaxDim || vd > kAttnMaxDim || H % KV != 0) throw Error("attention: unsupported shape");
     Buf dq(size_t(T) * H * hd), dk(size_t(P) * KV * hd), dv(size_t(P) * KV * vd), dout(size_t(T) * H * vd), dstats(size_t(T) * H * 2),
-        dprobs(size_t(T) * size_t(P)), dpos(2);
+        dprobs(size_t(T) * size_t(P));
+    DevBuf<int64_t> dpos(1);
     // the cache: [KV][cap][dim] of f32 or f16 (Buf's floats hold either)
     Buf kc(size_t(cap) * KV * hd), vc(size_t(cap) * KV * vd);
     dq.up(q, size_t(T) * H * hd);
@@ -161,8 +175,8 @@ void attention(const AttentionCase& c, const float* q, const float* k, const flo
     // every position through the session's KV store: the context before pos0 store_batch positions
     // at a time, then the queries' own batch, as a forward pass stores it before attending
     auto store = [&](int64_t p0, int64_t n) {
-        check(cudaMemcpy(dpos.p, &p0, sizeof(int64_t), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
-        const auto* pp = reinterpret_cast<const int64_t*>(dpos.p);
+        dpos.up(&p0, 1);
+        const int64_t* pp = dpos.p;
         const unsigned gk = unsigned((n * KV * hd + 255) / 256), gv = unsigned((n * KV * vd + 255) / 256);
         if (c.f16) {
             LAUNCH(store_kv_kernel<__half>, gk, 256, nullptr)(dk.p + p0 * KV * hd, reinterpret_cast<__half*>(kc.p), n, KV, hd, cap, pp);
@@ -176,8 +190,8 @@ void attention(const AttentionCase& c, const float* q, const float* k, const flo
     const int64_t step = std::max<int64_t>(1, c.store_batch);
     for (int64_t p0 = 0; p0 < c.pos0; p0 += step) store(p0, std::min(step, c.pos0 - p0));
     store(c.pos0, T);
-    check(cudaMemcpy(dpos.p, &c.pos0, sizeof(int64_t), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
-    const auto* pp = reinterpret_cast<const int64_t*>(dpos.p);
+    dpos.up(&c.pos0, 1);
+    const int64_t* pp = dpos.p;
     const dim3 grid{unsigned(T), unsigned(H), 1u};
     if (c.f16)
         LAUNCH_SYNC(attention_kernel<__half>, grid, kAttnThreads, nullptr)(dq.p, H * hd, reinterpret_cast<const __half*>(kc.p),
@@ -203,21 +217,13 @@ void attention(const AttentionCase& c, const float* q, const float* k, const flo
 }
 
 void embed_rows(DType t, const void* table, int n_rows, int D, const int* ids, int T, float scale, float* out) {
-    const auto rb = dtype_row_bytes(t, uint64_t(D));
-    if (!rb || block_elems(t) == 0) throw Error(std::string("embed_rows: cannot read ") + dtype_name(t) + " rows of " + std::to_string(D));
     for (int i = 0; i < T; ++i)
         if (ids[i] < 0 || ids[i] >= n_rows) throw Error("embed_rows: id " + std::to_string(ids[i]) + " outside the table");
-    void* dt = nullptr;
-    check(cudaMalloc(&dt, size_t(*rb) * size_t(n_rows)), "cudaMalloc");
-    struct Free {
-        void* p;
-        ~Free() { cudaFree(p); }
-    } free_t{dt};
-    check(cudaMemcpy(dt, table, size_t(*rb) * size_t(n_rows), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
-    Buf dids(static_cast<size_t>(T)), dout(size_t(T) * D);  // dids holds ints
-    check(cudaMemcpy(dids.p, ids, size_t(T) * sizeof(int), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
-    LAUNCH(embed_rows_kernel, unsigned(T), 256, nullptr)(t, static_cast<const uint8_t*>(dt), size_t(*rb), D, reinterpret_cast<const int*>(dids.p),
-                                                        nullptr, scale, false, dout.p);
+    const DevRows dt(t, table, n_rows, D, "embed_rows");
+    DevBuf<int> dids(static_cast<size_t>(T));
+    Buf dout(size_t(T) * D);
+    dids.up(ids, size_t(T));
+    LAUNCH(embed_rows_kernel, unsigned(T), 256, nullptr)(t, dt.buf.p, dt.row_bytes, D, dids.p, nullptr, scale, false, dout.p);
     check(cudaGetLastError(), "embed_rows_kernel launch");
     dout.down(out, size_t(T) * D);
 }
