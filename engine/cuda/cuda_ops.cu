@@ -192,15 +192,24 @@ void attention(const AttentionCase& c, const float* q, const float* k, const flo
     store(c.pos0, T);
     dpos.up(&c.pos0, 1);
     const int64_t* pp = dpos.p;
-    const dim3 grid{unsigned(T), unsigned(H), 1u};
-    if (c.f16)
-        LAUNCH_SYNC(attention_kernel<__half>, grid, kAttnThreads, nullptr)(dq.p, H * hd, reinterpret_cast<const __half*>(kc.p),
-                                                                       reinterpret_cast<const __half*>(vc.p), vd, cap, H, KV, hd, vd, pp,
-                                                                       c.scope, c.window, c.scale, c.softcap, dout.p, dstats.p);
-    else
-        LAUNCH_SYNC(attention_kernel<float>, grid, kAttnThreads, nullptr)(dq.p, H * hd, kc.p, vc.p, vd, cap, H, KV, hd, vd, pp, c.scope,
-                                                                      c.window, c.scale, c.softcap, dout.p, dstats.p);
-    check(cudaGetLastError(), "attention_kernel launch");
+    if (c.splits < 1 || c.min_keys < 1) throw Error("attention: splits and min_keys must be positive");
+    const dim3 grid{unsigned(T), unsigned(H), unsigned(c.splits)};
+    Buf part(c.splits > 1 ? size_t(T) * H * size_t(c.splits) * size_t(vd + 2) : 1);
+    DevBuf<int> tickets(size_t(T) * H);
+    check(cudaMemset(tickets.p, 0, size_t(T) * H * sizeof(int)), "cudaMemset");
+    for (int run = 0; run < 2; ++run) {  // the second run finds the tickets reset by the first
+        if (c.f16)
+            LAUNCH_SYNC(attention_kernel<__half>, grid, kAttnThreads, nullptr)(dq.p, H * hd, reinterpret_cast<const __half*>(kc.p),
+                                                                           reinterpret_cast<const __half*>(vc.p), vd, cap, H, KV, hd, vd, pp,
+                                                                           c.scope, c.window, c.scale, c.softcap, dout.p, dstats.p, part.p,
+                                                                           tickets.p, c.min_keys);
+        else
+            LAUNCH_SYNC(attention_kernel<float>, grid, kAttnThreads, nullptr)(dq.p, H * hd, kc.p, vc.p, vd, cap, H, KV, hd, vd, pp, c.scope,
+                                                                          c.window, c.scale, c.softcap, dout.p, dstats.p, part.p, tickets.p,
+                                                                          c.min_keys);
+        check(cudaGetLastError(), "attention_kernel launch");
+        if (run == 0) check(cudaMemset(dout.p, 0, size_t(T) * H * vd * sizeof(float)), "cudaMemset");
+    }
     dout.down(out, size_t(T) * H * vd);
     if (probs) {  // head c.probe_head's rows, [T][P] (keys before the window left as 0)
         check(cudaMemset(dprobs.p, 0, size_t(T) * size_t(P) * sizeof(float)), "cudaMemset");

@@ -53,6 +53,7 @@ void gated_activation(int act, const float* gate_up, int rows, int F, float* out
 // [P][KV][dim]), stored through the session's KV store into a cache of cap positions (0: all; a
 // ring when smaller, written store_batch positions at a time), f32 or f16; out [T][H][vd], and
 // probs [T][P] of head probe_head when given (the probe kernel's rows, zeros before the window).
+// Run twice, so that the split form's tickets are shown to reset.
 struct AttentionCase {
     int T = 1, H = 1, KV = 1, hd = 0, vd = 0;
     int64_t pos0 = 0, cap = 0, store_batch = 1 << 30;
@@ -60,6 +61,9 @@ struct AttentionCase {
     float scale = 1.f, softcap = 0.f;
     bool f16 = false;
     int probe_head = 0;
+    // split-key (flash-decoding) form: each query's keys in `splits` parts of at least min_keys,
+    // merged by the last part to finish; 1: one block walks them all
+    int splits = 1, min_keys = 1;
 };
 void attention(const AttentionCase& c, const float* q, const float* k, const float* v, float* out, float* probs);
 // Rows ids[0..T) of an embedding table ([n_rows] rows of D, any type dequant.cuh reads) × scale.

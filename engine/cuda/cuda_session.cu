@@ -179,6 +179,7 @@ struct CudaSession::Impl {
         for (float* p : {route_w_host, route_p_host})
             if (p) cudaFreeHost(p);
         for (void* p : scratch) cudaFree(p);
+        for (void* p : split_allocs) cudaFree(p);
         for (void* p : allocations) cudaFree(p);
         if (blas) cublasDestroy(blas);
         if (stream) cudaStreamDestroy(stream);
@@ -573,19 +574,75 @@ struct CudaSession::Impl {
         } else {
             attention_heads_unfused(il, hin, T);
         }
-        const int scope = a.scope == AttnScope::Sliding ? 1 : a.scope == AttnScope::Chunked ? 2 : 0;
-        const dim3 grid{unsigned(T), unsigned(H), 1u};
-        if (C.kv_f16)
-            LAUNCH_SYNC(attention_kernel<__half>, grid, kAttnThreads, stream)(q, qd, static_cast<const __half*>(C.kc), static_cast<const __half*>(C.vc),
-                                                                           vd, C.cap, H, KV, hd, vd, d_pos, scope, a.window, a.scale,
-                                                                           a.softcap, this->att, attn_stats);
-        else
-            LAUNCH_SYNC(attention_kernel<float>, grid, kAttnThreads, stream)(q, qd, static_cast<const float*>(C.kc), static_cast<const float*>(C.vc),
-                                                                          vd, C.cap, H, KV, hd, vd, d_pos, scope, a.window, a.scale,
-                                                                          a.softcap, this->att, attn_stats);
-        check_launch("attention_kernel");
+        const int scope = scope_code(a);
+        run_attention(a, C, q, qd, KV, hd, vd, vd, T, this->att);
         capture_attention(il, a, T, scope, q, qd, hd, KV, C);
         linear(L.o, this->att, T, out);
+    }
+
+    static int scope_code(const AttentionSpec& a) { return a.scope == AttnScope::Sliding ? 1 : a.scope == AttnScope::Chunked ? 2 : 0; }
+
+    // Split-key attention (flash-decoding): when a few queries would leave most of the device's
+    // multiprocessors idle, each (query, head) walks its keys as several blocks of at least
+    // split_min_keys keys, merged by the last to finish (attention_kernel). The split count is
+    // fixed per batch size, the keys' share of each split follows the position, so a decode graph
+    // replays it at every length.
+    static constexpr int kMaxSplits = 32;
+    int sm_count = 1, split_force = 0, split_min_keys = 256;
+    float* attn_part = nullptr;   // [T][H][splits][vd + 2] partial rows
+    int* attn_tickets = nullptr;  // [T][H] arrivals, reset by the merging block
+    std::vector<void*> split_allocs;
+
+    int64_t key_span(const AttentionSpec& a) const {  // the most keys one query attends to
+        return a.kind != AttnKind::MLA && a.window > 0 && a.scope != AttnScope::Global ? std::min<int64_t>(a.window, n_ctx) : n_ctx;
+    }
+    int attn_splits(const AttentionSpec& a, int64_t T) const {
+        if (T > kMatvecMaxT) return 1;
+        if (split_force > 0) return split_force;
+        const int64_t th = T * a.n_heads;
+        const int64_t by_keys = (key_span(a) + split_min_keys - 1) / split_min_keys;
+        const int64_t by_sms = (2 * int64_t(sm_count) + th - 1) / th;  // about two blocks a multiprocessor
+        return int(std::clamp<int64_t>(std::min(by_keys, by_sms), 1, kMaxSplits));
+    }
+    // The partial rows and tickets for every layer's split count at every decode batch size.
+    void alloc_splits() {
+        for (void* p : split_allocs) cudaFree(p);
+        split_allocs.clear();
+        attn_part = nullptr;
+        attn_tickets = nullptr;
+        int64_t floats = 0, tickets = 0;
+        for (const LayerSpec& ls : model.spec().layers) {
+            const AttentionSpec& a = ls.attn;
+            const int64_t vd = a.kind == AttnKind::MLA ? a.kv_lora_rank : a.v_head_dim;
+            for (int64_t T = 1; T <= kMatvecMaxT; ++T)
+                if (const int sp = attn_splits(a, T); sp > 1) {
+                    floats = std::max(floats, T * a.n_heads * sp * (vd + 2));
+                    tickets = std::max(tickets, T * a.n_heads);
+                }
+        }
+        if (floats == 0) return;
+        attn_part = static_cast<float*>(dev_alloc(size_t(floats) * sizeof(float), split_allocs));
+        attn_tickets = static_cast<int*>(dev_alloc(size_t(tickets) * sizeof(int), split_allocs));
+        check(cudaMemset(attn_tickets, 0, size_t(tickets) * sizeof(int)), "cudaMemset (attention tickets)");
+    }
+
+    // softmax(q·k)·v of T queries (rows q_row apart, H = a.n_heads heads over KV heads of C's
+    // cache: keys of hd, values of vd read v_stride apart) into outp [T][H][vd], the softmax's max
+    // and sum into attn_stats.
+    void run_attention(const AttentionSpec& a, const DevLayer& C, const float* qb, int q_row, int KV, int hd, int vd, int v_stride,
+                       int64_t T, float* outp) {
+        const int sp = attn_splits(a, T);
+        const dim3 grid{unsigned(T), unsigned(a.n_heads), unsigned(sp)};
+        const int scope = scope_code(a);
+        if (C.kv_f16)
+            LAUNCH_SYNC(attention_kernel<__half>, grid, kAttnThreads, stream)(
+                qb, q_row, static_cast<const __half*>(C.kc), static_cast<const __half*>(C.vc), v_stride, C.cap, a.n_heads, KV, hd, vd,
+                d_pos, scope, a.window, a.scale, a.softcap, outp, attn_stats, attn_part, attn_tickets, split_min_keys);
+        else  // MLA: values are the first vd floats of each key row (vc = kc)
+            LAUNCH_SYNC(attention_kernel<float>, grid, kAttnThreads, stream)(
+                qb, q_row, static_cast<const float*>(C.kc), static_cast<const float*>(C.vc ? C.vc : C.kc), v_stride, C.cap, a.n_heads, KV,
+                hd, vd, d_pos, scope, a.window, a.scale, a.softcap, outp, attn_stats, attn_part, attn_tickets, split_min_keys);
+        check_launch("attention_kernel");
     }
 
     void copy_rows(const float* src, int64_t ld_src, float* dst, int64_t ld_dst, int64_t rows, int64_t n) {
@@ -630,11 +687,8 @@ struct CudaSession::Impl {
             copy_rows(mla_tout, R, mla_q + hh * key, H * key, T, R);
         }
         copy_rows(q + NP, qk, mla_q + R, key, T * H, RP);  // and its RoPE part, every (t, h) row
-        const int scope = a.scope == AttnScope::Sliding ? 1 : a.scope == AttnScope::Chunked ? 2 : 0;
-        LAUNCH_SYNC(attention_kernel<float>, dim3(unsigned(T), unsigned(H)), kAttnThreads, stream)(mla_q, int(H * key), static_cast<const float*>(L.kc), static_cast<const float*>(L.kc), int(key), L.cap,
-                                                                           int(H), 1, int(key), int(R), d_pos, scope, a.window,
-                                                                           a.scale, a.softcap, mla_olat, attn_stats);
-        check_launch("attention_kernel (mla)");
+        const int scope = scope_code(a);
+        run_attention(a, L, mla_q, int(H * key), 1, int(key), int(R), int(key), T, mla_olat);
         capture_attention(il, a, T, scope, mla_q, int(H * key), int(key), 1, L);
         for (int64_t hh = 0; hh < H; ++hh) {
             copy_rows(mla_olat + hh * R, H * R, mla_tin, R, T, R);
@@ -1245,6 +1299,7 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx, int64_t ring_batch, 
     cudaDeviceProp prop{};
     check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
     m.device = prop.name;
+    m.sm_count = std::max(1, prop.multiProcessorCount);
     m.n_ctx = n_ctx > 0 ? n_ctx : std::max(s.max_positions, 1);
     // Windowed layers keep a ring of the positions a query can still see: the window plus one
     // batch (forward() splits longer batches of such models into ring_batch-token pieces).
@@ -1372,6 +1427,7 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx, int64_t ring_batch, 
     m.out_norm = m.upload_vec(w.out_norm);
     m.out_norm_b = m.upload_vec(w.out_norm_b);
     if (m.slab > 0) m.wdeq = static_cast<float*>(m.dev_alloc(size_t(m.slab) * sizeof(float), m.allocations));
+    m.alloc_splits();
 }
 
 void dequantize_row_host(DType t, const void* src, float* dst, int64_t n) {
@@ -1407,6 +1463,14 @@ int64_t CudaSession::graph_launches() const { return impl_->graph_launches; }
 void CudaSession::set_tf32(bool on) {
     impl_->tf32 = on;
     impl_->drop_graph();
+}
+void CudaSession::set_attention_splits(int splits, int min_keys) {
+    if (splits < 0 || splits > Impl::kMaxSplits || min_keys < 1)
+        throw Error("set_attention_splits: splits 0.." + std::to_string(Impl::kMaxSplits) + " and min_keys >= 1");
+    impl_->split_force = splits;
+    impl_->split_min_keys = min_keys;
+    impl_->drop_graph();
+    impl_->alloc_splits();
 }
 void CudaSession::set_fusion(bool on) {
     impl_->fused = on;

@@ -77,6 +77,11 @@ public:
     // tensor cores (inputs rounded to 10-bit mantissas, f32 sums: ~3e-3 on logits, as BF16 models
     // differ) by default; off: exact f32 products, for comparison.
     void set_tf32(bool on);
+    // Split-key attention for decode batches (<= 8 tokens): each query's keys walked by `splits`
+    // blocks of at least min_keys keys (0: as many as fill the device's multiprocessors about
+    // twice, none for contexts under min_keys; the default min_keys is 256). For comparison and
+    // tests; the automatic choice is the default.
+    void set_attention_splits(int splits, int min_keys);
     int64_t graph_launches() const;
 
     // The probes, as Session's: attention probabilities of the captured heads (recomputed for

@@ -461,7 +461,7 @@ __device__ __forceinline__ float warp_dot(const float* qv, const KT* key, int hd
 template <typename KT>
 __global__ void attention_kernel(const float* q, int q_row, const KT* kc, const KT* vc, int v_stride, int64_t cap, int H,
                                  int KV, int hd, int vd, const int64_t* pos0, int scope, int window, float scale, float softcap,
-                                 float* out, float* stats) {
+                                 float* out, float* stats, float* part, int* tickets, int min_keys) {
     __shared__ float qs[kAttnMaxDim];
     __shared__ float sc[kAttnChunk];
     __shared__ float red[33];
@@ -474,10 +474,19 @@ __global__ void attention_kernel(const float* q, int q_row, const KT* kc, const 
     __syncthreads();
     const KT* kh = kc + int64_t(kvh) * cap * hd;
     const KT* vh = vc + int64_t(kvh) * cap * v_stride;
+    // this block's keys a..b: all of lo..p, or split z of S (flash-decoding: few queries, many keys)
+    const int S = int(gridDim.z), z = int(blockIdx.z);
+    int64_t a = lo, b = p;
+    if (S > 1) {
+        int64_t seg = (p - lo + S) / S;  // ⌈(p − lo + 1) / S⌉
+        if (seg < min_keys) seg = min_keys;
+        a = lo + z * seg;
+        b = a + seg - 1 < p ? a + seg - 1 : p;  // a > b: an empty split (a short context)
+    }
     float m = -INFINITY, l = 0.f, acc[kAttnPerThread];
     for (int k = 0; k < kAttnPerThread; ++k) acc[k] = 0.f;
-    for (int64_t c0 = lo; c0 <= p; c0 += kAttnChunk) {
-        const int n = int(p - c0 + 1 < kAttnChunk ? p - c0 + 1 : kAttnChunk);
+    for (int64_t c0 = a; c0 <= b; c0 += kAttnChunk) {
+        const int n = int(b - c0 + 1 < kAttnChunk ? b - c0 + 1 : kAttnChunk);
         float cmax = -INFINITY;
         const int64_t base = c0 % cap;  // keys lo..p span at most cap positions: one wrap at most
         const int warp = tid >> 5, lane = tid & 31, n_warps = int(blockDim.x) >> 5;
@@ -513,6 +522,45 @@ __global__ void attention_kernel(const float* q, int q_row, const KT* kc, const 
         }
         m = new_m;
         __syncthreads();  // sc is rewritten by the next chunk
+    }
+    if (S > 1) {
+        // Publish this split's (max, sum, unnormalised output) row; the block that arrives last at
+        // the (query, head)'s ticket merges the S rows in split order, writes the output and the
+        // softmax's max and sum as one pass would, and resets the ticket for the next launch.
+        const int64_t row = int64_t(vd) + 2;
+        float* all = part + (int64_t(t) * H + h) * S * row;
+        float* mine = all + z * row;
+        if (tid == 0) mine[0] = m, mine[1] = l;
+#pragma unroll
+        for (int k = 0; k < kAttnPerThread; ++k) {
+            const int d = tid + k * kAttnThreads;
+            if (d < vd) mine[2 + d] = acc[k];
+        }
+        __threadfence();  // the row is visible device-wide before the ticket says so
+        __syncthreads();
+        __shared__ int last;
+        if (tid == 0) last = atomicAdd(tickets + int64_t(t) * H + h, 1) == S - 1;
+        __syncthreads();
+        if (!last) return;
+        __threadfence();
+        float M = -INFINITY;
+        for (int j = 0; j < S; ++j) M = fmaxf(M, __ldcg(all + j * row));  // split 0 is never empty: M is finite
+        float L = 0.f;
+        for (int j = 0; j < S; ++j) L += __ldcg(all + j * row + 1) * __expf(__ldcg(all + j * row) - M);
+#pragma unroll
+        for (int k = 0; k < kAttnPerThread; ++k) {
+            const int d = tid + k * kAttnThreads;
+            if (d < vd) {
+                float o = 0.f;
+                for (int j = 0; j < S; ++j) o += __ldcg(all + j * row + 2 + d) * __expf(__ldcg(all + j * row) - M);
+                out[(int64_t(t) * H + h) * vd + d] = o / L;
+            }
+        }
+        if (tid == 0) {
+            if (stats) stats[(int64_t(t) * H + h) * 2] = M, stats[(int64_t(t) * H + h) * 2 + 1] = L;
+            tickets[int64_t(t) * H + h] = 0;
+        }
+        return;
     }
 #pragma unroll
     for (int k = 0; k < kAttnPerThread; ++k) {

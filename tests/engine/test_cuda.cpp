@@ -322,13 +322,22 @@ private slots:
         QTest::addColumn<float>("softcap");
         QTest::addColumn<bool>("f16");
         QTest::addColumn<int>("vd");
-        QTest::newRow("causal GQA prompt") << 9 << 0 << 0 << 0 << 0 << 0.f << false << 64;
-        QTest::newRow("decode at depth") << 1 << 1500 << 0 << 0 << 0 << 0.f << false << 64;
-        QTest::newRow("sliding window, ring") << 4 << 40 << 1 << 8 << 11 << 0.f << false << 64;
-        QTest::newRow("chunked, ring") << 3 << 29 << 2 << 6 << 8 << 0.f << false << 64;
-        QTest::newRow("softcap") << 5 << 20 << 0 << 0 << 0 << 50.f << false << 64;
-        QTest::newRow("f16 cache") << 6 << 30 << 0 << 0 << 0 << 0.f << true << 64;
-        QTest::newRow("v_dim 48") << 2 << 10 << 0 << 0 << 0 << 0.f << false << 48;
+        QTest::addColumn<int>("splits");
+        QTest::addColumn<int>("min_keys");
+        QTest::newRow("causal GQA prompt") << 9 << 0 << 0 << 0 << 0 << 0.f << false << 64 << 1 << 1;
+        QTest::newRow("decode at depth") << 1 << 1500 << 0 << 0 << 0 << 0.f << false << 64 << 1 << 1;
+        QTest::newRow("sliding window, ring") << 4 << 40 << 1 << 8 << 11 << 0.f << false << 64 << 1 << 1;
+        QTest::newRow("chunked, ring") << 3 << 29 << 2 << 6 << 8 << 0.f << false << 64 << 1 << 1;
+        QTest::newRow("softcap") << 5 << 20 << 0 << 0 << 0 << 50.f << false << 64 << 1 << 1;
+        QTest::newRow("f16 cache") << 6 << 30 << 0 << 0 << 0 << 0.f << true << 64 << 1 << 1;
+        QTest::newRow("v_dim 48") << 2 << 10 << 0 << 0 << 0 << 0.f << false << 48 << 1 << 1;
+        // split keys (flash-decoding): uneven splits over chunks of 1024, empty trailing splits,
+        // splits of a ring's window, a chunk boundary, several queries, f16
+        QTest::newRow("split decode at depth") << 1 << 2500 << 0 << 0 << 0 << 0.f << false << 64 << 3 << 16;
+        QTest::newRow("split, empty splits") << 2 << 40 << 0 << 0 << 0 << 0.f << false << 64 << 7 << 16;
+        QTest::newRow("split sliding ring") << 3 << 60 << 1 << 20 << 22 << 0.f << false << 64 << 4 << 3;
+        QTest::newRow("split chunked") << 2 << 33 << 2 << 17 << 0 << 0.f << false << 48 << 5 << 2;
+        QTest::newRow("split softcap f16") << 1 << 90 << 0 << 0 << 0 << 30.f << true << 64 << 6 << 8;
     }
     void attention_matches_reference() {
         REQUIRE_DEVICE();
@@ -340,7 +349,10 @@ private slots:
         QFETCH(float, softcap);
         QFETCH(bool, f16);
         QFETCH(int, vd);
+        QFETCH(int, splits);
+        QFETCH(int, min_keys);
         cuda::AttentionCase c;
+        c.splits = splits, c.min_keys = min_keys;
         c.T = T, c.H = 4, c.KV = 2, c.hd = 64, c.vd = vd, c.pos0 = pos0, c.cap = cap, c.scope = scope, c.window = window;
         c.scale = 0.125f, c.softcap = softcap, c.f16 = f16, c.probe_head = 3;
         c.store_batch = cap > 0 ? cap - window + 1 : 1 << 30;
@@ -1078,6 +1090,55 @@ private slots:
                 QVERIFY2(x == y, qPrintable(dir + (f16 ? " f16" : " f32") + QString(": step %1 differs").arg(t)));
             }
         }
+    }
+
+    // Split-key decode attention (flash-decoding: keys walked by several blocks, merged by the
+    // last) equals one block per query, logits and captured probabilities, as a replayed graph
+    // (the tickets reset themselves): global GQA, sliding rings, chunked/NoPE layers, MLA.
+    void split_attention_equals_single_data() {
+        QTest::addColumn<QString>("dir");
+        for (const char* c : {"llama", "gemma3", "llama4", "deepseek2"}) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
+    }
+    void split_attention_equals_single() {
+        QFETCH(QString, dir);
+        REQUIRE_FIXTURE(dir);
+        REQUIRE_DEVICE();
+        auto ids = json_ids(testutil::read_json(dir + "/reference.json")["prompt_ids"]);
+        ids.resize(std::min<size_t>(ids.size(), 20));
+        auto model = Model::load((dir + "/model.gguf").toStdString());
+        const int last = model->spec().n_layers - 1;
+        cuda::CudaSession a(*model, int64_t(ids.size()), 4), b(*model, int64_t(ids.size()), 4);
+        a.set_attention_splits(3, 2);
+        for (cuda::CudaSession* s : {&a, &b}) {
+            s->probe_config().attention = true;
+            s->probe_config().attn_layers = {0, last};
+            s->probe_config().attn_heads = {1};
+        }
+        const size_t prompt = 5;
+        double md = 0, mp = 0;
+        auto x = a.forward(std::span<const int>(ids.data(), prompt)), y = b.forward(std::span<const int>(ids.data(), prompt));
+        for (size_t t = prompt; t < ids.size(); ++t) {
+            x = a.forward(std::span<const int>(&ids[t], 1));
+            y = b.forward(std::span<const int>(&ids[t], 1));
+            for (size_t i = 0; i < x.size(); ++i) md = std::max(md, double(std::fabs(x[i] - y[i])));
+        }
+        const auto &pa = a.probes().attention, &pb = b.probes().attention;  // every position's rows, two heads
+        QCOMPARE(pa.size(), 2 * ids.size());
+        QCOMPARE(pa.size(), pb.size());
+        for (size_t r = 0; r < pa.size(); ++r) {
+            QCOMPARE(pa[r].query_pos, pb[r].query_pos);
+            QCOMPARE(pa[r].probs.size(), pb[r].probs.size());
+            double sum = 0;
+            for (size_t k = 0; k < pa[r].probs.size(); ++k) {
+                mp = std::max(mp, double(std::fabs(pa[r].probs[k] - pb[r].probs[k])));
+                sum += pa[r].probs[k];
+            }
+            QVERIFY2(std::fabs(sum - 1) < 1e-5, qPrintable(QString("probabilities sum to %1").arg(sum)));
+        }
+        qInfo("split vs single-block decode: max logit diff %.3g, max prob diff %.3g", md, mp);
+        QCOMPARE(a.decode_mode(), std::string("graph"));
+        QVERIFY(md < 1e-5);
+        QVERIFY(mp < 1e-6);
     }
 
     // A Gemma 3n MatFormer slice (layers skipped, narrower FFNs per layer, KV-sharing sources
