@@ -49,6 +49,10 @@ struct DevLayer {
     DevLinear q_a, q_b, kv_a;  // MLA
     const float *q_a_norm = nullptr, *kv_a_norm = nullptr;
     std::vector<DevLinear> k_absorb, v_expand;
+    // the heads' k_absorb / v_expand weights indexed by head, for heads_matvec_kernel (a decode
+    // step's per-head products in one launch each); null when the heads differ in type or shape
+    const uint8_t* const* k_absorb_tab = nullptr;
+    const uint8_t* const* v_expand_tab = nullptr;
     DevLinear router;  // MoE
     std::vector<DevExpert> experts;
     DevExpert shared;
@@ -681,19 +685,35 @@ struct CudaSession::Impl {
         check_launch("rope_kernel (mla)");
         store_kv(L, L.kc, mla_kva, T, 1, int(key));
         check_launch("store_kv_kernel (mla)");
-        for (int64_t hh = 0; hh < H; ++hh) {  // the latent-space query of each head
-            copy_rows(q + hh * qk, H * qk, mla_tin, NP, T, NP);
-            linear(L.k_absorb[size_t(hh)], mla_tin, T, mla_tout);
-            copy_rows(mla_tout, R, mla_q + hh * key, H * key, T, R);
+        // a decode step's per-head products: one launch over all heads, reading and writing the
+        // heads' slices in place (fusion off, or a prompt: a product per head)
+        const bool by_table = fused && T <= kMatvecMaxT && L.k_absorb_tab && L.v_expand_tab && L.k_absorb[0].n_out == R &&
+                              L.k_absorb[0].n_in == NP && L.v_expand[0].n_out == V && L.v_expand[0].n_in == R;
+        if (by_table) {  // the latent-space query of every head
+            const DevLinear& w = L.k_absorb[0];
+            launch_heads_matvec(stream, w.qtype, L.k_absorb_tab, w.row_bytes, w.n_out, w.n_in, int(H), q, H * qk, qk, int(T), mla_q,
+                                H * key, key);
+        } else {
+            for (int64_t hh = 0; hh < H; ++hh) {  // the latent-space query of each head
+                copy_rows(q + hh * qk, H * qk, mla_tin, NP, T, NP);
+                linear(L.k_absorb[size_t(hh)], mla_tin, T, mla_tout);
+                copy_rows(mla_tout, R, mla_q + hh * key, H * key, T, R);
+            }
         }
         copy_rows(q + NP, qk, mla_q + R, key, T * H, RP);  // and its RoPE part, every (t, h) row
         const int scope = scope_code(a);
         run_attention(a, L, mla_q, int(H * key), 1, int(key), int(R), int(key), T, mla_olat);
         capture_attention(il, a, T, scope, mla_q, int(H * key), int(key), 1, L);
-        for (int64_t hh = 0; hh < H; ++hh) {
-            copy_rows(mla_olat + hh * R, H * R, mla_tin, R, T, R);
-            linear(L.v_expand[size_t(hh)], mla_tin, T, mla_tout);
-            copy_rows(mla_tout, V, this->att + hh * V, H * V, T, V);
+        if (by_table) {
+            const DevLinear& w = L.v_expand[0];
+            launch_heads_matvec(stream, w.qtype, L.v_expand_tab, w.row_bytes, w.n_out, w.n_in, int(H), mla_olat, H * R, R, int(T), this->att,
+                                H * V, V);
+        } else {
+            for (int64_t hh = 0; hh < H; ++hh) {
+                copy_rows(mla_olat + hh * R, H * R, mla_tin, R, T, R);
+                linear(L.v_expand[size_t(hh)], mla_tin, T, mla_tout);
+                copy_rows(mla_tout, V, this->att + hh * V, H * V, T, V);
+            }
         }
         linear(L.o, this->att, T, out);
     }
@@ -1241,6 +1261,21 @@ struct CudaSession::Impl {
         return {};
     }
 
+    // A device table of per-head weights (one type and shape, plain rows, no bias), else null.
+    const uint8_t* const* head_table(const std::vector<DevLinear>& hs, int n_heads) {
+        if (hs.empty() || int(hs.size()) != n_heads) return nullptr;
+        std::vector<const uint8_t*> ptrs;
+        for (const DevLinear& l : hs) {
+            if (!l.present() || l.transposed || l.bias || l.qtype != hs[0].qtype || l.row_bytes != hs[0].row_bytes ||
+                l.n_out != hs[0].n_out || l.n_in != hs[0].n_in)
+                return nullptr;
+            ptrs.push_back(static_cast<const uint8_t*>(l.w));
+        }
+        void* p = dev_alloc(ptrs.size() * sizeof(void*), allocations);
+        check(cudaMemcpy(p, ptrs.data(), ptrs.size() * sizeof(void*), cudaMemcpyHostToDevice), "cudaMemcpy (head table)");
+        return static_cast<const uint8_t* const*>(p);
+    }
+
     void alloc_routing() {
         if (route_slots == 0) return;
         int64_t F2 = 0;
@@ -1401,6 +1436,8 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx, int64_t ring_batch, 
             L.kv_a_norm = m.upload_vec(lw.kv_a_norm);
             for (const Linear& l : lw.k_absorb) L.k_absorb.push_back(m.upload_linear(l));
             for (const Linear& l : lw.v_expand) L.v_expand.push_back(m.upload_linear(l));
+            L.k_absorb_tab = m.head_table(L.k_absorb, a.n_heads);
+            L.v_expand_tab = m.head_table(L.v_expand, a.n_heads);
         }
         m.kv_bytes += kb + vb;
         m.kv_row_bytes.push_back((kb + vb) / size_t(L.cap));

@@ -2,6 +2,8 @@
 // single-operation entry point the tests hold to the CPU (cuda::matvec). Internal to engine/cuda.
 #pragma once
 #include "engine/cuda/cuda_api.h"
+#include <string>
+#include <type_traits>
 #include "engine/cuda/check.cuh"
 #include "engine/cuda/dequant.cuh"
 
@@ -20,12 +22,13 @@ __device__ __forceinline__ float act_in(DType t, float v) {
 }
 
 // acc[t] += Σ_i row[i] · xs·x[t][i] over this lane's share of one weight row (n_in weights, rows
-// of x n_in apart), f32 accumulation; the caller reduces acc over the warp. F16/BF16 rows are read
+// of x ldx apart), f32 accumulation; the caller reduces acc over the warp. F16/BF16 rows are read
 // 16 bytes per lane (eight weights), F32 rows four per lane, quantized rows element by element
 // through dequant_element (the blocks as stored: no dequantized copy). xs scales the activations
 // before their rounding (Llama 4's expert input); 1 leaves them exact.
 template <int NT>
-__device__ __forceinline__ void row_dot(DType type, const uint8_t* row, int n_in, const float* x, float xs, float (&acc)[NT], int lane) {
+__device__ __forceinline__ void row_dot(DType type, const uint8_t* row, int n_in, const float* x, int64_t ldx, float xs, float (&acc)[NT],
+                                        int lane) {
     const bool half16 = type == DType::BF16 || type == DType::F16;
     if (half16 && n_in % 256 == 0) {
         for (int i0 = lane * 8; i0 < n_in; i0 += 256) {
@@ -36,7 +39,7 @@ __device__ __forceinline__ void row_dot(DType type, const uint8_t* row, int n_in
             for (int j = 0; j < 8; ++j) {
                 const float wv = type == DType::BF16 ? bf16_bits(hv[j]) : half_bits(hv[j]);
 #pragma unroll
-                for (int t = 0; t < NT; ++t) acc[t] += wv * act_in(type, xs * x[int64_t(t) * n_in + i0 + j]);
+                for (int t = 0; t < NT; ++t) acc[t] += wv * act_in(type, xs * x[int64_t(t) * ldx + i0 + j]);
             }
         }
     } else if (type == DType::F32 && n_in % 128 == 0) {
@@ -47,14 +50,14 @@ __device__ __forceinline__ void row_dot(DType type, const uint8_t* row, int n_in
 #pragma unroll
             for (int j = 0; j < 4; ++j)
 #pragma unroll
-                for (int t = 0; t < NT; ++t) acc[t] += wv[j] * (xs * x[int64_t(t) * n_in + i0 + j]);
+                for (int t = 0; t < NT; ++t) acc[t] += wv[j] * (xs * x[int64_t(t) * ldx + i0 + j]);
         }
     } else {
         const int be = block_elems(type), bb = block_bytes(type);
         for (int i = lane; i < n_in; i += 32) {
             const float wv = dequant_element(type, row + size_t(i / be) * size_t(bb), i % be);
 #pragma unroll
-            for (int t = 0; t < NT; ++t) acc[t] += wv * act_in(type, xs * x[int64_t(t) * n_in + i]);
+            for (int t = 0; t < NT; ++t) acc[t] += wv * act_in(type, xs * x[int64_t(t) * ldx + i]);
         }
     }
 }
@@ -75,7 +78,7 @@ __global__ void matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, in
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[t] = 0.f;
-    row_dot<NT>(type, w + size_t(r) * row_bytes, n_in, x, 1.f, acc, lane);
+    row_dot<NT>(type, w + size_t(r) * row_bytes, n_in, x, n_in, 1.f, acc, lane);
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
         const float v = warp_sum(acc[t]);
@@ -93,32 +96,70 @@ __global__ void matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, in
     const int r = int(blockIdx.x) * kMatvecWarps + warp, p = int(blockIdx.y);
     if (r >= n_out) return;
     float acc[1] = {0.f};
-    row_dot<1>(type, experts[sel[p]] + size_t(r) * row_bytes, n_in, x + int64_t(p / x_div) * n_in, xscale ? xscale[p] : 1.f, acc, lane);
+    row_dot<1>(type, experts[sel[p]] + size_t(r) * row_bytes, n_in, x + int64_t(p / x_div) * n_in, n_in, xscale ? xscale[p] : 1.f, acc,
+               lane);
     const float v = warp_sum(acc[0]);
     if (lane == 0) y[int64_t(p) * n_out + r] = v;
+}
+
+// The same product for every head h = blockIdx.y of an attention layer at once (MLA's per-head
+// absorbed key and value projections in a decode step): head h's weight heads[h] (every head the
+// same type and shape), its input rows at x + h·x_hs, t·x_ld apart, its output rows at
+// y + h·y_hs, t·y_ld apart — the heads' slices of the query and output rows, read and written
+// in place.
+template <int NT>
+__global__ void heads_matvec_kernel(DType type, const uint8_t* const* heads, size_t row_bytes, int n_out, int n_in, const float* x,
+                                    int64_t x_ld, int64_t x_hs, float* y, int64_t y_ld, int64_t y_hs) {
+    const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
+    const int r = int(blockIdx.x) * kMatvecWarps + warp, hh = int(blockIdx.y);
+    if (r >= n_out) return;
+    float acc[NT];
+#pragma unroll
+    for (int t = 0; t < NT; ++t) acc[t] = 0.f;
+    row_dot<NT>(type, heads[hh] + size_t(r) * row_bytes, n_in, x + int64_t(hh) * x_hs, x_ld, 1.f, acc, lane);
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+        const float v = warp_sum(acc[t]);
+        if (lane == 0) y[int64_t(hh) * y_hs + int64_t(t) * y_ld + r] = v;
+    }
+}
+
+// Calls f(std::integral_constant<int, T>) for 1 <= T <= kMatvecMaxT: the token count as a
+// template argument of the mat-vec kernels.
+template <class F>
+void with_tokens(int T, F&& f) {
+    switch (T) {
+        case 1: f(std::integral_constant<int, 1>{}); break;
+        case 2: f(std::integral_constant<int, 2>{}); break;
+        case 3: f(std::integral_constant<int, 3>{}); break;
+        case 4: f(std::integral_constant<int, 4>{}); break;
+        case 5: f(std::integral_constant<int, 5>{}); break;
+        case 6: f(std::integral_constant<int, 6>{}); break;
+        case 7: f(std::integral_constant<int, 7>{}); break;
+        case 8: f(std::integral_constant<int, 8>{}); break;
+        default: throw Error("matvec: " + std::to_string(T) + " tokens (1.." + std::to_string(kMatvecMaxT) + ")");
+    }
 }
 
 // Launches matvec_kernel<T> on `stream` for 1 <= T <= kMatvecMaxT tokens.
 inline void launch_matvec(cudaStream_t stream, DType type, const uint8_t* w, size_t row_bytes, int n_out, int n_in, const float* x,
                           int T, float* y, int ldy, const float* bias) {
     const unsigned grid = unsigned((n_out + kMatvecWarps - 1) / kMatvecWarps), threads = 32 * kMatvecWarps;
-    switch (T) {
-#define ARCHLENS_MATVEC(N)                                                                                           \
-    case N:                                                                                                          \
-        LAUNCH_SYNC(matvec_kernel<N>, grid, threads, stream)(type, w, row_bytes, n_out, n_in, x, y, ldy, bias); \
-        break;
-        ARCHLENS_MATVEC(1)
-        ARCHLENS_MATVEC(2)
-        ARCHLENS_MATVEC(3)
-        ARCHLENS_MATVEC(4)
-        ARCHLENS_MATVEC(5)
-        ARCHLENS_MATVEC(6)
-        ARCHLENS_MATVEC(7)
-        ARCHLENS_MATVEC(8)
-#undef ARCHLENS_MATVEC
-        default: throw Error("matvec: " + std::to_string(T) + " tokens (1.." + std::to_string(kMatvecMaxT) + ")");
-    }
+    with_tokens(T, [&](auto n) {
+        LAUNCH_SYNC(matvec_kernel<decltype(n)::value>, grid, threads, stream)(type, w, row_bytes, n_out, n_in, x, y, ldy, bias);
+    });
     check(cudaGetLastError(), "matvec_kernel");
+}
+
+// Launches heads_matvec_kernel<T> over `heads` heads.
+inline void launch_heads_matvec(cudaStream_t stream, DType type, const uint8_t* const* w, size_t row_bytes, int n_out, int n_in, int heads,
+                                const float* x, int64_t x_ld, int64_t x_hs, int T, float* y, int64_t y_ld, int64_t y_hs) {
+    const dim3 grid{unsigned((n_out + kMatvecWarps - 1) / kMatvecWarps), unsigned(heads), 1u};
+    with_tokens(T, [&](auto n) {
+        LAUNCH_SYNC(heads_matvec_kernel<decltype(n)::value>, grid, 32 * kMatvecWarps, stream)(type, w, row_bytes, n_out, n_in, x, x_ld,
+                                                                                              x_hs, y, y_ld, y_hs);
+    });
+    check(cudaGetLastError(), "heads_matvec_kernel");
 }
 
 }  // namespace
