@@ -1097,6 +1097,12 @@ struct CudaSession::Impl {
         const int act = a == Activation::SiLU ? 0 : a == Activation::GELU ? 1 : 2;
         if (e.gate_up.present()) {
             const int F = e.gate_up.n_out / 2;
+            if (fused && T <= kMatvecMaxT && sparsity <= 0 && !e.gate_up.transposed) {  // the activation inside the product
+                launch_gated_matvec(stream, e.gate_up.qtype, static_cast<const uint8_t*>(e.gate_up.w), e.gate_up.row_bytes, F, e.gate_up.n_in,
+                                    hin, int(T), act, e.gate_up.bias, u);
+                linear(e.down, u, T, out);
+                return;
+            }
             linear(e.gate_up, hin, T, g);
             if (sparsity > 0) LAUNCH_SYNC(gaussian_topk_kernel, unsigned(T), 256, stream)(g, 2 * F, F, sparsity);
             LAUNCH(act_mul_split_kernel, blocks_for(T * F, 256), 256, stream)(g, T, F, act, u);
@@ -1149,12 +1155,19 @@ struct CudaSession::Impl {
             const int pairs = int(T * K), F2 = L.gate_up_shape.n_out, F = F2 / 2;
             const int act = f.act == Activation::SiLU ? 0 : f.act == Activation::GELU ? 1 : 2;
             // ref: HF Llama4TextMoe: the router score scales the expert input
-            LAUNCH_SYNC(moe_matvec_kernel, dim3(unsigned(blocks_for(F2, kMatvecWarps)), unsigned(pairs)), 32 * kMatvecWarps, stream)(
-                L.gate_up_shape.qtype, L.exp_gate_up, sel, L.gate_up_shape.row_bytes, F2, int(D), hin, int(K),
-                f.weight_on_input ? wts : nullptr, moe_g);
-            check_launch("moe_matvec_kernel (gate, up)");
-            LAUNCH(act_mul_split_kernel, blocks_for(int64_t(pairs) * F, 256), 256, stream)(moe_g, pairs, F, act, moe_u);
-            check_launch("act_mul_split_kernel");
+            if (fused) {  // the activation inside the product
+                LAUNCH_SYNC(moe_gated_matvec_kernel, dim3(unsigned(blocks_for(F, kMatvecWarps)), unsigned(pairs)), 32 * kMatvecWarps, stream)(
+                    L.gate_up_shape.qtype, L.exp_gate_up, sel, L.gate_up_shape.row_bytes, F, int(D), hin, int(K),
+                    f.weight_on_input ? wts : nullptr, act, moe_u);
+                check_launch("moe_gated_matvec_kernel");
+            } else {
+                LAUNCH_SYNC(moe_matvec_kernel, dim3(unsigned(blocks_for(F2, kMatvecWarps)), unsigned(pairs)), 32 * kMatvecWarps, stream)(
+                    L.gate_up_shape.qtype, L.exp_gate_up, sel, L.gate_up_shape.row_bytes, F2, int(D), hin, int(K),
+                    f.weight_on_input ? wts : nullptr, moe_g);
+                check_launch("moe_matvec_kernel (gate, up)");
+                LAUNCH(act_mul_split_kernel, blocks_for(int64_t(pairs) * F, 256), 256, stream)(moe_g, pairs, F, act, moe_u);
+                check_launch("act_mul_split_kernel");
+            }
             LAUNCH_SYNC(moe_matvec_kernel, dim3(unsigned(blocks_for(D, kMatvecWarps)), unsigned(pairs)), 32 * kMatvecWarps, stream)(
                 L.down_shape.qtype, L.exp_down, sel, L.down_shape.row_bytes, int(D), F, moe_u, 1, nullptr, moe_y);
             check_launch("moe_matvec_kernel (down)");

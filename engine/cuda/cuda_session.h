@@ -70,8 +70,9 @@ public:
     bool kv_f16() const;
     void set_graphs(bool on);
     // Fused kernels (the attention heads' steps from the projections to the cache in one kernel, a
-    // residual add with the following RMSNorm) are on by default; off runs each step as its own
-    // kernel, for comparison (they compute the same sums in the same order).
+    // residual add with the following RMSNorm; in decode steps the gated activation inside the
+    // [gate ; up] mat-vec and MLA's per-head products in one launch) are on by default; off runs
+    // each step as its own kernel, for comparison (they compute the same sums in the same order).
     void set_fusion(bool on);
     // Quantized weights multiply a prompt (more than 8 tokens) as dequantized f32 slabs on TF32
     // tensor cores (inputs rounded to 10-bit mantissas, f32 sums: ~3e-3 on logits, as BF16 models

@@ -6,6 +6,7 @@
 #include <type_traits>
 #include "engine/cuda/check.cuh"
 #include "engine/cuda/dequant.cuh"
+#include "engine/cuda/kernels.cuh"
 
 namespace archlens::ARCHLENS_CUDA_NS {
 namespace {
@@ -124,6 +125,44 @@ __global__ void heads_matvec_kernel(DType type, const uint8_t* const* heads, siz
     }
 }
 
+// A fused [gate ; up] weight (rows 0..F gate, F..2F up) and the activation after it: warp r
+// takes gate row r and up row F + r and writes act(gate) · up (biases added first) for each of NT
+// tokens into y[t·ldy + r] — the sums and the activation of the separate product and
+// act_mul_split_kernel, without the [T][2F] intermediate or its launch.
+template <int NT>
+__device__ __forceinline__ void gated_rows(DType type, const uint8_t* w, size_t row_bytes, int F, int n_in, const float* x, float xs,
+                                           int act, const float* bias, int r, int lane, float* y, int64_t ldy) {
+    float ag[NT], au[NT];
+#pragma unroll
+    for (int t = 0; t < NT; ++t) ag[t] = au[t] = 0.f;
+    row_dot<NT>(type, w + size_t(r) * row_bytes, n_in, x, n_in, xs, ag, lane);
+    row_dot<NT>(type, w + size_t(F + r) * row_bytes, n_in, x, n_in, xs, au, lane);
+#pragma unroll
+    for (int t = 0; t < NT; ++t) {
+        const float g = warp_sum(ag[t]), u = warp_sum(au[t]);
+        if (lane == 0) y[int64_t(t) * ldy + r] = act_fn(act, g + (bias ? bias[r] : 0.f)) * (u + (bias ? bias[F + r] : 0.f));
+    }
+}
+
+template <int NT>
+__global__ void gated_matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int F, int n_in, const float* x, int act,
+                                    const float* bias, float* y) {
+    const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
+    const int r = int(blockIdx.x) * kMatvecWarps + warp;
+    if (r >= F) return;
+    gated_rows<NT>(type, w, row_bytes, F, n_in, x, 1.f, act, bias, r, lane, y, F);
+}
+
+// moe_matvec_kernel's pairs through gated_rows: pair p's act(gate) · up into y[p][F].
+[[maybe_unused]] __global__ void moe_gated_matvec_kernel(DType type, const uint8_t* const* experts, const int* sel, size_t row_bytes, int F,
+                                                         int n_in, const float* x, int x_div, const float* xscale, int act, float* y) {
+    const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
+    const int r = int(blockIdx.x) * kMatvecWarps + warp, p = int(blockIdx.y);
+    if (r >= F) return;
+    gated_rows<1>(type, experts[sel[p]], row_bytes, F, n_in, x + int64_t(p / x_div) * n_in, xscale ? xscale[p] : 1.f, act, nullptr, r,
+                  lane, y + int64_t(p) * F, F);
+}
+
 // Calls f(std::integral_constant<int, T>) for 1 <= T <= kMatvecMaxT: the token count as a
 // template argument of the mat-vec kernels.
 template <class F>
@@ -160,6 +199,22 @@ inline void launch_heads_matvec(cudaStream_t stream, DType type, const uint8_t* 
                                                                                               x_hs, y, y_ld, y_hs);
     });
     check(cudaGetLastError(), "heads_matvec_kernel");
+}
+
+}  // namespace
+}  // namespace archlens::ARCHLENS_CUDA_NS
+
+namespace archlens::ARCHLENS_CUDA_NS {
+namespace {
+
+// Launches gated_matvec_kernel<T>: y [T][F] = act(x·gateᵀ) · (x·upᵀ) from the [gate ; up] rows w.
+inline void launch_gated_matvec(cudaStream_t stream, DType type, const uint8_t* w, size_t row_bytes, int F, int n_in, const float* x, int T,
+                                int act, const float* bias, float* y) {
+    const unsigned grid = unsigned((F + kMatvecWarps - 1) / kMatvecWarps);
+    with_tokens(T, [&](auto n) {
+        LAUNCH_SYNC(gated_matvec_kernel<decltype(n)::value>, grid, 32 * kMatvecWarps, stream)(type, w, row_bytes, F, n_in, x, act, bias, y);
+    });
+    check(cudaGetLastError(), "gated_matvec_kernel");
 }
 
 }  // namespace

@@ -1063,8 +1063,9 @@ private slots:
     }
 
     // The fused kernels compute what the separate ones do, bit for bit: every attention variant
-    // (per-head and L2 QK-norm, RoPE styles, NoPE with temperature, V-norm, GPT-2's biases, MLA,
-    // f16 and ring caches), prompt and decode steps.
+    // (per-head and L2 QK-norm, RoPE styles, NoPE with temperature, V-norm, GPT-2's biases, MLA
+    // and its per-head products in one launch, f16 and ring caches), the activation inside the
+    // [gate ; up] mat-vec (dense and routed experts), prompt and decode steps.
     void fused_kernels_equal_separate_data() {
         QTest::addColumn<QString>("dir");
         for (const char* c : {"gpt2", "llama", "qwen3", "olmo2", "gemma3", "llama4", "deepseek2", "gemma3n"})
