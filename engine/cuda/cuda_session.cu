@@ -1480,10 +1480,19 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx, int64_t ring_batch, 
     m.alloc_splits();
 }
 
-void dequantize_row_host(DType t, const void* src, float* dst, int64_t n) {
+void dequantize_row_host(DType t, const void* src, float* dst, int64_t n, bool runs) {
     const int be = block_elems(t), bb = block_bytes(t);
     if (be == 0 || n % be != 0) throw Error(std::string("dequantize_row_host: cannot read ") + dtype_name(t) + " rows of " + std::to_string(n));
+    if (runs && be < 32) throw Error(std::string("dequantize_row_host: ") + dtype_name(t) + " is not a block type");
     const auto* b = static_cast<const uint8_t*>(src);
+    if (runs) {
+        for (int64_t i = 0; i < n; i += 8) {
+            float w[8];
+            dequant_run8(t, b + size_t(i / be) * size_t(bb), int(i % be), w);
+            std::copy(w, w + 8, dst + i);
+        }
+        return;
+    }
     for (int64_t i = 0; i < n; ++i) dst[i] = dequant_element(t, b + size_t(i / be) * size_t(bb), int(i % be));
 }
 

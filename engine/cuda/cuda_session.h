@@ -34,7 +34,8 @@ std::string unsupported_reason(const Model& model);
 
 // The device's per-element dequantization (engine/cuda/dequant.cuh) run on the host, for the
 // tests that hold it to quant::dequantize_row. n must be a multiple of the type's block size.
-void dequantize_row_host(DType t, const void* src, float* dst, int64_t n);
+// runs: eight elements at a time as the decode mat-vec reads quantized blocks (dequant_run8).
+void dequantize_row_host(DType t, const void* src, float* dst, int64_t n, bool runs = false);
 
 class CudaSession {
 public:

@@ -158,4 +158,106 @@ __host__ __device__ inline float dequant_element(DType t, const uint8_t* b, int 
     }
 }
 
+// Elements j0 .. j0+7 (j0 a multiple of 8) of a quantized block (block_elems(t) >= 32) into w: the
+// decode step's mat-vec reads weights eight at a time, and eight aligned elements always share
+// one scale (and minimum), decoded once here; each element is the same float expression as
+// dequant_element's, so both give identical values.
+__host__ __device__ inline void dequant_run8(DType t, const uint8_t* b, int j0, float (&w)[8]) {
+    using namespace quant;
+    switch (t) {
+        case DType::Q4_0: {
+            const auto* x = reinterpret_cast<const BlockQ4_0*>(b);
+            const float d = half_bits(x->d);
+            const int sh = j0 < 16 ? 0 : 4, o = j0 % 16;
+            for (int k = 0; k < 8; ++k) w[k] = float(((x->qs[o + k] >> sh) & 0xF) - 8) * d;
+            return;
+        }
+        case DType::Q4_1: {
+            const auto* x = reinterpret_cast<const BlockQ4_1*>(b);
+            const float d = half_bits(x->d), m = half_bits(x->m);
+            const int sh = j0 < 16 ? 0 : 4, o = j0 % 16;
+            for (int k = 0; k < 8; ++k) w[k] = float((x->qs[o + k] >> sh) & 0xF) * d + m;
+            return;
+        }
+        case DType::Q5_0:
+        case DType::Q5_1: {
+            const bool one = t == DType::Q5_1;
+            const uint8_t* qh8 = one ? reinterpret_cast<const BlockQ5_1*>(b)->qh : reinterpret_cast<const BlockQ5_0*>(b)->qh;
+            const uint8_t* qs = one ? reinterpret_cast<const BlockQ5_1*>(b)->qs : reinterpret_cast<const BlockQ5_0*>(b)->qs;
+            const float d = half_bits(one ? reinterpret_cast<const BlockQ5_1*>(b)->d : reinterpret_cast<const BlockQ5_0*>(b)->d);
+            const float m = one ? half_bits(reinterpret_cast<const BlockQ5_1*>(b)->m) : 0.f;
+            const uint32_t qh = uint32_t(qh8[0]) | (uint32_t(qh8[1]) << 8) | (uint32_t(qh8[2]) << 16) | (uint32_t(qh8[3]) << 24);
+            const int sh = j0 < 16 ? 0 : 4, o = j0 % 16;
+            for (int k = 0; k < 8; ++k) {
+                const int jj = o + k;
+                const int h = j0 < 16 ? int(((qh >> jj) << 4) & 0x10) : int((qh >> (jj + 12)) & 0x10);
+                const int q = ((qs[jj] >> sh) & 0xF) | h;
+                w[k] = one ? float(q) * d + m : float(q - 16) * d;
+            }
+            return;
+        }
+        case DType::Q8_0: {
+            const auto* x = reinterpret_cast<const BlockQ8_0*>(b);
+            const float d = half_bits(x->d);
+            for (int k = 0; k < 8; ++k) w[k] = float(x->qs[j0 + k]) * d;
+            return;
+        }
+        case DType::Q2_K: {
+            const auto* x = reinterpret_cast<const BlockQ2_K*>(b);
+            const int half = j0 / 128, r = j0 % 128, s = r / 32, part = (r % 32) / 16, l = r % 16;
+            const int sc = x->scales[half * 8 + s * 2 + part];
+            const float dl = half_bits(x->d) * float(sc & 0xF), ml = half_bits(x->dmin) * float(sc >> 4);
+            const uint8_t* q = x->qs + 32 * half + 16 * part + l;
+            for (int k = 0; k < 8; ++k) w[k] = dl * float((q[k] >> (2 * s)) & 3) - ml;
+            return;
+        }
+        case DType::Q3_K: {
+            const auto* x = reinterpret_cast<const BlockQ3_K*>(b);
+            const int half = j0 / 128, r = j0 % 128, s = r / 32, part = (r % 32) / 16, l = 16 * part + r % 16;
+            const int is = half * 8 + s * 2 + part;
+            const int lo = is < 8 ? (x->scales[is] & 0xF) : (x->scales[is - 8] >> 4);
+            const int hi = (x->scales[8 + is % 4] >> (2 * (is / 4))) & 3;
+            const float dl = half_bits(x->d) * float((lo | (hi << 4)) - 32);
+            const int m = 1 << (4 * half + s);
+            for (int k = 0; k < 8; ++k) w[k] = dl * float(((x->qs[32 * half + l + k] >> (2 * s)) & 3) - ((x->hmask[l + k] & m) ? 0 : 4));
+            return;
+        }
+        case DType::Q4_K:
+        case DType::Q5_K: {
+            const bool five = t == DType::Q5_K;
+            const uint8_t* scales = five ? reinterpret_cast<const BlockQ5_K*>(b)->scales : reinterpret_cast<const BlockQ4_K*>(b)->scales;
+            const uint8_t* qs = five ? reinterpret_cast<const BlockQ5_K*>(b)->qs : reinterpret_cast<const BlockQ4_K*>(b)->qs;
+            const uint16_t d16 = five ? reinterpret_cast<const BlockQ5_K*>(b)->d : reinterpret_cast<const BlockQ4_K*>(b)->d;
+            const uint16_t m16 = five ? reinterpret_cast<const BlockQ5_K*>(b)->dmin : reinterpret_cast<const BlockQ4_K*>(b)->dmin;
+            const int c = j0 / 64, r = j0 % 64, l = r % 32, sh = r < 32 ? 0 : 4;
+            int sc, m;
+            scale_min_k4(2 * c + (r >= 32 ? 1 : 0), scales, sc, m);
+            const float d1 = half_bits(d16) * float(sc), m1 = half_bits(m16) * float(m);
+            const int u = r < 32 ? (1 << (2 * c)) : (2 << (2 * c));
+            const uint8_t* qh = five ? reinterpret_cast<const BlockQ5_K*>(b)->qh : nullptr;
+            for (int k = 0; k < 8; ++k) {
+                int q = (qs[32 * c + l + k] >> sh) & 0xF;
+                if (five) q += (qh[l + k] & u) ? 16 : 0;
+                w[k] = d1 * float(q) - m1;
+            }
+            return;
+        }
+        case DType::Q6_K: {
+            const auto* x = reinterpret_cast<const BlockQ6_K*>(b);
+            const int half = j0 / 128, r = j0 % 128, quarter = r / 32, l = r % 32;
+            const uint8_t* ql = x->ql + 64 * half + (quarter & 1) * 32;
+            const uint8_t* qh = x->qh + 32 * half;
+            const int sh = quarter < 2 ? 0 : 4;
+            const float ds = half_bits(x->d) * float(x->scales[8 * half + l / 16 + 2 * quarter]);
+            for (int k = 0; k < 8; ++k) {
+                const int q = (((ql[l + k] >> sh) & 0xF) | (((qh[l + k] >> (2 * quarter)) & 3) << 4)) - 32;
+                w[k] = ds * float(q);
+            }
+            return;
+        }
+        default:
+            for (int k = 0; k < 8; ++k) w[k] = dequant_element(t, b, j0 + k);
+    }
+}
+
 }  // namespace archlens::ARCHLENS_CUDA_NS

@@ -24,14 +24,16 @@ __device__ __forceinline__ float act_in(DType t, float v) {
 
 // acc[t] += Σ_i row[i] · xs·x[t][i] over this lane's share of one weight row (n_in weights, rows
 // of x ldx apart), f32 accumulation; the caller reduces acc over the warp. F16/BF16 rows are read
-// 16 bytes per lane (eight weights), F32 rows four per lane, quantized rows element by element
-// through dequant_element (the blocks as stored: no dequantized copy). xs scales the activations
-// before their rounding (Llama 4's expert input); 1 leaves them exact.
+// 16 bytes per lane (eight weights), F32 rows four per lane, quantized rows eight weights per
+// lane through dequant_run8 (the blocks as stored: no dequantized copy; one scale decode per eight
+// weights), anything else element by element. xs scales the activations before their rounding
+// (Llama 4's expert input); 1 leaves them exact.
 template <int NT>
 __device__ __forceinline__ void row_dot(DType type, const uint8_t* row, int n_in, const float* x, int64_t ldx, float xs, float (&acc)[NT],
                                         int lane) {
     const bool half16 = type == DType::BF16 || type == DType::F16;
     if (half16 && n_in % 256 == 0) {
+#pragma unroll 4
         for (int i0 = lane * 8; i0 < n_in; i0 += 256) {
             const uint4 raw = *reinterpret_cast<const uint4*>(row + size_t(i0) * 2);
             uint16_t hv[8];
@@ -44,12 +46,25 @@ __device__ __forceinline__ void row_dot(DType type, const uint8_t* row, int n_in
             }
         }
     } else if (type == DType::F32 && n_in % 128 == 0) {
+#pragma unroll 4
         for (int i0 = lane * 4; i0 < n_in; i0 += 128) {
             const uint4 raw = *reinterpret_cast<const uint4*>(row + size_t(i0) * 4);
             float wv[4];
             memcpy(wv, &raw, 16);
 #pragma unroll
             for (int j = 0; j < 4; ++j)
+#pragma unroll
+                for (int t = 0; t < NT; ++t) acc[t] += wv[j] * (xs * x[int64_t(t) * ldx + i0 + j]);
+        }
+    } else if (block_elems(type) >= 32) {
+        // quantized blocks as stored, eight weights at a time: their scale decoded once per eight
+        const int be = block_elems(type), bb = block_bytes(type);
+#pragma unroll 2
+        for (int i0 = lane * 8; i0 < n_in; i0 += 256) {
+            float wv[8];
+            dequant_run8(type, row + size_t(i0 / be) * size_t(bb), i0 % be, wv);
+#pragma unroll
+            for (int j = 0; j < 8; ++j)
 #pragma unroll
                 for (int t = 0; t < NT; ++t) acc[t] += wv[j] * (xs * x[int64_t(t) * ldx + i0 + j]);
         }

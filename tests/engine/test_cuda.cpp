@@ -188,10 +188,15 @@ private slots:
             quant::quantize_row_ref(t, x.data(), q.data(), n);
             std::vector<float> want(n), got(n, -1e30f);
             quant::dequantize_row(t, q.data(), want.data(), n);
-            cuda::dequantize_row_host(t, q.data(), got.data(), n);
-            for (int i = 0; i < n; ++i)
-                if (got[size_t(i)] != want[size_t(i)])
-                    QFAIL(qPrintable(QString("%1 element %2: %3 vs %4").arg(dtype_name(t)).arg(i).arg(got[size_t(i)]).arg(want[size_t(i)])));
+            for (bool runs : {false, true}) {  // element by element, and eight at a time (block types)
+                if (runs && (t == DType::F16 || t == DType::BF16 || t == DType::F32)) continue;
+                std::fill(got.begin(), got.end(), -1e30f);
+                cuda::dequantize_row_host(t, q.data(), got.data(), n, runs);
+                for (int i = 0; i < n; ++i)
+                    if (got[size_t(i)] != want[size_t(i)])
+                        QFAIL(qPrintable(QString("%1%2 element %3: %4 vs %5").arg(dtype_name(t)).arg(runs ? " (runs of 8)" : "").arg(i)
+                                             .arg(got[size_t(i)]).arg(want[size_t(i)])));
+            }
         }
     }
 
