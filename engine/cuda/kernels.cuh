@@ -483,6 +483,10 @@ __global__ void attention_kernel(const float* q, int q_row, const KT* kc, const 
         a = lo + z * seg;
         b = a + seg - 1 < p ? a + seg - 1 : p;  // a > b: an empty split (a short context)
     }
+    // values: narrow heads (vd <= kAttnThreads / 2) split the keys between G groups of threads, a
+    // thread summing one dimension over every G-th key (all threads busy), the groups added at the end
+    const int G = vd <= kAttnThreads / 4 ? 4 : vd <= kAttnThreads / 2 ? 2 : 1;
+    const int grp = tid / (kAttnThreads / G), dl = tid % (kAttnThreads / G);
     float m = -INFINITY, l = 0.f, acc[kAttnPerThread];
     for (int k = 0; k < kAttnPerThread; ++k) acc[k] = 0.f;
     for (int64_t c0 = a; c0 <= b; c0 += kAttnChunk) {
@@ -507,21 +511,41 @@ __global__ void attention_kernel(const float* q, int q_row, const KT* kc, const 
         }
         csum = block_sum(csum, red);  // also the barrier that publishes sc
         l = l * factor + csum;
-#pragma unroll
-        for (int k = 0; k < kAttnPerThread; ++k) {
-            const int d = tid + k * kAttnThreads;
-            if (d < vd) {
-                float a = acc[k] * factor;
-                int64_t slot = base;  // the chunk's keys in ring order
-                for (int j = 0; j < n; ++j) {
-                    a += sc[j] * kv_ld(vh + slot * v_stride + d);
-                    if (++slot == cap) slot = 0;
+        if (G > 1) {
+            if (dl < vd) {
+                float s = acc[0] * factor;
+                int64_t slot = base + grp < cap ? base + grp : base + grp - cap;  // key grp of the chunk, in ring order
+                for (int j = grp; j < n; j += G) {
+                    s += sc[j] * kv_ld(vh + slot * v_stride + dl);
+                    slot += G;
+                    if (slot >= cap) slot -= cap;
                 }
-                acc[k] = a;
+                acc[0] = s;
+            }
+        } else {
+#pragma unroll
+            for (int k = 0; k < kAttnPerThread; ++k) {
+                const int d = tid + k * kAttnThreads;
+                if (d < vd) {
+                    float s = acc[k] * factor;
+                    int64_t slot = base;  // the chunk's keys in ring order
+                    for (int j = 0; j < n; ++j) {
+                        s += sc[j] * kv_ld(vh + slot * v_stride + d);
+                        if (++slot == cap) slot = 0;
+                    }
+                    acc[k] = s;
+                }
             }
         }
         m = new_m;
         __syncthreads();  // sc is rewritten by the next chunk
+    }
+    if (G > 1) {  // the groups' sums into the first group's threads (thread d holds dimension d)
+        sc[tid] = acc[0];
+        __syncthreads();
+        if (grp == 0)
+            for (int g2 = 1; g2 < G; ++g2) acc[0] += sc[g2 * (kAttnThreads / G) + dl];
+        __syncthreads();
     }
     if (S > 1) {
         // Publish this split's (max, sum, unnormalised output) row; the block that arrives last at

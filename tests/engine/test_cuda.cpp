@@ -336,6 +336,9 @@ private slots:
         QTest::newRow("softcap") << 5 << 20 << 0 << 0 << 0 << 50.f << false << 64 << 1 << 1;
         QTest::newRow("f16 cache") << 6 << 30 << 0 << 0 << 0 << 0.f << true << 64 << 1 << 1;
         QTest::newRow("v_dim 48") << 2 << 10 << 0 << 0 << 0 << 0.f << false << 48 << 1 << 1;
+        QTest::newRow("v_dim 128, ring") << 3 << 1100 << 1 << 30 << 33 << 0.f << false << 128 << 1 << 1;  // two key groups
+        QTest::newRow("v_dim 200") << 3 << 1030 << 0 << 0 << 0 << 0.f << false << 200 << 1 << 1;          // one
+        QTest::newRow("v_dim 128, split") << 1 << 1500 << 0 << 0 << 0 << 0.f << true << 128 << 4 << 64;
         // split keys (flash-decoding): uneven splits over chunks of 1024, empty trailing splits,
         // splits of a ring's window, a chunk boundary, several queries, f16
         QTest::newRow("split decode at depth") << 1 << 2500 << 0 << 0 << 0 << 0.f << false << 64 << 3 << 16;
