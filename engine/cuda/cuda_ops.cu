@@ -197,8 +197,18 @@ void attention(const AttentionCase& c, const float* q, const float* k, const flo
     Buf part(c.splits > 1 ? size_t(T) * H * size_t(c.splits) * size_t(vd + 2) : 1);
     DevBuf<int> tickets(size_t(T) * H);
     check(cudaMemset(tickets.p, 0, size_t(T) * H * sizeof(int)), "cudaMemset");
+    if (c.tiled && (hd > kTileMaxDim || vd > kTileMaxDim)) throw Error("attention: the tiled kernel takes head dims up to 256");
     for (int run = 0; run < 2; ++run) {  // the second run finds the tickets reset by the first
-        if (c.f16)
+        if (c.tiled) {
+            const dim3 tg{unsigned((T + kTileQ - 1) / kTileQ), unsigned(H), 1u};
+            if (c.f16)
+                LAUNCH_SYNC(attention_tile_kernel<__half>, tg, kAttnThreads, nullptr)(
+                    dq.p, H * hd, reinterpret_cast<const __half*>(kc.p), reinterpret_cast<const __half*>(vc.p), vd, cap, H, KV, hd, vd, T, pp,
+                    c.scope, c.window, c.scale, c.softcap, dout.p, dstats.p);
+            else
+                LAUNCH_SYNC(attention_tile_kernel<float>, tg, kAttnThreads, nullptr)(dq.p, H * hd, kc.p, vc.p, vd, cap, H, KV, hd, vd, T, pp,
+                                                                                    c.scope, c.window, c.scale, c.softcap, dout.p, dstats.p);
+        } else if (c.f16)
             LAUNCH_SYNC(attention_kernel<__half>, grid, kAttnThreads, nullptr)(dq.p, H * hd, reinterpret_cast<const __half*>(kc.p),
                                                                            reinterpret_cast<const __half*>(vc.p), vd, cap, H, KV, hd, vd, pp,
                                                                            c.scope, c.window, c.scale, c.softcap, dout.p, dstats.p, part.p,

@@ -64,6 +64,8 @@ struct AttentionCase {
     // split-key (flash-decoding) form: each query's keys in `splits` parts of at least min_keys,
     // merged by the last part to finish; 1: one block walks them all
     int splits = 1, min_keys = 1;
+    // the prompt kernel (queries in tiles sharing each key and value load; head dims up to 256)
+    bool tiled = false;
 };
 void attention(const AttentionCase& c, const float* q, const float* k, const float* v, float* out, float* probs);
 // Rows ids[0..T) of an embedding table ([n_rows] rows of D, any type dequant.cuh reads) × scale.

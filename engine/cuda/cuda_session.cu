@@ -592,6 +592,7 @@ struct CudaSession::Impl {
     // fixed per batch size, the keys' share of each split follows the position, so a decode graph
     // replays it at every length.
     static constexpr int kMaxSplits = 32;
+    bool tiles = true;  // prompts (more than kMatvecMaxT queries) through attention_tile_kernel
     int sm_count = 1, split_force = 0, split_min_keys = 256;
     float* attn_part = nullptr;   // [T][H][splits][vd + 2] partial rows
     int* attn_tickets = nullptr;  // [T][H] arrivals, reset by the merging block
@@ -635,9 +636,22 @@ struct CudaSession::Impl {
     // and sum into attn_stats.
     void run_attention(const AttentionSpec& a, const DevLayer& C, const float* qb, int q_row, int KV, int hd, int vd, int v_stride,
                        int64_t T, float* outp) {
+        const int scope = scope_code(a);
+        if (tiles && T > kMatvecMaxT && hd <= kTileMaxDim && vd <= kTileMaxDim) {  // a prompt: queries in tiles
+            const dim3 tg{unsigned((T + kTileQ - 1) / kTileQ), unsigned(a.n_heads), 1u};
+            if (C.kv_f16)
+                LAUNCH_SYNC(attention_tile_kernel<__half>, tg, kAttnThreads, stream)(
+                    qb, q_row, static_cast<const __half*>(C.kc), static_cast<const __half*>(C.vc), v_stride, C.cap, a.n_heads, KV, hd, vd,
+                    int(T), d_pos, scope, a.window, a.scale, a.softcap, outp, attn_stats);
+            else
+                LAUNCH_SYNC(attention_tile_kernel<float>, tg, kAttnThreads, stream)(
+                    qb, q_row, static_cast<const float*>(C.kc), static_cast<const float*>(C.vc ? C.vc : C.kc), v_stride, C.cap, a.n_heads,
+                    KV, hd, vd, int(T), d_pos, scope, a.window, a.scale, a.softcap, outp, attn_stats);
+            check_launch("attention_tile_kernel");
+            return;
+        }
         const int sp = attn_splits(a, T);
         const dim3 grid{unsigned(T), unsigned(a.n_heads), unsigned(sp)};
-        const int scope = scope_code(a);
         if (C.kv_f16)
             LAUNCH_SYNC(attention_kernel<__half>, grid, kAttnThreads, stream)(
                 qb, q_row, static_cast<const __half*>(C.kc), static_cast<const __half*>(C.vc), v_stride, C.cap, a.n_heads, KV, hd, vd,
@@ -1530,6 +1544,10 @@ void CudaSession::set_attention_splits(int splits, int min_keys) {
     impl_->split_min_keys = min_keys;
     impl_->drop_graph();
     impl_->alloc_splits();
+}
+void CudaSession::set_prompt_attention_tiles(bool on) {
+    impl_->tiles = on;
+    impl_->drop_graph();
 }
 void CudaSession::set_fusion(bool on) {
     impl_->fused = on;

@@ -84,6 +84,10 @@ public:
     // twice, none for contexts under min_keys; the default min_keys is 256). For comparison and
     // tests; the automatic choice is the default.
     void set_attention_splits(int splits, int min_keys);
+    // Prompts (more than 8 tokens) attend in tiles of 16 queries that share each key and value
+    // load (heads up to 256 wide; MLA's wider latent rows use the per-query kernel); off: one
+    // block per query, for comparison.
+    void set_prompt_attention_tiles(bool on);
     int64_t graph_launches() const;
 
     // The probes, as Session's: attention probabilities of the captured heads (recomputed for

@@ -597,6 +597,100 @@ __global__ void attention_kernel(const float* q, int q_row, const KT* kc, const 
     }
 }
 
+// ---- prompt attention in tiles ----
+// A prompt's queries attend in tiles: a block takes kTileQ consecutive queries of one head and
+// walks their keys kTileK at a time, each key and value row loaded once into shared memory for the
+// whole tile (one block per query re-reads every key and value from L2 for each query, which at
+// thousands of tokens costs more than the prompt's matrix products). Thread (row r = tid / 16,
+// lane c = tid % 16) scores query r against key c of the step, keeps query r's running max and
+// sum (the 16 lanes of a row agree through shuffles within their half-warp) and owns dimensions
+// c, c + 16, … of query r's output. Same masks, scale, softcap and outputs (and the softmax's max
+// and sum for the probe) as attention_kernel; f32 sums in another order.
+constexpr int kTileQ = 16, kTileK = 16, kTileMaxDim = 256;
+constexpr int kTilePerThread = kTileMaxDim / 16;
+
+template <typename KT>
+__global__ void attention_tile_kernel(const float* q, int q_row, const KT* kc, const KT* vc, int v_stride, int64_t cap, int H, int KV,
+                                      int hd, int vd, int T, const int64_t* pos0, int scope, int window, float scale, float softcap,
+                                      float* out, float* stats) {
+    __shared__ float qs[kTileQ][kTileMaxDim];
+    __shared__ float kv[kTileK][kTileMaxDim + 1];  // padded rows: the 16 lanes of a row read distinct banks
+    __shared__ float ps[kTileQ][kTileK];
+    const int h = blockIdx.y, kvh = h / (H / KV), tid = threadIdx.x, r = tid / 16, c = tid % 16;
+    const int t0 = int(blockIdx.x) * kTileQ, nq = T - t0 < kTileQ ? T - t0 : kTileQ;
+    const int64_t P0 = *pos0;
+    auto key_lo = [&](int64_t p) -> int64_t {
+        if (window > 0 && scope == 1) return p - window + 1 > 0 ? p - window + 1 : 0;
+        if (window > 0 && scope == 2) return p / window * window;
+        return 0;
+    };
+    for (int i = tid; i < kTileQ * hd; i += blockDim.x) {
+        const int qi = i / hd, d = i % hd;
+        qs[qi][d] = qi < nq ? q[int64_t(t0 + qi) * q_row + int64_t(h) * hd + d] : 0.f;
+    }
+    const bool valid = r < nq;
+    const int64_t p = P0 + t0 + r, lo = valid ? key_lo(p) : 0;
+    const int64_t first = key_lo(P0 + t0), last = P0 + t0 + nq - 1;  // keys of the whole tile (lo grows with p)
+    const KT* kh = kc + int64_t(kvh) * cap * hd;
+    const KT* vh = vc + int64_t(kvh) * cap * v_stride;
+    float m = -INFINITY, l = 0.f, acc[kTilePerThread];
+#pragma unroll
+    for (int i = 0; i < kTilePerThread; ++i) acc[i] = 0.f;
+    for (int64_t c0 = first; c0 <= last; c0 += kTileK) {
+        const int nk = int(last - c0 + 1 < kTileK ? last - c0 + 1 : kTileK);
+        const int64_t base = c0 % cap;  // the step's keys in ring order (they span at most cap positions)
+        __syncthreads();  // the previous step's values are read
+        for (int i = tid; i < kTileK * hd; i += blockDim.x) {
+            const int kj = i / hd, d = i % hd;
+            const int64_t slot = base + kj < cap ? base + kj : base + kj - cap;
+            kv[kj][d] = kj < nk ? kv_ld(kh + slot * hd + d) : 0.f;
+        }
+        __syncthreads();
+        const int64_t j = c0 + c;
+        float sv = -INFINITY;
+        if (valid && c < nk && j >= lo && j <= p) {
+            float dot = 0.f;
+            for (int d = 0; d < hd; ++d) dot += qs[r][d] * kv[c][d];
+            sv = dot * scale;
+            if (softcap > 0.f) sv = softcap * tanhf(sv / softcap);
+        }
+        float cmax = sv;
+        for (int o = 8; o > 0; o >>= 1) cmax = fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, o, 16));
+        const float new_m = fmaxf(m, cmax);
+        const float e = sv == -INFINITY ? 0.f : __expf(sv - new_m);
+        const float factor = m == -INFINITY ? 0.f : __expf(m - new_m);
+        float esum = e;
+        for (int o = 8; o > 0; o >>= 1) esum += __shfl_xor_sync(0xffffffffu, esum, o, 16);
+        l = l * factor + esum;
+        m = new_m;
+        ps[r][c] = e;
+        __syncthreads();  // scores published, keys read: the values replace them
+        for (int i = tid; i < kTileK * vd; i += blockDim.x) {
+            const int kj = i / vd, d = i % vd;
+            const int64_t slot = base + kj < cap ? base + kj : base + kj - cap;
+            kv[kj][d] = kj < nk ? kv_ld(vh + slot * v_stride + d) : 0.f;
+        }
+        __syncthreads();
+#pragma unroll
+        for (int i = 0; i < kTilePerThread; ++i) {
+            const int d = c + 16 * i;
+            if (d < vd) {
+                float a = acc[i] * factor;
+                for (int kj = 0; kj < kTileK; ++kj) a += ps[r][kj] * kv[kj][d];
+                acc[i] = a;
+            }
+        }
+    }
+    if (!valid) return;
+    const int64_t row = int64_t(t0 + r) * H + h;
+#pragma unroll
+    for (int i = 0; i < kTilePerThread; ++i) {
+        const int d = c + 16 * i;
+        if (d < vd) out[row * vd + d] = acc[i] / l;
+    }
+    if (stats && c == 0) stats[row * 2] = m, stats[row * 2 + 1] = l;
+}
+
 // dst[t][c] = src[t][c] for c < n: rows of n floats between strided buffers (ld in floats).
 __global__ void copy_rows_kernel(const float* src, int64_t ld_src, float* dst, int64_t ld_dst, int64_t rows, int n) {
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;

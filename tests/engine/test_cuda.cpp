@@ -329,23 +329,32 @@ private slots:
         QTest::addColumn<int>("vd");
         QTest::addColumn<int>("splits");
         QTest::addColumn<int>("min_keys");
-        QTest::newRow("causal GQA prompt") << 9 << 0 << 0 << 0 << 0 << 0.f << false << 64 << 1 << 1;
-        QTest::newRow("decode at depth") << 1 << 1500 << 0 << 0 << 0 << 0.f << false << 64 << 1 << 1;
-        QTest::newRow("sliding window, ring") << 4 << 40 << 1 << 8 << 11 << 0.f << false << 64 << 1 << 1;
-        QTest::newRow("chunked, ring") << 3 << 29 << 2 << 6 << 8 << 0.f << false << 64 << 1 << 1;
-        QTest::newRow("softcap") << 5 << 20 << 0 << 0 << 0 << 50.f << false << 64 << 1 << 1;
-        QTest::newRow("f16 cache") << 6 << 30 << 0 << 0 << 0 << 0.f << true << 64 << 1 << 1;
-        QTest::newRow("v_dim 48") << 2 << 10 << 0 << 0 << 0 << 0.f << false << 48 << 1 << 1;
-        QTest::newRow("v_dim 128, ring") << 3 << 1100 << 1 << 30 << 33 << 0.f << false << 128 << 1 << 1;  // two key groups
-        QTest::newRow("v_dim 200") << 3 << 1030 << 0 << 0 << 0 << 0.f << false << 200 << 1 << 1;          // one
-        QTest::newRow("v_dim 128, split") << 1 << 1500 << 0 << 0 << 0 << 0.f << true << 128 << 4 << 64;
+        QTest::addColumn<bool>("tiled");
+        QTest::newRow("causal GQA prompt") << 9 << 0 << 0 << 0 << 0 << 0.f << false << 64 << 1 << 1 << false;
+        QTest::newRow("decode at depth") << 1 << 1500 << 0 << 0 << 0 << 0.f << false << 64 << 1 << 1 << false;
+        QTest::newRow("sliding window, ring") << 4 << 40 << 1 << 8 << 11 << 0.f << false << 64 << 1 << 1 << false;
+        QTest::newRow("chunked, ring") << 3 << 29 << 2 << 6 << 8 << 0.f << false << 64 << 1 << 1 << false;
+        QTest::newRow("softcap") << 5 << 20 << 0 << 0 << 0 << 50.f << false << 64 << 1 << 1 << false;
+        QTest::newRow("f16 cache") << 6 << 30 << 0 << 0 << 0 << 0.f << true << 64 << 1 << 1 << false;
+        QTest::newRow("v_dim 48") << 2 << 10 << 0 << 0 << 0 << 0.f << false << 48 << 1 << 1 << false;
+        QTest::newRow("v_dim 128, ring") << 3 << 1100 << 1 << 30 << 33 << 0.f << false << 128 << 1 << 1 << false;  // two key groups
+        QTest::newRow("v_dim 200") << 3 << 1030 << 0 << 0 << 0 << 0.f << false << 200 << 1 << 1 << false;          // one
+        QTest::newRow("v_dim 128, split") << 1 << 1500 << 0 << 0 << 0 << 0.f << true << 128 << 4 << 64 << false;
         // split keys (flash-decoding): uneven splits over chunks of 1024, empty trailing splits,
         // splits of a ring's window, a chunk boundary, several queries, f16
-        QTest::newRow("split decode at depth") << 1 << 2500 << 0 << 0 << 0 << 0.f << false << 64 << 3 << 16;
-        QTest::newRow("split, empty splits") << 2 << 40 << 0 << 0 << 0 << 0.f << false << 64 << 7 << 16;
-        QTest::newRow("split sliding ring") << 3 << 60 << 1 << 20 << 22 << 0.f << false << 64 << 4 << 3;
-        QTest::newRow("split chunked") << 2 << 33 << 2 << 17 << 0 << 0.f << false << 48 << 5 << 2;
-        QTest::newRow("split softcap f16") << 1 << 90 << 0 << 0 << 0 << 30.f << true << 64 << 6 << 8;
+        QTest::newRow("split decode at depth") << 1 << 2500 << 0 << 0 << 0 << 0.f << false << 64 << 3 << 16 << false;
+        QTest::newRow("split, empty splits") << 2 << 40 << 0 << 0 << 0 << 0.f << false << 64 << 7 << 16 << false;
+        QTest::newRow("split sliding ring") << 3 << 60 << 1 << 20 << 22 << 0.f << false << 64 << 4 << 3 << false;
+        QTest::newRow("split chunked") << 2 << 33 << 2 << 17 << 0 << 0.f << false << 48 << 5 << 2 << false;
+        QTest::newRow("split softcap f16") << 1 << 90 << 0 << 0 << 0 << 30.f << true << 64 << 6 << 8 << false;
+        // the prompt kernel: tiles of 16 queries, a partial last tile, windows and rings, softcap, f16,
+        // narrow and wide (256) heads' values
+        QTest::newRow("tiled causal prompt") << 37 << 0 << 0 << 0 << 0 << 0.f << false << 64 << 1 << 1 << true;
+        QTest::newRow("tiled after context") << 21 << 40 << 0 << 0 << 0 << 0.f << false << 64 << 1 << 1 << true;
+        QTest::newRow("tiled sliding ring") << 20 << 40 << 1 << 8 << 27 << 0.f << false << 64 << 1 << 1 << true;
+        QTest::newRow("tiled chunked") << 33 << 5 << 2 << 12 << 0 << 0.f << false << 48 << 1 << 1 << true;
+        QTest::newRow("tiled softcap f16") << 18 << 30 << 0 << 0 << 0 << 40.f << true << 64 << 1 << 1 << true;
+        QTest::newRow("tiled v_dim 256") << 17 << 3 << 0 << 0 << 0 << 0.f << false << 256 << 1 << 1 << true;
     }
     void attention_matches_reference() {
         REQUIRE_DEVICE();
@@ -359,8 +368,9 @@ private slots:
         QFETCH(int, vd);
         QFETCH(int, splits);
         QFETCH(int, min_keys);
+        QFETCH(bool, tiled);
         cuda::AttentionCase c;
-        c.splits = splits, c.min_keys = min_keys;
+        c.splits = splits, c.min_keys = min_keys, c.tiled = tiled;
         c.T = T, c.H = 4, c.KV = 2, c.hd = 64, c.vd = vd, c.pos0 = pos0, c.cap = cap, c.scope = scope, c.window = window;
         c.scale = 0.125f, c.softcap = softcap, c.f16 = f16, c.probe_head = 3;
         c.store_batch = cap > 0 ? cap - window + 1 : 1 << 30;
@@ -1148,6 +1158,53 @@ private slots:
         QCOMPARE(a.decode_mode(), std::string("graph"));
         QVERIFY(md < 1e-5);
         QVERIFY(mp < 1e-6);
+    }
+
+    // Prompt attention in tiles of queries equals one block per query: logits and the captured
+    // probabilities of every prompt position (causal GQA, a sliding window shorter than the prompt,
+    // chunked and NoPE layers, per-head QK-norm, f16 caches), then decode steps on its cache.
+    void prompt_tiles_equal_per_query_data() {
+        QTest::addColumn<QString>("dir");
+        QTest::addColumn<bool>("f16");
+        for (const char* c : {"llama", "gemma3", "llama4", "qwen3"}) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c << false;
+        QTest::newRow("gemma3 f16") << testutil::fixtures_dir() + "/gemma3" << true;
+    }
+    void prompt_tiles_equal_per_query() {
+        QFETCH(QString, dir);
+        QFETCH(bool, f16);
+        REQUIRE_FIXTURE(dir);
+        REQUIRE_DEVICE();
+        auto ids = json_ids(testutil::read_json(dir + "/reference.json")["prompt_ids"]);
+        auto model = Model::load((dir + "/model.gguf").toStdString());
+        const int last = model->spec().n_layers - 1;
+        cuda::CudaSession a(*model, int64_t(ids.size()) + 2, 0, f16), b(*model, int64_t(ids.size()) + 2, 0, f16);
+        b.set_prompt_attention_tiles(false);
+        for (cuda::CudaSession* s : {&a, &b}) {
+            s->probe_config().attention = true;
+            s->probe_config().attn_layers = {0, last};
+            s->probe_config().attn_heads = {0, 3};
+        }
+        const size_t prompt = ids.size() - 2;
+        auto x = a.forward(std::span<const int>(ids.data(), prompt), true), y = b.forward(std::span<const int>(ids.data(), prompt), true);
+        double md = 0, mp = 0;
+        for (size_t i = 0; i < x.size(); ++i) md = std::max(md, double(std::fabs(x[i] - y[i])));
+        for (size_t t = prompt; t < ids.size(); ++t) {
+            x = a.forward(std::span<const int>(&ids[t], 1));
+            y = b.forward(std::span<const int>(&ids[t], 1));
+            for (size_t i = 0; i < x.size(); ++i) md = std::max(md, double(std::fabs(x[i] - y[i])));
+        }
+        const auto &pa = a.probes().attention, &pb = b.probes().attention;
+        QCOMPARE(pa.size(), 4 * ids.size());
+        QCOMPARE(pa.size(), pb.size());
+        for (size_t r = 0; r < pa.size(); ++r) {
+            QCOMPARE(pa[r].probs.size(), pb[r].probs.size());
+            for (size_t k = 0; k < pa[r].probs.size(); ++k) mp = std::max(mp, double(std::fabs(pa[r].probs[k] - pb[r].probs[k])));
+        }
+        qInfo("tiled vs per-query prompt attention: max logit diff %.3g, max prob diff %.3g", md, mp);
+        // f32 sums in another order; with an f16 cache a later layer's key or value can round to
+        // the neighbouring half (steps of 2^-11), which the model carries further
+        QVERIFY(md < (f16 ? 1e-3 : 2e-5));
+        QVERIFY(mp < (f16 ? 2e-4 : 1e-6));
     }
 
     // A Gemma 3n MatFormer slice (layers skipped, narrower FFNs per layer, KV-sharing sources
