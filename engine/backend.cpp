@@ -111,6 +111,18 @@ std::string BackendSession::decode_mode() const {
     ON_GPU(decode_mode());
     return {};
 }
+void BackendSession::tune_gpu(const GpuTuning& t) {
+#ifdef ARCHLENS_HAVE_CUDA
+    if (!gpu_) return;
+    gpu_->set_graphs(t.graphs);
+    gpu_->set_fusion(t.fusion);
+    gpu_->set_prompt_attention_tiles(t.prompt_tiles);
+    gpu_->set_tf32(t.tf32);
+    gpu_->set_attention_splits(t.attn_splits, t.split_min_keys);
+#else
+    (void)t;
+#endif
+}
 ProbeConfig& BackendSession::probe_config() {
     ON_GPU(probe_config());
     return cpu_->probe_config();

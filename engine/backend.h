@@ -21,6 +21,17 @@ class CudaSession;
 
 enum class BackendChoice { Cpu, Cuda, Auto };
 
+// The CUDA backend's switches, for measuring one choice against another (archlens-cli bench):
+// the defaults are what a session runs with.
+struct GpuTuning {
+    bool graphs = true;        // single-token steps as one CUDA graph
+    bool fusion = true;        // fused kernels (else one kernel per step)
+    bool prompt_tiles = true;  // prompt attention in tiles of queries
+    bool tf32 = true;          // quantized prompt products on TF32 tensor cores
+    int attn_splits = 0;       // split-key decode attention: 0 automatic, 1 none, N forced
+    int split_min_keys = 256;  // keys per split at least
+};
+
 // "cpu" | "cuda" | "auto"; anything else throws, naming the accepted values.
 BackendChoice parse_backend(const std::string& s);
 
@@ -52,6 +63,7 @@ public:
     std::vector<uint64_t> kv_bytes_per_layer() const;  // what each layer's cache holds for the positions so far
     DeviceMemory device_memory() const;            // zeros on the CPU
     std::string decode_mode() const;               // the GPU's "graph" or why eager; empty on the CPU
+    void tune_gpu(const GpuTuning& t);             // no effect on the CPU
     ProbeConfig& probe_config();
     ProbeData& probes();
 

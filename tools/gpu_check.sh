@@ -34,10 +34,17 @@ $CLI bench "$OUT/qwen3-0.6b-bf16.gguf" --prompt 512 --gen 128 --reps 3 --backend
 for r in "" --capture-routing; do
   $CLI bench "$OUT/moe-tiny.gguf" --prompt 512 --gen 128 --reps 3 --backend cuda $r --json > "$OUT/moe-tiny-cuda${r:+-routing}.json" 2>&1
 done
-# Decode deep in the context (split-key attention: 16 query heads alone would leave most SMs idle).
-$CLI bench "$OUT/qwen3-0.6b-bf16.gguf" --prompt 8192 --gen 64 --reps 1 --backend cuda --json > "$OUT/qwen3-0.6b-cuda-ctx8k.json" 2>&1
-for f in "$OUT"/qwen3-0.6b-cuda-attn1.json "$OUT"/qwen3-0.6b-cuda-ctx8k.json "$OUT"/moe-tiny-cuda*.json; do
-  [ -s "$f" ] && python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print('%-32s decode %8.1f tok/s (%s)' % (sys.argv[1].split('/')[-1], d['decode_tokens_per_s'], d.get('decode_mode','')))" "$f"
+# Decode deep in the context (split-key attention: 16 query heads alone would leave most SMs idle),
+# and each of the backend's choices against its alternative (bench --gpu-*), on Qwen3-0.6B.
+Q="$OUT/qwen3-0.6b-bf16.gguf"
+ab() { name=$1; shift; $CLI bench "$Q" --backend cuda --json "$@" > "$OUT/ab-$name.json" 2>&1; }
+ab ctx8k --prompt 8192 --gen 64
+ab ctx8k-nosplit --prompt 8192 --gen 64 --gpu-splits 1
+ab ctx8k-notiles --prompt 8192 --gen 8 --gpu-tiles off
+ab nofusion --prompt 512 --gen 128 --gpu-fusion off
+ab nographs --prompt 512 --gen 128 --gpu-graphs off
+for f in "$OUT"/qwen3-0.6b-cuda-attn1.json "$OUT"/ab-*.json "$OUT"/moe-tiny-cuda*.json; do
+  [ -s "$f" ] && python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print('%-32s prefill %9.1f  decode %8.1f tok/s (%s)' % (sys.argv[1].split('/')[-1], d['prefill_tokens_per_s'], d['decode_tokens_per_s'], d.get('decode_mode','')))" "$f"
 done
 printf '%-14s %-6s %12s %12s\n' model backend pp512_tok/s tg_tok/s
 for f in "$OUT"/*-cuda.json "$OUT"/*-cpu.json; do

@@ -59,6 +59,20 @@ int cmd_bench(const std::vector<std::string>& argv) {
     o.kv_f16 = kvt == "f16";
     o.n_ctx = n_prompt + n_gen + 1;
     Runner s(a, *m, o);
+    // the CUDA backend's switches, to measure one choice against another (no effect on the CPU)
+    GpuTuning tune;
+    auto on_off = [&](const char* name, bool dflt) {
+        const std::string v = a.get_or(name, dflt ? "on" : "off");
+        if (v != "on" && v != "off") throw Error(std::string("--") + name + " must be on or off, not '" + v + "'");
+        return v == "on";
+    };
+    tune.graphs = on_off("gpu-graphs", true);
+    tune.fusion = on_off("gpu-fusion", true);
+    tune.prompt_tiles = on_off("gpu-tiles", true);
+    tune.tf32 = on_off("gpu-tf32", true);
+    tune.attn_splits = int(a.get_int("gpu-splits", 0));
+    tune.split_min_keys = int(a.get_int("gpu-split-keys", 256));
+    s.tune_gpu(tune);
     if (a.has("capture-routing")) s.probe_config().routing = true;
     if (auto h = a.get("capture-attention")) {
         s.probe_config().attention = true;
@@ -104,6 +118,9 @@ int cmd_bench(const std::vector<std::string>& argv) {
                         {"backend", s.backend_name()},
                         {"decode_mode", s.on_gpu() ? s.decode_mode() : std::string("cpu")},
                         {"file_bytes", m->file_bytes()}};
+    if (s.on_gpu())
+        j["gpu_tuning"] = {{"graphs", tune.graphs}, {"fusion", tune.fusion}, {"prompt_tiles", tune.prompt_tiles}, {"tf32", tune.tf32},
+                           {"attn_splits", tune.attn_splits}, {"split_min_keys", tune.split_min_keys}};
     if (a.has("json")) {
         std::printf("%s\n", j.dump().c_str());
     } else {
@@ -115,7 +132,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
     return 0;
 }
 
-Register r_bench({"bench", "bench MODEL [--prompt 512] [--gen 128] [--threads N] [--reps R] [--kv-type f32|f16] [--backend cpu|cuda|auto] [--capture-routing] [--capture-attention H|all] [--json]", cmd_bench});
+Register r_bench({"bench", "bench MODEL [--prompt 512] [--gen 128] [--threads N] [--reps R] [--kv-type f32|f16] [--backend cpu|cuda|auto] [--capture-routing] [--capture-attention H|all] [--gpu-graphs|--gpu-fusion|--gpu-tiles|--gpu-tf32 on|off] [--gpu-splits N] [--gpu-split-keys K] [--json]", cmd_bench});
 
 }  // namespace
 }  // namespace archlens::cli

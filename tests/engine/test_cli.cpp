@@ -79,6 +79,25 @@ private slots:
         QCOMPARE(j["layers"].toArray()[1].toObject()["ffn"].toString(), QString("moe"));
         QCOMPARE(j["layers"].toArray()[0].toObject()["attention"].toString(), QString("MLA"));
     }
+    // bench --json: the fields the issue notes are read from, measured (not zero), on the CPU
+    // without GPU fields; a GPU switch with a bad value is an error naming it.
+    void bench_json_fields() {
+        auto r = testutil::run_cli({"bench", "demo:qwen3", "--prompt", "12", "--gen", "3", "--json"});
+        QCOMPARE(r.exit_code, 0);
+        auto j = QJsonDocument::fromJson(r.out).object();
+        QCOMPARE(j["n_prompt"].toInt(), 12);
+        QCOMPARE(j["n_gen"].toInt(), 3);
+        QVERIFY(j["prefill_tokens_per_s"].toDouble() > 0);
+        QVERIFY(j["decode_tokens_per_s"].toDouble() > 0);
+        QVERIFY(j["weight_bytes_per_token"].toDouble() > 0);
+        QCOMPARE(j["backend"].toString(), QString("cpu"));
+        QCOMPARE(j["decode_mode"].toString(), QString("cpu"));
+        QVERIFY(!j.contains("gpu_tuning"));
+        r = testutil::run_cli({"bench", "demo:qwen3", "--prompt", "4", "--gen", "1", "--gpu-fusion", "maybe"});
+        QVERIFY(r.exit_code != 0);
+        QVERIFY2(r.err.contains("--gpu-fusion") && r.err.contains("maybe"), r.err.constData());
+    }
+
     void routing_json_shape() {
         REQUIRE_FIXTURE(dir("kimi-k2"));
         auto r = testutil::run_cli({"routing", dir("kimi-k2"), "--tokens", "1,2,3,4", "--json"});
