@@ -398,9 +398,9 @@ struct CudaSession::Impl {
     }
 
     // A few tokens (a decode step, an expert's handful of rows): matvec_kernel, bias included.
-    void matvec(const DevLinear& w, const float* xin, int64_t T, float* yout) {
+    void matvec(const DevLinear& w, const float* xin, int64_t T, float* yout, bool accumulate = false) {
         launch_matvec(stream, w.qtype, static_cast<const uint8_t*>(w.w), w.row_bytes, w.n_out, w.n_in, xin, int(T), yout, w.n_out,
-                      w.bias);
+                      w.bias, accumulate);
     }
 
     // y = x · Wᵀ for F32/F16/BF16 weights: the activations converted to the weight's type first.
@@ -531,7 +531,9 @@ struct CudaSession::Impl {
         }
     }
 
-    void attention(int il, const float* hin, int64_t T, float* out) {
+    // pro_w: hin is the residual row of one token, normalised by the q|k|v product's prologue with
+    // this weight (decode_fast); accumulate: out += the output projection (the residual add).
+    void attention(int il, const float* hin, int64_t T, float* out, const float* pro_w = nullptr, bool accumulate = false) {
         const ModelSpec& s = model.spec();
         const AttentionSpec& a = s.layers[size_t(il)].attn;
         const DevLayer& L = layers[size_t(il)];
@@ -543,7 +545,12 @@ struct CudaSession::Impl {
         if (own && fused && a.qk_norm != QkNorm::Full) {  // one kernel from the projections to the cache
             const float *qs = q, *ks = k, *vs = v;
             int q_row = qd, k_row = kd, v_row = vdd;
-            if (L.qkv.present()) {
+            if (pro_w) {  // decode_fast: the attention norm inside the product
+                launch_norm_matvec(stream, L.qkv.qtype, static_cast<const uint8_t*>(L.qkv.w), L.qkv.row_bytes, L.qkv.n_out, L.qkv.n_in, hin,
+                                   pro_w, s.norm_eps, qkv, L.qkv.bias);
+                qs = qkv, ks = qkv + qd, vs = qkv + qd + kd;
+                q_row = k_row = v_row = qd + kd + vdd;
+            } else if (L.qkv.present()) {
                 linear(L.qkv, hin, T, qkv);
                 qs = qkv, ks = qkv + qd, vs = qkv + qd + kd;
                 q_row = k_row = v_row = qd + kd + vdd;
@@ -581,7 +588,8 @@ struct CudaSession::Impl {
         const int scope = scope_code(a);
         run_attention(a, C, q, qd, KV, hd, vd, vd, T, this->att);
         capture_attention(il, a, T, scope, q, qd, hd, KV, C);
-        linear(L.o, this->att, T, out);
+        if (accumulate) matvec(L.o, this->att, T, out, true);
+        else linear(L.o, this->att, T, out);
     }
 
     static int scope_code(const AttentionSpec& a) { return a.scope == AttnScope::Sliding ? 1 : a.scope == AttnScope::Chunked ? 2 : 0; }
@@ -905,37 +913,80 @@ struct CudaSession::Impl {
         for (int il = 0; il < s.n_layers && s.family != Family::Gemma3n; ++il) {
             const LayerSpec& ls = s.layers[size_t(il)];
             const DevLayer& L = layers[size_t(il)];
+            // a decode step's sublayers whose norm runs in the first product's prologue and whose
+            // residual add in the last product's epilogue (x is then current after each)
+            const bool fast_attn = attn_fast(il, T), fast_ffn = ffn_fast(il, T);
             const float* in = x;
-            if (ls.attn_pre_norm) {
-                if (!h_ready) norm(L.attn_norm, L.attn_norm_b, x, T, int(D), h);
-                in = h;
-            }
-            if (ls.attn.kind == AttnKind::MLA)
-                attention_mla(il, in, T, y);
-            else
-                attention(il, in, T, y);
-            if (ls.attn_post_norm) norm(L.post_attn_norm, nullptr, y, T, int(D), y);
-            in = x;
-            if (ls.ffn_pre_norm && fuse) {
-                add_norm(x, y, L.ffn_norm, T, h);
-                in = h;
+            if (fast_attn) {
+                attention(il, x, T, x, L.attn_norm, true);
             } else {
-                add(x, y, T * D);
-                if (ls.ffn_pre_norm) {
-                    norm(L.ffn_norm, L.ffn_norm_b, x, T, int(D), h);
+                if (ls.attn_pre_norm) {
+                    if (!h_ready) norm(L.attn_norm, L.attn_norm_b, x, T, int(D), h);
                     in = h;
                 }
+                if (ls.attn.kind == AttnKind::MLA)
+                    attention_mla(il, in, T, y);
+                else
+                    attention(il, in, T, y);
+                if (ls.attn_post_norm) norm(L.post_attn_norm, nullptr, y, T, int(D), y);
             }
-            ffn(il, in, T, y);
-            if (ls.ffn_post_norm) norm(L.post_ffn_norm, nullptr, y, T, int(D), y);
-            // the residual add, with the next layer's attention norm (the lens reuses h: not then)
-            const bool next_norm = il + 1 < s.n_layers && s.layers[size_t(il) + 1].attn_pre_norm;
-            h_ready = fuse && next_norm && !probe_cfg.logit_lens;
+            in = x;
+            if (fast_ffn) {
+                if (!fast_attn) add(x, y, T * D);
+                dense_ffn(L.ffn, ls.ffn.act, x, T, x, 0.f, L.ffn_norm, true);
+            } else {
+                if (fast_attn) {  // x is current: the norm alone
+                    if (ls.ffn_pre_norm) {
+                        norm(L.ffn_norm, L.ffn_norm_b, x, T, int(D), h);
+                        in = h;
+                    }
+                } else if (ls.ffn_pre_norm && fuse) {
+                    add_norm(x, y, L.ffn_norm, T, h);
+                    in = h;
+                } else {
+                    add(x, y, T * D);
+                    if (ls.ffn_pre_norm) {
+                        norm(L.ffn_norm, L.ffn_norm_b, x, T, int(D), h);
+                        in = h;
+                    }
+                }
+                ffn(il, in, T, y);
+                if (ls.ffn_post_norm) norm(L.post_ffn_norm, nullptr, y, T, int(D), y);
+            }
+            // the residual add, with the next layer's attention norm (the lens reuses h: not then;
+            // nor when the next layer normalises in its product)
+            const bool next_norm = il + 1 < s.n_layers && s.layers[size_t(il) + 1].attn_pre_norm && !attn_fast(il + 1, T);
+            h_ready = fuse && next_norm && !probe_cfg.logit_lens && !fast_ffn;
             if (h_ready) add_norm(x, y, layers[size_t(il) + 1].attn_norm, T, h);
-            else add(x, y, T * D);
+            else if (!fast_ffn) add(x, y, T * D);
             if (probe_cfg.logit_lens) lens(il, x + (T - 1) * D);  // this layer's residual at the last position
         }
         head(x + first * D, rows);
+    }
+
+    // decode_fast sublayers (one token, fusion on): RMSNorm before the sublayer and none after it, a
+    // single first product (q|k|v fused at upload; the [gate ; up] of a dense gated FFN without
+    // activation sparsity) and a plain mat-vec last (o, down) — the norm then runs in the first
+    // product's prologue and the residual add in the last one's epilogue: the step's two
+    // single-block add+norm kernels a layer are gone. Not with the logit lens (it reads h).
+    bool fast_common(int il, int64_t T) const {
+        const ModelSpec& s = model.spec();
+        return il < s.n_layers && T == 1 && fused && s.norm == NormKind::RMSNorm && s.dim <= kNormMaxDim && !probe_cfg.logit_lens &&
+               s.family != Family::Gemma3n;
+    }
+    bool attn_fast(int il, int64_t T) const {
+        if (!fast_common(il, T)) return false;
+        const LayerSpec& ls = model.spec().layers[size_t(il)];
+        const DevLayer& L = layers[size_t(il)];
+        return ls.attn_pre_norm && !ls.attn_post_norm && !L.attn_norm_b && ls.attn.kind != AttnKind::MLA && ls.kv_source < 0 &&
+               ls.attn.qk_norm != QkNorm::Full && L.qkv.present() && !L.qkv.transposed && L.o.present() && !L.o.transposed;
+    }
+    bool ffn_fast(int il, int64_t T) const {
+        if (!fast_common(il, T)) return false;
+        const LayerSpec& ls = model.spec().layers[size_t(il)];
+        const DevLayer& L = layers[size_t(il)];
+        return ls.ffn_pre_norm && !ls.ffn_post_norm && !L.ffn_norm_b && !ls.ffn.moe && ls.sparsity_std_mult <= 0 &&
+               L.ffn.gate_up.present() && !L.ffn.gate_up.transposed && L.ffn.down.present() && !L.ffn.down.transposed;
     }
 
     // ---- Gemma 3n: Session::gemma3n_layers on the device ----
@@ -1107,8 +1158,17 @@ struct CudaSession::Impl {
     }
 
     // sparsity: Gemma 3n's Gaussian top-k on the gate (its std multiple; 0 = dense)
-    void dense_ffn(const DevExpert& e, Activation a, const float* hin, int64_t T, float* out, float sparsity = 0.f) {
+    // pro_w, accumulate: as attention()'s (decode_fast)
+    void dense_ffn(const DevExpert& e, Activation a, const float* hin, int64_t T, float* out, float sparsity = 0.f,
+                   const float* pro_w = nullptr, bool accumulate = false) {
         const int act = a == Activation::SiLU ? 0 : a == Activation::GELU ? 1 : 2;
+        if (pro_w) {  // the FFN norm and the activation inside the [gate ; up] product, the residual add in down's
+            const int F = e.gate_up.n_out / 2;
+            launch_norm_gated_matvec(stream, e.gate_up.qtype, static_cast<const uint8_t*>(e.gate_up.w), e.gate_up.row_bytes, F,
+                                     e.gate_up.n_in, hin, pro_w, model.spec().norm_eps, act, e.gate_up.bias, u);
+            matvec(e.down, u, T, out, accumulate);
+            return;
+        }
         if (e.gate_up.present()) {
             const int F = e.gate_up.n_out / 2;
             if (fused && T <= kMatvecMaxT && sparsity <= 0 && !e.gate_up.transposed) {  // the activation inside the product

@@ -72,7 +72,9 @@ public:
     void set_graphs(bool on);
     // Fused kernels (the attention heads' steps from the projections to the cache in one kernel, a
     // residual add with the following RMSNorm; in decode steps the gated activation inside the
-    // [gate ; up] mat-vec and MLA's per-head products in one launch) are on by default; off runs
+    // [gate ; up] mat-vec, MLA's per-head products in one launch, and for a single token a
+    // pre-norm sublayer's norm in its first product and its residual add in its last) are on by
+    // default; off runs
     // each step as its own kernel, for comparison (they compute the same sums in the same order).
     void set_fusion(bool on);
     // Quantized weights multiply a prompt (more than 8 tokens) as dequantized f32 slabs on TF32

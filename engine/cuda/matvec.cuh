@@ -87,7 +87,7 @@ __device__ __forceinline__ float warp_sum(float v) {
 // read once for all NT tokens.
 template <int NT>
 __global__ void matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int n_out, int n_in, const float* x, float* y, int ldy,
-                              const float* bias) {
+                              const float* bias, bool accumulate) {
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
     const int r = int(blockIdx.x) * kMatvecWarps + warp;
     if (r >= n_out) return;  // the whole warp: shuffles below stay within live warps
@@ -97,8 +97,11 @@ __global__ void matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, in
     row_dot<NT>(type, w + size_t(r) * row_bytes, n_in, x, n_in, 1.f, acc, lane);
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
-        const float v = warp_sum(acc[t]);
-        if (lane == 0) y[int64_t(t) * ldy + r] = v + (bias ? bias[r] : 0.f);
+        const float v = warp_sum(acc[t]) + (bias ? bias[r] : 0.f);
+        if (lane == 0) {
+            float* o = y + int64_t(t) * ldy + r;
+            *o = accumulate ? *o + v : v;  // accumulate: the residual add in the product's epilogue
+        }
     }
 }
 
@@ -178,6 +181,49 @@ __global__ void gated_matvec_kernel(DType type, const uint8_t* w, size_t row_byt
                   lane, y + int64_t(p) * F, F);
 }
 
+// ---- a single token's RMSNorm in the product's prologue ----
+// The decode step's norm before a sublayer is one row: as its own kernel it is a single block and a
+// graph node of pure latency. These kernels normalise the token's residual row themselves: every
+// block computes RMSNorm(x)·nw into shared memory exactly as rms_norm_kernel does (256 threads,
+// the same sums in the same order, so the values are identical), then its warps multiply their
+// rows by it. n_in up to kNormMaxDim.
+constexpr int kNormMaxDim = 8192;
+constexpr int kNormWarps = 8;
+
+__device__ __forceinline__ void norm_prologue(const float* x, const float* nw, int n, float eps, float* xs, float* red) {
+    float ss = 0.f;
+    for (int i = threadIdx.x; i < n; i += blockDim.x) ss += x[i] * x[i];
+    ss = block_sum(ss, red);
+    const float scale = rsqrtf(ss / float(n) + eps);
+    for (int i = threadIdx.x; i < n; i += blockDim.x) xs[i] = x[i] * scale * (nw ? nw[i] : 1.f);
+    __syncthreads();
+}
+
+__global__ void norm_matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int n_out, int n_in, const float* x, const float* nw,
+                                   float eps, float* y, const float* bias) {
+    __shared__ float xs[kNormMaxDim];
+    __shared__ float red[33];
+    norm_prologue(x, nw, n_in, eps, xs, red);
+    const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
+    const int r = int(blockIdx.x) * kNormWarps + warp;
+    if (r >= n_out) return;
+    float acc[1] = {0.f};
+    row_dot<1>(type, w + size_t(r) * row_bytes, n_in, xs, n_in, 1.f, acc, lane);
+    const float v = warp_sum(acc[0]);
+    if (lane == 0) y[r] = v + (bias ? bias[r] : 0.f);
+}
+
+__global__ void norm_gated_matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int F, int n_in, const float* x, const float* nw,
+                                         float eps, int act, const float* bias, float* y) {
+    __shared__ float xs[kNormMaxDim];
+    __shared__ float red[33];
+    norm_prologue(x, nw, n_in, eps, xs, red);
+    const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
+    const int r = int(blockIdx.x) * kNormWarps + warp;
+    if (r >= F) return;
+    gated_rows<1>(type, w, row_bytes, F, n_in, xs, 1.f, act, bias, r, lane, y, F);
+}
+
 // Calls f(std::integral_constant<int, T>) for 1 <= T <= kMatvecMaxT: the token count as a
 // template argument of the mat-vec kernels.
 template <class F>
@@ -196,11 +242,12 @@ void with_tokens(int T, F&& f) {
 }
 
 // Launches matvec_kernel<T> on `stream` for 1 <= T <= kMatvecMaxT tokens.
+// accumulate: y += the product (the residual add in its epilogue).
 inline void launch_matvec(cudaStream_t stream, DType type, const uint8_t* w, size_t row_bytes, int n_out, int n_in, const float* x,
-                          int T, float* y, int ldy, const float* bias) {
+                          int T, float* y, int ldy, const float* bias, bool accumulate = false) {
     const unsigned grid = unsigned((n_out + kMatvecWarps - 1) / kMatvecWarps), threads = 32 * kMatvecWarps;
     with_tokens(T, [&](auto n) {
-        LAUNCH_SYNC(matvec_kernel<decltype(n)::value>, grid, threads, stream)(type, w, row_bytes, n_out, n_in, x, y, ldy, bias);
+        LAUNCH_SYNC(matvec_kernel<decltype(n)::value>, grid, threads, stream)(type, w, row_bytes, n_out, n_in, x, y, ldy, bias, accumulate);
     });
     check(cudaGetLastError(), "matvec_kernel");
 }
@@ -230,6 +277,27 @@ inline void launch_gated_matvec(cudaStream_t stream, DType type, const uint8_t* 
         LAUNCH_SYNC(gated_matvec_kernel<decltype(n)::value>, grid, 32 * kMatvecWarps, stream)(type, w, row_bytes, F, n_in, x, act, bias, y);
     });
     check(cudaGetLastError(), "gated_matvec_kernel");
+}
+
+}  // namespace
+}  // namespace archlens::ARCHLENS_CUDA_NS
+
+namespace archlens::ARCHLENS_CUDA_NS {
+namespace {
+
+// One token: y [n_out] = RMSNorm(x)·nw · Wᵀ (+ bias); gated: y [F] = act(gate) · up of the
+// normalised row. n_in <= kNormMaxDim.
+inline void launch_norm_matvec(cudaStream_t stream, DType type, const uint8_t* w, size_t row_bytes, int n_out, int n_in, const float* x,
+                               const float* nw, float eps, float* y, const float* bias) {
+    LAUNCH_SYNC(norm_matvec_kernel, unsigned((n_out + kNormWarps - 1) / kNormWarps), 32 * kNormWarps, stream)(type, w, row_bytes, n_out, n_in,
+                                                                                                             x, nw, eps, y, bias);
+    check(cudaGetLastError(), "norm_matvec_kernel");
+}
+inline void launch_norm_gated_matvec(cudaStream_t stream, DType type, const uint8_t* w, size_t row_bytes, int F, int n_in, const float* x,
+                                     const float* nw, float eps, int act, const float* bias, float* y) {
+    LAUNCH_SYNC(norm_gated_matvec_kernel, unsigned((F + kNormWarps - 1) / kNormWarps), 32 * kNormWarps, stream)(type, w, row_bytes, F, n_in, x,
+                                                                                                               nw, eps, act, bias, y);
+    check(cudaGetLastError(), "norm_gated_matvec_kernel");
 }
 
 }  // namespace
