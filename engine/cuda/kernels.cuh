@@ -145,16 +145,21 @@ __global__ void lens_kernel(const float* logits, int n, float* out) {
     }
 }
 
-// One block per row of n: y = x / rms(x) (· w), the CPU's rms_norm.
-__global__ void rms_norm_kernel(const float* x, const float* w, int n, float eps, float* y) {
-    __shared__ float red[33];
-    const float* xr = x + int64_t(blockIdx.x) * n;
-    float* yr = y + int64_t(blockIdx.x) * n;
+// One row by the whole block: y = x / rms(x) (· w), the CPU's rms_norm; y may be shared memory
+// (the mat-vec prologue's normalised input), published to the block before it returns.
+__device__ __forceinline__ void rms_norm_row(const float* xr, const float* w, int n, float eps, float* yr, float* red) {
     float ss = 0.f;
     for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
     ss = block_sum(ss, red);
     const float scale = rsqrtf(ss / float(n) + eps);
     for (int i = threadIdx.x; i < n; i += blockDim.x) yr[i] = xr[i] * scale * (w ? w[i] : 1.f);
+    __syncthreads();
+}
+
+// One block per row of n: y = x / rms(x) (· w).
+__global__ void rms_norm_kernel(const float* x, const float* w, int n, float eps, float* y) {
+    __shared__ float red[33];
+    rms_norm_row(x + int64_t(blockIdx.x) * n, w, n, eps, y + int64_t(blockIdx.x) * n, red);
 }
 
 // One block per row: x += y, then out = RMSNorm(x)·w — the residual add fused with the norm that

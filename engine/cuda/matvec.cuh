@@ -184,26 +184,17 @@ __global__ void gated_matvec_kernel(DType type, const uint8_t* w, size_t row_byt
 // ---- a single token's RMSNorm in the product's prologue ----
 // The decode step's norm before a sublayer is one row: as its own kernel it is a single block and a
 // graph node of pure latency. These kernels normalise the token's residual row themselves: every
-// block computes RMSNorm(x)·nw into shared memory exactly as rms_norm_kernel does (256 threads,
+// block computes RMSNorm(x)·nw into shared memory with rms_norm_kernel's own code (256 threads,
 // the same sums in the same order, so the values are identical), then its warps multiply their
 // rows by it. n_in up to kNormMaxDim.
 constexpr int kNormMaxDim = 8192;
 constexpr int kNormWarps = 8;
 
-__device__ __forceinline__ void norm_prologue(const float* x, const float* nw, int n, float eps, float* xs, float* red) {
-    float ss = 0.f;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) ss += x[i] * x[i];
-    ss = block_sum(ss, red);
-    const float scale = rsqrtf(ss / float(n) + eps);
-    for (int i = threadIdx.x; i < n; i += blockDim.x) xs[i] = x[i] * scale * (nw ? nw[i] : 1.f);
-    __syncthreads();
-}
-
 __global__ void norm_matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int n_out, int n_in, const float* x, const float* nw,
                                    float eps, float* y, const float* bias) {
     __shared__ float xs[kNormMaxDim];
     __shared__ float red[33];
-    norm_prologue(x, nw, n_in, eps, xs, red);
+    rms_norm_row(x, nw, n_in, eps, xs, red);
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
     const int r = int(blockIdx.x) * kNormWarps + warp;
     if (r >= n_out) return;
@@ -217,7 +208,7 @@ __global__ void norm_gated_matvec_kernel(DType type, const uint8_t* w, size_t ro
                                          float eps, int act, const float* bias, float* y) {
     __shared__ float xs[kNormMaxDim];
     __shared__ float red[33];
-    norm_prologue(x, nw, n_in, eps, xs, red);
+    rms_norm_row(x, nw, n_in, eps, xs, red);
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
     const int r = int(blockIdx.x) * kNormWarps + warp;
     if (r >= F) return;
