@@ -146,6 +146,47 @@ thread_local bool g_in_kernel = false;
 thread_local const char* g_kernel = "";
 thread_local std::vector<std::unique_ptr<char[]>> g_stacks;
 
+// The order in which the emulator runs a grid's blocks and, between two barriers, a block's threads
+// (ARCHLENS_EMU_SCHEDULE: "forward", the default; "reverse"; "shuffle", a fixed pseudo-random
+// permutation per round, seeded by ARCHLENS_EMU_SEED). On the device neither order is defined, so a
+// kernel whose answer changes with the schedule has a race: a thread reading shared or global memory
+// another thread of the block writes without a barrier between them, or a block that depends on
+// another block having run first. The test suite runs once forward and once reversed.
+enum class Order { Forward, Reverse, Shuffle };
+struct Schedule {
+    Order order = Order::Forward;
+    uint64_t state = 0x9e3779b97f4a7c15ull;
+};
+Schedule& schedule() {
+    static Schedule s = [] {
+        Schedule r;
+        const char* v = std::getenv("ARCHLENS_EMU_SCHEDULE");
+        const std::string o = v ? v : "forward";
+        if (o == "reverse") r.order = Order::Reverse;
+        else if (o == "shuffle") r.order = Order::Shuffle;
+        else if (o != "forward" && !o.empty())
+            throw std::invalid_argument("ARCHLENS_EMU_SCHEDULE must be forward, reverse or shuffle, not '" + o + "'");
+        if (const char* seed = std::getenv("ARCHLENS_EMU_SEED")) r.state ^= std::strtoull(seed, nullptr, 10) * 0xbf58476d1ce4e5b9ull;
+        return r;
+    }();
+    return s;
+}
+// Fills `idx` with 0 .. n-1 in the schedule's order.
+void schedule_order(std::vector<int>& idx, int n) {
+    idx.resize(size_t(n));
+    for (int i = 0; i < n; ++i) idx[size_t(i)] = i;
+    Schedule& s = schedule();
+    if (s.order == Order::Reverse) std::reverse(idx.begin(), idx.end());
+    if (s.order == Order::Shuffle)
+        for (int i = n - 1; i > 0; --i) {  // Fisher-Yates with splitmix64
+            uint64_t z = (s.state += 0x9e3779b97f4a7c15ull);
+            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+            z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+            z ^= z >> 31;
+            std::swap(idx[size_t(i)], idx[size_t(z % uint64_t(i + 1))]);
+        }
+}
+
 void set_thread(int tid) {
     threadIdx.x = unsigned(tid) % blockDim.x;
     threadIdx.y = unsigned(tid) / blockDim.x % blockDim.y;
@@ -194,9 +235,11 @@ void run_block_fibers(BlockRun& b) {
         b.started[size_t(i)] = 0;
     }
     const int warps = (b.n + 31) / 32;
+    std::vector<int> order;
     for (;;) {
         bool ran = false;
-        for (int i = 0; i < b.n; ++i) {
+        schedule_order(order, b.n);
+        for (int i : order) {
             if (b.st[size_t(i)] != State::Run) continue;
             b.cur = i;
             set_thread(i);
@@ -262,21 +305,30 @@ void run_kernel(const char* name, dim3 grid, dim3 block, bool barriers, const st
         b.xbuf.assign(size_t(n), 0);
         b.xvalid.assign(size_t(n), 0);
     }
-    for (unsigned bz = 0; bz < grid.z; ++bz)
-        for (unsigned by = 0; by < grid.y; ++by)
-            for (unsigned bx = 0; bx < grid.x; ++bx) {
-                blockIdx = {bx, by, bz};
-                if (barriers) {
-                    g_block = &b;
-                    run_block_fibers(b);
-                    g_block = nullptr;
-                } else {
-                    for (int t = 0; t < n; ++t) {
-                        set_thread(t);
-                        body();
-                    }
-                }
+    const uint64_t blocks = uint64_t(grid.x) * grid.y * grid.z;
+    const bool forward = schedule().order == Order::Forward;
+    std::vector<int> threads, block_order;
+    if (!forward && blocks <= uint64_t(1) << 24) schedule_order(block_order, int(blocks));
+    for (uint64_t k = 0; k < blocks; ++k) {
+        const uint64_t id = block_order.empty() ? k : uint64_t(block_order[size_t(k)]);
+        blockIdx = {unsigned(id % grid.x), unsigned(id / grid.x % grid.y), unsigned(id / (uint64_t(grid.x) * grid.y))};
+        if (barriers) {
+            g_block = &b;
+            run_block_fibers(b);
+            g_block = nullptr;
+        } else if (forward) {
+            for (int t = 0; t < n; ++t) {
+                set_thread(t);
+                body();
             }
+        } else {
+            schedule_order(threads, n);
+            for (int t : threads) {
+                set_thread(t);
+                body();
+            }
+        }
+    }
 }
 
 }  // namespace
