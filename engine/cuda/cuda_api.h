@@ -11,6 +11,9 @@
 #include "engine/cuda/emu/cuda_emu.h"
 #define LAUNCH(k, g, b, s) ::archlens::emu::Launch(#k, k, dim3(g), dim3(b), s, false)
 #define LAUNCH_SYNC(k, g, b, s) ::archlens::emu::Launch(#k, k, dim3(g), dim3(b), s, true)
+// A vector load's address must be a multiple of its width on the device (else the kernel faults
+// with a misaligned address, which ends the CUDA context); x86 would read it silently.
+#define DEVICE_ALIGNED(p, n) ::archlens::emu::check_aligned(p, n)
 #else
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -18,4 +21,5 @@
 #include <cuda_runtime.h>
 #define LAUNCH(k, g, b, s) k<<<(g), (b), 0, (s)>>>
 #define LAUNCH_SYNC(k, g, b, s) k<<<(g), (b), 0, (s)>>>
+#define DEVICE_ALIGNED(p, n) ((void)0)
 #endif

@@ -35,6 +35,7 @@ __device__ __forceinline__ void row_dot(DType type, const uint8_t* row, int n_in
     if (half16 && n_in % 256 == 0) {
 #pragma unroll 4
         for (int i0 = lane * 8; i0 < n_in; i0 += 256) {
+            DEVICE_ALIGNED(row + size_t(i0) * 2, 16);
             const uint4 raw = *reinterpret_cast<const uint4*>(row + size_t(i0) * 2);
             uint16_t hv[8];
             memcpy(hv, &raw, 16);
@@ -48,6 +49,7 @@ __device__ __forceinline__ void row_dot(DType type, const uint8_t* row, int n_in
     } else if (type == DType::F32 && n_in % 128 == 0) {
 #pragma unroll 4
         for (int i0 = lane * 4; i0 < n_in; i0 += 128) {
+            DEVICE_ALIGNED(row + size_t(i0) * 4, 16);
             const uint4 raw = *reinterpret_cast<const uint4*>(row + size_t(i0) * 4);
             float wv[4];
             memcpy(wv, &raw, 16);

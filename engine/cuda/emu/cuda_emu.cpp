@@ -422,7 +422,7 @@ cudaError_t cudaMalloc(void** p, size_t bytes) {
     if (any_capture()) return fail(cudaErrorStreamCaptureUnsupported);  // may synchronise: unsafe in capture
     if (bytes == 0) return cudaSuccess;
     if (g_in_use + bytes > kDeviceBytes) return fail(cudaErrorMemoryAllocation);
-    void* m = std::malloc(bytes);
+    void* m = std::aligned_alloc(256, (bytes + 255) / 256 * 256);  // cudaMalloc's alignment guarantee
     if (!m) return fail(cudaErrorMemoryAllocation);
     std::memset(m, 0xA5, bytes);  // device memory is not zeroed: make reads of unwritten memory visible
     allocs()[static_cast<const char*>(m)] = {bytes, false};

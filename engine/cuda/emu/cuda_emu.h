@@ -80,6 +80,9 @@ T from_bits(uint64_t b) {
     return v;
 }
 inline int lane_id() { return int(threadIdx.x & 31u); }
+inline void check_aligned(const void* p, size_t n) {
+    if (reinterpret_cast<uintptr_t>(p) % n != 0) misuse("a " + std::to_string(n) + "-byte load from a misaligned address");
+}
 }  // namespace archlens::emu
 
 // Shuffles within the warp; a source lane outside the segment gives the caller's own value (as on
