@@ -258,6 +258,11 @@ void run_block_fibers(BlockRun& b) {
                 waiting += b.st[size_t(i)] == State::WaitWarp;
             }
             if (live > 0 && waiting == live) {
+                // the full-mask shuffles: every one of the warp's 32 lanes must take part; a lane that
+                // has returned (or a warp cut short by the block size) is undefined behaviour on the device
+                if (live < 32)
+                    throw std::logic_error(std::string("CUDA emulator: kernel ") + g_kernel + " shuffles in a warp with " +
+                                           std::to_string(32 - live) + " lanes exited or missing (full-mask shuffles need all 32)");
                 for (int i = w * 32; i < std::min(b.n, w * 32 + 32); ++i)
                     if (b.st[size_t(i)] == State::WaitWarp) b.st[size_t(i)] = State::Run;
                 released = true;

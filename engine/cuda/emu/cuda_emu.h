@@ -10,7 +10,11 @@
 // - kernels run grid × block threads; threads of a block are fibers (ucontext) that switch only at
 //   __syncthreads() and the warp shuffles, so shared memory (`__shared__` → `static`, one block at
 //   a time) and the barriers behave as on the device; a barrier or shuffle in a kernel launched as
-//   barrier-free (LAUNCH instead of LAUNCH_SYNC) is an error, not a silent wrong answer;
+//   barrier-free (LAUNCH instead of LAUNCH_SYNC) is an error, not a silent wrong answer; a
+//   full-mask shuffle in a warp where a lane has returned is an error (undefined on the device);
+// - the order of blocks, and of a block's threads between barriers, can be reversed or shuffled
+//   (ARCHLENS_EMU_SCHEDULE, see cuda_emu.cpp), so a race gives a different answer;
+// - cudaMalloc's 256-byte alignment, and the kernels' 16-byte loads are checked (DEVICE_ALIGNED);
 // - launch-shape limits (empty grids, more than 1024 threads, grid.y/z above 65535) are the same
 //   launch errors, reported by cudaGetLastError;
 // - device memory is host memory, but every cudaMemcpy checks that its device side lies in a live
