@@ -28,6 +28,7 @@ struct GpuTuning {
     bool fusion = true;        // fused kernels (else one kernel per step)
     bool prompt_tiles = true;  // prompt attention in tiles of queries
     bool tf32 = true;          // quantized prompt products on TF32 tensor cores
+    bool grouped_moe = true;   // a prompt's MoE layers through the grouped expert kernels
     int attn_splits = 0;       // split-key decode attention: 0 automatic, 1 none, N forced
     int split_min_keys = 256;  // keys per split at least
 };

@@ -34,6 +34,8 @@ $CLI bench "$OUT/qwen3-0.6b-bf16.gguf" --prompt 512 --gen 128 --reps 3 --backend
 for r in "" --capture-routing; do
   $CLI bench "$OUT/moe-tiny.gguf" --prompt 512 --gen 128 --reps 3 --backend cuda $r --json > "$OUT/moe-tiny-cuda${r:+-routing}.json" 2>&1
 done
+# MoE prompts: the grouped expert kernels against each expert's cuBLAS products on the host's routing
+$CLI bench "$OUT/moe-tiny.gguf" --prompt 512 --gen 8 --reps 3 --backend cuda --gpu-grouped-moe off --json > "$OUT/moe-tiny-cuda-grouped-off.json" 2>&1
 # Decode deep in the context (split-key attention: 16 query heads alone would leave most SMs idle),
 # and each of the backend's choices against its alternative (bench --gpu-*), on Qwen3-0.6B.
 Q="$OUT/qwen3-0.6b-bf16.gguf"

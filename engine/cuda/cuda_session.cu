@@ -17,6 +17,7 @@
 #include "engine/cuda/kernels.cuh"
 #include "engine/cuda/matvec.cuh"
 #include "engine/cuda/moe.cuh"
+#include "engine/cuda/moe_gemm.cuh"
 
 namespace archlens::ARCHLENS_CUDA_NS {
 
@@ -175,7 +176,7 @@ struct CudaSession::Impl {
         drop_graph();
         if (logits) cudaFree(logits);
         if (probe_dev) cudaFree(probe_dev);
-        for (float* p : {probe_host, h_x, h_logits, lens_host, h_ple})
+        for (float* p : {probe_host, h_x, h_logits, lens_host, h_ple, h_route})
             if (p) cudaFreeHost(p);
         if (h_pos) cudaFreeHost(h_pos);
         if (h_tok) cudaFreeHost(h_tok);
@@ -345,6 +346,18 @@ struct CudaSession::Impl {
             big_sel = static_cast<int*>(dev_alloc(size_t(T * kmax) * sizeof(int), scratch));
             big_w = f(T * kmax);
             big_p = f(T * experts);
+            int64_t gF = 0;  // the grouped path's chunk: its pairs' order, tiles, [act(gate)·up] and down rows
+            for (const DevLayer& L : layers)
+                if (L.moe_dev) gF = std::max<int64_t>(gF, L.gate_up_shape.n_out / 2);
+            if (gF > 0) {
+                const int64_t P = std::min<int64_t>(T * kmax, std::max<int64_t>(kGroupPairs, kmax));
+                auto ints = [&](int64_t n) { return static_cast<int*>(dev_alloc(size_t(n) * sizeof(int), scratch)); };
+                grp.order = ints(P);
+                grp.tiles = ints(3 * group_tile_bound(P, experts));
+                grp.n_tiles = ints(1);
+                grp_h = f(P * gF);
+                grp_y = f(P * s.dim);
+            }
         }
         if (s.family == Family::Gemma3n) {  // AltUp's streams and predictions, LAuReL, per-layer inputs
             const int64_t N = s.altup_inputs, P = s.ple_dim, LP = ple_model_proj.n_out;
@@ -1104,8 +1117,10 @@ struct CudaSession::Impl {
     int64_t ring_batch = kRingBatch;
     bool kv_f16 = false;  // the f16 cache was asked for (standard attention layers hold f16)
     bool use_graphs = true;
-    bool fused = true;
-    bool tf32 = true;  // quantized weights' prompt products on TF32 tensor cores (set_tf32(false): f32)  // qkv_heads_kernel and the add+norm kernel (set_fusion(false): one kernel per step)
+    bool fused = true;  // the fused kernels (set_fusion(false): one kernel per step)
+    bool tf32 = true;   // quantized weights' prompt products on TF32 tensor cores (set_tf32(false): f32)
+    bool grouped = true;  // a prompt's device-routed MoE layers through the grouped kernels (else per expert)
+    int group_pairs = kGroupPairs;  // pairs a chunk of the grouped path (the scratch holds kGroupPairs)
     std::string graph_note = "no decode step yet";
     cudaGraphExec_t graph = nullptr;
     std::vector<int> graph_key;  // the probes it was captured with
@@ -1247,6 +1262,29 @@ struct CudaSession::Impl {
             check_launch("moe_matvec_kernel (down)");
             LAUNCH(moe_combine_kernel, blocks_for(T * D, 256), 256, stream)(moe_y, sel, wts, !f.weight_on_input, int(T), int(K), int(D), out);
             check_launch("moe_combine_kernel");
+        } else if (L.moe_dev && grouped && E <= kGroupMaxExperts) {
+            // a prompt on the device: routed, sorted and multiplied there in chunks of pairs; the
+            // routing goes to pinned memory for the probes, read after the pass (no wait here)
+            launch_moe_route(stream, router_logits, int(T), route_params(f), L.sel_bias, big_sel, big_w, big_p);
+            copy_prompt_routing_async(il, T, K, E);
+            const int F2 = L.gate_up_shape.n_out, F = F2 / 2;
+            const int act = f.act == Activation::SiLU ? 0 : f.act == Activation::GELU ? 1 : 2;
+            const int64_t chunk = std::max<int64_t>(1, group_pairs / K);
+            for (int64_t t0 = 0; t0 < T; t0 += chunk) {
+                const int64_t n = std::min(chunk, T - t0);
+                const int P = int(n * K);
+                const int* sel = big_sel + t0 * K;
+                const float* wts = big_w + t0 * K;
+                launch_moe_group(stream, sel, P, int(E), grp);
+                // ref: HF Llama4TextMoe: the router score scales the expert input
+                launch_moe_group_gemm<true>(stream, L.gate_up_shape.qtype, L.exp_gate_up, L.gate_up_shape.row_bytes, F, int(D), P, int(E), grp,
+                                            hin + t0 * D, int(K), f.weight_on_input ? wts : nullptr, false, act, grp_h);
+                launch_moe_group_gemm<false>(stream, L.down_shape.qtype, L.exp_down, L.down_shape.row_bytes, int(D), F, P, int(E), grp, grp_h,
+                                             0, nullptr, true, 0, grp_y);
+                LAUNCH(moe_combine_kernel, blocks_for(n * D, 256), 256, stream)(grp_y, sel, wts, !f.weight_on_input, int(n), int(K), int(D),
+                                                                              out + t0 * D);
+                check_launch("moe_combine_kernel");
+            }
         } else {
             std::vector<int> sel(size_t(T * K));
             std::vector<float> wts(size_t(T * K)), probs(size_t(T * E));
@@ -1311,6 +1349,27 @@ struct CudaSession::Impl {
     int *big_sel = nullptr;  // a prompt's routing (ensure_scratch)
     float *big_w = nullptr, *big_p = nullptr;
     std::string host_moe_note;  // why some layer routes on the host ("" when none does)
+    GroupScratch grp;           // the grouped prompt path's scratch (ensure_scratch)
+    float *grp_h = nullptr, *grp_y = nullptr;
+    // A prompt's routing of the grouped layers, per routing slot: T·K ids, T·K weights and (with
+    // the routing probe) T·E probabilities in one pinned buffer, read after the pass.
+    float* h_route = nullptr;
+    int64_t h_route_floats = 0;
+    std::vector<int> prompt_routed;  // the layers whose routing is there, this pass
+
+    void copy_prompt_routing_async(int il, int64_t T, int64_t K, int64_t E) {
+        const int64_t per = T * (2 * route_K + (probe_cfg.routing ? route_E : 0));
+        if (prompt_routed.empty()) {  // the pass's first: room for every slot at this length
+            pinned(h_route, h_route_floats, per * route_slots, "cudaMallocHost (prompt routing)");
+        }
+        float* o = h_route + per * layers[size_t(il)].route_slot;
+        check(cudaMemcpyAsync(o, big_sel, size_t(T * K) * sizeof(int), cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync (routing)");
+        check(cudaMemcpyAsync(o + T * route_K, big_w, size_t(T * K) * sizeof(float), cudaMemcpyDeviceToHost, stream), "cudaMemcpyAsync (routing)");
+        if (probe_cfg.routing)
+            check(cudaMemcpyAsync(o + 2 * T * route_K, big_p, size_t(T * E) * sizeof(float), cudaMemcpyDeviceToHost, stream),
+                  "cudaMemcpyAsync (router probabilities)");
+        prompt_routed.push_back(il);
+    }
 
     // Whether layer il's MoE can run on the device, and its expert tables if so.
     std::string setup_moe_dev(int il) {
@@ -1394,8 +1453,17 @@ struct CudaSession::Impl {
 
     // ... and after the synchronisation, their probes, in layer order with any host-routed ones.
     void collect_routing(int64_t T, size_t first_record) {
-        if (route_slots == 0 || T > kMatvecMaxT) return;
         const ModelSpec& s = model.spec();
+        if (!prompt_routed.empty()) {  // a prompt's grouped layers
+            const int64_t per = T * (2 * route_K + (probe_cfg.routing ? route_E : 0));
+            for (int il : prompt_routed) {
+                const float* o = h_route + per * layers[size_t(il)].route_slot;
+                cpu::moe_record(s.layers[size_t(il)].ffn, T, il, s.n_layers, pos, reinterpret_cast<const int*>(o), o + T * route_K,
+                                probe_cfg.routing ? o + 2 * T * route_K : nullptr, probe_cfg, probes);
+            }
+            prompt_routed.clear();
+        }
+        if (route_slots == 0 || T > kMatvecMaxT) return sort_routing(first_record);
         for (int il = 0; il < s.n_layers; ++il) {
             const DevLayer& L = layers[size_t(il)];
             if (!L.moe_dev) continue;
@@ -1403,6 +1471,9 @@ struct CudaSession::Impl {
             cpu::moe_record(s.layers[size_t(il)].ffn, T, il, s.n_layers, pos, route_sel_host + o * route_K, route_w_host + o * route_K,
                             route_p_host + o * route_E, probe_cfg, probes);
         }
+        sort_routing(first_record);
+    }
+    void sort_routing(size_t first_record) {
         auto& r = probes.routing;
         std::stable_sort(r.begin() + std::ptrdiff_t(first_record), r.end(), [](const RoutingRecord& a, const RoutingRecord& b) { return a.layer < b.layer; });
     }
@@ -1609,6 +1680,12 @@ void CudaSession::set_prompt_attention_tiles(bool on) {
     impl_->tiles = on;
     impl_->drop_graph();
 }
+void CudaSession::set_grouped_moe(bool on, int chunk_pairs) {
+    if (chunk_pairs < 1 || chunk_pairs > kGroupPairs)
+        throw Error("set_grouped_moe: chunk_pairs 1.." + std::to_string(kGroupPairs) + ", not " + std::to_string(chunk_pairs));
+    impl_->grouped = on;
+    impl_->group_pairs = chunk_pairs;
+}
 void CudaSession::set_fusion(bool on) {
     impl_->fused = on;
     impl_->drop_graph();
@@ -1689,6 +1766,7 @@ std::vector<float> CudaSession::forward(std::span<const int> tokens, bool all_lo
     const int64_t first = all_logits ? 0 : T - 1, rows = T - first;
     const bool step = T == 1 && m.host_moe_note.empty();
     const size_t routing_before = m.probes.routing.size();
+    m.prompt_routed.clear();
     if (!step || !m.run_graph()) {
         if (T == 1 && !step) m.graph_note = m.host_moe_note;
         m.run_layers(T, first, rows);

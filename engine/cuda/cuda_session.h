@@ -90,6 +90,10 @@ public:
     // load (heads up to 256 wide; MLA's wider latent rows use the per-query kernel); off: one
     // block per query, for comparison.
     void set_prompt_attention_tiles(bool on);
+    // A prompt's device-routed MoE layers through the grouped kernels (default), or each expert's
+    // rows gathered on the host's routing and multiplied with cuBLAS (for measuring one against the
+    // other). chunk_pairs: (token, expert) pairs a chunk, 1..4096 (4096 by default; fewer for tests).
+    void set_grouped_moe(bool on, int chunk_pairs = 4096);
     int64_t graph_launches() const;
 
     // The probes, as Session's: attention probabilities of the captured heads (recomputed for

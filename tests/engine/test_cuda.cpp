@@ -1160,6 +1160,60 @@ private slots:
         QVERIFY(mp < 1e-6);
     }
 
+    // A prompt's MoE layers through the grouped kernels (pairs sorted by expert on the device, each
+    // expert's products as tiles of one kernel, no wait for the routing) equal each expert run on
+    // its rows with the host's routing: logits, the routing probe and the expert load; and cutting
+    // the prompt into chunks of pairs changes nothing (each row is computed alone). Plain, BF16 and
+    // quantized experts; Llama 4's input-scaled experts; DeepSeek's groups and shared expert.
+    void grouped_moe_equals_per_expert_data() {
+        QTest::addColumn<QString>("file");
+        const QString d = testutil::fixtures_dir();
+        for (const char* c : {"qwen3moe/model.gguf", "qwen3moe/model-BF16.gguf", "qwen3moe/model-Q8_0.gguf", "qwen3moe/model-Q4_K_M.gguf",
+                              "llama4/model.gguf", "deepseek2/model.gguf", "kimi-k2/model.gguf"})
+            QTest::newRow(c) << d + "/" + c;
+    }
+    void grouped_moe_equals_per_expert() {
+        QFETCH(QString, file);
+        REQUIRE_FIXTURE(file);
+        REQUIRE_DEVICE();
+        const QString dir = QFileInfo(file).path();
+        auto ids = json_ids(testutil::read_json(dir + "/reference.json")["prompt_ids"]);
+        QVERIFY(ids.size() > 8);  // a prompt, not a decode step
+        auto model = Model::load(file.toStdString());
+        cuda::CudaSession grouped(*model, int64_t(ids.size())), host(*model, int64_t(ids.size())), chunked(*model, int64_t(ids.size()));
+        host.set_grouped_moe(false);
+        chunked.set_grouped_moe(true, 5);  // chunks of one or two tokens, cut inside a token's pairs when K < 5
+        for (cuda::CudaSession* s : {&grouped, &host, &chunked}) {
+            s->probe_config().routing = true;
+            s->set_tf32(false);  // the grouped kernel multiplies dequantized blocks in f32: so must the comparison
+        }
+        const auto a = grouped.forward(ids, true), b = host.forward(ids, true), c = chunked.forward(ids, true);
+        QCOMPARE(a.size(), b.size());
+        double md = 0;
+        for (size_t i = 0; i < a.size(); ++i) md = std::max(md, double(std::fabs(a[i] - b[i])));
+        QVERIFY2(a == c, "the chunked grouped path differs from one chunk");
+        const auto &ra = grouped.probes().routing, &rb = host.probes().routing, &rc = chunked.probes().routing;
+        QVERIFY(!ra.empty());
+        QCOMPARE(ra.size(), rb.size());
+        QCOMPARE(ra.size(), rc.size());
+        double mw = 0;
+        for (size_t r = 0; r < ra.size(); ++r) {
+            QCOMPARE(ra[r].layer, rb[r].layer);
+            QCOMPARE(ra[r].pos, rb[r].pos);
+            QCOMPARE(ra[r].experts, rb[r].experts);
+            QCOMPARE(ra[r].experts, rc[r].experts);
+            QCOMPARE(ra[r].router_probs.size(), rb[r].router_probs.size());
+            for (size_t k = 0; k < ra[r].weights.size(); ++k) mw = std::max(mw, double(std::fabs(ra[r].weights[k] - rb[r].weights[k])));
+            for (size_t k = 0; k < ra[r].router_probs.size(); ++k)
+                mw = std::max(mw, double(std::fabs(ra[r].router_probs[k] - rb[r].router_probs[k])));
+        }
+        QCOMPARE(grouped.probes().expert_load, host.probes().expert_load);
+        qInfo("grouped vs per-expert MoE prompt of %zu tokens: max logit diff %.3g, routing records %zu, max weight/prob diff %.3g", ids.size(),
+              md, ra.size(), mw);
+        QVERIFY(md < 2e-5);
+        QVERIFY(mw < 1e-6);
+    }
+
     // Prompt attention in tiles of queries equals one block per query: logits and the captured
     // probabilities of every prompt position (causal GQA, a sliding window shorter than the prompt,
     // chunked and NoPE layers, per-head QK-norm, f16 caches), then decode steps on its cache.
