@@ -107,12 +107,6 @@ bool append_sanitized(std::string& out, std::string_view in) {
     return false;
 }
 
-static bool is_ascii(std::string_view s) {
-    for (unsigned char c : s)
-        if (c >= 0x80) return false;
-    return true;
-}
-
 std::string normalize_whole(std::string_view s, NormForm form) {
     int options = UTF8PROC_STABLE;
     switch (form) {
