@@ -71,6 +71,22 @@ __host__ __device__ inline void scale_min_k4(int j, const uint8_t* q, int& sc, i
     }
 }
 
+// The fields Q4_K and Q5_K share (Q5_K adds qh), at their offsets in either block.
+struct K45 {
+    const uint8_t* scales;
+    const uint8_t* qs;
+    uint16_t d, dmin;
+};
+__host__ __device__ inline K45 k45_fields(bool five, const uint8_t* b) {
+    using namespace quant;
+    if (five) {
+        const auto* x = reinterpret_cast<const BlockQ5_K*>(b);
+        return {x->scales, x->qs, x->d, x->dmin};
+    }
+    const auto* x = reinterpret_cast<const BlockQ4_K*>(b);
+    return {x->scales, x->qs, x->d, x->dmin};
+}
+
 // Element j (0 <= j < block_elems(t)) of the block at `b`.
 __host__ __device__ inline float dequant_element(DType t, const uint8_t* b, int j) {
     using namespace quant;
@@ -129,10 +145,9 @@ __host__ __device__ inline float dequant_element(DType t, const uint8_t* b, int 
         case DType::Q4_K:
         case DType::Q5_K: {
             const bool five = t == DType::Q5_K;
-            const uint8_t* scales = five ? reinterpret_cast<const BlockQ5_K*>(b)->scales : reinterpret_cast<const BlockQ4_K*>(b)->scales;
-            const uint8_t* qs = five ? reinterpret_cast<const BlockQ5_K*>(b)->qs : reinterpret_cast<const BlockQ4_K*>(b)->qs;
-            const uint16_t d16 = five ? reinterpret_cast<const BlockQ5_K*>(b)->d : reinterpret_cast<const BlockQ4_K*>(b)->d;
-            const uint16_t m16 = five ? reinterpret_cast<const BlockQ5_K*>(b)->dmin : reinterpret_cast<const BlockQ4_K*>(b)->dmin;
+            const K45 f = k45_fields(five, b);
+            const uint8_t *scales = f.scales, *qs = f.qs;
+            const uint16_t d16 = f.d, m16 = f.dmin;
             const int c = j / 64, r = j % 64, l = r % 32;
             int sc, m;
             scale_min_k4(2 * c + (r >= 32 ? 1 : 0), scales, sc, m);
@@ -225,10 +240,9 @@ __host__ __device__ inline void dequant_run8(DType t, const uint8_t* b, int j0, 
         case DType::Q4_K:
         case DType::Q5_K: {
             const bool five = t == DType::Q5_K;
-            const uint8_t* scales = five ? reinterpret_cast<const BlockQ5_K*>(b)->scales : reinterpret_cast<const BlockQ4_K*>(b)->scales;
-            const uint8_t* qs = five ? reinterpret_cast<const BlockQ5_K*>(b)->qs : reinterpret_cast<const BlockQ4_K*>(b)->qs;
-            const uint16_t d16 = five ? reinterpret_cast<const BlockQ5_K*>(b)->d : reinterpret_cast<const BlockQ4_K*>(b)->d;
-            const uint16_t m16 = five ? reinterpret_cast<const BlockQ5_K*>(b)->dmin : reinterpret_cast<const BlockQ4_K*>(b)->dmin;
+            const K45 f = k45_fields(five, b);
+            const uint8_t *scales = f.scales, *qs = f.qs;
+            const uint16_t d16 = f.d, m16 = f.dmin;
             const int c = j0 / 64, r = j0 % 64, l = r % 32, sh = r < 32 ? 0 : 4;
             int sc, m;
             scale_min_k4(2 * c + (r >= 32 ? 1 : 0), scales, sc, m);
