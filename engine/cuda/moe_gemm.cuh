@@ -124,9 +124,11 @@ __global__ void moe_group_gemm_kernel(DType type, const uint8_t* const* experts,
         }
         __syncthreads();  // the tiles are rewritten by the next step
     }
-    for (int i = 0; i < 2; ++i) {
+#pragma unroll
+    for (int i = 0; i < 2; ++i) {  // unrolled: acc stays in registers
         const int r = 2 * tr + i;
         if (r >= rows) continue;
+#pragma unroll
         for (int j = 0; j < 4; ++j) {
             const int c = c0 + tc + 16 * j;
             if (c < n_out) y[out_row[r] * n_out + c] = Gated ? act_fn(act, acc[i][j]) * accu[i][j] : acc[i][j];
