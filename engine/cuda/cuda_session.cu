@@ -1176,7 +1176,7 @@ struct CudaSession::Impl {
     // pro_w, accumulate: as attention()'s (decode_fast)
     void dense_ffn(const DevExpert& e, Activation a, const float* hin, int64_t T, float* out, float sparsity = 0.f,
                    const float* pro_w = nullptr, bool accumulate = false) {
-        const int act = a == Activation::SiLU ? 0 : a == Activation::GELU ? 1 : 2;
+        const int act = act_code(a);
         if (pro_w) {  // the FFN norm and the activation inside the [gate ; up] product, the residual add in down's
             const int F = e.gate_up.n_out / 2;
             launch_norm_gated_matvec(stream, e.gate_up.qtype, static_cast<const uint8_t*>(e.gate_up.w), e.gate_up.row_bytes, F,
@@ -1242,7 +1242,7 @@ struct CudaSession::Impl {
             float* probs = route_p + int64_t(L.route_slot) * kMatvecMaxT * route_E;
             launch_moe_route(stream, router_logits, int(T), route_params(f), L.sel_bias, sel, wts, probs);
             const int pairs = int(T * K), F2 = L.gate_up_shape.n_out, F = F2 / 2;
-            const int act = f.act == Activation::SiLU ? 0 : f.act == Activation::GELU ? 1 : 2;
+            const int act = act_code(f.act);
             // ref: HF Llama4TextMoe: the router score scales the expert input
             if (fused) {  // the activation inside the product
                 LAUNCH_SYNC(moe_gated_matvec_kernel, dim3(unsigned(blocks_for(F, kMatvecWarps)), unsigned(pairs)), 32 * kMatvecWarps, stream)(
@@ -1268,7 +1268,7 @@ struct CudaSession::Impl {
             launch_moe_route(stream, router_logits, int(T), route_params(f), L.sel_bias, big_sel, big_w, big_p);
             copy_prompt_routing_async(il, T, K, E);
             const int F2 = L.gate_up_shape.n_out, F = F2 / 2;
-            const int act = f.act == Activation::SiLU ? 0 : f.act == Activation::GELU ? 1 : 2;
+            const int act = act_code(f.act);
             const int64_t chunk = std::max<int64_t>(1, group_pairs / K);
             for (int64_t t0 = 0; t0 < T; t0 += chunk) {
                 const int64_t n = std::min(chunk, T - t0);
@@ -1357,8 +1357,10 @@ struct CudaSession::Impl {
     int64_t h_route_floats = 0;
     std::vector<int> prompt_routed;  // the layers whose routing is there, this pass
 
+    int64_t prompt_route_floats(int64_t T) const { return T * (2 * route_K + (probe_cfg.routing ? route_E : 0)); }  // a slot's
+
     void copy_prompt_routing_async(int il, int64_t T, int64_t K, int64_t E) {
-        const int64_t per = T * (2 * route_K + (probe_cfg.routing ? route_E : 0));
+        const int64_t per = prompt_route_floats(T);
         if (prompt_routed.empty()) {  // the pass's first: room for every slot at this length
             pinned(h_route, h_route_floats, per * route_slots, "cudaMallocHost (prompt routing)");
         }
@@ -1455,7 +1457,7 @@ struct CudaSession::Impl {
     void collect_routing(int64_t T, size_t first_record) {
         const ModelSpec& s = model.spec();
         if (!prompt_routed.empty()) {  // a prompt's grouped layers
-            const int64_t per = T * (2 * route_K + (probe_cfg.routing ? route_E : 0));
+            const int64_t per = prompt_route_floats(T);
             for (int il : prompt_routed) {
                 const float* o = h_route + per * layers[size_t(il)].route_slot;
                 cpu::moe_record(s.layers[size_t(il)].ffn, T, il, s.n_layers, pos, reinterpret_cast<const int*>(o), o + T * route_K,

@@ -9,6 +9,7 @@
 #include "engine/core/dtype.h"
 #include "engine/cuda/check.cuh"
 #include "engine/cuda/dequant.cuh"
+#include "engine/model/spec.h"
 
 // Each including file uses some of these: no warnings for the rest.
 #if defined(__CUDACC__)
@@ -315,6 +316,9 @@ __global__ void split_qkv_kernel(const float* qkv, int64_t T, int qd, int kd, in
     else if (c < qd + kd) k[t * kd + c - qd] = qkv[i];
     else v[t * vd + c - qd - kd] = qkv[i];
 }
+
+// The activation as act_fn's code: 0 SiLU, 1 GELU (erf), 2 GELU (tanh).
+inline int act_code(Activation a) { return a == Activation::SiLU ? 0 : a == Activation::GELU ? 1 : 2; }
 
 __device__ float act_fn(int act, float x) {
     switch (act) {
