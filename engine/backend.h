@@ -27,6 +27,7 @@ struct GpuTuning {
     bool graphs = true;        // single-token steps as one CUDA graph
     bool fusion = true;        // fused kernels (else one kernel per step)
     bool prompt_tiles = true;  // prompt attention in tiles of queries
+    bool tc_attention = true;  // those tiles on tensor cores (3xTF32) where the heads fit
     bool tf32 = true;          // quantized prompt products on TF32 tensor cores
     bool grouped_moe = true;   // a prompt's MoE layers through the grouped expert kernels
     int attn_splits = 0;       // split-key decode attention: 0 automatic, 1 none, N forced

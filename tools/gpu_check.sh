@@ -43,8 +43,14 @@ ab() { name=$1; shift; $CLI bench "$Q" --backend cuda --json "$@" > "$OUT/ab-$na
 ab ctx8k --prompt 8192 --gen 64
 ab ctx8k-nosplit --prompt 8192 --gen 64 --gpu-splits 1
 ab ctx8k-notiles --prompt 8192 --gen 8 --gpu-tiles off
+ab ctx8k-notc --prompt 8192 --gen 8 --gpu-tc-attention off
 ab nofusion --prompt 512 --gen 128 --gpu-fusion off
 ab nographs --prompt 512 --gen 128 --gpu-graphs off
+# Long prompts of 8B: attention is ~6% of the flops at 4k tokens, but on f32 cores it can take as long
+# as the BF16 products (tensor cores against f32 tiles)
+Q="$OUT/llama3.1-8b-bf16.gguf"
+ab 8b-pp4k --prompt 4096 --gen 8
+ab 8b-pp4k-notc --prompt 4096 --gen 8 --gpu-tc-attention off
 for f in "$OUT"/qwen3-0.6b-cuda-attn1.json "$OUT"/ab-*.json "$OUT"/moe-tiny-cuda*.json; do
   [ -s "$f" ] && python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print('%-32s prefill %9.1f  decode %8.1f tok/s (%s)' % (sys.argv[1].split('/')[-1], d['prefill_tokens_per_s'], d['decode_tokens_per_s'], d.get('decode_mode','')))" "$f"
 done

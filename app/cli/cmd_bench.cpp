@@ -69,6 +69,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
     tune.graphs = on_off("gpu-graphs", true);
     tune.fusion = on_off("gpu-fusion", true);
     tune.prompt_tiles = on_off("gpu-tiles", true);
+    tune.tc_attention = on_off("gpu-tc-attention", true);
     tune.tf32 = on_off("gpu-tf32", true);
     tune.grouped_moe = on_off("gpu-grouped-moe", true);
     tune.attn_splits = int(a.get_int("gpu-splits", 0));
@@ -120,7 +121,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
                         {"decode_mode", s.on_gpu() ? s.decode_mode() : std::string("cpu")},
                         {"file_bytes", m->file_bytes()}};
     if (s.on_gpu())
-        j["gpu_tuning"] = {{"graphs", tune.graphs}, {"fusion", tune.fusion}, {"prompt_tiles", tune.prompt_tiles}, {"tf32", tune.tf32}, {"grouped_moe", tune.grouped_moe},
+        j["gpu_tuning"] = {{"graphs", tune.graphs}, {"fusion", tune.fusion}, {"prompt_tiles", tune.prompt_tiles}, {"tc_attention", tune.tc_attention}, {"tf32", tune.tf32}, {"grouped_moe", tune.grouped_moe},
                            {"attn_splits", tune.attn_splits}, {"split_min_keys", tune.split_min_keys}};
     if (a.has("json")) {
         std::printf("%s\n", j.dump().c_str());
@@ -133,7 +134,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
     return 0;
 }
 
-Register r_bench({"bench", "bench MODEL [--prompt 512] [--gen 128] [--threads N] [--reps R] [--kv-type f32|f16] [--backend cpu|cuda|auto] [--capture-routing] [--capture-attention H|all] [--gpu-graphs|--gpu-fusion|--gpu-tiles|--gpu-tf32|--gpu-grouped-moe on|off] [--gpu-splits N] [--gpu-split-keys K] [--json]", cmd_bench});
+Register r_bench({"bench", "bench MODEL [--prompt 512] [--gen 128] [--threads N] [--reps R] [--kv-type f32|f16] [--backend cpu|cuda|auto] [--capture-routing] [--capture-attention H|all] [--gpu-graphs|--gpu-fusion|--gpu-tiles|--gpu-tc-attention|--gpu-tf32|--gpu-grouped-moe on|off] [--gpu-splits N] [--gpu-split-keys K] [--json]", cmd_bench});
 
 }  // namespace
 }  // namespace archlens::cli

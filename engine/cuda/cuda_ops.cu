@@ -198,8 +198,19 @@ void attention(const AttentionCase& c, const float* q, const float* k, const flo
     DevBuf<int> tickets(size_t(T) * H);
     check(cudaMemset(tickets.p, 0, size_t(T) * H * sizeof(int)), "cudaMemset");
     if (c.tiled && (hd > kTileMaxDim || vd > kTileMaxDim)) throw Error("attention: the tiled kernel takes head dims up to 256");
+    if (c.mma && !mma_attention_fits(hd, vd)) throw Error("attention: the tensor-core kernel takes hd % 8 == 0, vd % 16 == 0, up to 128");
+    if (c.mma) mma_attention_setup();
     for (int run = 0; run < 2; ++run) {  // the second run finds the tickets reset by the first
-        if (c.tiled) {
+        if (c.mma) {
+            const dim3 tg{unsigned((T + kMmaQ - 1) / kMmaQ), unsigned(H), 1u};
+            if (c.f16)
+                LAUNCH_SYNC_SHARED(attention_mma_kernel<__half>, tg, kMmaThreads, kMmaSmemBytes, nullptr)(
+                    dq.p, H * hd, reinterpret_cast<const __half*>(kc.p), reinterpret_cast<const __half*>(vc.p), vd, cap, H, KV, hd, vd, T, pp,
+                    c.scope, c.window, c.scale, c.softcap, dout.p, dstats.p);
+            else
+                LAUNCH_SYNC_SHARED(attention_mma_kernel<float>, tg, kMmaThreads, kMmaSmemBytes, nullptr)(dq.p, H * hd, kc.p, vc.p, vd, cap, H, KV, hd, vd, T, pp,
+                                                                                  c.scope, c.window, c.scale, c.softcap, dout.p, dstats.p);
+        } else if (c.tiled) {
             const dim3 tg{unsigned((T + kTileQ - 1) / kTileQ), unsigned(H), 1u};
             if (c.f16)
                 LAUNCH_SYNC(attention_tile_kernel<__half>, tg, kAttnThreads, nullptr)(

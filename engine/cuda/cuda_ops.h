@@ -66,6 +66,8 @@ struct AttentionCase {
     int splits = 1, min_keys = 1;
     // the prompt kernel (queries in tiles sharing each key and value load; head dims up to 256)
     bool tiled = false;
+    // the tensor-core prompt kernel (3xTF32 products; hd % 8 == 0, vd % 16 == 0, both up to 128)
+    bool mma = false;
 };
 void attention(const AttentionCase& c, const float* q, const float* k, const float* v, float* out, float* probs);
 // Rows ids[0..T) of an embedding table ([n_rows] rows of D, any type dequant.cuh reads) × scale.

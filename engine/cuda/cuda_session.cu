@@ -652,12 +652,31 @@ struct CudaSession::Impl {
         check(cudaMemset(attn_tickets, 0, size_t(tickets) * sizeof(int)), "cudaMemset (attention tickets)");
     }
 
+    // A prompt's attention on tensor cores (attention_mma_kernel: 3xTF32, as accurate as f32; heads
+    // up to 128 wide, compute capability 8.0+), unless tiles or tensor-core attention are turned off.
+    bool mma_attention(int64_t T, int hd, int vd) const {
+        return tiles && tc_attention && cc_major >= 8 && T > kMatvecMaxT && mma_attention_fits(hd, vd);
+    }
+
     // softmax(q·k)·v of T queries (rows q_row apart, H = a.n_heads heads over KV heads of C's
     // cache: keys of hd, values of vd read v_stride apart) into outp [T][H][vd], the softmax's max
     // and sum into attn_stats.
     void run_attention(const AttentionSpec& a, const DevLayer& C, const float* qb, int q_row, int KV, int hd, int vd, int v_stride,
                        int64_t T, float* outp) {
         const int scope = scope_code(a);
+        if (mma_attention(T, hd, vd)) {  // a prompt on tensor cores
+            const dim3 tg{unsigned((T + kMmaQ - 1) / kMmaQ), unsigned(a.n_heads), 1u};
+            if (C.kv_f16)
+                LAUNCH_SYNC_SHARED(attention_mma_kernel<__half>, tg, kMmaThreads, kMmaSmemBytes, stream)(
+                    qb, q_row, static_cast<const __half*>(C.kc), static_cast<const __half*>(C.vc), v_stride, C.cap, a.n_heads, KV, hd, vd,
+                    int(T), d_pos, scope, a.window, a.scale, a.softcap, outp, attn_stats);
+            else
+                LAUNCH_SYNC_SHARED(attention_mma_kernel<float>, tg, kMmaThreads, kMmaSmemBytes, stream)(
+                    qb, q_row, static_cast<const float*>(C.kc), static_cast<const float*>(C.vc ? C.vc : C.kc), v_stride, C.cap, a.n_heads,
+                    KV, hd, vd, int(T), d_pos, scope, a.window, a.scale, a.softcap, outp, attn_stats);
+            check_launch("attention_mma_kernel");
+            return;
+        }
         if (tiles && T > kMatvecMaxT && hd <= kTileMaxDim && vd <= kTileMaxDim) {  // a prompt: queries in tiles
             const dim3 tg{unsigned((T + kTileQ - 1) / kTileQ), unsigned(a.n_heads), 1u};
             if (C.kv_f16)
@@ -1119,6 +1138,8 @@ struct CudaSession::Impl {
     bool use_graphs = true;
     bool fused = true;  // the fused kernels (set_fusion(false): one kernel per step)
     bool tf32 = true;   // quantized weights' prompt products on TF32 tensor cores (set_tf32(false): f32)
+    bool tc_attention = true;  // prompt attention on tensor cores where it fits (set_tensor_core_attention)
+    int cc_major = 0;
     bool grouped = true;  // a prompt's device-routed MoE layers through the grouped kernels (else per expert)
     int group_pairs = kGroupPairs;  // pairs a chunk of the grouped path (the scratch holds kGroupPairs)
     std::string graph_note = "no decode step yet";
@@ -1495,6 +1516,8 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx, int64_t ring_batch, 
     check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
     m.device = prop.name;
     m.sm_count = std::max(1, prop.multiProcessorCount);
+    m.cc_major = prop.major;
+    if (m.cc_major >= 8) mma_attention_setup();
     m.n_ctx = n_ctx > 0 ? n_ctx : std::max(s.max_positions, 1);
     // Windowed layers keep a ring of the positions a query can still see: the window plus one
     // batch (forward() splits longer batches of such models into ring_batch-token pieces).
@@ -1670,6 +1693,7 @@ void CudaSession::set_tf32(bool on) {
     impl_->tf32 = on;
     impl_->drop_graph();
 }
+void CudaSession::set_tensor_core_attention(bool on) { impl_->tc_attention = on; }
 void CudaSession::set_attention_splits(int splits, int min_keys) {
     if (splits < 0 || splits > Impl::kMaxSplits || min_keys < 1)
         throw Error("set_attention_splits: splits 0.." + std::to_string(Impl::kMaxSplits) + " and min_keys >= 1");

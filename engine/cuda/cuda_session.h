@@ -90,6 +90,11 @@ public:
     // load (heads up to 256 wide; MLA's wider latent rows use the per-query kernel); off: one
     // block per query, for comparison.
     void set_prompt_attention_tiles(bool on);
+    // With tiles on, prompts whose heads are up to 128 wide (multiples of 8; values of 16) attend on
+    // tensor cores (compute capability 8.0+): q·kᵀ and p·v as warp matrix products in 3xTF32 (each
+    // f32 operand split into two TF32 parts, three products: f32 accuracy), 64 queries a block;
+    // off: the f32 tiles, for comparison.
+    void set_tensor_core_attention(bool on);
     // A prompt's device-routed MoE layers through the grouped kernels (default), or each expert's
     // rows gathered on the host's routing and multiplied with cuBLAS (for measuring one against the
     // other). chunk_pairs: (token, expert) pairs a chunk, 1..4096 (4096 by default; fewer for tests).

@@ -700,6 +700,217 @@ __global__ void attention_tile_kernel(const float* q, int q_row, const KT* kc, c
     if (stats && c == 0) stats[row * 2] = m, stats[row * 2 + 1] = l;
 }
 
+// ---- prompt attention on tensor cores ----
+// The same attention as attention_tile_kernel, with q·kᵀ and p·v as warp matrix products on tensor
+// cores, in 3xTF32: each f32 operand x is split into big = tf32(x) and small = tf32(x − big), and
+// a·b is summed as small_a·big_b + big_a·small_b + big_a·big_b (f32 sums) — about f32's accuracy
+// (plain TF32, 10-bit mantissas, moved the fixtures' BF16 logits by ~2e-2) at a third of TF32's
+// rate. Heads up to kMmaMaxDim wide.
+// A block takes kMmaQ = 64 consecutive queries of one head, four warps of 16 query rows each; the
+// keys go by in steps of kMmaK = 32, key and value rows staged in shared memory once for the
+// block. The query rows stay in shared memory (held in registers they pushed the kernel to 255
+// registers and spills): 75 KiB of dynamic shared memory a block (mma_attention_setup allows it),
+// two blocks a multiprocessor. Two passes over the keys: the first finds each query's max and sum
+// of exp(score − max) (online, as the tile kernel), the second multiplies exp(score − max) with the
+// values, so the output fragments never need rescaling (their element layout is the hardware's,
+// unknown to the code); the sum divides in the epilogue. Each warp's scores go through its own 16
+// rows of shared memory: lanes 2r and 2r + 1 hold query row r's running max and sum and take 16 of
+// the step's 32 keys each. Same masks, scale, softcap, outputs and the softmax's max and sum (for
+// the probe) as the other kernels.
+constexpr int kMmaQ = 64, kMmaK = 32, kMmaMaxDim = 128, kMmaThreads = 128;
+constexpr int kMmaLd = kMmaMaxDim + 4, kMmaSLd = kMmaK + 4;  // padded rows: 32-byte aligned at every 8th row and 8th column
+static_assert(kMmaThreads == 32 * kMmaQ / 16, "a warp per 16 query rows");
+// dynamic shared memory: queries [64][ld], keys [32][ld], values [32][ld], scores [64][sld]
+constexpr size_t kMmaSmemBytes = sizeof(float) * (size_t(kMmaQ + 2 * kMmaK) * kMmaLd + size_t(kMmaQ) * kMmaSLd);
+
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+using MmaAcc = nvcuda::wmma::fragment<nvcuda::wmma::accumulator, 16, 16, 8, float>;
+// f's f32 elements as their TF32 big and small parts
+template <class F>
+__device__ __forceinline__ void tf32_split(const F& f, F& big, F& small) {
+    for (int e = 0; e < f.num_elements; ++e) {
+        big.x[e] = nvcuda::wmma::__float_to_tf32(f.x[e]);
+        small.x[e] = nvcuda::wmma::__float_to_tf32(f.x[e] - big.x[e]);
+    }
+}
+// acc += a·b in 3xTF32, a already split
+template <class FA, class FB>
+__device__ __forceinline__ void mma_3xtf32(MmaAcc& acc, const FA& a_big, const FA& a_small, const FB& b) {
+    FB b_big, b_small;
+    tf32_split(b, b_big, b_small);
+    nvcuda::wmma::mma_sync(acc, a_small, b_big, acc);
+    nvcuda::wmma::mma_sync(acc, a_big, b_small, acc);
+    nvcuda::wmma::mma_sync(acc, a_big, b_big, acc);
+}
+#endif
+
+template <typename KT>
+__global__ void attention_mma_kernel(const float* q, int q_row, const KT* kc, const KT* vc, int v_stride, int64_t cap, int H, int KV,
+                                     int hd, int vd, int T, const int64_t* pos0, int scope, int window, float scale, float softcap,
+                                     float* out, float* stats) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+    using namespace nvcuda;
+    using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+    using FragKt = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
+    using FragV = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+    DYNAMIC_SHARED(float, smem);
+    float* qs = smem;                 // the queries, then each warp's output in its own rows
+    float* ks = qs + kMmaQ * kMmaLd;  // the step's keys
+    float* vs = ks + kMmaK * kMmaLd;  // the step's values
+    float* ss = vs + kMmaK * kMmaLd;  // each warp's 16 rows of scores, then of exp(score − max)
+    const int h = blockIdx.y, kvh = h / (H / KV), tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
+    const int t0 = int(blockIdx.x) * kMmaQ, nq = T - t0 < kMmaQ ? T - t0 : kMmaQ;
+    const int64_t P0 = *pos0;
+    auto key_lo = [&](int64_t p) -> int64_t {
+        if (window > 0 && scope == 1) return p - window + 1 > 0 ? p - window + 1 : 0;
+        if (window > 0 && scope == 2) return p / window * window;
+        return 0;
+    };
+    for (int i = tid; i < kMmaQ * hd; i += blockDim.x) {
+        const int qi = i / hd, d = i % hd;
+        qs[qi * kMmaLd + d] = qi < nq ? q[int64_t(t0 + qi) * q_row + int64_t(h) * hd + d] : 0.f;
+    }
+    // (the first step's barrier publishes them)
+    const int kd = hd / 8, nv = vd / 16;
+    const float* qw = qs + warp * 16 * kMmaLd;  // the warp's 16 query rows
+    const int r = lane >> 1, half = lane & 1, qi = warp * 16 + r;  // this lane's query row and key half
+    const bool valid = qi < nq;
+    const int64_t p = P0 + t0 + qi, lo = valid ? key_lo(p) : 0;
+    const int64_t first = key_lo(P0 + t0), last = P0 + t0 + nq - 1;  // keys of the whole tile
+    const KT* kh = kc + int64_t(kvh) * cap * hd;
+    const KT* vh = vc + int64_t(kvh) * cap * v_stride;
+    float* srow = ss + (warp * 16 + r) * kMmaSLd + half * 16;  // this lane's 16 scores of the step
+    // the step's keys and, in the second pass, values into shared memory
+    auto stage = [&](int64_t c0, int nk, bool values) {
+        const int64_t base = c0 % cap;  // the step's keys in ring order (they span at most cap positions)
+        __syncthreads();                // the previous step's rows are read
+        for (int i = tid; i < kMmaK * hd; i += blockDim.x) {
+            const int kj = i / hd, d = i % hd;
+            const int64_t slot = base + kj < cap ? base + kj : base + kj - cap;
+            ks[kj * kMmaLd + d] = kj < nk ? kv_ld(kh + slot * hd + d) : 0.f;
+        }
+        if (values)
+            for (int i = tid; i < kMmaK * vd; i += blockDim.x) {
+                const int kj = i / vd, d = i % vd;
+                const int64_t slot = base + kj < cap ? base + kj : base + kj - cap;
+                vs[kj * kMmaLd + d] = kj < nk ? kv_ld(vh + slot * v_stride + d) : 0.f;
+            }
+        __syncthreads();
+    };
+    // the warp's 16 × 32 raw scores q·k into its rows of ss
+    auto scores = [&]() {
+        MmaAcc sf[kMmaK / 16];
+#pragma unroll
+        for (int nt = 0; nt < kMmaK / 16; ++nt) wmma::fill_fragment(sf[nt], 0.f);
+#pragma unroll
+        for (int k = 0; k < kMmaMaxDim / 8; ++k)
+            if (k < kd) {
+                FragA qf, q_big, q_small;
+                wmma::load_matrix_sync(qf, qw + k * 8, kMmaLd);
+                tf32_split(qf, q_big, q_small);
+#pragma unroll
+                for (int nt = 0; nt < kMmaK / 16; ++nt) {
+                    FragKt kf;  // kᵀ: element (d, key) at ks[key · ld + d]
+                    wmma::load_matrix_sync(kf, ks + nt * 16 * kMmaLd + k * 8, kMmaLd);
+                    mma_3xtf32(sf[nt], q_big, q_small, kf);
+                }
+            }
+#pragma unroll
+        for (int nt = 0; nt < kMmaK / 16; ++nt)
+            wmma::store_matrix_sync(ss + warp * 16 * kMmaSLd + nt * 16, sf[nt], kMmaSLd, wmma::mem_row_major);
+        __syncwarp();
+    };
+    // score c of this lane's half of the step (key c0 + half·16 + c), scaled and capped; -inf when masked
+    auto score = [&](int64_t c0, int nk, int c) -> float {
+        const int col = half * 16 + c;
+        const int64_t j = c0 + col;
+        if (!valid || col >= nk || j < lo || j > p) return -INFINITY;
+        float sv = srow[c] * scale;
+        if (softcap > 0.f) sv = softcap * tanhf(sv / softcap);
+        return sv;
+    };
+    float m = -INFINITY, l = 0.f;
+    for (int64_t c0 = first; c0 <= last; c0 += kMmaK) {  // pass 1: each row's max and sum
+        const int nk = int(last - c0 + 1 < kMmaK ? last - c0 + 1 : kMmaK);
+        stage(c0, nk, false);
+        scores();
+        float cmax = -INFINITY;
+        for (int c = 0; c < 16; ++c) cmax = fmaxf(cmax, score(c0, nk, c));
+        cmax = fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, 1));
+        const float new_m = fmaxf(m, cmax);
+        float esum = 0.f;
+        if (new_m != -INFINITY)
+            for (int c = 0; c < 16; ++c) {
+                const float sv = score(c0, nk, c);
+                esum += sv == -INFINITY ? 0.f : __expf(sv - new_m);
+            }
+        esum += __shfl_xor_sync(0xffffffffu, esum, 1);
+        l = (m == -INFINITY ? 0.f : l * __expf(m - new_m)) + esum;
+        m = new_m;
+        __syncwarp();  // the scores are read before the next step's replace them
+    }
+    MmaAcc of[kMmaMaxDim / 16];
+#pragma unroll
+    for (int n = 0; n < kMmaMaxDim / 16; ++n) wmma::fill_fragment(of[n], 0.f);
+    for (int64_t c0 = first; c0 <= last; c0 += kMmaK) {  // pass 2: exp(score − max) · values
+        const int nk = int(last - c0 + 1 < kMmaK ? last - c0 + 1 : kMmaK);
+        stage(c0, nk, true);
+        scores();
+        float e[16];
+        for (int c = 0; c < 16; ++c) {
+            const float sv = score(c0, nk, c);
+            e[c] = sv == -INFINITY ? 0.f : __expf(sv - m);
+        }
+        for (int c = 0; c < 16; ++c) srow[c] = e[c];
+        __syncwarp();
+#pragma unroll
+        for (int k = 0; k < kMmaK / 8; ++k) {
+            FragA pf, p_big, p_small;  // the warp's 16 rows × keys 8k..8k+7
+            wmma::load_matrix_sync(pf, ss + warp * 16 * kMmaSLd + k * 8, kMmaSLd);
+            tf32_split(pf, p_big, p_small);
+#pragma unroll
+            for (int n = 0; n < kMmaMaxDim / 16; ++n)
+                if (n < nv) {
+                    FragV vf;  // value rows 8k..8k+7, dimensions 16n..16n+15
+                    wmma::load_matrix_sync(vf, vs + k * 8 * kMmaLd + n * 16, kMmaLd);
+                    mma_3xtf32(of[n], p_big, p_small, vf);
+                }
+        }
+        __syncwarp();  // the probabilities are read before the next step's scores replace them
+    }
+    // the output through the warp's own query rows (no other warp reads them)
+#pragma unroll
+    for (int n = 0; n < kMmaMaxDim / 16; ++n)
+        if (n < nv) wmma::store_matrix_sync(qs + warp * 16 * kMmaLd + n * 16, of[n], kMmaLd, wmma::mem_row_major);
+    __syncwarp();
+    for (int rr = 0; rr < 16; ++rr) {  // row rr of the warp: its sum from lane 2·rr, its dimensions across the lanes
+        const float lr = __shfl_sync(0xffffffffu, l, 2 * rr);
+        const int qr = warp * 16 + rr;
+        if (qr >= nq) continue;
+        const int64_t row = int64_t(t0 + qr) * H + h;
+        for (int d = lane; d < vd; d += 32) out[row * vd + d] = qs[qr * kMmaLd + d] / lr;
+    }
+    if (stats && valid && half == 0) {
+        const int64_t row = int64_t(t0 + qi) * H + h;
+        stats[row * 2] = m, stats[row * 2 + 1] = l;
+    }
+#else
+    __trap();  // device code built for an architecture without TF32 products: a launch error, not a wrong answer
+#endif
+}
+
+// The tensor-core kernel takes the head (hd, vd multiples of 8 and 16, up to kMmaMaxDim) and needs
+// compute capability 8.0 (TF32 warp matrix products).
+inline bool mma_attention_fits(int hd, int vd) { return hd % 8 == 0 && vd % 16 == 0 && hd <= kMmaMaxDim && vd <= kMmaMaxDim && hd > 0 && vd > 0; }
+// Allows attention_mma_kernel its dynamic shared memory (above the default 48 KiB): before its
+// first launch in a device context.
+inline void mma_attention_setup() {
+    check(cudaFuncSetAttribute(attention_mma_kernel<float>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kMmaSmemBytes)),
+          "cudaFuncSetAttribute (attention_mma_kernel<float>)");
+    check(cudaFuncSetAttribute(attention_mma_kernel<__half>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kMmaSmemBytes)),
+          "cudaFuncSetAttribute (attention_mma_kernel<__half>)");
+}
+
 // dst[t][c] = src[t][c] for c < n: rows of n floats between strided buffers (ld in floats).
 __global__ void copy_rows_kernel(const float* src, int64_t ld_src, float* dst, int64_t ld_dst, int64_t rows, int n) {
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;

@@ -14,6 +14,7 @@
 #include <exception>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <vector>
 
 thread_local uint3 threadIdx, blockIdx;
@@ -357,14 +358,66 @@ uint64_t warp_exchange(uint64_t v, int src_lane, bool valid) {
     return r;
 }
 
-void launch(const char* name, dim3 grid, dim3 block, cudaStream_t s, bool barriers, std::function<void()> body) {
+}  // namespace archlens::emu
+
+// A warp matrix call: 32-byte aligned tile, a stride of whole 16 bytes, and every lane of the warp
+// calling with the same pointer and stride (lane 0's, exchanged).
+void nvcuda::wmma::detail::collective(const char* what, const void* p, unsigned ldm, size_t elem_bytes) {
+    using archlens::emu::misuse;
+    if (p && reinterpret_cast<uintptr_t>(p) % 32 != 0) misuse(std::string(what) + " on a pointer that is not 32-byte aligned");
+    if (p && (size_t(ldm) * elem_bytes) % 16 != 0) misuse(std::string(what) + " with a stride that is not a multiple of 16 bytes");
+    const uint64_t key = uint64_t(reinterpret_cast<uintptr_t>(p)) ^ (uint64_t(ldm) << 48);
+    if (archlens::emu::warp_exchange(key, 0, true) != key)
+        misuse(std::string(what) + ": the lanes of a warp disagree on the tile's pointer or stride");
+}
+
+namespace archlens::emu {
+
+namespace {
+constexpr size_t kDefaultShared = size_t(48) << 10, kMaxShared = size_t(227) << 10;  // H100's opt-in limit per block
+std::map<const void*, size_t> g_max_shared;  // cudaFuncAttributeMaxDynamicSharedMemorySize per kernel
+std::mutex g_attr_mutex;
+thread_local std::vector<unsigned char> g_dyn_shared;
+thread_local size_t g_dyn_bytes = 0;
+}  // namespace
+
+cudaError_t func_set_attribute(const void* kernel, cudaFuncAttribute attr, int value) {
+    if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize || value < 0 || size_t(value) > kMaxShared) return fail(cudaErrorInvalidValue);
+    std::lock_guard<std::mutex> lock(g_attr_mutex);
+    g_max_shared[kernel] = size_t(value);
+    return cudaSuccess;
+}
+
+unsigned char* dynamic_shared() {
+    if (!g_in_kernel) misuse("dynamic shared memory outside a kernel");
+    if (g_dyn_bytes == 0) misuse(std::string("kernel ") + g_kernel + " uses dynamic shared memory but was launched without any");
+    const uintptr_t p = reinterpret_cast<uintptr_t>(g_dyn_shared.data());
+    return reinterpret_cast<unsigned char*>((p + 127) & ~uintptr_t(127));  // aligned as the device's
+}
+
+void launch(const char* name, const void* kernel, dim3 grid, dim3 block, size_t shared, cudaStream_t s, bool barriers,
+            std::function<void()> body) {
     const uint64_t threads = uint64_t(block.x) * block.y * block.z;
     if (grid.x == 0 || grid.y == 0 || grid.z == 0 || threads == 0 || threads > 1024 || block.z > 64 || grid.y > 65535 ||
         grid.z > 65535 || grid.x > 0x7fffffffu) {
         fail(cudaErrorInvalidConfiguration);
         return;
     }
-    enqueue(s, [name, grid, block, barriers, body = std::move(body)] { run_kernel(name, grid, block, barriers, body); });
+    if (shared > kDefaultShared) {
+        std::lock_guard<std::mutex> lock(g_attr_mutex);
+        const auto it = g_max_shared.find(kernel);
+        if (it == g_max_shared.end() || shared > it->second) {
+            fail(cudaErrorInvalidValue);  // more than 48 KiB needs cudaFuncSetAttribute first
+            return;
+        }
+    }
+    enqueue(s, [name, grid, block, shared, barriers, body = std::move(body)] {
+        // every block starts with garbage in its shared memory, as on the device
+        g_dyn_shared.assign(shared + 128, 0xa5);
+        g_dyn_bytes = shared;
+        run_kernel(name, grid, block, barriers, body);
+        g_dyn_bytes = 0;
+    });
 }
 
 }  // namespace archlens::emu

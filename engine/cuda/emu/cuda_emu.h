@@ -42,6 +42,7 @@
 #define __host__
 #define __forceinline__ inline
 #define __shared__ static
+#define __align__(n) __attribute__((aligned(n)))
 #ifndef __restrict__
 #define __restrict__
 #endif
@@ -118,6 +119,127 @@ T __shfl_sync(unsigned, T v, int src_lane, int width = 32) {
     const int lane = lane_id(), seg = lane - lane % width;
     return from_bits<T>(warp_exchange(to_bits(v), seg + (src_lane % width), true));
 }
+
+// __syncwarp: every lane of the warp arrives before any goes on (a full-mask shuffle's exchange).
+inline void __syncwarp(unsigned = 0xffffffffu) { archlens::emu::warp_exchange(0, archlens::emu::lane_id(), false); }
+
+// ---- warp matrix products (nvcuda::wmma) -------------------------------------------------------
+// The fragments' element layout is unspecified on the device, so a kernel may only load, store,
+// fill and multiply them, or apply one function to every element. Here every lane's fragment holds
+// the whole tile (num_elements = rows × cols) and every lane computes the whole product; a store
+// writes only the lane's share of the elements (index % 32 == lane), so a lane that reads what
+// others stored without __syncwarp (or __syncthreads) reads stale values. Every call is
+// warp-collective: all 32 lanes must make it with the same pointer and stride (checked), the
+// pointer 32-byte aligned and the stride a multiple of 16 bytes, as the device requires. The
+// product reads only the TF32 bits of its f32 inputs (the low 13 mantissa bits are ignored, as
+// the tensor cores do) and sums in f32.
+namespace nvcuda::wmma {
+struct row_major {};
+struct col_major {};
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+namespace precision {
+struct tf32 {};
+}  // namespace precision
+enum layout_t { mem_row_major, mem_col_major };
+
+template <class Use, int M, int N, int K>
+struct frag_shape;
+template <int M, int N, int K>
+struct frag_shape<matrix_a, M, N, K> {
+    static constexpr int rows = M, cols = K;
+};
+template <int M, int N, int K>
+struct frag_shape<matrix_b, M, N, K> {
+    static constexpr int rows = K, cols = N;
+};
+template <int M, int N, int K>
+struct frag_shape<accumulator, M, N, K> {
+    static constexpr int rows = M, cols = N;
+};
+
+template <class Use, int M, int N, int K, class T, class Layout = void>
+struct fragment {
+    using shape = frag_shape<Use, M, N, K>;
+    static constexpr int rows = shape::rows, cols = shape::cols, num_elements = rows * cols;
+    float x[num_elements];  // element (i, j) at x[i * cols + j], whatever the memory layout
+};
+
+// cvt.rna.tf32.f32: 10 mantissa bits, rounded to nearest, ties away from zero
+inline float __float_to_tf32(float v) {
+    uint32_t u;
+    std::memcpy(&u, &v, 4);
+    if ((u & 0x7f800000u) != 0x7f800000u) u = (u + 0x1000u) & 0xffffe000u;
+    std::memcpy(&v, &u, 4);
+    return v;
+}
+
+namespace detail {
+void collective(const char* what, const void* p, unsigned ldm, size_t elem_bytes);  // cuda_emu.cpp
+inline float tf32_bits(float v) {
+    uint32_t u;
+    std::memcpy(&u, &v, 4);
+    u &= 0xffffe000u;
+    std::memcpy(&v, &u, 4);
+    return v;
+}
+template <class F>
+void load(F& f, const float* p, unsigned ldm, bool row_major) {
+    collective("load_matrix_sync", p, ldm, sizeof(float));
+    for (int i = 0; i < F::rows; ++i)
+        for (int j = 0; j < F::cols; ++j) f.x[i * F::cols + j] = row_major ? p[size_t(i) * ldm + j] : p[i + size_t(j) * ldm];
+}
+}  // namespace detail
+
+template <int M, int N, int K, class T>
+void load_matrix_sync(fragment<matrix_a, M, N, K, T, row_major>& f, const float* p, unsigned ldm) {
+    detail::load(f, p, ldm, true);
+}
+template <int M, int N, int K, class T>
+void load_matrix_sync(fragment<matrix_a, M, N, K, T, col_major>& f, const float* p, unsigned ldm) {
+    detail::load(f, p, ldm, false);
+}
+template <int M, int N, int K, class T>
+void load_matrix_sync(fragment<matrix_b, M, N, K, T, row_major>& f, const float* p, unsigned ldm) {
+    detail::load(f, p, ldm, true);
+}
+template <int M, int N, int K, class T>
+void load_matrix_sync(fragment<matrix_b, M, N, K, T, col_major>& f, const float* p, unsigned ldm) {
+    detail::load(f, p, ldm, false);
+}
+template <int M, int N, int K>
+void load_matrix_sync(fragment<accumulator, M, N, K, float>& f, const float* p, unsigned ldm, layout_t l) {
+    detail::load(f, p, ldm, l == mem_row_major);
+}
+template <int M, int N, int K>
+void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f, unsigned ldm, layout_t l) {
+    using F = fragment<accumulator, M, N, K, float>;
+    detail::collective("store_matrix_sync", p, ldm, sizeof(float));
+    const int lane = archlens::emu::lane_id();
+    for (int e = lane; e < F::num_elements; e += 32) {
+        const int i = e / F::cols, j = e % F::cols;
+        (l == mem_row_major ? p[size_t(i) * ldm + j] : p[i + size_t(j) * ldm]) = f.x[e];
+    }
+}
+template <class Use, int M, int N, int K, class T, class L>
+void fill_fragment(fragment<Use, M, N, K, T, L>& f, float v) {
+    for (float& e : f.x) e = v;
+}
+template <int M, int N, int K, class T, class LA, class LB>
+void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a, M, N, K, T, LA>& a,
+              const fragment<matrix_b, M, N, K, T, LB>& b, const fragment<accumulator, M, N, K, float>& c) {
+    detail::collective("mma_sync", nullptr, 0, 0);
+    float r[M * N];
+    for (int i = 0; i < M; ++i)
+        for (int j = 0; j < N; ++j) {
+            float s = c.x[i * N + j];
+            for (int k = 0; k < K; ++k) s += detail::tf32_bits(a.x[i * K + k]) * detail::tf32_bits(b.x[k * N + j]);
+            r[i * N + j] = s;
+        }
+    std::memcpy(d.x, r, sizeof r);
+}
+}  // namespace nvcuda::wmma
 
 // ---- math intrinsics -------------------------------------------------------------------------
 inline float __expf(float x) { return std::exp(x); }
@@ -236,6 +358,15 @@ cudaError_t cudaGraphLaunch(cudaGraphExec_t e, cudaStream_t s);
 cudaError_t cudaGraphDestroy(cudaGraph_t g);
 cudaError_t cudaGraphExecDestroy(cudaGraphExec_t e);
 
+enum cudaFuncAttribute { cudaFuncAttributeMaxDynamicSharedMemorySize = 8 };
+namespace archlens::emu {
+cudaError_t func_set_attribute(const void* kernel, cudaFuncAttribute attr, int value);
+}
+template <class... P>
+cudaError_t cudaFuncSetAttribute(void (*kernel)(P...), cudaFuncAttribute attr, int value) {
+    return archlens::emu::func_set_attribute(reinterpret_cast<const void*>(kernel), attr, value);
+}
+
 // ---- cuBLAS ----------------------------------------------------------------------------------
 enum cublasStatus_t {
     CUBLAS_STATUS_SUCCESS = 0,
@@ -264,30 +395,35 @@ cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperati
 namespace archlens::emu {
 
 // Runs (or, on a capturing stream, records) grid × block threads of `body`; `barriers` says the
-// kernel may call __syncthreads or a shuffle (its threads then run as fibers).
-void launch(const char* name, dim3 grid, dim3 block, cudaStream_t s, bool barriers, std::function<void()> body);
+// kernel may call __syncthreads or a shuffle (its threads then run as fibers). `shared` bytes of
+// dynamic shared memory (DYNAMIC_SHARED): above 48 KiB only up to what cudaFuncSetAttribute
+// allowed `kernel`, and at most the device's 227 KiB, else the launch fails as on the device.
+void launch(const char* name, const void* kernel, dim3 grid, dim3 block, size_t shared, cudaStream_t s, bool barriers,
+            std::function<void()> body);
+unsigned char* dynamic_shared();  // the running block's dynamic shared memory
 
 template <class... P>
 class Launch {
 public:
-    Launch(const char* name, void (*k)(P...), dim3 g, dim3 b, cudaStream_t s, bool barriers)
-        : name_(name), k_(k), g_(g), b_(b), s_(s), barriers_(barriers) {}
+    Launch(const char* name, void (*k)(P...), dim3 g, dim3 b, size_t shared, cudaStream_t s, bool barriers)
+        : name_(name), k_(k), g_(g), b_(b), shared_(shared), s_(s), barriers_(barriers) {}
     template <class... A>
     void operator()(A&&... a) const {
         static_assert(sizeof...(A) == sizeof...(P), "kernel argument count");
         auto k = k_;
         std::tuple<std::decay_t<P>...> args(static_cast<P>(std::forward<A>(a))...);  // by value, as a launch
-        launch(name_, g_, b_, s_, barriers_, [k, args] { std::apply(k, args); });
+        launch(name_, reinterpret_cast<const void*>(k_), g_, b_, shared_, s_, barriers_, [k, args] { std::apply(k, args); });
     }
 
 private:
     const char* name_;
     void (*k_)(P...);
     dim3 g_, b_;
+    size_t shared_;
     cudaStream_t s_;
     bool barriers_;
 };
 template <class... P>
-Launch(const char*, void (*)(P...), dim3, dim3, cudaStream_t, bool) -> Launch<P...>;
+Launch(const char*, void (*)(P...), dim3, dim3, size_t, cudaStream_t, bool) -> Launch<P...>;
 
 }  // namespace archlens::emu
