@@ -733,13 +733,16 @@ __device__ __forceinline__ void tf32_split(const F& f, F& big, F& small) {
         small.x[e] = nvcuda::wmma::__float_to_tf32(f.x[e] - big.x[e]);
     }
 }
-// acc += a·b in 3xTF32, a already split
+// acc += a·b in 3xTF32, a already split; exact: both operands hold TF32 values already (F16 and
+// BF16 numbers do), so their small parts are zero and one product gives the same sums
 template <class FA, class FB>
-__device__ __forceinline__ void mma_3xtf32(MmaAcc& acc, const FA& a_big, const FA& a_small, const FB& b) {
+__device__ __forceinline__ void mma_3xtf32(MmaAcc& acc, const FA& a_big, const FA& a_small, const FB& b, bool exact = false) {
     FB b_big, b_small;
     tf32_split(b, b_big, b_small);
-    nvcuda::wmma::mma_sync(acc, a_small, b_big, acc);
-    nvcuda::wmma::mma_sync(acc, a_big, b_small, acc);
+    if (!exact) {
+        nvcuda::wmma::mma_sync(acc, a_small, b_big, acc);
+        nvcuda::wmma::mma_sync(acc, a_big, b_small, acc);
+    }
     nvcuda::wmma::mma_sync(acc, a_big, b_big, acc);
 }
 #endif

@@ -61,18 +61,32 @@ __global__ void moe_group_kernel(const int* sel, int P, int E, int* order, int* 
 //   gated:  y[out(s)][c] = act(Σ_i in(s)[i] · W_e[c][i]) · Σ_i in(s)[i] · W_e[n_out + c][i]
 // in(s): gather ? row order[s] / gather of x, scaled by xscale[order[s]] when given : row s of x;
 // out(s): scatter ? order[s] : s. Activations round as the mat-vec rounds them (act_in).
+// The products run on tensor cores in 3xTF32 (as attention_mma_kernel: f32 accuracy): warp w of
+// the eight takes the 16 × 16 output tile (rows 16·(w / 4), columns 16·(w % 4)), and for a gated
+// product the up tile beside it; the sums go through shared memory to the epilogue. F16 and BF16
+// experts (their activations rounded to the same type) are exact in TF32: one product a step. Every output
+// element is its own row's and column's dot product, so a row's result does not depend on which
+// pairs share its tile (chunking cannot change it).
+constexpr int kGroupLd = kGroupK + 4;  // padded rows of the staged tiles (wmma: 32-byte aligned, 16-byte strides)
+static_assert(kGroupRows == 32 && kGroupCols == 64 && kGroupThreads == 256, "eight warps, one 16 × 16 output tile each");
+
 template <bool Gated>
 __global__ void moe_group_gemm_kernel(DType type, const uint8_t* const* experts, size_t row_bytes, int n_out, int n_in,
                                       const int* tiles, const int* n_tiles, const int* order, const float* x, int gather,
                                       const float* xscale, bool scatter, int act, float* y) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
+    using namespace nvcuda;
+    using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+    using FragW = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
     constexpr int WR = Gated ? 2 * kGroupCols : kGroupCols;
-    __shared__ float as[kGroupRows][kGroupK + 1];
-    __shared__ float ws[WR][kGroupK + 1];
+    __shared__ __align__(32) float as[kGroupRows * kGroupLd];  // [row][k]
+    __shared__ __align__(32) float ws[WR * kGroupLd];          // [weight row][k]: columns of the product
+    __shared__ __align__(32) float cs[kGroupRows * (WR + 4)];  // the sums, [row][column]
     __shared__ int64_t in_row[kGroupRows], out_row[kGroupRows];
     __shared__ float in_scale[kGroupRows];
     if (int(blockIdx.x) >= n_tiles[0]) return;  // the whole block: the bound over-counts
     const int e = tiles[3 * blockIdx.x], s0 = tiles[3 * blockIdx.x + 1], rows = tiles[3 * blockIdx.x + 2] - s0;
-    const int c0 = int(blockIdx.y) * kGroupCols, tid = int(threadIdx.x);
+    const int c0 = int(blockIdx.y) * kGroupCols, tid = int(threadIdx.x), warp = tid >> 5;
     if (tid < kGroupRows) {
         const int s = s0 + (tid < rows ? tid : 0), p = order[s];
         in_row[tid] = gather ? p / gather : s;
@@ -81,13 +95,16 @@ __global__ void moe_group_gemm_kernel(DType type, const uint8_t* const* experts,
     }
     const uint8_t* w = experts[e];
     const int be = block_elems(type), bb = block_bytes(type);
-    const int tr = tid / 16, tc = tid % 16;  // rows 2·tr, 2·tr + 1; columns tc + 16·j
-    float acc[2][4] = {}, accu[2][4] = {};
+    const int wr0 = 16 * (warp / 4), wc0 = 16 * (warp % 4);  // the warp's output tile
+    const bool exact = type == DType::F16 || type == DType::BF16;
+    MmaAcc acc, accu;
+    wmma::fill_fragment(acc, 0.f);
+    wmma::fill_fragment(accu, 0.f);
     __syncthreads();
     for (int k0 = 0; k0 < n_in; k0 += kGroupK) {
         for (int i = tid; i < kGroupRows * kGroupK; i += kGroupThreads) {
             const int r = i / kGroupK, kk = i % kGroupK, k = k0 + kk;
-            as[r][kk] = r < rows && k < n_in ? act_in(type, in_scale[r] * x[in_row[r] * n_in + k]) : 0.f;
+            as[r * kGroupLd + kk] = r < rows && k < n_in ? act_in(type, in_scale[r] * x[in_row[r] * n_in + k]) : 0.f;
         }
         // the weights: runs of eight inputs of one row (a quantized block's run decoded at once)
         for (int i = tid; i < WR * (kGroupK / 8); i += kGroupThreads) {
@@ -104,36 +121,36 @@ __global__ void moe_group_gemm_kernel(DType type, const uint8_t* const* experts,
                     v[j] = k + j < n_in ? dequant_element(type, w + size_t(row) * row_bytes + size_t((k + j) / be) * size_t(bb), (k + j) % be)
                                         : 0.f;
             }
-            for (int j = 0; j < 8; ++j) ws[wr][kk + j] = v[j];
+            for (int j = 0; j < 8; ++j) ws[wr * kGroupLd + kk + j] = v[j];
         }
         __syncthreads();
-#pragma unroll 8
-        for (int kk = 0; kk < kGroupK; ++kk) {
-            const float a0 = as[2 * tr][kk], a1 = as[2 * tr + 1][kk];
 #pragma unroll
-            for (int j = 0; j < 4; ++j) {
-                const float wv = ws[tc + 16 * j][kk];
-                acc[0][j] += a0 * wv;
-                acc[1][j] += a1 * wv;
-                if (Gated) {
-                    const float wu = ws[kGroupCols + tc + 16 * j][kk];
-                    accu[0][j] += a0 * wu;
-                    accu[1][j] += a1 * wu;
-                }
+        for (int k8 = 0; k8 < kGroupK / 8; ++k8) {
+            FragA a, a_big, a_small;
+            wmma::load_matrix_sync(a, as + wr0 * kGroupLd + k8 * 8, kGroupLd);
+            tf32_split(a, a_big, a_small);
+            FragW wf;  // element (k, column) at ws[column · ld + k]
+            wmma::load_matrix_sync(wf, ws + wc0 * kGroupLd + k8 * 8, kGroupLd);
+            mma_3xtf32(acc, a_big, a_small, wf, exact);
+            if (Gated) {
+                wmma::load_matrix_sync(wf, ws + (kGroupCols + wc0) * kGroupLd + k8 * 8, kGroupLd);
+                mma_3xtf32(accu, a_big, a_small, wf, exact);
             }
         }
         __syncthreads();  // the tiles are rewritten by the next step
     }
-#pragma unroll
-    for (int i = 0; i < 2; ++i) {  // unrolled: acc stays in registers
-        const int r = 2 * tr + i;
-        if (r >= rows) continue;
-#pragma unroll
-        for (int j = 0; j < 4; ++j) {
-            const int c = c0 + tc + 16 * j;
-            if (c < n_out) y[out_row[r] * n_out + c] = Gated ? act_fn(act, acc[i][j]) * accu[i][j] : acc[i][j];
-        }
+    wmma::store_matrix_sync(cs + wr0 * (WR + 4) + wc0, acc, WR + 4, wmma::mem_row_major);
+    if (Gated) wmma::store_matrix_sync(cs + wr0 * (WR + 4) + kGroupCols + wc0, accu, WR + 4, wmma::mem_row_major);
+    __syncthreads();
+    for (int i = tid; i < kGroupRows * kGroupCols; i += kGroupThreads) {
+        const int r = i / kGroupCols, cc = i % kGroupCols, c = c0 + cc;
+        if (r >= rows || c >= n_out) continue;
+        const float g = cs[r * (WR + 4) + cc];
+        y[out_row[r] * n_out + c] = Gated ? act_fn(act, g) * cs[r * (WR + 4) + kGroupCols + cc] : g;
     }
+#else
+    __trap();  // device code built for an architecture without TF32 products: a launch error, not a wrong answer
+#endif
 }
 
 // The launches over a chunk of P pairs (sel: their experts) of one layer, into the scratch given.
