@@ -451,11 +451,19 @@ constexpr int64_t kRingBatch = 1024;  // tokens per pass for models with windowe
 constexpr int kAttnPerThread = kAttnMaxDim / kAttnThreads;
 constexpr int kAttnChunk = 1024;   // keys scored per pass (online softmax across passes)
 
+// The first key query position p sees: scope 0 global, 1 sliding (the window includes the query),
+// 2 chunked — Session::key_begin.
+__device__ __forceinline__ int64_t attn_key_lo(int64_t p, int scope, int window) {
+    if (window > 0 && scope == 1) return p - window + 1 > 0 ? p - window + 1 : 0;
+    if (window > 0 && scope == 2) return p / window * window;
+    return 0;
+}
+
 // grid (T, H), kAttnThreads threads: softmax(scale · q·k (softcapped)) · v over the keys lo..p of
 // query t (position pos0 + t), head h reading KV head h / (H / KV) of the head-major caches: key j
 // at kc[(kvh·cap + j % cap)·hd], value j at vc[(kvh·cap + j % cap)·v_stride] (v_stride = vd, or
 // MLA's values as the first vd floats of each key row; cap the ring's size, or the context).
-// scope: 0 global, 1 sliding (window includes the query), 2 chunked — Session::key_begin.
+// scope: 0 global, 1 sliding (window includes the query), 2 chunked (attn_key_lo).
 // q · key over hd dimensions by one warp (lane d reads dimensions d, d + 32, …: coalesced rows),
 // the same sum on every lane. Both attention kernels score keys through this, so the probe's
 // recomputed scores equal the ones attention_kernel normalised.
@@ -476,9 +484,7 @@ __global__ void attention_kernel(const float* q, int q_row, const KT* kc, const 
     __shared__ float red[33];
     const int t = blockIdx.x, h = blockIdx.y, kvh = h / (H / KV), tid = threadIdx.x;
     const int64_t p = *pos0 + t;
-    int64_t lo = 0;
-    if (window > 0 && scope == 1) lo = p - window + 1 > 0 ? p - window + 1 : 0;
-    if (window > 0 && scope == 2) lo = p / window * window;
+    const int64_t lo = attn_key_lo(p, scope, window);
     for (int d = tid; d < hd; d += blockDim.x) qs[d] = q[int64_t(t) * q_row + int64_t(h) * hd + d];
     __syncthreads();
     const KT* kh = kc + int64_t(kvh) * cap * hd;
@@ -628,18 +634,13 @@ __global__ void attention_tile_kernel(const float* q, int q_row, const KT* kc, c
     const int h = blockIdx.y, kvh = h / (H / KV), tid = threadIdx.x, r = tid / 16, c = tid % 16;
     const int t0 = int(blockIdx.x) * kTileQ, nq = T - t0 < kTileQ ? T - t0 : kTileQ;
     const int64_t P0 = *pos0;
-    auto key_lo = [&](int64_t p) -> int64_t {
-        if (window > 0 && scope == 1) return p - window + 1 > 0 ? p - window + 1 : 0;
-        if (window > 0 && scope == 2) return p / window * window;
-        return 0;
-    };
     for (int i = tid; i < kTileQ * hd; i += blockDim.x) {
         const int qi = i / hd, d = i % hd;
         qs[qi][d] = qi < nq ? q[int64_t(t0 + qi) * q_row + int64_t(h) * hd + d] : 0.f;
     }
     const bool valid = r < nq;
-    const int64_t p = P0 + t0 + r, lo = valid ? key_lo(p) : 0;
-    const int64_t first = key_lo(P0 + t0), last = P0 + t0 + nq - 1;  // keys of the whole tile (lo grows with p)
+    const int64_t p = P0 + t0 + r, lo = valid ? attn_key_lo(p, scope, window) : 0;
+    const int64_t first = attn_key_lo(P0 + t0, scope, window), last = P0 + t0 + nq - 1;  // keys of the whole tile (lo grows with p)
     const KT* kh = kc + int64_t(kvh) * cap * hd;
     const KT* vh = vc + int64_t(kvh) * cap * v_stride;
     float m = -INFINITY, l = 0.f, acc[kTilePerThread];
@@ -764,11 +765,6 @@ __global__ void attention_mma_kernel(const float* q, int q_row, const KT* kc, co
     const int h = blockIdx.y, kvh = h / (H / KV), tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int t0 = int(blockIdx.x) * kMmaQ, nq = T - t0 < kMmaQ ? T - t0 : kMmaQ;
     const int64_t P0 = *pos0;
-    auto key_lo = [&](int64_t p) -> int64_t {
-        if (window > 0 && scope == 1) return p - window + 1 > 0 ? p - window + 1 : 0;
-        if (window > 0 && scope == 2) return p / window * window;
-        return 0;
-    };
     for (int i = tid; i < kMmaQ * hd; i += blockDim.x) {
         const int qi = i / hd, d = i % hd;
         qs[qi * kMmaLd + d] = qi < nq ? q[int64_t(t0 + qi) * q_row + int64_t(h) * hd + d] : 0.f;
@@ -778,8 +774,8 @@ __global__ void attention_mma_kernel(const float* q, int q_row, const KT* kc, co
     const float* qw = qs + warp * 16 * kMmaLd;  // the warp's 16 query rows
     const int r = lane >> 1, half = lane & 1, qi = warp * 16 + r;  // this lane's query row and key half
     const bool valid = qi < nq;
-    const int64_t p = P0 + t0 + qi, lo = valid ? key_lo(p) : 0;
-    const int64_t first = key_lo(P0 + t0), last = P0 + t0 + nq - 1;  // keys of the whole tile
+    const int64_t p = P0 + t0 + qi, lo = valid ? attn_key_lo(p, scope, window) : 0;
+    const int64_t first = attn_key_lo(P0 + t0, scope, window), last = P0 + t0 + nq - 1;  // keys of the whole tile
     const KT* kh = kc + int64_t(kvh) * cap * hd;
     const KT* vh = vc + int64_t(kvh) * cap * v_stride;
     float* srow = ss + (warp * 16 + r) * kMmaSLd + half * 16;  // this lane's 16 scores of the step
@@ -930,9 +926,7 @@ __global__ void attention_probs_kernel(const float* q, int q_row, const KT* kc, 
                                        const float* stats, int h, int64_t row_len, float* probs) {
     const int t = blockIdx.x, kvh = h / (H / KV);
     const int64_t p = *pos0 + t;
-    int64_t lo = 0;
-    if (window > 0 && scope == 1) lo = p - window + 1 > 0 ? p - window + 1 : 0;
-    if (window > 0 && scope == 2) lo = p / window * window;
+    const int64_t lo = attn_key_lo(p, scope, window);
     const float m = stats[(int64_t(t) * H + h) * 2], inv = 1.f / stats[(int64_t(t) * H + h) * 2 + 1];
     const float* qv = q + int64_t(t) * q_row + int64_t(h) * hd;
     const KT* kh = kc + int64_t(kvh) * cap * hd;

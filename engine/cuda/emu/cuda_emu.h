@@ -32,6 +32,7 @@
 #include <stdexcept>
 #include <string>
 #include <tuple>
+#include <type_traits>
 #include <utility>
 
 #include "engine/core/dtype.h"
@@ -192,21 +193,10 @@ void load(F& f, const float* p, unsigned ldm, bool row_major) {
 }
 }  // namespace detail
 
-template <int M, int N, int K, class T>
-void load_matrix_sync(fragment<matrix_a, M, N, K, T, row_major>& f, const float* p, unsigned ldm) {
-    detail::load(f, p, ldm, true);
-}
-template <int M, int N, int K, class T>
-void load_matrix_sync(fragment<matrix_a, M, N, K, T, col_major>& f, const float* p, unsigned ldm) {
-    detail::load(f, p, ldm, false);
-}
-template <int M, int N, int K, class T>
-void load_matrix_sync(fragment<matrix_b, M, N, K, T, row_major>& f, const float* p, unsigned ldm) {
-    detail::load(f, p, ldm, true);
-}
-template <int M, int N, int K, class T>
-void load_matrix_sync(fragment<matrix_b, M, N, K, T, col_major>& f, const float* p, unsigned ldm) {
-    detail::load(f, p, ldm, false);
+template <class Use, int M, int N, int K, class T, class L>
+    requires(std::is_same_v<L, row_major> || std::is_same_v<L, col_major>)  // matrix_a and matrix_b
+void load_matrix_sync(fragment<Use, M, N, K, T, L>& f, const float* p, unsigned ldm) {
+    detail::load(f, p, ldm, std::is_same_v<L, row_major>);
 }
 template <int M, int N, int K>
 void load_matrix_sync(fragment<accumulator, M, N, K, float>& f, const float* p, unsigned ldm, layout_t l) {
