@@ -833,16 +833,15 @@ __global__ void attention_mma_kernel(const float* q, int q_row, const KT* kc, co
         const int nk = int(last - c0 + 1 < kMmaK ? last - c0 + 1 : kMmaK);
         stage(c0, nk, false);
         scores();
-        float cmax = -INFINITY;
-        for (int c = 0; c < 16; ++c) cmax = fmaxf(cmax, score(c0, nk, c));
+        float sv[16], cmax = -INFINITY;
+#pragma unroll
+        for (int c = 0; c < 16; ++c) cmax = fmaxf(cmax, sv[c] = score(c0, nk, c));
         cmax = fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, 1));
         const float new_m = fmaxf(m, cmax);
         float esum = 0.f;
         if (new_m != -INFINITY)
-            for (int c = 0; c < 16; ++c) {
-                const float sv = score(c0, nk, c);
-                esum += sv == -INFINITY ? 0.f : __expf(sv - new_m);
-            }
+#pragma unroll
+            for (int c = 0; c < 16; ++c) esum += sv[c] == -INFINITY ? 0.f : __expf(sv[c] - new_m);
         esum += __shfl_xor_sync(0xffffffffu, esum, 1);
         l = (m == -INFINITY ? 0.f : l * __expf(m - new_m)) + esum;
         m = new_m;

@@ -1331,14 +1331,8 @@ private slots:
                 s->probe_config().attn_heads = {0, 3};
             }
             const size_t prompt = ids.size() - 2;
-            auto x = a.forward(std::span<const int>(ids.data(), prompt), true), y = b.forward(std::span<const int>(ids.data(), prompt), true);
-            double md = 0, mp = 0;
-            for (size_t i = 0; i < x.size(); ++i) md = std::max(md, double(std::fabs(x[i] - y[i])));
-            for (size_t t = prompt; t < ids.size(); ++t) {
-                x = a.forward(std::span<const int>(&ids[t], 1));
-                y = b.forward(std::span<const int>(&ids[t], 1));
-                for (size_t i = 0; i < x.size(); ++i) md = std::max(md, double(std::fabs(x[i] - y[i])));
-            }
+            const double md = prompt_then_steps(a, b, ids, prompt);
+            double mp = 0;
             const auto &pa = a.probes().attention, &pb = b.probes().attention;
             QCOMPARE(pa.size(), 4 * ids.size());
             QCOMPARE(pa.size(), pb.size());
