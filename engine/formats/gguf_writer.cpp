@@ -1,7 +1,12 @@
 #include "engine/formats/gguf_writer.h"
 
+#include <algorithm>
+#include <chrono>
 #include <cstring>
+#include <deque>
 #include <fstream>
+#include <future>
+#include <thread>
 
 #include "engine/core/error.h"
 
@@ -10,9 +15,9 @@ namespace archlens {
 namespace {
 template <class T>
 void app(std::vector<uint8_t>& b, T v) {
-    uint8_t tmp[sizeof(T)];
-    std::memcpy(tmp, &v, sizeof(T));
-    b.insert(b.end(), tmp, tmp + sizeof(T));
+    const size_t n = b.size();
+    b.resize(n + sizeof(T));
+    std::memcpy(b.data() + n, &v, sizeof(T));
 }
 void app_str(std::vector<uint8_t>& b, const std::string& s) {
     app<uint64_t>(b, s.size());
@@ -135,15 +140,44 @@ void GgufWriter::write(const std::string& path) const {
     out.write(reinterpret_cast<const char*>(h.data()), std::streamsize(h.size()));
     std::vector<char> pad(align, 0);
     out.write(pad.data(), std::streamsize((align - h.size() % align) % align));
-    std::vector<uint8_t> buf;
-    for (auto& t : tensors_) {
+    // Lazy tensors are generated ahead on worker threads (synthesizing an 8B model is mostly
+    // random numbers and rounding: one thread takes minutes), written strictly in order. At most
+    // `threads` generators run at once; finished ones wait in the queue within the byte budget.
+    const unsigned threads = std::max(1u, threads_ ? threads_ : std::thread::hardware_concurrency());
+    std::deque<std::future<std::vector<uint8_t>>> ahead;
+    size_t next = 0;
+    uint64_t in_flight = 0;
+    auto launch = [&] {
+        size_t running = 0;
+        for (auto& f : ahead) running += f.wait_for(std::chrono::seconds(0)) != std::future_status::ready;
+        for (; next < tensors_.size() && running < threads; ++next) {
+            const Tensor& t = tensors_[next];
+            if (!t.gen) continue;  // written straight from memory
+            if (!ahead.empty() && in_flight + t.nbytes > kLazyBytesInFlight) break;
+            in_flight += t.nbytes;
+            ++running;
+            ahead.push_back(std::async(std::launch::async, [&t] {
+                std::vector<uint8_t> buf;
+                t.gen(buf);
+                return buf;
+            }));
+        }
+    };
+    // Futures from std::async join in their destructors: an error here waits for the workers.
+    for (size_t i = 0; i < tensors_.size(); ++i) {
+        const Tensor& t = tensors_[i];
+        std::vector<uint8_t> generated;
         const std::vector<uint8_t>* d = &t.data;
         if (t.gen) {
-            buf.clear();
-            t.gen(buf);
-            if (buf.size() != t.nbytes) throw Error(path + ": internal: tensor '" + t.name + "' generator produced the wrong size");
-            d = &buf;
+            launch();  // in order: the front is always tensor i
+            while (ahead.front().wait_for(std::chrono::milliseconds(20)) != std::future_status::ready) launch();
+            generated = ahead.front().get();  // rethrows a generator's error
+            ahead.pop_front();
+            in_flight -= t.nbytes;
+            if (generated.size() != t.nbytes) throw Error(path + ": internal: tensor '" + t.name + "' generator produced the wrong size");
+            d = &generated;
         }
+        launch();
         out.write(reinterpret_cast<const char*>(d->data()), std::streamsize(d->size()));
         out.write(pad.data(), std::streamsize((align - d->size() % align) % align));
     }

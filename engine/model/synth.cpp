@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <mutex>
 
 #include "engine/core/error.h"
 #include "engine/formats/gguf_writer.h"
@@ -192,6 +193,7 @@ SynthVocab synth_vocab(int n_vocab) {
 
 void write_synthetic_gguf(const ModelSpec& s, const SynthOptions& o, const std::string& path) {
     GgufWriter w;
+    w.set_threads(o.threads);
     const std::string arch = gguf_arch(s.family);
     auto K = [&](const std::string& k) { return arch + "." + k; };
     w.set_string("general.architecture", arch);
@@ -469,6 +471,7 @@ void write_synthetic_gguf(const ModelSpec& s, const SynthOptions& o, const std::
     };
 
     const size_t n_tensors = plan.size();
+    std::mutex progress_mutex;  // tensors are generated on several threads (GgufWriter::write)
     for (size_t index = 0; index < n_tensors; ++index) {
         const Planned& pl = plan[index];
         const DType t = type_for(pl);
@@ -489,8 +492,11 @@ void write_synthetic_gguf(const ModelSpec& s, const SynthOptions& o, const std::
                 freq.push_back(float(f));
             }
         }
-        w.add_tensor_lazy(p.name, t, p.shape, [p, t, seed, freq, &s, &o, index, n_tensors](std::vector<uint8_t>& out) {
-            if (o.progress) o.progress(p.name, index, n_tensors);
+        w.add_tensor_lazy(p.name, t, p.shape, [p, t, seed, freq, &s, &o, index, n_tensors, &progress_mutex](std::vector<uint8_t>& out) {
+            if (o.progress) {
+                std::lock_guard<std::mutex> lock(progress_mutex);
+                o.progress(p.name, index, n_tensors);
+            }
             Rng rng(seed);
             const int64_t n_in = p.shape.back();
             int64_t rows = 1;

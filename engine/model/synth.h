@@ -19,11 +19,15 @@ struct SynthOptions {
     QuantMix mix = QuantMix::Uniform;
     uint64_t seed = 1;
     std::string name = "archlens-synthetic";
-    // Called per written tensor (name, index, count) so callers can show progress.
+    // Called per generated tensor (name, index, count) so callers can show progress; one call at a
+    // time, but from the writer's worker threads and not necessarily in index order.
     std::function<void(const std::string&, size_t, size_t)> progress;
     // Sets weights analytically: called for every row after the random init, before quantization
-    // (tensor name, row index, values). Constructed models (tests, teaching demos) use it.
+    // (tensor name, row index, values). Constructed models (tests, teaching demos) use it. Called
+    // from several threads at once (tensors are generated in parallel): it must keep no state.
     std::function<void(const std::string& tensor, int64_t row, float* values, int64_t n)> edit_row;
+    // Threads generating tensors (0: all cores). The file is the same for any count.
+    unsigned threads = 0;
 };
 
 // Parses a --dtype value: f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k,
