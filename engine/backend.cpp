@@ -125,6 +125,17 @@ void BackendSession::tune_gpu(const GpuTuning& t) {
     (void)t;
 #endif
 }
+void BackendSession::set_gpu_profiling(bool on) {
+#ifdef ARCHLENS_HAVE_CUDA
+    if (gpu_) gpu_->set_profiling(on);
+#else
+    (void)on;
+#endif
+}
+std::vector<KernelTime> BackendSession::take_gpu_profile() {
+    ON_GPU(take_profile());
+    return {};
+}
 ProbeConfig& BackendSession::probe_config() {
     ON_GPU(probe_config());
     return cpu_->probe_config();

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/gpu_profile.h"
 #include "engine/model/model.h"
 #include "engine/probes.h"
 #include "engine/session.h"
@@ -66,6 +67,9 @@ public:
     DeviceMemory device_memory() const;            // zeros on the CPU
     std::string decode_mode() const;               // the GPU's "graph" or why eager; empty on the CPU
     void tune_gpu(const GpuTuning& t);             // no effect on the CPU
+    // Per-kernel GPU time (CudaSession::set_profiling); no effect on the CPU, whose profile is empty.
+    void set_gpu_profiling(bool on);
+    std::vector<KernelTime> take_gpu_profile();
     ProbeConfig& probe_config();
     ProbeData& probes();
 

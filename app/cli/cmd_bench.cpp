@@ -47,7 +47,7 @@ uint64_t weight_bytes_per_token(const Model& m) {
 }
 
 int cmd_bench(const std::vector<std::string>& argv) {
-    Args a(argv, {"json", "capture-routing"});
+    Args a(argv, {"json", "capture-routing", "gpu-profile"});
     if (a.positional().size() != 1) throw Error("usage: archlens-cli bench MODEL [--prompt 512] [--gen 128] [--threads N] [--kv-type f32|f16] [--json]");
     const int64_t n_prompt = a.get_int("prompt", 512), n_gen = a.get_int("gen", 128);
     const int reps = int(a.get_int("reps", 1));
@@ -75,6 +75,11 @@ int cmd_bench(const std::vector<std::string>& argv) {
     tune.attn_splits = int(a.get_int("gpu-splits", 0));
     tune.split_min_keys = int(a.get_int("gpu-split-keys", 256));
     s.tune_gpu(tune);
+    // --gpu-profile: per-kernel GPU time of the last repetition (decode steps then run eagerly)
+    const bool profile = a.has("gpu-profile");
+    if (profile && !s.on_gpu()) throw Error("--gpu-profile times the CUDA backend's kernels; this run is on the CPU");
+    s.set_gpu_profiling(profile);
+    std::vector<KernelTime> prof_prefill, prof_decode;
     if (a.has("capture-routing")) s.probe_config().routing = true;
     if (auto h = a.get("capture-attention")) {
         s.probe_config().attention = true;
@@ -86,8 +91,10 @@ int cmd_bench(const std::vector<std::string>& argv) {
     std::vector<double> pps, tgs;
     for (int r = 0; r < reps; ++r) {
         s.reset();
+        s.take_gpu_profile();  // only the last repetition's
         auto t0 = std::chrono::steady_clock::now();
         auto logits = s.forward(prompt);
+        prof_prefill = s.take_gpu_profile();
         double pp = double(n_prompt) / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         int next = argmax(logits);
         auto t1 = std::chrono::steady_clock::now();
@@ -97,6 +104,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
             s.probes().clear_records();
         }
         double tg = double(n_gen) / std::chrono::duration<double>(std::chrono::steady_clock::now() - t1).count();
+        prof_decode = s.take_gpu_profile();
         pps.push_back(pp);
         tgs.push_back(tg);
     }
@@ -123,6 +131,16 @@ int cmd_bench(const std::vector<std::string>& argv) {
     if (s.on_gpu())
         j["gpu_tuning"] = {{"graphs", tune.graphs}, {"fusion", tune.fusion}, {"prompt_tiles", tune.prompt_tiles}, {"tc_attention", tune.tc_attention}, {"tf32", tune.tf32}, {"grouped_moe", tune.grouped_moe},
                            {"attn_splits", tune.attn_splits}, {"split_min_keys", tune.split_min_keys}};
+    auto phase = [](const std::vector<KernelTime>& k, int64_t tokens) {
+        double total = 0;
+        nlohmann::json list = nlohmann::json::array();
+        for (auto& t : k) {
+            total += t.ms;
+            list.push_back({{"kernel", t.kernel}, {"calls", t.calls}, {"ms", t.ms}});
+        }
+        return nlohmann::json{{"tokens", tokens}, {"gpu_ms", total}, {"kernels", list}};
+    };
+    if (profile) j["gpu_profile"] = {{"prefill", phase(prof_prefill, n_prompt)}, {"decode", phase(prof_decode, n_gen)}};
     if (a.has("json")) {
         std::printf("%s\n", j.dump().c_str());
     } else {
@@ -130,11 +148,20 @@ int cmd_bench(const std::vector<std::string>& argv) {
                     "  peak RSS %s, KV %s, SIMD %s, backend %s\n",
                     a.positional()[0].c_str(), (long long)n_prompt, best_pp, (long long)n_gen, best_tg, double(wpt) * best_tg / 1e9,
                     human_bytes(wpt).c_str(), human_bytes(peak_rss_bytes()).c_str(), human_bytes(s.kv_bytes()).c_str(), quant::simd_name(), s.backend_name().c_str());
+        for (auto& [name, k] : {std::pair{"prefill", &prof_prefill}, std::pair{"decode", &prof_decode}}) {
+            if (!profile) break;
+            double total = 0;
+            for (auto& t : *k) total += t.ms;
+            std::printf("  GPU time, %s (last repetition): %.3f ms in kernels and cuBLAS\n", name, total);
+            for (size_t i = 0; i < k->size() && i < 12; ++i)
+                std::printf("    %6.1f%% %10.3f ms %7lld calls  %s\n", total > 0 ? 100.0 * (*k)[i].ms / total : 0.0, (*k)[i].ms,
+                            (long long)(*k)[i].calls, (*k)[i].kernel.c_str());
+        }
     }
     return 0;
 }
 
-Register r_bench({"bench", "bench MODEL [--prompt 512] [--gen 128] [--threads N] [--reps R] [--kv-type f32|f16] [--backend cpu|cuda|auto] [--capture-routing] [--capture-attention H|all] [--gpu-graphs|--gpu-fusion|--gpu-tiles|--gpu-tc-attention|--gpu-tf32|--gpu-grouped-moe on|off] [--gpu-splits N] [--gpu-split-keys K] [--json]", cmd_bench});
+Register r_bench({"bench", "bench MODEL [--prompt 512] [--gen 128] [--threads N] [--reps R] [--kv-type f32|f16] [--backend cpu|cuda|auto] [--capture-routing] [--capture-attention H|all] [--gpu-graphs|--gpu-fusion|--gpu-tiles|--gpu-tc-attention|--gpu-tf32|--gpu-grouped-moe on|off] [--gpu-splits N] [--gpu-split-keys K] [--gpu-profile] [--json]", cmd_bench});
 
 }  // namespace
 }  // namespace archlens::cli

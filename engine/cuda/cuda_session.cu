@@ -395,6 +395,7 @@ struct CudaSession::Impl {
                     w.qtype, static_cast<const uint8_t*>(w.w) + size_t(r0) * w.row_bytes, w.row_bytes, nr, w.n_in, wdeq);
                 check_launch("dequant_rows_kernel");
                 // TF32 tensor cores (10-bit mantissas in, f32 sums): the weights are 4–8 bit already
+                ProfileScope timed("cublasGemmEx (dequantized slab)", stream);
                 check(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(nr), int(T), w.n_in, &one, wdeq, CUDA_R_32F, w.n_in, xin,
                                    CUDA_R_32F, w.n_in, &zero, yout + r0, CUDA_R_32F, w.n_out,
                                    tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
@@ -432,6 +433,7 @@ struct CudaSession::Impl {
         }
         // Column-major view: Yᵀ (n_out × T) = op(A) · Xᵀ. Plain W [n_out][n_in] row-major is
         // A = Wᵀ (n_in × n_out): op T. Transposed storage [n_in][ld] is A (ld × n_in), rows 0..n_out: op N.
+        ProfileScope timed(w.type == CUDA_R_16BF ? "cublasGemmEx (bf16)" : w.type == CUDA_R_16F ? "cublasGemmEx (f16)" : "cublasGemmEx (f32)", stream);
         check(cublasGemmEx(blas, w.transposed ? CUBLAS_OP_N : CUBLAS_OP_T, CUBLAS_OP_N, w.n_out, int(T), w.n_in, &one, w.w,
                            w.type, int(w.ld), b, w.type, w.n_in, &zero, yout, CUDA_R_32F, w.n_out, CUBLAS_COMPUTE_32F,
                            CUBLAS_GEMM_DEFAULT),
@@ -1146,6 +1148,8 @@ struct CudaSession::Impl {
     cudaGraphExec_t graph = nullptr;
     std::vector<int> graph_key;  // the probes it was captured with
     int64_t graph_launches = 0;
+    bool profiling = false;  // set_profiling: every launch between events, decode steps eager
+    KernelProfiler profiler;
 
     void drop_graph() {
         if (graph) cudaGraphExecDestroy(graph);
@@ -1716,6 +1720,11 @@ void CudaSession::set_fusion(bool on) {
     impl_->fused = on;
     impl_->drop_graph();
 }
+void CudaSession::set_profiling(bool on) {
+    impl_->profiling = on;
+    if (!on) impl_->profiler.take();
+}
+std::vector<KernelTime> CudaSession::take_profile() { return impl_->profiler.take(); }
 void CudaSession::set_graphs(bool on) {
     impl_->use_graphs = on;
     if (!on) {
@@ -1748,6 +1757,7 @@ std::vector<float> CudaSession::forward(std::span<const int> tokens, bool all_lo
     m.ensure_scratch(T);
     m.ensure_logits(all_logits ? T : 1);
     m.plan_probes(T);
+    ProfilerActivation profiled(m.profiling ? &m.profiler : nullptr);
 
     // Embeddings: the ids go up when the table is on the device (run_layers gathers them), else
     // rows read on the host (any stored type, as the CPU backend reads them) through pinned memory.
@@ -1793,8 +1803,9 @@ std::vector<float> CudaSession::forward(std::span<const int> tokens, bool all_lo
     const bool step = T == 1 && m.host_moe_note.empty();
     const size_t routing_before = m.probes.routing.size();
     m.prompt_routed.clear();
-    if (!step || !m.run_graph()) {
+    if (!step || m.profiling || !m.run_graph()) {
         if (T == 1 && !step) m.graph_note = m.host_moe_note;
+        else if (step) m.graph_note = "eager: profiling (a graph's kernels cannot be timed one by one)";
         m.run_layers(T, first, rows);
     }
     float* hl = m.pinned(m.h_logits, m.h_logits_floats, rows * s.vocab, "cudaMallocHost (logits)");
@@ -1803,6 +1814,7 @@ std::vector<float> CudaSession::forward(std::span<const int> tokens, bool all_lo
     m.copy_probes_async(T);
     m.copy_routing_async(T);
     check(cudaStreamSynchronize(m.stream), "the forward pass");  // the pass's one wait
+    if (m.profiling && !m.profiler.fold()) throw Error("CUDA: the profiler's events could not be read");
     m.collect_probes(T);
     m.collect_routing(T, routing_before);
     m.pos += T;

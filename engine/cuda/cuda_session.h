@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/gpu_profile.h"
 #include "engine/model/model.h"
 #include "engine/probes.h"
 
@@ -100,6 +101,12 @@ public:
     // other). chunk_pairs: (token, expert) pairs a chunk, 1..4096 (4096 by default; fewer for tests).
     void set_grouped_moe(bool on, int chunk_pairs = 4096);
     int64_t graph_launches() const;
+    // Per-kernel GPU time (archlens-cli bench --gpu-profile): while on, every kernel launch and
+    // cuBLAS product of a forward pass is timed between CUDA events (engine/cuda/profile.h), and
+    // decode steps run eagerly (decode_mode() says so). take_profile(): the totals since the last
+    // call, longest first.
+    void set_profiling(bool on);
+    std::vector<KernelTime> take_profile();
 
     // The probes, as Session's: attention probabilities of the captured heads (recomputed for
     // those heads only, from the softmax's max and sum), routing, the logit lens and the top-k.

@@ -80,7 +80,8 @@ private slots:
         QCOMPARE(j["layers"].toArray()[0].toObject()["attention"].toString(), QString("MLA"));
     }
     // bench --json: the fields the issue notes are read from, measured (not zero), on the CPU
-    // without GPU fields; a GPU switch with a bad value is an error naming it.
+    // without GPU fields; a GPU switch with a bad value, or a kernel profile of the CPU, is an error
+    // naming it.
     void bench_json_fields() {
         auto r = testutil::run_cli({"bench", "demo:qwen3", "--prompt", "12", "--gen", "3", "--json"});
         QCOMPARE(r.exit_code, 0);
@@ -96,6 +97,10 @@ private slots:
         r = testutil::run_cli({"bench", "demo:qwen3", "--prompt", "4", "--gen", "1", "--gpu-fusion", "maybe"});
         QVERIFY(r.exit_code != 0);
         QVERIFY2(r.err.contains("--gpu-fusion") && r.err.contains("maybe"), r.err.constData());
+        // the kernel profile is the CUDA backend's: asked of the CPU, an error rather than no data
+        r = testutil::run_cli({"bench", "demo:qwen3", "--prompt", "4", "--gen", "1", "--backend", "cpu", "--gpu-profile"});
+        QVERIFY(r.exit_code != 0);
+        QVERIFY2(r.err.contains("--gpu-profile") && r.err.contains("CPU"), r.err.constData());
     }
 
     void routing_json_shape() {

@@ -2,6 +2,9 @@
 // models the backend refuses, and why) always runs; everything that needs a GPU skips, visibly,
 // where the build has no CUDA or the machine has no device.
 #include <QFileInfo>
+#include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QtTest>
 #include <cmath>
 #include <random>
@@ -1015,6 +1018,93 @@ private slots:
             QCOMPARE(rg[i].router_probs.size(), size_t(model->spec().layers[size_t(rg[i].layer)].ffn.n_experts));
         }
         qInfo("MoE graph vs eager decode: max logit diff %.3g over %zu steps, %zu routing records", md, ids.size(), rg.size());
+    }
+
+    // bench --gpu-profile: while a session profiles, every kernel launch and cuBLAS product of a
+    // forward pass is timed between events (in the emulator: exactly one record per kernel run),
+    // decode steps run eagerly, nothing it computes changes, and switched off the session goes
+    // back to its graph with nothing recorded.
+    void profile_times_every_kernel() {
+        const QString dir = testutil::fixtures_dir() + "/qwen3moe";
+        REQUIRE_FIXTURE(dir);
+        REQUIRE_DEVICE();
+        auto ids = json_ids(testutil::read_json(dir + "/reference.json")["prompt_ids"]);
+        ids.resize(20);  // a prompt (cuBLAS, grouped experts, tensor-core attention), then steps
+        auto model = Model::load((dir + "/model.gguf").toStdString());
+        cuda::CudaSession p(*model, 32), q(*model, 32);
+        p.set_profiling(true);
+        auto check_profile = [](const std::vector<KernelTime>& prof, const char* must, int64_t& kernel_calls) {
+            QVERIFY(!prof.empty());
+            double ms = 0;
+            kernel_calls = 0;
+            bool found = false;
+            for (size_t i = 0; i < prof.size(); ++i) {
+                QVERIFY(prof[i].calls > 0);
+                QVERIFY(std::isfinite(prof[i].ms) && prof[i].ms >= 0);
+                if (i) QVERIFY(prof[i - 1].ms >= prof[i].ms);  // longest first
+                ms += prof[i].ms;
+                if (prof[i].kernel.rfind("cublas", 0) != 0) kernel_calls += prof[i].calls;
+                found |= prof[i].kernel.find(must) != std::string::npos;
+            }
+            QVERIFY2(found, must);
+            QVERIFY(ms > 0);
+        };
+#ifdef ARCHLENS_CUDA_EMU
+        uint64_t k0 = archlens::emu::kernels_run();
+#endif
+        const std::span<const int> prompt(ids.data(), 16);
+        const auto a = p.forward(prompt);
+#ifdef ARCHLENS_CUDA_EMU
+        const uint64_t ran = archlens::emu::kernels_run() - k0;
+#endif
+        int64_t calls = 0;
+        const auto pre = p.take_profile();
+        check_profile(pre, "cublasGemmEx (f32)", calls);
+        check_profile(pre, "moe_group_gemm_kernel", calls);
+#ifdef ARCHLENS_CUDA_EMU
+        QCOMPARE(uint64_t(calls), ran);
+#endif
+        QVERIFY(a == q.forward(prompt));
+        for (size_t t = 16; t < 19; ++t) {
+#ifdef ARCHLENS_CUDA_EMU
+            k0 = archlens::emu::kernels_run();
+#endif
+            const auto x = p.forward(std::span<const int>(&ids[t], 1));
+            const auto dec = p.take_profile();
+            check_profile(dec, "matvec", calls);
+#ifdef ARCHLENS_CUDA_EMU
+            QCOMPARE(uint64_t(calls), archlens::emu::kernels_run() - k0);
+#endif
+            const auto y = q.forward(std::span<const int>(&ids[t], 1));
+            double md = 0;
+            for (size_t i = 0; i < x.size(); ++i) md = std::max(md, double(std::fabs(x[i] - y[i])));
+            QVERIFY2(md < 1e-5, qPrintable(QString::number(md)));
+        }
+        QVERIFY2(p.decode_mode().find("profiling") != std::string::npos, p.decode_mode().c_str());
+        QCOMPARE(q.decode_mode(), std::string("graph"));
+        p.set_profiling(false);
+        p.forward(std::span<const int>(&ids[19], 1));
+        QCOMPARE(p.decode_mode(), std::string("graph"));
+        QVERIFY(p.take_profile().empty());
+    }
+
+    // The same through the CLI (the device script reads it): bench --gpu-profile --json.
+    void cli_bench_gpu_profile() {
+#ifdef ARCHLENS_CUDA_EMU
+        QSKIP("the CLI is the real build's; test_cuda runs this");
+#endif
+        REQUIRE_DEVICE();
+        auto r = testutil::run_cli({"bench", "demo:qwen3", "--backend", "cuda", "--prompt", "16", "--gen", "4", "--gpu-profile", "--json"});
+        QVERIFY2(r.exit_code == 0, r.err.constData());
+        const auto j = QJsonDocument::fromJson(r.out).object();
+        QVERIFY2(j["decode_mode"].toString().contains("profiling"), qPrintable(j["decode_mode"].toString()));
+        for (const char* phase : {"prefill", "decode"}) {
+            const auto p = j["gpu_profile"].toObject()[phase].toObject();
+            QVERIFY2(p["gpu_ms"].toDouble() > 0, phase);
+            const auto kernels = p["kernels"].toArray();
+            QVERIFY2(!kernels.isEmpty(), phase);
+            for (const auto& k : kernels) QVERIFY(k.toObject()["calls"].toInt() > 0 && !k.toObject()["kernel"].toString().isEmpty());
+        }
     }
 
     // Gemma 3n on the device (AltUp, LAuReL, per-layer inputs, activation sparsity, V-norm, KV

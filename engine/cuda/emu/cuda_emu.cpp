@@ -10,6 +10,8 @@
 #include <ucontext.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cstdlib>
 #include <exception>
 #include <map>
@@ -78,7 +80,8 @@ struct CUgraphExec_st {
     std::vector<std::function<void()>> ops;
 };
 struct CUevent_st {
-    int unused = 0;
+    bool recorded = false;
+    std::chrono::steady_clock::time_point at;
 };
 struct cublasContext {
     cudaStream_t stream = nullptr;
@@ -395,6 +398,9 @@ unsigned char* dynamic_shared() {
     return reinterpret_cast<unsigned char*>((p + 127) & ~uintptr_t(127));  // aligned as the device's
 }
 
+std::atomic<uint64_t> g_kernels_run{0};
+uint64_t kernels_run() { return g_kernels_run.load(std::memory_order_relaxed); }
+
 void launch(const char* name, const void* kernel, dim3 grid, dim3 block, size_t shared, cudaStream_t s, bool barriers,
             std::function<void()> body) {
     const uint64_t threads = uint64_t(block.x) * block.y * block.z;
@@ -412,6 +418,7 @@ void launch(const char* name, const void* kernel, dim3 grid, dim3 block, size_t 
         }
     }
     enqueue(s, [name, grid, block, shared, barriers, body = std::move(body)] {
+        g_kernels_run.fetch_add(1, std::memory_order_relaxed);
         // every block starts with garbage in its shared memory, as on the device
         g_dyn_shared.assign(shared + 128, 0xa5);
         g_dyn_bytes = shared;
@@ -433,6 +440,7 @@ const char* cudaGetErrorString(cudaError_t e) {
         case cudaErrorInvalidDevicePointer: return "invalid device pointer";
         case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
         case cudaErrorNoDevice: return "no CUDA-capable device is detected";
+        case cudaErrorInvalidResourceHandle: return "invalid resource handle";
         case cudaErrorIllegalState: return "the operation would make the legacy stream depend on a capturing blocking stream";
         case cudaErrorStreamCaptureUnsupported: return "operation not permitted when stream is capturing";
         case cudaErrorStreamCaptureInvalidated: return "operation failed due to a previous error during capture";
@@ -607,10 +615,18 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
     delete e;
     return cudaSuccess;
 }
-cudaError_t cudaEventRecord(cudaEvent_t, cudaStream_t) { return cudaSuccess; }
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+    if (!e) return fail(cudaErrorInvalidValue);
+    if (stream_of(s)->cap.on) return fail(cudaErrorStreamCaptureUnsupported);
+    e->recorded = true;  // the stream's work before it has run: everything is synchronous
+    e->at = std::chrono::steady_clock::now();
+    return cudaSuccess;
+}
 cudaError_t cudaEventSynchronize(cudaEvent_t) { return any_capture() ? fail(cudaErrorStreamCaptureUnsupported) : cudaSuccess; }
-cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t, cudaEvent_t) {
-    *ms = 0.f;
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
+    if (!a || !b) return fail(cudaErrorInvalidValue);
+    if (!a->recorded || !b->recorded) return fail(cudaErrorInvalidResourceHandle);
+    *ms = std::chrono::duration<float, std::milli>(b->at - a->at).count();
     return cudaSuccess;
 }
 

@@ -21,7 +21,10 @@
 //   allocation, so a swapped direction or an overrun copy is an error;
 // - stream capture records launches, async copies and cuBLAS calls with their arguments as they
 //   were at capture (as CUDA graphs do) and a graph launch replays them; a synchronous copy or a
-//   stream synchronisation during capture invalidates the capture, as on the device.
+//   stream synchronisation during capture invalidates the capture, as on the device;
+// - events record the host clock, so elapsed times are the emulated kernels' run times; recording
+//   one on a capturing stream is refused (the device would record a graph node, whose times would
+//   be the replays', not the capture's: the backend never does it).
 // Everything runs synchronously on the calling thread.
 #pragma once
 #include <cmath>
@@ -276,6 +279,7 @@ enum cudaError_t {
     cudaErrorInvalidDevicePointer = 17,
     cudaErrorInvalidMemcpyDirection = 21,
     cudaErrorNoDevice = 100,
+    cudaErrorInvalidResourceHandle = 400,
     cudaErrorIllegalState = 401,
     cudaErrorStreamCaptureUnsupported = 900,
     cudaErrorStreamCaptureInvalidated = 901,
@@ -391,6 +395,7 @@ namespace archlens::emu {
 void launch(const char* name, const void* kernel, dim3 grid, dim3 block, size_t shared, cudaStream_t s, bool barriers,
             std::function<void()> body);
 unsigned char* dynamic_shared();  // the running block's dynamic shared memory
+uint64_t kernels_run();           // kernels run so far (graph replays included), for the tests
 
 template <class... P>
 class Launch {
