@@ -43,6 +43,7 @@ cp "$FIXTURES/README.md" "$STAGE/fixtures/"
   echo "commit $(git rev-parse HEAD)$(git diff --quiet HEAD || echo ' (with uncommitted changes)')"
   echo "built $(date -u +%FT%TZ) on $(uname -srm), $(/usr/local/cuda/bin/nvcc --version | tail -1)"
   echo "libs: $(ls "$STAGE/lib" | tr '\n' ' ')"
+  echo "needs $(objdump -T "$STAGE"/bin/* "$STAGE"/lib/* 2> /dev/null | grep -o 'GLIBC_[0-9.]*' | sort -uV | tail -1) or newer on the device"
 } > "$STAGE/MANIFEST"
 mkdir -p .gpu
 grep -qx '/.gpu/' .git/info/exclude 2>/dev/null || { mkdir -p .git/info && echo '/.gpu/' >> .git/info/exclude; }

@@ -33,7 +33,7 @@ step() {
 }
 
 nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=csv,noheader > "$WORK/gpu.txt" 2>&1 || echo "no nvidia-smi" > "$WORK/gpu.txt"
-log "gpu: $(cat "$WORK/gpu.txt")"
+log "gpu: $(cat "$WORK/gpu.txt"); $(ldd --version 2>&1 | head -1); $(nproc) cores"
 
 # --- binaries: the bundle, or a build here ---
 TEST=""
