@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/gpu_profile.h"
+#include "engine/gpu_types.h"
 #include "engine/model/model.h"
 #include "engine/probes.h"
 #include "engine/session.h"
@@ -29,7 +29,7 @@ struct GpuTuning {
     bool fusion = true;        // fused kernels (else one kernel per step)
     bool prompt_tiles = true;  // prompt attention in tiles of queries
     bool tc_attention = true;  // those tiles on tensor cores (3xTF32) where the heads fit
-    bool tf32 = true;          // quantized prompt products on TF32 tensor cores
+    QuantGemm quant_gemm = QuantGemm::TF32;  // quantized weights' prompt products (engine/gpu_types.h)
     bool grouped_moe = true;   // a prompt's MoE layers through the grouped expert kernels
     int attn_splits = 0;       // split-key decode attention: 0 automatic, 1 none, N forced
     int split_min_keys = 256;  // keys per split at least

@@ -73,11 +73,12 @@ export ARCHLENS_CLI=$CLI
 # --- the benchmark models, made on the CPU cores while the GPU runs the tests ---
 BK=cuda QP=qwen3-0.6b LP=llama3.1-8b
 [ "${DRY_RUN:-0}" = 1 ] && BK=cpu QP=tiny LP=tiny
-Q=$WORK/q-$QP-bf16.gguf L=$WORK/l-$LP-bf16.gguf M=$WORK/moe-tiny.gguf
+Q=$WORK/q-$QP-bf16.gguf L=$WORK/l-$LP-bf16.gguf M=$WORK/moe-tiny.gguf QQ=$WORK/q-$QP-q4km.gguf
 (
   [ -f "$Q" ] || $CLI synth --arch qwen3 --preset $QP --dtype bf16 --out "$Q"
   [ -f "$M" ] || $CLI synth --arch qwen3-moe --dtype bf16 --out "$M"
   [ -f "$L" ] || $CLI synth --arch llama3 --preset $LP --dtype bf16 --out "$L"
+  [ -f "$QQ" ] || $CLI synth --arch qwen3 --preset $QP --dtype q4_k_m --out "$QQ"
 ) > "$WORK/synth.log" 2>&1 &
 SYNTH=$!
 
@@ -144,6 +145,10 @@ bench qwen06-ctx8k-notiles "$Q" --backend $BK --prompt 8192 --gen 8 --reps 2 --g
 bench qwen06-ctx8k-notc "$Q" --backend $BK --prompt 8192 --gen 8 --reps 2 --gpu-tc-attention off
 bench qwen06-nofusion "$Q" --backend $BK --prompt 512 --gen 128 --reps 3 --gpu-fusion off
 bench qwen06-nographs "$Q" --backend $BK --prompt 512 --gen 128 --reps 3 --gpu-graphs off
+# quantized prompts: f32 slabs on TF32 (default) against BF16 slabs and exact f32
+bench q4km-pp2k "$QQ" --backend $BK --prompt 2048 --gen 8 --reps 3
+bench q4km-pp2k-bf16 "$QQ" --backend $BK --prompt 2048 --gen 8 --reps 3 --gpu-quant-gemm bf16
+bench q4km-pp2k-f32 "$QQ" --backend $BK --prompt 2048 --gen 8 --reps 3 --gpu-quant-gemm f32
 # where the time goes: per-kernel GPU time (CUDA events around every launch; decode steps eager)
 bench qwen06-profile "$Q" --backend $BK --prompt 512 --gen 32 --reps 2 --gpu-profile
 bench llama8b-profile "$L" --backend $BK --prompt 512 --gen 16 --reps 2 --gpu-profile
@@ -195,6 +200,8 @@ print("A/B, the default's speed-up over the alternative: grouped moe prefill %s;
     ratio("moe-cuda", "moe-cuda-grouped-off", "prefill_tokens_per_s"), ratio("llama8b-pp4k", "llama8b-pp4k-notc", "prefill_tokens_per_s"),
     ratio("qwen06-ctx8k", "qwen06-ctx8k-notc", "prefill_tokens_per_s"), ratio("qwen06-ctx8k", "qwen06-ctx8k-notiles", "prefill_tokens_per_s"),
     ratio("qwen06-ctx8k", "qwen06-ctx8k-nosplit"), ratio("qwen06-cuda", "qwen06-nofusion"), ratio("qwen06-cuda", "qwen06-nographs")))
+print("quantized prompt (Q4_K_M, 2048 tokens), TF32 slabs' speed-up over BF16 slabs %s, over f32 %s" % (
+    ratio("q4km-pp2k", "q4km-pp2k-bf16", P), ratio("q4km-pp2k", "q4km-pp2k-f32", P)))
 EOF
 cat "$OUT/summary.txt"
 log "done"

@@ -388,17 +388,26 @@ struct CudaSession::Impl {
         if (T <= kMatvecMaxT && !w.transposed) return matvec(w, xin, T, yout);
         if (w.quantized) {
             // slabs of whole rows: dequantize, then Yᵀ[r0 .. r0+nr) = slabᵀ-view · Xᵀ (ldc n_out)
-            const int64_t rows = std::max<int64_t>(1, slab / w.n_in);
+            const bool bf16 = quant_gemm == QuantGemm::BF16;
+            const int64_t rows = std::max<int64_t>(1, (bf16 ? 2 * slab : slab) / w.n_in);  // the scratch holds twice as many BF16
+            if (bf16) {  // the activations once, as for BF16 weights
+                LAUNCH(to_bf16_kernel, blocks_for(T * w.n_in, 256), 256, stream)(xin, static_cast<__nv_bfloat16*>(conv), T * w.n_in);
+                check_launch("to_bf16_kernel");
+            }
             for (int64_t r0 = 0; r0 < w.n_out; r0 += rows) {
                 const int64_t nr = std::min<int64_t>(rows, w.n_out - r0);
-                LAUNCH(dequant_rows_kernel, blocks_for(nr * w.n_in, 256), 256, stream)(
-                    w.qtype, static_cast<const uint8_t*>(w.w) + size_t(r0) * w.row_bytes, w.row_bytes, nr, w.n_in, wdeq);
+                const uint8_t* src = static_cast<const uint8_t*>(w.w) + size_t(r0) * w.row_bytes;
+                if (bf16)
+                    LAUNCH(dequant_rows_kernel<__nv_bfloat16>, blocks_for(nr * w.n_in, 256), 256, stream)(
+                        w.qtype, src, w.row_bytes, nr, w.n_in, reinterpret_cast<__nv_bfloat16*>(wdeq));
+                else
+                    LAUNCH(dequant_rows_kernel<float>, blocks_for(nr * w.n_in, 256), 256, stream)(w.qtype, src, w.row_bytes, nr, w.n_in, wdeq);
                 check_launch("dequant_rows_kernel");
-                // TF32 tensor cores (10-bit mantissas in, f32 sums): the weights are 4–8 bit already
-                ProfileScope timed("cublasGemmEx (dequantized slab)", stream);
-                check(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(nr), int(T), w.n_in, &one, wdeq, CUDA_R_32F, w.n_in, xin,
-                                   CUDA_R_32F, w.n_in, &zero, yout + r0, CUDA_R_32F, w.n_out,
-                                   tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
+                ProfileScope timed(bf16 ? "cublasGemmEx (bf16 slab)" : "cublasGemmEx (f32 slab)", stream);
+                const cudaDataType in = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+                check(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(nr), int(T), w.n_in, &one, wdeq, in, w.n_in, bf16 ? conv : xin, in,
+                                   w.n_in, &zero, yout + r0, CUDA_R_32F, w.n_out,
+                                   quant_gemm == QuantGemm::TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
                                    CUBLAS_GEMM_DEFAULT),
                       "cublasGemmEx (dequantized slab)");
             }
@@ -1139,7 +1148,7 @@ struct CudaSession::Impl {
     bool kv_f16 = false;  // the f16 cache was asked for (standard attention layers hold f16)
     bool use_graphs = true;
     bool fused = true;  // the fused kernels (set_fusion(false): one kernel per step)
-    bool tf32 = true;   // quantized weights' prompt products on TF32 tensor cores (set_tf32(false): f32)
+    QuantGemm quant_gemm = QuantGemm::TF32;  // a prompt's products with quantized weights (set_quant_gemm)
     bool tc_attention = true;  // prompt attention on tensor cores where it fits (set_tensor_core_attention)
     int cc_major = 0;
     bool grouped = true;  // a prompt's device-routed MoE layers through the grouped kernels (else per expert)
@@ -1693,8 +1702,8 @@ uint64_t CudaSession::buffer_bytes() const {
            uint64_t(m.probe_floats) * sizeof(float);
 }
 int64_t CudaSession::graph_launches() const { return impl_->graph_launches; }
-void CudaSession::set_tf32(bool on) {
-    impl_->tf32 = on;
+void CudaSession::set_quant_gemm(QuantGemm q) {
+    impl_->quant_gemm = q;
     impl_->drop_graph();
 }
 void CudaSession::set_tensor_core_attention(bool on) { impl_->tc_attention = on; }

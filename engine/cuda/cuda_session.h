@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/gpu_profile.h"
+#include "engine/gpu_types.h"
 #include "engine/model/model.h"
 #include "engine/probes.h"
 
@@ -78,10 +78,11 @@ public:
     // default; off runs
     // each step as its own kernel, for comparison (they compute the same sums in the same order).
     void set_fusion(bool on);
-    // Quantized weights multiply a prompt (more than 8 tokens) as dequantized f32 slabs on TF32
-    // tensor cores (inputs rounded to 10-bit mantissas, f32 sums: ~3e-3 on logits, as BF16 models
-    // differ) by default; off: exact f32 products, for comparison.
-    void set_tf32(bool on);
+    // Quantized weights multiply a prompt (more than 8 tokens) as dequantized slabs with cuBLAS:
+    // TF32 by default (f32 slabs on TF32 tensor cores: ~3e-3 on logits, as BF16 models differ),
+    // BF16 slabs and activations (half the slab traffic, twice the tensor rate), or exact F32
+    // (engine/gpu_types.h).
+    void set_quant_gemm(QuantGemm q);
     // Split-key attention for decode batches (<= 8 tokens): each query's keys walked by `splits`
     // blocks of at least min_keys keys (0: as many as fill the device's multiprocessors about
     // twice, none for contexts under min_keys; the default min_keys is 256). For comparison and

@@ -5,6 +5,7 @@
 #pragma once
 #include "engine/cuda/cuda_api.h"
 #include <cstdint>
+#include <type_traits>
 
 #include "engine/core/dtype.h"
 #include "engine/cuda/check.cuh"
@@ -371,15 +372,19 @@ __global__ void softcap_kernel(float* x, float cap, int64_t n) {
 }
 
 // out[r][c] = element c of weight row r (rows of row_bytes bytes), one thread per element.
-__global__ void dequant_rows_kernel(DType t, const uint8_t* w, size_t row_bytes, int64_t rows, int n_in, float* out) {
+// Rows of a quantized weight as f32 or BF16 (the prompt's slab products; QuantGemm).
+template <class OutT>
+__global__ void dequant_rows_kernel(DType t, const uint8_t* w, size_t row_bytes, int64_t rows, int n_in, OutT* out) {
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= rows * n_in) return;
     const int64_t r = i / n_in;
     const int c = int(i % n_in), be = block_elems(t), bb = block_bytes(t);
-    out[i] = dequant_element(t, w + size_t(r) * row_bytes + size_t(c / be) * size_t(bb), c % be);
+    const float v = dequant_element(t, w + size_t(r) * row_bytes + size_t(c / be) * size_t(bb), c % be);
+    if constexpr (std::is_same_v<OutT, float>) out[i] = v;
+    else out[i] = __float2bfloat16_rn(v);
 }
 
-constexpr int64_t kDequantSlab = int64_t(16) << 20;  // f32 elements of dequantized rows at a time
+constexpr int64_t kDequantSlab = int64_t(16) << 20;  // f32 elements of dequantized rows at a time (twice as many BF16)
 
 
 constexpr int kAttnThreads = 256;

@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "engine/gpu_profile.h"
+#include "engine/gpu_types.h"
 
 namespace archlens::ARCHLENS_CUDA_NS {
 
