@@ -154,6 +154,7 @@ bench qwen06-profile "$Q" --backend $BK --prompt 512 --gen 32 --reps 2 --gpu-pro
 bench llama8b-profile "$L" --backend $BK --prompt 512 --gen 16 --reps 2 --gpu-profile
 bench llama8b-pp4k-profile "$L" --backend $BK --prompt 4096 --gen 4 --reps 1 --gpu-profile
 bench moe-profile "$M" --backend $BK --prompt 512 --gen 32 --reps 2 --gpu-profile
+bench qwen06-attn1-profile "$Q" --backend $BK --prompt 512 --gen 32 --reps 2 --gpu-profile --capture-attention 0
 bench qwen06-cpu "$Q" --backend cpu --prompt 128 --gen 16 --reps 1
 
 # --- the table ---

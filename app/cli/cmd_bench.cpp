@@ -98,8 +98,8 @@ int cmd_bench(const std::vector<std::string>& argv) {
         s.take_gpu_profile();  // only the last repetition's
         auto t0 = std::chrono::steady_clock::now();
         auto logits = s.forward(prompt);
-        prof_prefill = s.take_gpu_profile();
         double pp = double(n_prompt) / std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        prof_prefill = s.take_gpu_profile();
         int next = argmax(logits);
         auto t1 = std::chrono::steady_clock::now();
         for (int64_t i = 0; i < n_gen; ++i) {
