@@ -48,10 +48,20 @@ struct DevRows {
 DeviceInfo probe_device() {
     DeviceInfo d;
     int count = 0;
-    // Without a GPU the runtime answers cudaErrorInsufficientDriver / NoDevice and leaves count alone.
+    // Without a GPU the runtime answers cudaErrorInsufficientDriver (no driver at all, or one older
+    // than the runtime: the driver's version tells which) or NoDevice, and leaves count alone.
     cudaError_t e = cudaGetDeviceCount(&count);
     if (e != cudaSuccess) {
-        d.reason = std::string("no usable CUDA device: ") + cudaGetErrorString(e);
+        int drv = 0, rt = 0;
+        cudaDriverGetVersion(&drv);  // 0: no driver loaded
+        cudaRuntimeGetVersion(&rt);
+        auto ver = [](int v) { return std::to_string(v / 1000) + "." + std::to_string(v % 1000 / 10); };
+        if (e == cudaErrorInsufficientDriver && drv == 0)
+            d.reason = "no NVIDIA driver found (no GPU, or its driver is not installed)";
+        else if (e == cudaErrorInsufficientDriver)
+            d.reason = "the NVIDIA driver supports CUDA " + ver(drv) + ", older than this build's CUDA " + ver(rt) + " runtime: update the driver";
+        else
+            d.reason = std::string("no usable CUDA device: ") + cudaGetErrorString(e);
         cudaGetLastError();
         return d;
     }

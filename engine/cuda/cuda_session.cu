@@ -12,6 +12,7 @@
 #include "engine/core/error.h"
 #include "engine/cuda/check.cuh"
 #include "engine/cpu/ops.h"
+#include "engine/cuda/cuda_ops.h"
 #include "engine/cuda/cuda_session.h"
 #include "engine/cuda/dequant.cuh"
 #include "engine/cuda/kernels.cuh"
@@ -1520,11 +1521,7 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx, int64_t ring_batch, 
         throw Error(model.path() + ": cannot run on the CUDA backend: " + why);
     Impl& m = *impl_;
     const ModelSpec& s = model.spec();
-    int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-        cudaGetLastError();
-        throw Error("CUDA backend: no usable CUDA device");
-    }
+    if (const DeviceInfo d = probe_device(); !d.available) throw Error(model.path() + ": cannot run on the CUDA backend: " + d.reason);
     cudaDeviceProp prop{};
     check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
     m.device = prop.name;

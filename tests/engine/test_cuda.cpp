@@ -230,6 +230,34 @@ private slots:
     }
 
 #ifdef ARCHLENS_CUDA_EMU
+    // A machine without an NVIDIA driver, or with one older than the runtime, is told which (the
+    // emulated machine's ARCHLENS_EMU_DRIVER), by the probe and by a session refusing the model.
+    void missing_driver_is_named() {
+        const QString path = testutil::fixtures_dir() + "/qwen3/model.gguf";
+        REQUIRE_FIXTURE(path);
+        auto model = Model::load(path.toStdString());
+        const struct {
+            const char* env;
+            const char* says;
+        } cases[] = {{"none", "no NVIDIA driver found"}, {"old", "supports CUDA 12.0, older than this build's CUDA 13.0 runtime"}};
+        for (const auto& c : cases) {
+            qputenv("ARCHLENS_EMU_DRIVER", c.env);
+            const auto d = cuda::probe_device();
+            QVERIFY(!d.available);
+            QVERIFY2(d.reason.find(c.says) != std::string::npos, d.reason.c_str());
+            try {
+                cuda::CudaSession s(*model, 16);
+                qunsetenv("ARCHLENS_EMU_DRIVER");
+                QFAIL("a session started without a driver");
+            } catch (const Error& e) {
+                QVERIFY2(std::string(e.what()).find(c.says) != std::string::npos && std::string(e.what()).find(path.toStdString()) != std::string::npos,
+                         e.what());
+            }
+            qunsetenv("ARCHLENS_EMU_DRIVER");
+        }
+        QVERIFY(cuda::probe_device().available);
+    }
+
     // The emulator holds kernels to the device's rules for warp matrix products (the product itself,
     // 32-byte aligned tiles) and for dynamic shared memory (above 48 KiB only after
     // cudaFuncSetAttribute), so the tensor-core attention kernel is checked as the device would.

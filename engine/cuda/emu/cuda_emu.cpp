@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 thread_local uint3 threadIdx, blockIdx;
@@ -437,6 +438,7 @@ const char* cudaGetErrorString(cudaError_t e) {
         case cudaErrorInvalidValue: return "invalid argument";
         case cudaErrorMemoryAllocation: return "out of memory";
         case cudaErrorInvalidConfiguration: return "invalid configuration argument";
+        case cudaErrorInsufficientDriver: return "CUDA driver version is insufficient for CUDA runtime version";
         case cudaErrorInvalidDevicePointer: return "invalid device pointer";
         case cudaErrorInvalidMemcpyDirection: return "invalid copy direction for memcpy";
         case cudaErrorNoDevice: return "no CUDA-capable device is detected";
@@ -455,8 +457,23 @@ cudaError_t cudaGetLastError() {
 }
 cudaError_t cudaPeekAtLastError() { return g_last; }
 
+namespace {
+std::string emu_driver() {
+    const char* v = std::getenv("ARCHLENS_EMU_DRIVER");
+    return v ? v : "";
+}
+}  // namespace
 cudaError_t cudaGetDeviceCount(int* n) {
+    if (emu_driver() == "none" || emu_driver() == "old") return fail(cudaErrorInsufficientDriver);  // *n untouched, as there
     *n = 1;
+    return cudaSuccess;
+}
+cudaError_t cudaDriverGetVersion(int* v) {
+    *v = emu_driver() == "none" ? 0 : emu_driver() == "old" ? 12000 : 13000;
+    return cudaSuccess;
+}
+cudaError_t cudaRuntimeGetVersion(int* v) {
+    *v = 13000;
     return cudaSuccess;
 }
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device) {

@@ -276,6 +276,7 @@ enum cudaError_t {
     cudaErrorInvalidValue = 1,
     cudaErrorMemoryAllocation = 2,
     cudaErrorInvalidConfiguration = 9,
+    cudaErrorInsufficientDriver = 35,
     cudaErrorInvalidDevicePointer = 17,
     cudaErrorInvalidMemcpyDirection = 21,
     cudaErrorNoDevice = 100,
@@ -297,7 +298,11 @@ struct cudaDeviceProp {
     size_t totalGlobalMem;
     int multiProcessorCount;
 };
+// ARCHLENS_EMU_DRIVER=none | old makes the emulated machine one without an NVIDIA driver, or with
+// one older than the runtime (CUDA 12.0 against 13.0): cudaGetDeviceCount then fails as there.
 cudaError_t cudaGetDeviceCount(int* n);
+cudaError_t cudaDriverGetVersion(int* v);   // 13000, 12000 (old) or 0 (none)
+cudaError_t cudaRuntimeGetVersion(int* v);  // 13000
 cudaError_t cudaGetDeviceProperties(cudaDeviceProp* p, int device);
 cudaError_t cudaSetDevice(int device);
 cudaError_t cudaMemGetInfo(size_t* free_bytes, size_t* total_bytes);
