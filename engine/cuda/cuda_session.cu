@@ -391,10 +391,8 @@ struct CudaSession::Impl {
             // slabs of whole rows: dequantize, then Yᵀ[r0 .. r0+nr) = slabᵀ-view · Xᵀ (ldc n_out)
             const bool bf16 = quant_gemm == QuantGemm::BF16;
             const int64_t rows = std::max<int64_t>(1, (bf16 ? 2 * slab : slab) / w.n_in);  // the scratch holds twice as many BF16
-            if (bf16) {  // the activations once, as for BF16 weights
-                LAUNCH(to_bf16_kernel, blocks_for(T * w.n_in, 256), 256, stream)(xin, static_cast<__nv_bfloat16*>(conv), T * w.n_in);
-                check_launch("to_bf16_kernel");
-            }
+            const cudaDataType in = bf16 ? CUDA_R_16BF : CUDA_R_32F;
+            const void* b = activations_as(in, xin, T * w.n_in);  // once for every slab
             for (int64_t r0 = 0; r0 < w.n_out; r0 += rows) {
                 const int64_t nr = std::min<int64_t>(rows, w.n_out - r0);
                 const uint8_t* src = static_cast<const uint8_t*>(w.w) + size_t(r0) * w.row_bytes;
@@ -405,8 +403,7 @@ struct CudaSession::Impl {
                     LAUNCH(dequant_rows_kernel<float>, blocks_for(nr * w.n_in, 256), 256, stream)(w.qtype, src, w.row_bytes, nr, w.n_in, wdeq);
                 check_launch("dequant_rows_kernel");
                 ProfileScope timed(bf16 ? "cublasGemmEx (bf16 slab)" : "cublasGemmEx (f32 slab)", stream);
-                const cudaDataType in = bf16 ? CUDA_R_16BF : CUDA_R_32F;
-                check(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(nr), int(T), w.n_in, &one, wdeq, in, w.n_in, bf16 ? conv : xin, in,
+                check(cublasGemmEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(nr), int(T), w.n_in, &one, wdeq, in, w.n_in, b, in,
                                    w.n_in, &zero, yout + r0, CUDA_R_32F, w.n_out,
                                    quant_gemm == QuantGemm::TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F,
                                    CUBLAS_GEMM_DEFAULT),
@@ -427,20 +424,25 @@ struct CudaSession::Impl {
                       w.bias, accumulate);
     }
 
+    // n f32 activations as a product's input of type t: converted into conv for BF16/F16, else as is.
+    const void* activations_as(cudaDataType t, const float* xin, int64_t n) {
+        if (t == CUDA_R_16BF) {
+            LAUNCH(to_bf16_kernel, blocks_for(n, 256), 256, stream)(xin, static_cast<__nv_bfloat16*>(conv), n);
+            check_launch("to_bf16_kernel");
+            return conv;
+        }
+        if (t == CUDA_R_16F) {
+            LAUNCH(to_f16_kernel, blocks_for(n, 256), 256, stream)(xin, static_cast<__half*>(conv), n);
+            check_launch("to_f16_kernel");
+            return conv;
+        }
+        return xin;
+    }
+
     // y = x · Wᵀ for F32/F16/BF16 weights: the activations converted to the weight's type first.
     void gemm_float(const DevLinear& w, const float* xin, int64_t T, float* yout) {
         const float one = 1.f, zero = 0.f;
-        const void* b = xin;
-        const int64_t n = T * w.n_in;
-        if (w.type == CUDA_R_16BF) {
-            LAUNCH(to_bf16_kernel, blocks_for(n, 256), 256, stream)(xin, static_cast<__nv_bfloat16*>(conv), n);
-            check_launch("to_bf16_kernel");
-            b = conv;
-        } else if (w.type == CUDA_R_16F) {
-            LAUNCH(to_f16_kernel, blocks_for(n, 256), 256, stream)(xin, static_cast<__half*>(conv), n);
-            check_launch("to_f16_kernel");
-            b = conv;
-        }
+        const void* b = activations_as(w.type, xin, T * w.n_in);
         // Column-major view: Yᵀ (n_out × T) = op(A) · Xᵀ. Plain W [n_out][n_in] row-major is
         // A = Wᵀ (n_in × n_out): op T. Transposed storage [n_in][ld] is A (ld × n_in), rows 0..n_out: op N.
         ProfileScope timed(w.type == CUDA_R_16BF ? "cublasGemmEx (bf16)" : w.type == CUDA_R_16F ? "cublasGemmEx (f16)" : "cublasGemmEx (f32)", stream);

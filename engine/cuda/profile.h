@@ -25,13 +25,15 @@ public:
         for (cudaEvent_t e : pool_) cudaEventDestroy(e);
     }
 
-    void begin(const char* name, cudaStream_t s) {
+    // A record opened by begin is closed by end with the index begin returned (scopes may nest).
+    size_t begin(const char* name, cudaStream_t s) {
         open_.push_back({name, take_event(), nullptr});
         cudaEventRecord(open_.back().a, s);
+        return open_.size() - 1;
     }
-    void end(cudaStream_t s) {
-        open_.back().b = take_event();
-        cudaEventRecord(open_.back().b, s);
+    void end(size_t i, cudaStream_t s) {
+        open_[i].b = take_event();
+        cudaEventRecord(open_[i].b, s);
     }
     // Waits for the recorded events and adds their times to the totals (call once the stream is
     // idle, e.g. after the forward pass's synchronisation). Returns false if the device refused.
@@ -104,10 +106,10 @@ private:
 class ProfileScope {
 public:
     ProfileScope(const char* name, cudaStream_t s) : p_(t_profiler), s_(s) {
-        if (p_) p_->begin(name, s_);
+        if (p_) i_ = p_->begin(name, s_);
     }
     ~ProfileScope() {
-        if (p_) p_->end(s_);
+        if (p_) p_->end(i_, s_);
     }
     ProfileScope(const ProfileScope&) = delete;
     ProfileScope& operator=(const ProfileScope&) = delete;
@@ -115,6 +117,7 @@ public:
 private:
     KernelProfiler* p_;
     cudaStream_t s_;
+    size_t i_ = 0;
 };
 
 // A kernel launch (the LAUNCH macros): `launch(args...)` between the profiler's events.

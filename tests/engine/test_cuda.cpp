@@ -240,6 +240,9 @@ private slots:
             const char* env;
             const char* says;
         } cases[] = {{"none", "no NVIDIA driver found"}, {"old", "supports CUDA 12.0, older than this build's CUDA 13.0 runtime"}};
+        struct Unset {  // whatever fails below, the emulated driver is back for the other tests
+            ~Unset() { qunsetenv("ARCHLENS_EMU_DRIVER"); }
+        } unset;
         for (const auto& c : cases) {
             qputenv("ARCHLENS_EMU_DRIVER", c.env);
             const auto d = cuda::probe_device();
@@ -247,14 +250,13 @@ private slots:
             QVERIFY2(d.reason.find(c.says) != std::string::npos, d.reason.c_str());
             try {
                 cuda::CudaSession s(*model, 16);
-                qunsetenv("ARCHLENS_EMU_DRIVER");
                 QFAIL("a session started without a driver");
             } catch (const Error& e) {
                 QVERIFY2(std::string(e.what()).find(c.says) != std::string::npos && std::string(e.what()).find(path.toStdString()) != std::string::npos,
                          e.what());
             }
-            qunsetenv("ARCHLENS_EMU_DRIVER");
         }
+        qunsetenv("ARCHLENS_EMU_DRIVER");
         QVERIFY(cuda::probe_device().available);
     }
 
