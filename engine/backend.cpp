@@ -116,6 +116,7 @@ void BackendSession::tune_gpu(const GpuTuning& t) {
     if (!gpu_) return;
     gpu_->set_graphs(t.graphs);
     gpu_->set_fusion(t.fusion);
+    gpu_->set_programmatic_launches(t.pdl);
     gpu_->set_prompt_attention_tiles(t.prompt_tiles);
     gpu_->set_tensor_core_attention(t.tc_attention);
     gpu_->set_quant_gemm(t.quant_gemm);

@@ -27,6 +27,7 @@ enum class BackendChoice { Cpu, Cuda, Auto };
 struct GpuTuning {
     bool graphs = true;        // single-token steps as one CUDA graph
     bool fusion = true;        // fused kernels (else one kernel per step)
+    bool pdl = true;           // programmatic dependent launches (Hopper) where the device has them
     bool prompt_tiles = true;  // prompt attention in tiles of queries
     bool tc_attention = true;  // those tiles on tensor cores (3xTF32) where the heads fit
     QuantGemm quant_gemm = QuantGemm::TF32;  // quantized weights' prompt products (engine/gpu_types.h)

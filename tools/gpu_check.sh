@@ -145,6 +145,7 @@ bench qwen06-ctx8k-notiles "$Q" --backend $BK --prompt 8192 --gen 8 --reps 2 --g
 bench qwen06-ctx8k-notc "$Q" --backend $BK --prompt 8192 --gen 8 --reps 2 --gpu-tc-attention off
 bench qwen06-nofusion "$Q" --backend $BK --prompt 512 --gen 128 --reps 3 --gpu-fusion off
 bench qwen06-nographs "$Q" --backend $BK --prompt 512 --gen 128 --reps 3 --gpu-graphs off
+bench qwen06-nopdl "$Q" --backend $BK --prompt 512 --gen 128 --reps 3 --gpu-pdl off
 # quantized prompts: f32 slabs on TF32 (default) against BF16 slabs and exact f32
 bench q4km-pp2k "$QQ" --backend $BK --prompt 2048 --gen 8 --reps 3
 bench q4km-pp2k-bf16 "$QQ" --backend $BK --prompt 2048 --gen 8 --reps 3 --gpu-quant-gemm bf16
@@ -197,10 +198,11 @@ P = "prefill_tokens_per_s"
 print("capture overhead (<= 2%%): one head decode %s prefill %s; routing decode %s prefill %s" % (
     ratio("qwen06-cuda", "qwen06-cuda-attn1"), ratio("qwen06-cuda", "qwen06-cuda-attn1", P),
     ratio("moe-cuda", "moe-cuda-routing"), ratio("moe-cuda", "moe-cuda-routing", P)))
-print("A/B, the default's speed-up over the alternative: grouped moe prefill %s; tc attention 8B pp4k %s, 0.6B ctx8k %s; tiles %s; splits decode %s; fusion %s; graphs %s" % (
+print("A/B, the default's speed-up over the alternative: grouped moe prefill %s; tc attention 8B pp4k %s, 0.6B ctx8k %s; tiles %s; splits decode %s; fusion %s; graphs %s; pdl decode %s prefill %s" % (
     ratio("moe-cuda", "moe-cuda-grouped-off", "prefill_tokens_per_s"), ratio("llama8b-pp4k", "llama8b-pp4k-notc", "prefill_tokens_per_s"),
     ratio("qwen06-ctx8k", "qwen06-ctx8k-notc", "prefill_tokens_per_s"), ratio("qwen06-ctx8k", "qwen06-ctx8k-notiles", "prefill_tokens_per_s"),
-    ratio("qwen06-ctx8k", "qwen06-ctx8k-nosplit"), ratio("qwen06-cuda", "qwen06-nofusion"), ratio("qwen06-cuda", "qwen06-nographs")))
+    ratio("qwen06-ctx8k", "qwen06-ctx8k-nosplit"), ratio("qwen06-cuda", "qwen06-nofusion"), ratio("qwen06-cuda", "qwen06-nographs"),
+    ratio("qwen06-cuda", "qwen06-nopdl"), ratio("qwen06-cuda", "qwen06-nopdl", P)))
 print("quantized prompt (Q4_K_M, 2048 tokens), TF32 slabs' speed-up over BF16 slabs %s, over f32 %s" % (
     ratio("q4km-pp2k", "q4km-pp2k-bf16", P), ratio("q4km-pp2k", "q4km-pp2k-f32", P)))
 EOF

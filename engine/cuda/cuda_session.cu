@@ -1153,6 +1153,7 @@ struct CudaSession::Impl {
     bool fused = true;  // the fused kernels (set_fusion(false): one kernel per step)
     QuantGemm quant_gemm = QuantGemm::TF32;  // a prompt's products with quantized weights (set_quant_gemm)
     bool tc_attention = true;  // prompt attention on tensor cores where it fits (set_tensor_core_attention)
+    bool programmatic = true;  // programmatic dependent launches where the device has them (set_programmatic_launches)
     int cc_major = 0;
     bool grouped = true;  // a prompt's device-routed MoE layers through the grouped kernels (else per expert)
     int group_pairs = kGroupPairs;  // pairs a chunk of the grouped path (the scratch holds kGroupPairs)
@@ -1724,6 +1725,11 @@ void CudaSession::set_grouped_moe(bool on, int chunk_pairs) {
     impl_->grouped = on;
     impl_->group_pairs = chunk_pairs;
 }
+void CudaSession::set_programmatic_launches(bool on) {
+    impl_->programmatic = on;
+    impl_->drop_graph();
+}
+bool CudaSession::programmatic_launches() const { return impl_->programmatic && impl_->cc_major >= 9; }
 void CudaSession::set_fusion(bool on) {
     impl_->fused = on;
     impl_->drop_graph();
@@ -1766,6 +1772,7 @@ std::vector<float> CudaSession::forward(std::span<const int> tokens, bool all_lo
     m.ensure_logits(all_logits ? T : 1);
     m.plan_probes(T);
     ProfilerActivation profiled(m.profiling ? &m.profiler : nullptr);
+    ProgrammaticLaunches programmatic(m.programmatic && m.cc_major >= 9);
 
     // Embeddings: the ids go up when the table is on the device (run_layers gathers them), else
     // rows read on the host (any stored type, as the CPU backend reads them) through pinned memory.

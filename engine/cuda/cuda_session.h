@@ -78,6 +78,12 @@ public:
     // default; off runs
     // each step as its own kernel, for comparison (they compute the same sums in the same order).
     void set_fusion(bool on);
+    // Programmatic dependent launches (compute capability 9.0+, on by default): each kernel of a
+    // forward pass may be scheduled while the one before it finishes, and waits inside for its
+    // results (GRID_DEPENDENCY, cuda_api.h); decode graphs keep these edges. Off: every launch
+    // waits for the one before it, for comparison. programmatic_launches(): whether they are used.
+    void set_programmatic_launches(bool on);
+    bool programmatic_launches() const;
     // Quantized weights multiply a prompt (more than 8 tokens) as dequantized slabs with cuBLAS:
     // TF32 by default (f32 slabs on TF32 tensor cores: ~3e-3 on logits, as BF16 models differ),
     // BF16 slabs and activations (half the slab traffic, twice the tensor rate), or exact F32

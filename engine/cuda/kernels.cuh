@@ -69,6 +69,7 @@ __device__ float block_max(float v, float* red) {
 // learned positions). grid T, as cpu::read_row reads rows.
 __global__ void embed_rows_kernel(DType type, const uint8_t* table, size_t row_bytes, int D, const int* ids, const int64_t* pos0,
                                   float scale, bool add, float* x) {
+    GRID_DEPENDENCY();
     const int t = blockIdx.x;
     const int64_t r = ids ? int64_t(ids[t]) : *pos0 + t;
     const uint8_t* row = table + size_t(r) * row_bytes;
@@ -81,21 +82,25 @@ __global__ void embed_rows_kernel(DType type, const uint8_t* table, size_t row_b
 }
 
 __global__ void to_bf16_kernel(const float* x, __nv_bfloat16* y, int64_t n) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) y[i] = __float2bfloat16_rn(x[i]);
 }
 
 __global__ void to_f16_kernel(const float* x, __half* y, int64_t n) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) y[i] = __float2half_rn(x[i]);
 }
 
 __global__ void add_bias_kernel(float* y, const float* b, int64_t rows, int n) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < rows * n) y[i] += b[i % n];
 }
 
 __global__ void add_kernel(float* x, const float* y, int64_t n) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) x[i] += y[i];
 }
@@ -103,6 +108,7 @@ __global__ void add_kernel(float* x, const float* y, int64_t n) {
 // Llama 4's attention temperature tuning on the queries of NoPE layers: row t (position p) of
 // [rows][n] times log(floor((p + 1) / floor_scale) + 1) · attn_scale + 1, in double as Session.
 __global__ void temperature_kernel(float* x, int64_t rows, int n, const int64_t* pos0, double floor_scale, double attn_scale) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= rows * n) return;
     const double p = double(*pos0 + i / n);
@@ -113,6 +119,7 @@ __global__ void temperature_kernel(float* x, int64_t rows, int n, const int64_t*
 // its softmax probability, 1 / Σ exp(l - max). One block of kLensThreads.
 constexpr int kLensThreads = 256;
 __global__ void lens_kernel(const float* logits, int n, float* out) {
+    GRID_DEPENDENCY();
     __shared__ float best[kLensThreads];
     __shared__ int best_i[kLensThreads];
     const int tid = threadIdx.x;
@@ -160,6 +167,7 @@ __device__ __forceinline__ void rms_norm_row(const float* xr, const float* w, in
 
 // One block per row of n: y = x / rms(x) (· w).
 __global__ void rms_norm_kernel(const float* x, const float* w, int n, float eps, float* y) {
+    GRID_DEPENDENCY();
     __shared__ float red[33];
     rms_norm_row(x + int64_t(blockIdx.x) * n, w, n, eps, y + int64_t(blockIdx.x) * n, red);
 }
@@ -167,6 +175,7 @@ __global__ void rms_norm_kernel(const float* x, const float* w, int n, float eps
 // One block per row: x += y, then out = RMSNorm(x)·w — the residual add fused with the norm that
 // follows it; the same sums in the same order as add_kernel then rms_norm_kernel (256 threads).
 __global__ void add_rms_norm_kernel(float* x, const float* y, const float* w, int n, float eps, float* out) {
+    GRID_DEPENDENCY();
     __shared__ float red[33];
     float* xr = x + int64_t(blockIdx.x) * n;
     const float* yr = y + int64_t(blockIdx.x) * n;
@@ -184,6 +193,7 @@ __global__ void add_rms_norm_kernel(float* x, const float* y, const float* w, in
 
 // One block per row: y = (x - mean) / sqrt(var + eps) (· w) (+ b), the CPU's layer_norm.
 __global__ void layer_norm_kernel(const float* x, const float* w, const float* b, int n, float eps, float* y) {
+    GRID_DEPENDENCY();
     __shared__ float red[33];
     const float* xr = x + int64_t(blockIdx.x) * n;
     float* yr = y + int64_t(blockIdx.x) * n;
@@ -208,6 +218,7 @@ __global__ void layer_norm_kernel(const float* x, const float* w, const float* b
 // with the cos/sin row of its position in the context's table cs[n_ctx][n_rot] (pairs (cos, sin));
 // neox = rotate_half pairs (i, i + n_rot/2), else interleaved pairs (2i, 2i+1) — cpu::rope_apply.
 __global__ void rope_kernel(float* x, int row, int hd, const float* cs, int n_rot, int neox, const int64_t* pos0) {
+    GRID_DEPENDENCY();
     const int t = blockIdx.x, h = blockIdx.y, i = threadIdx.x, half = n_rot / 2;
     if (i >= half) return;
     float* v = x + int64_t(t) * row + int64_t(h) * hd;
@@ -231,6 +242,7 @@ __device__ __forceinline__ void kv_st(__half* p, float v) { *p = __float2half_rn
 
 template <typename KT>
 __global__ void store_kv_kernel(const float* src, KT* cache, int64_t T, int heads, int per, int64_t cap, const int64_t* pos0) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= T * heads * per) return;
     const int64_t t = i / (int64_t(heads) * per), h = (i / per) % heads, d = i % per;
@@ -259,6 +271,7 @@ constexpr int kHeadThreads = 128;
 template <typename KT>
 __global__ void qkv_heads_kernel(const float* qs, const float* ks, const float* vs, int q_row, int k_row, int v_row, int H, int KV, int hd,
                                  int vd, HeadOps o, float* q, KT* kc, KT* vc, int64_t cap, const int64_t* pos0) {
+    GRID_DEPENDENCY();
     __shared__ float v[kAttnMaxDim];
     __shared__ float red[33];
     const int t = blockIdx.x, j = blockIdx.y, tid = threadIdx.x;
@@ -308,6 +321,7 @@ __global__ void qkv_heads_kernel(const float* qs, const float* ks, const float* 
 
 // Splits GPT-2's fused [T][q | k | v] rows.
 __global__ void split_qkv_kernel(const float* qkv, int64_t T, int qd, int kd, int vd, float* q, float* k, float* v) {
+    GRID_DEPENDENCY();
     const int row = qd + kd + vd;
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= T * row) return;
@@ -333,12 +347,14 @@ __device__ float act_fn(int act, float x) {
 }
 
 __global__ void act_mul_kernel(float* u, const float* g, int act, int64_t n) {  // u = act(g) · u
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) u[i] *= act_fn(act, g[i]);
 }
 
 // u[t][c] = act(gu[t][c]) · gu[t][F + c]: the fused [gate ; up] product's two halves.
 __global__ void act_mul_split_kernel(const float* gu, int64_t T, int F, int act, float* u) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= T * F) return;
     const int64_t t = i / F, c = i % F;
@@ -346,12 +362,14 @@ __global__ void act_mul_split_kernel(const float* gu, int64_t T, int F, int act,
 }
 
 __global__ void act_kernel(float* u, int act, int64_t n) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) u[i] = act_fn(act, u[i]);
 }
 
 // dst[i] = src[rows[i]] · scale[i] (scale may be null), rows of n floats.
 __global__ void gather_rows_kernel(const float* src, const int* rows, const float* scale, int64_t n_rows, int n, float* dst) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n_rows * n) return;
     const int64_t r = i / n;
@@ -360,6 +378,7 @@ __global__ void gather_rows_kernel(const float* src, const int* rows, const floa
 
 // dst[rows[i]] += src[i] · scale[i] (scale may be null); a row appears once per launch.
 __global__ void scatter_add_rows_kernel(const float* src, const int* rows, const float* scale, int64_t n_rows, int n, float* dst) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= n_rows * n) return;
     const int64_t r = i / n;
@@ -367,6 +386,7 @@ __global__ void scatter_add_rows_kernel(const float* src, const int* rows, const
 }
 
 __global__ void softcap_kernel(float* x, float cap, int64_t n) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) x[i] = cap * tanhf(x[i] / cap);
 }
@@ -375,6 +395,7 @@ __global__ void softcap_kernel(float* x, float cap, int64_t n) {
 // Rows of a quantized weight as f32 or BF16 (the prompt's slab products; QuantGemm).
 template <class OutT>
 __global__ void dequant_rows_kernel(DType t, const uint8_t* w, size_t row_bytes, int64_t rows, int n_in, OutT* out) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= rows * n_in) return;
     const int64_t r = i / n_in;
@@ -391,28 +412,33 @@ constexpr int kAttnThreads = 256;
 // ---- Gemma 3n (engine/cpu/gemma3n.cpp on the device) -------------------------------------------
 
 __global__ void scale_kernel(float* x, float s, int64_t n) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) x[i] *= s;
 }
 
 __global__ void div_kernel(float* x, float s, int64_t n) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) x[i] /= s;
 }
 
 __global__ void tanh_kernel(float* x, int64_t n) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) x[i] = tanhf(x[i]);
 }
 
 // Per-layer inputs: pli = (pli + table rows · √P) · 2^-½ (pli already the normed projection).
 __global__ void ple_mix_kernel(float* pli, const float* rows, float row_scale, float mix, int64_t n) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) pli[i] = (pli[i] + rows[i] * row_scale) * mix;
 }
 
 // AltUp predict: pred_i = st_i + Σ_j c[t][i·N + j] · st_j over streams [N][T][D].
 __global__ void altup_predict_kernel(const float* st, const float* c, int T, int N, int D, float* pred) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, TD = int64_t(T) * D;
     if (i >= TD * N) return;
     const int s = int(i / TD), t = int(i % TD / D);
@@ -424,6 +450,7 @@ __global__ void altup_predict_kernel(const float* st, const float* c, int T, int
 
 // AltUp correct: st_i = pred_i + (d[t][i] + 1) · (y − pred_active).
 __global__ void altup_correct_kernel(float* st, const float* pred, const float* y, const float* d, int act, int T, int N, int D) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x, TD = int64_t(T) * D;
     if (i >= TD * N) return;
     const int s = int(i / TD), t = int(i % TD / D);
@@ -434,18 +461,21 @@ __global__ void altup_correct_kernel(float* st, const float* pred, const float* 
 
 // y = (a + b + c) · 2^-½ (attention, its input and LAuReL averaged into the residual).
 __global__ void sum3_scale_kernel(const float* a, const float* b, const float* c, float s, float* y, int64_t n) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < n) y[i] = (a[i] + b[i] + c[i]) * s;
 }
 
 // y[t][e] = x[t][e] · w[e]
 __global__ void mul_cols_kernel(const float* x, const float* w, int64_t rows, int n, float* y) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i < rows * n) y[i] = x[i] * w[i % n];
 }
 
 // The per-layer input gate: g[t][e] = gelu_tanh(g[t][e]) · pli[t][blk][e] (pli rows of L blocks of P).
 __global__ void ple_gate_kernel(float* g, const float* pli, int T, int P, int L, int blk) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= int64_t(T) * P) return;
     const int64_t t = i / P, e = i % P;
@@ -484,6 +514,7 @@ template <typename KT>
 __global__ void attention_kernel(const float* q, int q_row, const KT* kc, const KT* vc, int v_stride, int64_t cap, int H,
                                  int KV, int hd, int vd, const int64_t* pos0, int scope, int window, float scale, float softcap,
                                  float* out, float* stats, float* part, int* tickets, int min_keys) {
+    GRID_DEPENDENCY();
     __shared__ float qs[kAttnMaxDim];
     __shared__ float sc[kAttnChunk];
     __shared__ float red[33];
@@ -633,6 +664,7 @@ template <typename KT>
 __global__ void attention_tile_kernel(const float* q, int q_row, const KT* kc, const KT* vc, int v_stride, int64_t cap, int H, int KV,
                                       int hd, int vd, int T, const int64_t* pos0, int scope, int window, float scale, float softcap,
                                       float* out, float* stats) {
+    GRID_DEPENDENCY();
     __shared__ float qs[kTileQ][kTileMaxDim];
     __shared__ float kv[kTileK][kTileMaxDim + 1];  // padded rows: the 16 lanes of a row read distinct banks
     __shared__ float ps[kTileQ][kTileK];
@@ -711,21 +743,26 @@ __global__ void attention_tile_kernel(const float* q, int q_row, const KT* kc, c
 // cores, in 3xTF32: each f32 operand x is split into big = tf32(x) and small = tf32(x − big), and
 // a·b is summed as small_a·big_b + big_a·small_b + big_a·big_b (f32 sums) — about f32's accuracy
 // (plain TF32, 10-bit mantissas, moved the fixtures' BF16 logits by ~2e-2) at a third of TF32's
-// rate. Heads up to kMmaMaxDim wide.
+// rate. With an f16 cache the keys and values are TF32 numbers already (small part zero), so the
+// products are two, not three (the same sums). Heads up to kMmaMaxDim wide.
 // A block takes kMmaQ = 64 consecutive queries of one head, four warps of 16 query rows each; the
 // keys go by in steps of kMmaK = 32, key and value rows staged in shared memory once for the
 // block. The query rows stay in shared memory (held in registers they pushed the kernel to 255
 // registers and spills): 75 KiB of dynamic shared memory a block (mma_attention_setup allows it),
-// two blocks a multiprocessor. Two passes over the keys: the first finds each query's max and sum
-// of exp(score − max) (online, as the tile kernel), the second multiplies exp(score − max) with the
-// values, so the output fragments never need rescaling (their element layout is the hardware's,
-// unknown to the code); the sum divides in the epilogue. Each warp's scores go through its own 16
-// rows of shared memory: lanes 2r and 2r + 1 hold query row r's running max and sum and take 16 of
-// the step's 32 keys each. Same masks, scale, softcap, outputs and the softmax's max and sum (for
-// the probe) as the other kernels.
+// two blocks a multiprocessor. One pass over the keys, with the online softmax: each step's scores
+// go through the warp's own 16 rows of shared memory, where lanes 2r and 2r + 1 take query row r's
+// 16 + 16 keys of the step, update its running max and sum, and replace the scores with
+// exp(score − max); the output fragments are rescaled by exp(old max − new max) before the step's
+// p·v. The fragments' element layout is the hardware's and unknown to the code, so a row map —
+// an accumulator fragment loaded from a tile whose every element is its row number — tells each
+// element's row (fragments of one type share their layout); the rows' factors sit in the score
+// rows' padding. The sum divides in the epilogue. Same masks, scale, softcap, outputs and the
+// softmax's max and sum (for the probe) as the other kernels.
 constexpr int kMmaQ = 64, kMmaK = 32, kMmaMaxDim = 128, kMmaThreads = 128;
 constexpr int kMmaLd = kMmaMaxDim + 4, kMmaSLd = kMmaK + 4;  // padded rows: 32-byte aligned at every 8th row and 8th column
+constexpr int kMmaAlphaCol = kMmaK;                          // a score row's padding: that row's rescale factor
 static_assert(kMmaThreads == 32 * kMmaQ / 16, "a warp per 16 query rows");
+static_assert(kMmaAlphaCol < kMmaSLd && kMmaSLd >= 16, "the factor and the row map fit in the score rows");
 // dynamic shared memory: queries [64][ld], keys [32][ld], values [32][ld], scores [64][sld]
 constexpr size_t kMmaSmemBytes = sizeof(float) * (size_t(kMmaQ + 2 * kMmaK) * kMmaLd + size_t(kMmaQ) * kMmaSLd);
 
@@ -751,22 +788,35 @@ __device__ __forceinline__ void mma_3xtf32(MmaAcc& acc, const FA& a_big, const F
     }
     nvcuda::wmma::mma_sync(acc, a_big, b_big, acc);
 }
+// the same when only b holds TF32 values (an f16 cache's keys and values): b's small part is zero,
+// so its product is left out and b needs no split
+template <bool BExact, class FA, class FB>
+__device__ __forceinline__ void mma_split_a(MmaAcc& acc, const FA& a_big, const FA& a_small, const FB& b) {
+    if constexpr (BExact) {
+        nvcuda::wmma::mma_sync(acc, a_small, b, acc);
+        nvcuda::wmma::mma_sync(acc, a_big, b, acc);
+    } else {
+        mma_3xtf32(acc, a_big, a_small, b);
+    }
+}
 #endif
 
 template <typename KT>
 __global__ void attention_mma_kernel(const float* q, int q_row, const KT* kc, const KT* vc, int v_stride, int64_t cap, int H, int KV,
                                      int hd, int vd, int T, const int64_t* pos0, int scope, int window, float scale, float softcap,
                                      float* out, float* stats) {
+    GRID_DEPENDENCY();
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
     using namespace nvcuda;
     using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
     using FragKt = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::col_major>;
     using FragV = wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;
+    constexpr bool kv_tf32 = std::is_same_v<KT, __half>;  // f16 numbers are TF32 numbers
     DYNAMIC_SHARED(float, smem);
     float* qs = smem;                 // the queries, then each warp's output in its own rows
     float* ks = qs + kMmaQ * kMmaLd;  // the step's keys
     float* vs = ks + kMmaK * kMmaLd;  // the step's values
-    float* ss = vs + kMmaK * kMmaLd;  // each warp's 16 rows of scores, then of exp(score − max)
+    float* ss = vs + kMmaK * kMmaLd;  // each warp's 16 rows of scores, then of exp(score − max); the rows' factors in the padding
     const int h = blockIdx.y, kvh = h / (H / KV), tid = threadIdx.x, warp = tid >> 5, lane = tid & 31;
     const int t0 = int(blockIdx.x) * kMmaQ, nq = T - t0 < kMmaQ ? T - t0 : kMmaQ;
     const int64_t P0 = *pos0;
@@ -777,15 +827,22 @@ __global__ void attention_mma_kernel(const float* q, int q_row, const KT* kc, co
     // (the first step's barrier publishes them)
     const int kd = hd / 8, nv = vd / 16;
     const float* qw = qs + warp * 16 * kMmaLd;  // the warp's 16 query rows
+    float* sw = ss + warp * 16 * kMmaSLd;       // the warp's 16 score rows
     const int r = lane >> 1, half = lane & 1, qi = warp * 16 + r;  // this lane's query row and key half
     const bool valid = qi < nq;
     const int64_t p = P0 + t0 + qi, lo = valid ? attn_key_lo(p, scope, window) : 0;
     const int64_t first = attn_key_lo(P0 + t0, scope, window), last = P0 + t0 + nq - 1;  // keys of the whole tile
     const KT* kh = kc + int64_t(kvh) * cap * hd;
     const KT* vh = vc + int64_t(kvh) * cap * v_stride;
-    float* srow = ss + (warp * 16 + r) * kMmaSLd + half * 16;  // this lane's 16 scores of the step
-    // the step's keys and, in the second pass, values into shared memory
-    auto stage = [&](int64_t c0, int nk, bool values) {
+    float* srow = sw + r * kMmaSLd + half * 16;  // this lane's 16 scores of the step
+    // the row map: element e of any of this lane's MmaAcc fragments lies in row rows.x[e] of its tile
+    MmaAcc rows;
+    for (int i = lane; i < 16 * 16; i += 32) sw[(i >> 4) * kMmaSLd + (i & 15)] = float(i >> 4);
+    __syncwarp();
+    wmma::load_matrix_sync(rows, sw, kMmaSLd, wmma::mem_row_major);
+    __syncwarp();  // read before the first scores replace it
+    // the step's key and value rows into shared memory
+    auto stage = [&](int64_t c0, int nk) {
         const int64_t base = c0 % cap;  // the step's keys in ring order (they span at most cap positions)
         __syncthreads();                // the previous step's rows are read
         for (int i = tid; i < kMmaK * hd; i += blockDim.x) {
@@ -793,36 +850,12 @@ __global__ void attention_mma_kernel(const float* q, int q_row, const KT* kc, co
             const int64_t slot = base + kj < cap ? base + kj : base + kj - cap;
             ks[kj * kMmaLd + d] = kj < nk ? kv_ld(kh + slot * hd + d) : 0.f;
         }
-        if (values)
-            for (int i = tid; i < kMmaK * vd; i += blockDim.x) {
-                const int kj = i / vd, d = i % vd;
-                const int64_t slot = base + kj < cap ? base + kj : base + kj - cap;
-                vs[kj * kMmaLd + d] = kj < nk ? kv_ld(vh + slot * v_stride + d) : 0.f;
-            }
+        for (int i = tid; i < kMmaK * vd; i += blockDim.x) {
+            const int kj = i / vd, d = i % vd;
+            const int64_t slot = base + kj < cap ? base + kj : base + kj - cap;
+            vs[kj * kMmaLd + d] = kj < nk ? kv_ld(vh + slot * v_stride + d) : 0.f;
+        }
         __syncthreads();
-    };
-    // the warp's 16 × 32 raw scores q·k into its rows of ss
-    auto scores = [&]() {
-        MmaAcc sf[kMmaK / 16];
-#pragma unroll
-        for (int nt = 0; nt < kMmaK / 16; ++nt) wmma::fill_fragment(sf[nt], 0.f);
-#pragma unroll
-        for (int k = 0; k < kMmaMaxDim / 8; ++k)
-            if (k < kd) {
-                FragA qf, q_big, q_small;
-                wmma::load_matrix_sync(qf, qw + k * 8, kMmaLd);
-                tf32_split(qf, q_big, q_small);
-#pragma unroll
-                for (int nt = 0; nt < kMmaK / 16; ++nt) {
-                    FragKt kf;  // kᵀ: element (d, key) at ks[key · ld + d]
-                    wmma::load_matrix_sync(kf, ks + nt * 16 * kMmaLd + k * 8, kMmaLd);
-                    mma_3xtf32(sf[nt], q_big, q_small, kf);
-                }
-            }
-#pragma unroll
-        for (int nt = 0; nt < kMmaK / 16; ++nt)
-            wmma::store_matrix_sync(ss + warp * 16 * kMmaSLd + nt * 16, sf[nt], kMmaSLd, wmma::mem_row_major);
-        __syncwarp();
     };
     // score c of this lane's half of the step (key c0 + half·16 + c), scaled and capped; -inf when masked
     auto score = [&](int64_t c0, int nk, int c) -> float {
@@ -834,52 +867,71 @@ __global__ void attention_mma_kernel(const float* q, int q_row, const KT* kc, co
         return sv;
     };
     float m = -INFINITY, l = 0.f;
-    for (int64_t c0 = first; c0 <= last; c0 += kMmaK) {  // pass 1: each row's max and sum
+    MmaAcc of[kMmaMaxDim / 16];
+#pragma unroll
+    for (int n = 0; n < kMmaMaxDim / 16; ++n) wmma::fill_fragment(of[n], 0.f);
+    for (int64_t c0 = first; c0 <= last; c0 += kMmaK) {
         const int nk = int(last - c0 + 1 < kMmaK ? last - c0 + 1 : kMmaK);
-        stage(c0, nk, false);
-        scores();
+        stage(c0, nk);
+        {  // the warp's 16 × 32 raw scores q·k into its rows of ss
+            MmaAcc sf[kMmaK / 16];
+#pragma unroll
+            for (int nt = 0; nt < kMmaK / 16; ++nt) wmma::fill_fragment(sf[nt], 0.f);
+#pragma unroll
+            for (int k = 0; k < kMmaMaxDim / 8; ++k)
+                if (k < kd) {
+                    FragA qf, q_big, q_small;
+                    wmma::load_matrix_sync(qf, qw + k * 8, kMmaLd);
+                    tf32_split(qf, q_big, q_small);
+#pragma unroll
+                    for (int nt = 0; nt < kMmaK / 16; ++nt) {
+                        FragKt kf;  // kᵀ: element (d, key) at ks[key · ld + d]
+                        wmma::load_matrix_sync(kf, ks + nt * 16 * kMmaLd + k * 8, kMmaLd);
+                        mma_split_a<kv_tf32>(sf[nt], q_big, q_small, kf);
+                    }
+                }
+#pragma unroll
+            for (int nt = 0; nt < kMmaK / 16; ++nt) wmma::store_matrix_sync(sw + nt * 16, sf[nt], kMmaSLd, wmma::mem_row_major);
+            __syncwarp();
+        }
+        // the row's new max and sum; the scores become exp(score − new max), the factor exp(old − new)
         float sv[16], cmax = -INFINITY;
 #pragma unroll
         for (int c = 0; c < 16; ++c) cmax = fmaxf(cmax, sv[c] = score(c0, nk, c));
         cmax = fmaxf(cmax, __shfl_xor_sync(0xffffffffu, cmax, 1));
         const float new_m = fmaxf(m, cmax);
+        const float alpha = m == -INFINITY ? 0.f : __expf(m - new_m);  // the output so far is 0 while m is -inf
         float esum = 0.f;
-        if (new_m != -INFINITY)
 #pragma unroll
-            for (int c = 0; c < 16; ++c) esum += sv[c] == -INFINITY ? 0.f : __expf(sv[c] - new_m);
-        esum += __shfl_xor_sync(0xffffffffu, esum, 1);
-        l = (m == -INFINITY ? 0.f : l * __expf(m - new_m)) + esum;
-        m = new_m;
-        __syncwarp();  // the scores are read before the next step's replace them
-    }
-    MmaAcc of[kMmaMaxDim / 16];
-#pragma unroll
-    for (int n = 0; n < kMmaMaxDim / 16; ++n) wmma::fill_fragment(of[n], 0.f);
-    for (int64_t c0 = first; c0 <= last; c0 += kMmaK) {  // pass 2: exp(score − max) · values
-        const int nk = int(last - c0 + 1 < kMmaK ? last - c0 + 1 : kMmaK);
-        stage(c0, nk, true);
-        scores();
-        float e[16];
         for (int c = 0; c < 16; ++c) {
-            const float sv = score(c0, nk, c);
-            e[c] = sv == -INFINITY ? 0.f : __expf(sv - m);
+            const float e = sv[c] == -INFINITY ? 0.f : __expf(sv[c] - new_m);
+            srow[c] = e;  // only this lane reads and writes these 16
+            esum += e;
         }
-        for (int c = 0; c < 16; ++c) srow[c] = e[c];
+        esum += __shfl_xor_sync(0xffffffffu, esum, 1);
+        l = l * alpha + esum;
+        m = new_m;
+        if (half == 0) sw[r * kMmaSLd + kMmaAlphaCol] = alpha;
         __syncwarp();
+#pragma unroll
+        for (int n = 0; n < kMmaMaxDim / 16; ++n)
+            if (n < nv)
+#pragma unroll
+                for (int e = 0; e < of[n].num_elements; ++e) of[n].x[e] *= sw[int(rows.x[e]) * kMmaSLd + kMmaAlphaCol];
 #pragma unroll
         for (int k = 0; k < kMmaK / 8; ++k) {
             FragA pf, p_big, p_small;  // the warp's 16 rows × keys 8k..8k+7
-            wmma::load_matrix_sync(pf, ss + warp * 16 * kMmaSLd + k * 8, kMmaSLd);
+            wmma::load_matrix_sync(pf, sw + k * 8, kMmaSLd);
             tf32_split(pf, p_big, p_small);
 #pragma unroll
             for (int n = 0; n < kMmaMaxDim / 16; ++n)
                 if (n < nv) {
                     FragV vf;  // value rows 8k..8k+7, dimensions 16n..16n+15
                     wmma::load_matrix_sync(vf, vs + k * 8 * kMmaLd + n * 16, kMmaLd);
-                    mma_3xtf32(of[n], p_big, p_small, vf);
+                    mma_split_a<kv_tf32>(of[n], p_big, p_small, vf);
                 }
         }
-        __syncwarp();  // the probabilities are read before the next step's scores replace them
+        __syncwarp();  // the probabilities and factors are read before the next step's scores replace them
     }
     // the output through the warp's own query rows (no other warp reads them)
 #pragma unroll
@@ -916,6 +968,7 @@ inline void mma_attention_setup() {
 
 // dst[t][c] = src[t][c] for c < n: rows of n floats between strided buffers (ld in floats).
 __global__ void copy_rows_kernel(const float* src, int64_t ld_src, float* dst, int64_t ld_dst, int64_t rows, int n) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= rows * n) return;
     dst[(i / n) * ld_dst + i % n] = src[(i / n) * ld_src + i % n];
@@ -928,6 +981,7 @@ template <typename KT>
 __global__ void attention_probs_kernel(const float* q, int q_row, const KT* kc, int64_t cap, int H, int KV, int hd,
                                        const int64_t* pos0, int scope, int window, float scale, float softcap,
                                        const float* stats, int h, int64_t row_len, float* probs) {
+    GRID_DEPENDENCY();
     const int t = blockIdx.x, kvh = h / (H / KV);
     const int64_t p = *pos0 + t;
     const int64_t lo = attn_key_lo(p, scope, window);
@@ -949,6 +1003,7 @@ __global__ void attention_probs_kernel(const float* q, int q_row, const KT* kc, 
 // One block per row: row r of v scaled to the RMS of row r of ref (HF clamps v's mean square at
 // 1e-5), as the CPU's match_magnitude(v, rms(ref)).
 __global__ void match_rms_kernel(float* v, const float* ref, int n) {
+    GRID_DEPENDENCY();
     __shared__ double red[33];
     float* vr = v + int64_t(blockIdx.x) * n;
     const float* rr = ref + int64_t(blockIdx.x) * n;
@@ -963,6 +1018,7 @@ __global__ void match_rms_kernel(float* v, const float* ref, int n) {
 // ref: HF Gemma3nTextMLP._gaussian_topk on each row's first F values (row stride ld): keep what
 // lies above mean + k·std (population std), shifted down by that cutoff.
 __global__ void gaussian_topk_kernel(float* g, int ld, int F, float k) {
+    GRID_DEPENDENCY();
     __shared__ double red[33];
     float* r = g + int64_t(blockIdx.x) * ld;
     double s = 0;

@@ -90,6 +90,7 @@ __device__ __forceinline__ float warp_sum(float v) {
 template <int NT>
 __global__ void matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int n_out, int n_in, const float* x, float* y, int ldy,
                               const float* bias, bool accumulate) {
+    GRID_DEPENDENCY();
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
     const int r = int(blockIdx.x) * kMatvecWarps + warp;
     if (r >= n_out) return;  // the whole warp: shuffles below stay within live warps
@@ -113,6 +114,7 @@ __global__ void matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, in
 // read on the device, so a decode step with MoE layers needs no host round trip and can be a graph.
 [[maybe_unused]] __global__ void moe_matvec_kernel(DType type, const uint8_t* const* experts, const int* sel, size_t row_bytes, int n_out, int n_in,
                                   const float* x, int x_div, const float* xscale, float* y) {
+    GRID_DEPENDENCY();
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
     const int r = int(blockIdx.x) * kMatvecWarps + warp, p = int(blockIdx.y);
     if (r >= n_out) return;
@@ -131,6 +133,7 @@ __global__ void matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, in
 template <int NT>
 __global__ void heads_matvec_kernel(DType type, const uint8_t* const* heads, size_t row_bytes, int n_out, int n_in, const float* x,
                                     int64_t x_ld, int64_t x_hs, float* y, int64_t y_ld, int64_t y_hs) {
+    GRID_DEPENDENCY();
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
     const int r = int(blockIdx.x) * kMatvecWarps + warp, hh = int(blockIdx.y);
     if (r >= n_out) return;
@@ -167,6 +170,7 @@ __device__ __forceinline__ void gated_rows(DType type, const uint8_t* w, size_t 
 template <int NT>
 __global__ void gated_matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int F, int n_in, const float* x, int act,
                                     const float* bias, float* y) {
+    GRID_DEPENDENCY();
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
     const int r = int(blockIdx.x) * kMatvecWarps + warp;
     if (r >= F) return;
@@ -176,6 +180,7 @@ __global__ void gated_matvec_kernel(DType type, const uint8_t* w, size_t row_byt
 // moe_matvec_kernel's pairs through gated_rows: pair p's act(gate) · up into y[p][F].
 [[maybe_unused]] __global__ void moe_gated_matvec_kernel(DType type, const uint8_t* const* experts, const int* sel, size_t row_bytes, int F,
                                                          int n_in, const float* x, int x_div, const float* xscale, int act, float* y) {
+    GRID_DEPENDENCY();
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
     const int r = int(blockIdx.x) * kMatvecWarps + warp, p = int(blockIdx.y);
     if (r >= F) return;
@@ -194,6 +199,7 @@ constexpr int kNormWarps = 8;
 
 __global__ void norm_matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int n_out, int n_in, const float* x, const float* nw,
                                    float eps, float* y, const float* bias) {
+    GRID_DEPENDENCY();
     __shared__ float xs[kNormMaxDim];
     __shared__ float red[33];
     rms_norm_row(x, nw, n_in, eps, xs, red);
@@ -208,6 +214,7 @@ __global__ void norm_matvec_kernel(DType type, const uint8_t* w, size_t row_byte
 
 __global__ void norm_gated_matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int F, int n_in, const float* x, const float* nw,
                                          float eps, int act, const float* bias, float* y) {
+    GRID_DEPENDENCY();
     __shared__ float xs[kNormMaxDim];
     __shared__ float red[33];
     rms_norm_row(x, nw, n_in, eps, xs, red);

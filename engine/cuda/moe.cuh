@@ -73,6 +73,7 @@ __device__ int block_argmax(const float* v, const unsigned char* taken, int n, f
 // One block per token t: logits [T][E] → sel/wts [T][K] and, when probs is given, the router's
 // probabilities [T][E] (the routing probe).
 __global__ void moe_route_kernel(const float* logits, RouteParams p, const float* selection_bias, int* sel, float* wts, float* probs) {
+    GRID_DEPENDENCY();
     __shared__ float pr[kMoeMaxExperts], ch[kMoeMaxExperts];
     __shared__ unsigned char taken[kMoeMaxExperts];
     __shared__ float rv[33];
@@ -169,6 +170,7 @@ inline void launch_moe_route(cudaStream_t stream, const float* logits, int T, co
 // out[t][d] = Σ_k w[t][k] · yk[t·K + k][d] (w = 1 when the weight scaled the input), the experts
 // added in ascending order from zero as the CPU backend adds them.
 [[maybe_unused]] __global__ void moe_combine_kernel(const float* yk, const int* sel, const float* wts, bool weighted, int T, int K, int D, float* out) {
+    GRID_DEPENDENCY();
     const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
     if (i >= int64_t(T) * D) return;
     const int t = int(i / D), d = int(i % D);

@@ -30,6 +30,7 @@ inline int64_t group_tile_bound(int64_t P, int64_t E) { return (P + kGroupRows -
 // n_tiles[0] its length. Within an expert the order is whatever the atomics give: every row of
 // the products is computed alone, so the results do not depend on it.
 __global__ void moe_group_kernel(const int* sel, int P, int E, int* order, int* tiles, int* n_tiles) {
+    GRID_DEPENDENCY();
     __shared__ int count[kGroupMaxExperts], start[kGroupMaxExperts];
     for (int e = int(threadIdx.x); e < E; e += int(blockDim.x)) count[e] = 0;
     __syncthreads();
@@ -74,6 +75,7 @@ template <bool Gated>
 __global__ void moe_group_gemm_kernel(DType type, const uint8_t* const* experts, size_t row_bytes, int n_out, int n_in,
                                       const int* tiles, const int* n_tiles, const int* order, const float* x, int gather,
                                       const float* xscale, bool scatter, int act, float* y) {
+    GRID_DEPENDENCY();
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
     using namespace nvcuda;
     using FragA = wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major>;

@@ -97,6 +97,9 @@ private slots:
         r = testutil::run_cli({"bench", "demo:qwen3", "--prompt", "4", "--gen", "1", "--gpu-fusion", "maybe"});
         QVERIFY(r.exit_code != 0);
         QVERIFY2(r.err.contains("--gpu-fusion") && r.err.contains("maybe"), r.err.constData());
+        r = testutil::run_cli({"bench", "demo:qwen3", "--prompt", "4", "--gen", "1", "--gpu-pdl", "yes"});
+        QVERIFY(r.exit_code != 0);
+        QVERIFY2(r.err.contains("--gpu-pdl") && r.err.contains("yes"), r.err.constData());
         r = testutil::run_cli({"bench", "demo:qwen3", "--prompt", "4", "--gen", "1", "--gpu-quant-gemm", "fp8"});
         QVERIFY(r.exit_code != 0);
         QVERIFY2(r.err.contains("--gpu-quant-gemm") && r.err.contains("fp8"), r.err.constData());

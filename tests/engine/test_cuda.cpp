@@ -31,6 +31,7 @@ namespace cuda = cuda_emu;
 namespace emu_probe {
 // c [16][16] = a [16][8] · b [8][16] (row-major, a read from offset floats on) on TF32 tensor cores
 __global__ void tile_product(const float* a, const float* b, float* c, int offset) {
+    GRID_DEPENDENCY();
     using namespace nvcuda;
     wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fa;
     wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> fb;
@@ -43,8 +44,22 @@ __global__ void tile_product(const float* a, const float* b, float* c, int offse
     wmma::mma_sync(fc, fa, fb, fc);
     wmma::store_matrix_sync(c, fc, 16, wmma::mem_row_major);
 }
+// Kernels that break the GRID_DEPENDENCY() rule (cuda_api.h): one writes without it, one lets a
+// thread return before it, one reaches a barrier before it.
+__global__ void no_dependency(float* out) { out[threadIdx.x] = 1.f; }
+__global__ void returns_before_dependency(float* out) {
+    if (threadIdx.x == 5) return;
+    GRID_DEPENDENCY();
+    out[threadIdx.x] = 2.f;
+}
+__global__ void barrier_before_dependency(float* out) {
+    out[threadIdx.x] = 3.f;
+    __syncthreads();
+    GRID_DEPENDENCY();
+}
 // out[i] = i-th thread's value read back by thread 31 - i through dynamic shared memory
 __global__ void mirror(float* out) {
+    GRID_DEPENDENCY();
     DYNAMIC_SHARED(float, sh);
     sh[threadIdx.x] = float(threadIdx.x);
     __syncthreads();
@@ -302,6 +317,11 @@ private slots:
         QCOMPARE(cudaMemcpy(out.data(), dout, 32 * 4, cudaMemcpyDeviceToHost), cudaSuccess);
         for (int i = 0; i < 32; ++i) QCOMPARE(out[size_t(i)], float(31 - i));
         QVERIFY_THROWS_EXCEPTION(std::logic_error, LAUNCH_SYNC(emu_probe::mirror, 1, 32, nullptr)(dout));  // none given
+        // every thread passes GRID_DEPENDENCY() before it returns, shuffles or waits at a barrier
+        QVERIFY_THROWS_EXCEPTION(std::logic_error, LAUNCH(emu_probe::no_dependency, 1, 32, nullptr)(dout));
+        QVERIFY_THROWS_EXCEPTION(std::logic_error, LAUNCH(emu_probe::returns_before_dependency, 1, 32, nullptr)(dout));
+        QVERIFY_THROWS_EXCEPTION(std::logic_error, LAUNCH_SYNC(emu_probe::returns_before_dependency, 1, 32, nullptr)(dout));
+        QVERIFY_THROWS_EXCEPTION(std::logic_error, LAUNCH_SYNC(emu_probe::barrier_before_dependency, 1, 32, nullptr)(dout));
         for (void* p : {static_cast<void*>(da), static_cast<void*>(db), static_cast<void*>(dc), static_cast<void*>(dout)}) cudaFree(p);
     }
 #endif
@@ -1326,6 +1346,47 @@ private slots:
                 QVERIFY2(x == y, qPrintable(dir + (f16 ? " f16" : " f32") + QString(": step %1 differs").arg(t)));
             }
         }
+    }
+
+    // Programmatic dependent launches (Hopper) compute what serial launches do, bit for bit: a
+    // prompt, then decode steps replayed as a graph; dense GQA, sliding windows, MLA with routed
+    // experts. On a device below compute capability 9.0 the session does not use them.
+    void programmatic_launches_equal_serial_data() {
+        QTest::addColumn<QString>("dir");
+        for (const char* c : {"llama", "gemma3", "deepseek2"}) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
+    }
+    void programmatic_launches_equal_serial() {
+        QFETCH(QString, dir);
+        REQUIRE_FIXTURE(dir);
+        REQUIRE_DEVICE();
+        auto ids = json_ids(testutil::read_json(dir + "/reference.json")["prompt_ids"]);
+        ids.resize(std::min<size_t>(ids.size(), 12));
+        auto model = Model::load((dir + "/model.gguf").toStdString());
+        cuda::CudaSession a(*model, int64_t(ids.size()), 4), b(*model, int64_t(ids.size()), 4);
+        b.set_programmatic_launches(false);
+        const bool hopper = cuda::probe_device().cc_major >= 9;
+        QCOMPARE(a.programmatic_launches(), hopper);
+        QVERIFY(!b.programmatic_launches());
+#ifdef ARCHLENS_CUDA_EMU
+        const uint64_t p0 = archlens::emu::programmatic_launches();
+#endif
+        const size_t prompt = ids.size() - 4;
+        auto y = b.forward(std::span<const int>(ids.data(), prompt), true);
+#ifdef ARCHLENS_CUDA_EMU
+        QCOMPARE(archlens::emu::programmatic_launches(), p0);  // off: none
+#endif
+        auto x = a.forward(std::span<const int>(ids.data(), prompt), true);
+#ifdef ARCHLENS_CUDA_EMU
+        QVERIFY(archlens::emu::programmatic_launches() > p0);  // the emulated device is a 9.0
+#endif
+        QVERIFY2(x == y, qPrintable(dir + ": prompt logits differ"));
+        for (size_t t = prompt; t < ids.size(); ++t) {
+            x = a.forward(std::span<const int>(&ids[t], 1));
+            y = b.forward(std::span<const int>(&ids[t], 1));
+            QVERIFY2(x == y, qPrintable(dir + QString(": step %1 differs").arg(t)));
+        }
+        QCOMPARE(a.decode_mode(), std::string("graph"));
+        QCOMPARE(b.decode_mode(), std::string("graph"));
     }
 
     // Split-key decode attention (flash-decoding: keys walked by several blocks, merged by the

@@ -144,11 +144,13 @@ struct BlockRun {
     jmp_buf sched;
     std::vector<uint64_t> xbuf;  // one value per thread for the shuffles
     std::vector<char> xvalid;
+    std::vector<char> waited;  // each thread has passed GRID_DEPENDENCY()
     std::exception_ptr err;
 };
 thread_local BlockRun* g_block = nullptr;
 thread_local bool g_in_kernel = false;
 thread_local const char* g_kernel = "";
+thread_local bool g_waited = false;  // the running thread (of a kernel without barriers) has passed GRID_DEPENDENCY()
 thread_local std::vector<std::unique_ptr<char[]>> g_stacks;
 
 // The order in which the emulator runs a grid's blocks and, between two barriers, a block's threads
@@ -198,10 +200,17 @@ void set_thread(int tid) {
     threadIdx.z = unsigned(tid) / (blockDim.x * blockDim.y);
 }
 
+[[noreturn]] void no_dependency_wait(const char* where) {
+    throw std::logic_error(std::string("CUDA emulator: kernel ") + g_kernel + where +
+                           " before GRID_DEPENDENCY() (every kernel starts with it: a programmatic launch may start a kernel"
+                           " before the one it depends on has finished)");
+}
+
 void fiber_entry() {
     BlockRun* b = g_block;
     try {
         (*b->body)();
+        if (!b->waited[size_t(b->cur)]) no_dependency_wait(" has a thread that returned");
     } catch (...) {
         if (!b->err) b->err = std::current_exception();
     }
@@ -314,6 +323,7 @@ void run_kernel(const char* name, dim3 grid, dim3 block, bool barriers, const st
         b.started.assign(size_t(n), 0);
         b.xbuf.assign(size_t(n), 0);
         b.xvalid.assign(size_t(n), 0);
+        b.waited.assign(size_t(n), 0);
     }
     const uint64_t blocks = uint64_t(grid.x) * grid.y * grid.z;
     std::vector<int> threads, block_order;  // no block order: forward
@@ -322,6 +332,7 @@ void run_kernel(const char* name, dim3 grid, dim3 block, bool barriers, const st
         const uint64_t id = block_order.empty() ? k : uint64_t(block_order[size_t(k)]);
         blockIdx = {unsigned(id % grid.x), unsigned(id / grid.x % grid.y), unsigned(id / (uint64_t(grid.x) * grid.y))};
         if (barriers) {
+            std::fill(b.waited.begin(), b.waited.end(), 0);
             g_block = &b;
             run_block_fibers(b);
             g_block = nullptr;
@@ -329,7 +340,9 @@ void run_kernel(const char* name, dim3 grid, dim3 block, bool barriers, const st
             schedule_order(threads, n);
             for (int t : threads) {
                 set_thread(t);
+                g_waited = false;
                 body();
+                if (!g_waited) no_dependency_wait(" has a thread that returned");
             }
         }
     }
@@ -342,12 +355,26 @@ void run_kernel(const char* name, dim3 grid, dim3 block, bool barriers, const st
 void sync_block() {
     if (!g_in_kernel) misuse("__syncthreads outside a kernel");
     if (!g_block) misuse(std::string("kernel ") + g_kernel + " calls __syncthreads but was launched with LAUNCH (use LAUNCH_SYNC)");
+    if (!g_block->waited[size_t(g_block->cur)]) no_dependency_wait(" waits at a barrier");
     yield(State::WaitBlock);
 }
+
+void grid_dependency() {
+    if (!g_in_kernel) misuse("GRID_DEPENDENCY() outside a kernel");
+    if (g_block) g_block->waited[size_t(g_block->cur)] = 1;
+    else g_waited = true;
+}
+
+std::atomic<uint64_t> g_programmatic{0};
+void count_programmatic(bool on) {
+    if (on) g_programmatic.fetch_add(1, std::memory_order_relaxed);
+}
+uint64_t programmatic_launches() { return g_programmatic.load(std::memory_order_relaxed); }
 
 uint64_t warp_exchange(uint64_t v, int src_lane, bool valid) {
     if (!g_block) misuse(std::string("kernel ") + g_kernel + " shuffles but was launched with LAUNCH (use LAUNCH_SYNC)");
     BlockRun& b = *g_block;
+    if (!b.waited[size_t(b.cur)]) no_dependency_wait(" shuffles");
     const int tid = b.cur, base = tid - tid % 32, src = base + src_lane;
     b.xbuf[size_t(tid)] = v;
     b.xvalid[size_t(tid)] = 1;

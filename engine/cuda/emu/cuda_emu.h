@@ -25,6 +25,9 @@
 // - events record the host clock, so elapsed times are the emulated kernels' run times; recording
 //   one on a capturing stream is refused (the device would record a graph node, whose times would
 //   be the replays', not the capture's: the backend never does it).
+// - every thread of every kernel must pass GRID_DEPENDENCY() (cuda_api.h) before any barrier,
+//   shuffle or return: with programmatic dependent launches the device may start a kernel before
+//   its predecessor has finished, and only that call waits for it;
 // Everything runs synchronously on the calling thread.
 #pragma once
 #include <cmath>
@@ -68,6 +71,7 @@ extern thread_local dim3 blockDim, gridDim;
 
 namespace archlens::emu {
 void sync_block();                       // __syncthreads
+void grid_dependency();                  // GRID_DEPENDENCY(): every thread of every kernel passes it first
 uint64_t warp_exchange(uint64_t v, int src_lane, bool valid);  // the shuffles' exchange
 [[noreturn]] void misuse(const std::string& what);
 }  // namespace archlens::emu
@@ -129,8 +133,9 @@ inline void __syncwarp(unsigned = 0xffffffffu) { archlens::emu::warp_exchange(0,
 
 // ---- warp matrix products (nvcuda::wmma) -------------------------------------------------------
 // The fragments' element layout is unspecified on the device, so a kernel may only load, store,
-// fill and multiply them, or apply one function to every element. Here every lane's fragment holds
-// the whole tile (num_elements = rows × cols) and every lane computes the whole product; a store
+// fill and multiply them, or apply one function to every element (or combine the elements at the
+// same index of fragments of one type: those share their layout). Here every lane's fragment holds
+// the whole tile (num_elements = rows × cols, in a scrambled order) and every lane computes the whole product; a store
 // writes only the lane's share of the elements (index % 32 == lane), so a lane that reads what
 // others stored without __syncwarp (or __syncthreads) reads stale values. Every call is
 // warp-collective: all 32 lanes must make it with the same pointer and stride (checked), the
@@ -167,7 +172,11 @@ template <class Use, int M, int N, int K, class T, class Layout = void>
 struct fragment {
     using shape = frag_shape<Use, M, N, K>;
     static constexpr int rows = shape::rows, cols = shape::cols, num_elements = rows * cols;
-    float x[num_elements];  // element (i, j) at x[i * cols + j], whatever the memory layout
+    static_assert((num_elements & (num_elements - 1)) == 0, "an odd multiplier permutes the elements");
+    // element (i, j) of the tile, whatever the memory layout: scrambled, so that a kernel that
+    // assumed a layout (row-major x[]) fails here as it would on the device
+    static constexpr int at(int i, int j) { return ((i * cols + j) * 37) % num_elements; }
+    float x[num_elements];
 };
 
 // cvt.rna.tf32.f32: 10 mantissa bits, rounded to nearest, ties away from zero
@@ -192,7 +201,7 @@ template <class F>
 void load(F& f, const float* p, unsigned ldm, bool row_major) {
     collective("load_matrix_sync", p, ldm, sizeof(float));
     for (int i = 0; i < F::rows; ++i)
-        for (int j = 0; j < F::cols; ++j) f.x[i * F::cols + j] = row_major ? p[size_t(i) * ldm + j] : p[i + size_t(j) * ldm];
+        for (int j = 0; j < F::cols; ++j) f.x[F::at(i, j)] = row_major ? p[size_t(i) * ldm + j] : p[i + size_t(j) * ldm];
 }
 }  // namespace detail
 
@@ -212,7 +221,7 @@ void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f,
     const int lane = archlens::emu::lane_id();
     for (int e = lane; e < F::num_elements; e += 32) {
         const int i = e / F::cols, j = e % F::cols;
-        (l == mem_row_major ? p[size_t(i) * ldm + j] : p[i + size_t(j) * ldm]) = f.x[e];
+        (l == mem_row_major ? p[size_t(i) * ldm + j] : p[i + size_t(j) * ldm]) = f.x[F::at(i, j)];
     }
 }
 template <class Use, int M, int N, int K, class T, class L>
@@ -223,12 +232,15 @@ template <int M, int N, int K, class T, class LA, class LB>
 void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a, M, N, K, T, LA>& a,
               const fragment<matrix_b, M, N, K, T, LB>& b, const fragment<accumulator, M, N, K, float>& c) {
     detail::collective("mma_sync", nullptr, 0, 0);
+    using FA = fragment<matrix_a, M, N, K, T, LA>;
+    using FB = fragment<matrix_b, M, N, K, T, LB>;
+    using FC = fragment<accumulator, M, N, K, float>;
     float r[M * N];
     for (int i = 0; i < M; ++i)
         for (int j = 0; j < N; ++j) {
-            float s = c.x[i * N + j];
-            for (int k = 0; k < K; ++k) s += detail::tf32_bits(a.x[i * K + k]) * detail::tf32_bits(b.x[k * N + j]);
-            r[i * N + j] = s;
+            float s = c.x[FC::at(i, j)];
+            for (int k = 0; k < K; ++k) s += detail::tf32_bits(a.x[FA::at(i, k)]) * detail::tf32_bits(b.x[FB::at(k, j)]);
+            r[FC::at(i, j)] = s;
         }
     std::memcpy(d.x, r, sizeof r);
 }
@@ -401,15 +413,20 @@ void launch(const char* name, const void* kernel, dim3 grid, dim3 block, size_t 
             std::function<void()> body);
 unsigned char* dynamic_shared();  // the running block's dynamic shared memory
 uint64_t kernels_run();           // kernels run so far (graph replays included), for the tests
+// Launches made as programmatic dependent launches (the device's would overlap a kernel's start
+// with its predecessor's end; here they run in order, as every launch): counted for the tests.
+void count_programmatic(bool on);
+uint64_t programmatic_launches();
 
 template <class... P>
 class Launch {
 public:
-    Launch(const char* name, void (*k)(P...), dim3 g, dim3 b, size_t shared, cudaStream_t s, bool barriers)
-        : name_(name), k_(k), g_(g), b_(b), shared_(shared), s_(s), barriers_(barriers) {}
+    Launch(const char* name, void (*k)(P...), dim3 g, dim3 b, size_t shared, cudaStream_t s, bool barriers, bool programmatic)
+        : name_(name), k_(k), g_(g), b_(b), shared_(shared), s_(s), barriers_(barriers), programmatic_(programmatic) {}
     template <class... A>
     void operator()(A&&... a) const {
         static_assert(sizeof...(A) == sizeof...(P), "kernel argument count");
+        count_programmatic(programmatic_);
         auto k = k_;
         std::tuple<std::decay_t<P>...> args(static_cast<P>(std::forward<A>(a))...);  // by value, as a launch
         launch(name_, reinterpret_cast<const void*>(k_), g_, b_, shared_, s_, barriers_, [k, args] { std::apply(k, args); });
@@ -421,9 +438,9 @@ private:
     dim3 g_, b_;
     size_t shared_;
     cudaStream_t s_;
-    bool barriers_;
+    bool barriers_, programmatic_;
 };
 template <class... P>
-Launch(const char*, void (*)(P...), dim3, dim3, size_t, cudaStream_t, bool) -> Launch<P...>;
+Launch(const char*, void (*)(P...), dim3, dim3, size_t, cudaStream_t, bool, bool) -> Launch<P...>;
 
 }  // namespace archlens::emu
