@@ -22,20 +22,6 @@ class CudaSession;
 
 enum class BackendChoice { Cpu, Cuda, Auto };
 
-// The CUDA backend's switches, for measuring one choice against another (archlens-cli bench):
-// the defaults are what a session runs with.
-struct GpuTuning {
-    bool graphs = true;        // single-token steps as one CUDA graph
-    bool fusion = true;        // fused kernels (else one kernel per step)
-    bool pdl = true;           // programmatic dependent launches (Hopper) where the device has them
-    bool prompt_tiles = true;  // prompt attention in tiles of queries
-    bool tc_attention = true;  // those tiles on tensor cores (3xTF32) where the heads fit
-    QuantGemm quant_gemm = QuantGemm::TF32;  // quantized weights' prompt products (engine/gpu_types.h)
-    bool grouped_moe = true;   // a prompt's MoE layers through the grouped expert kernels
-    int attn_splits = 0;       // split-key decode attention: 0 automatic, 1 none, N forced
-    int split_min_keys = 256;  // keys per split at least
-};
-
 // "cpu" | "cuda" | "auto"; anything else throws, naming the accepted values.
 BackendChoice parse_backend(const std::string& s);
 

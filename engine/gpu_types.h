@@ -21,4 +21,25 @@ struct KernelTime {
 //         and CPU paths round them further, to F16 or 8-bit integers).
 enum class QuantGemm { F32, TF32, BF16 };
 
+// The CUDA backend's switches, for measuring one choice against another (archlens-cli bench):
+// the defaults are what a session runs with, less what ARCHLENS_CUDA_OFF turns off.
+struct GpuTuning {
+    bool graphs = true;        // single-token steps as one CUDA graph
+    bool fusion = true;        // fused kernels (else one kernel per step)
+    bool pdl = true;           // programmatic dependent launches (Hopper) where the device has them
+    bool prompt_tiles = true;  // prompt attention in tiles of queries
+    bool tc_attention = true;  // those tiles on tensor cores (3xTF32) where the heads fit
+    QuantGemm quant_gemm = QuantGemm::TF32;  // quantized weights' prompt products (above)
+    bool grouped_moe = true;   // a prompt's MoE layers through the grouped expert kernels
+    int attn_splits = 0;       // split-key decode attention: 0 automatic, 1 none, N forced
+    int split_min_keys = 256;  // keys per split at least
+};
+
+// The defaults with the switches named in the environment variable ARCHLENS_CUDA_OFF turned off: a
+// comma-separated list of graphs, fusion, pdl, tiles, tc-attention, grouped-moe (the names of
+// bench's --gpu-* switches), as llama.cpp's GGML_CUDA_DISABLE_GRAPHS: to find, on a device where
+// something fails, which choice it comes from, with any program (every CUDA session starts from
+// it). An unknown name throws, naming the variable and the accepted names.
+GpuTuning gpu_tuning_from_env();
+
 }  // namespace archlens

@@ -87,9 +87,24 @@ if [ -n "$TEST" ]; then
   ARCHLENS_FIXTURES=$FIXTURES step test_cuda 240 "$TEST" > "$OUT/test_cuda.log" 2>&1
   log "test_cuda: $(grep Totals "$OUT/test_cuda.log")"
   grep -E -A2 '^FAIL' "$OUT/test_cuda.log" | head -30 | tee -a "$OUT/steps.log"
+  # A failure's first diagnosis, in the same call: the failing functions again with each of the
+  # backend's choices turned off (ARCHLENS_CUDA_OFF, engine/gpu_types.h); the one whose "off" passes
+  # is where to look (and the switch to run with meanwhile).
+  failed=$(grep -oE '^FAIL!  : TestCuda::[a-z_0-9]+' "$OUT/test_cuda.log" | sed 's/.*:://' | sort -u | head -8 | tr '\n' ' ')
+  if [ -n "$failed" ]; then
+    for off in pdl tc-attention tiles fusion graphs grouped-moe; do
+      ARCHLENS_CUDA_OFF=$off ARCHLENS_FIXTURES=$FIXTURES step "diagnose-$off" 25 "$TEST" $failed > "$WORK/diag-$off.log" 2>&1
+      log "  with $off off: $(grep Totals "$WORK/diag-$off.log")"
+    done
+  fi
 fi
 BACKEND=$BK step fixtures 120 python3 tools/gpu_check.py "$CLI" "$FIXTURES" > "$OUT/fixtures.txt" 2>&1
-grep -E 'FAIL' "$OUT/fixtures.txt" | tee -a "$OUT/steps.log"
+if grep -q FAIL "$OUT/fixtures.txt"; then
+  grep -E 'FAIL' "$OUT/fixtures.txt" | tee -a "$OUT/steps.log"
+  ARCHLENS_CUDA_OFF=pdl,tc-attention,tiles,fusion,graphs,grouped-moe BACKEND=$BK step fixtures-all-off 120 \
+    python3 tools/gpu_check.py "$CLI" "$FIXTURES" > "$WORK/fixtures-all-off.txt" 2>&1
+  log "  fixtures with every switch off: $(grep -c FAIL "$WORK/fixtures-all-off.txt") failing lines (pdl, tc-attention, tiles, fusion, graphs, grouped-moe off)"
+fi
 
 # --- ceilings (METHOD.md): copy bandwidth and a bf16 product through PyTorch, on random data ---
 step ceilings 60 python3 - > "$OUT/ceilings.txt" 2>&1 << 'EOF'

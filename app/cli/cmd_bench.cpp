@@ -60,23 +60,23 @@ int cmd_bench(const std::vector<std::string>& argv) {
     o.n_ctx = n_prompt + n_gen + 1;
     Runner s(a, *m, o);
     // the CUDA backend's switches, to measure one choice against another (no effect on the CPU)
-    GpuTuning tune;
+    GpuTuning tune = gpu_tuning_from_env();  // the defaults, less what ARCHLENS_CUDA_OFF turns off
     auto on_off = [&](const char* name, bool dflt) {
         const std::string v = a.get_or(name, dflt ? "on" : "off");
         if (v != "on" && v != "off") throw Error(std::string("--") + name + " must be on or off, not '" + v + "'");
         return v == "on";
     };
-    tune.graphs = on_off("gpu-graphs", true);
-    tune.fusion = on_off("gpu-fusion", true);
-    tune.pdl = on_off("gpu-pdl", true);
-    tune.prompt_tiles = on_off("gpu-tiles", true);
-    tune.tc_attention = on_off("gpu-tc-attention", true);
+    tune.graphs = on_off("gpu-graphs", tune.graphs);
+    tune.fusion = on_off("gpu-fusion", tune.fusion);
+    tune.pdl = on_off("gpu-pdl", tune.pdl);
+    tune.prompt_tiles = on_off("gpu-tiles", tune.prompt_tiles);
+    tune.tc_attention = on_off("gpu-tc-attention", tune.tc_attention);
     const std::string qg = a.get_or("gpu-quant-gemm", "tf32");
     if (qg == "f32") tune.quant_gemm = QuantGemm::F32;
     else if (qg == "tf32") tune.quant_gemm = QuantGemm::TF32;
     else if (qg == "bf16") tune.quant_gemm = QuantGemm::BF16;
     else throw Error("--gpu-quant-gemm must be f32, tf32 or bf16, not '" + qg + "'");
-    tune.grouped_moe = on_off("gpu-grouped-moe", true);
+    tune.grouped_moe = on_off("gpu-grouped-moe", tune.grouped_moe);
     tune.attn_splits = int(a.get_int("gpu-splits", 0));
     tune.split_min_keys = int(a.get_int("gpu-split-keys", 256));
     s.tune_gpu(tune);

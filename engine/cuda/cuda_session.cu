@@ -1158,6 +1158,7 @@ struct CudaSession::Impl {
     bool grouped = true;  // a prompt's device-routed MoE layers through the grouped kernels (else per expert)
     int group_pairs = kGroupPairs;  // pairs a chunk of the grouped path (the scratch holds kGroupPairs)
     std::string graph_note = "no decode step yet";
+    std::string pdl_note;  // why programmatic launches were turned off by a refused capture ("" when not)
     cudaGraphExec_t graph = nullptr;
     std::vector<int> graph_key;  // the probes it was captured with
     int64_t graph_launches = 0;
@@ -1175,38 +1176,58 @@ struct CudaSession::Impl {
         return k;
     }
 
-    // Runs one decode step through the graph; false when it must run eagerly.
+    // Runs one decode step through the graph; false when it must run eagerly. A capture the device
+    // refuses with programmatic launches is tried once more without them (they stay off for the
+    // session, and decode_mode() says why); one refused without them turns graphs off.
     bool run_graph() {
         if (!use_graphs) return false;
         if (graph && graph_key != probe_key()) drop_graph();
         if (!graph) {
-            check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
-            cudaGraph_t g = nullptr;
-            try {
-                run_layers(1, 0, 1);
-            } catch (const Error& e) {
-                cudaStreamEndCapture(stream, &g);
-                if (g) cudaGraphDestroy(g);
-                cudaGetLastError();
-                use_graphs = false;
-                graph_note = std::string("eager: the decode step could not be captured (") + e.what() + ")";
-                return false;
-            }
-            cudaError_t err = cudaStreamEndCapture(stream, &g);
-            if (err == cudaSuccess) err = cudaGraphInstantiate(&graph, g, 0);
-            if (g) cudaGraphDestroy(g);
-            if (err != cudaSuccess) {
-                cudaGetLastError();
-                graph = nullptr;
-                use_graphs = false;
-                graph_note = std::string("eager: the decode graph failed (") + cudaGetErrorString(err) + ")";
-                return false;
+            std::string why;
+            if (!capture_graph(why)) {
+                if (!t_programmatic) {
+                    use_graphs = false;
+                    graph_note = "eager: " + why;
+                    return false;
+                }
+                programmatic = false;
+                pdl_note = why;
+                ProgrammaticLaunches serial(false);
+                if (!capture_graph(why)) {
+                    use_graphs = false;
+                    graph_note = "eager: " + why;
+                    return false;
+                }
             }
             graph_key = probe_key();
         }
         check(cudaGraphLaunch(graph, stream), "cudaGraphLaunch");
         ++graph_launches;
-        graph_note = "graph";
+        graph_note = pdl_note.empty() ? "graph" : "graph (programmatic launches off: " + pdl_note + ")";
+        return true;
+    }
+    // Captures and instantiates the decode step; false (and why) when the device refuses it.
+    bool capture_graph(std::string& why) {
+        check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
+        cudaGraph_t g = nullptr;
+        try {
+            run_layers(1, 0, 1);
+        } catch (const Error& e) {
+            cudaStreamEndCapture(stream, &g);
+            if (g) cudaGraphDestroy(g);
+            cudaGetLastError();
+            why = std::string("the decode step could not be captured (") + e.what() + ")";
+            return false;
+        }
+        cudaError_t err = cudaStreamEndCapture(stream, &g);
+        if (err == cudaSuccess) err = cudaGraphInstantiate(&graph, g, 0);
+        if (g) cudaGraphDestroy(g);
+        if (err != cudaSuccess) {
+            cudaGetLastError();
+            graph = nullptr;
+            why = std::string("the decode graph failed (") + cudaGetErrorString(err) + ")";
+            return false;
+        }
         return true;
     }
 
@@ -1524,6 +1545,16 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx, int64_t ring_batch, 
         throw Error(model.path() + ": cannot run on the CUDA backend: " + why);
     Impl& m = *impl_;
     const ModelSpec& s = model.spec();
+    {  // the switches ARCHLENS_CUDA_OFF turns off (engine/gpu_types.h)
+        const GpuTuning t = gpu_tuning_from_env();
+        m.use_graphs = t.graphs;
+        if (!t.graphs) m.graph_note = "eager: graphs turned off";
+        m.fused = t.fusion;
+        m.programmatic = t.pdl;
+        m.tiles = t.prompt_tiles;
+        m.tc_attention = t.tc_attention;
+        m.grouped = t.grouped_moe;
+    }
     if (const DeviceInfo d = probe_device(); !d.available) throw Error(model.path() + ": cannot run on the CUDA backend: " + d.reason);
     cudaDeviceProp prop{};
     check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
@@ -1727,6 +1758,7 @@ void CudaSession::set_grouped_moe(bool on, int chunk_pairs) {
 }
 void CudaSession::set_programmatic_launches(bool on) {
     impl_->programmatic = on;
+    impl_->pdl_note.clear();
     impl_->drop_graph();
 }
 bool CudaSession::programmatic_launches() const { return impl_->programmatic && impl_->cc_major >= 9; }
@@ -1820,7 +1852,7 @@ std::vector<float> CudaSession::forward(std::span<const int> tokens, bool all_lo
     m.prompt_routed.clear();
     if (!step || m.profiling || !m.run_graph()) {
         if (T == 1 && !step) m.graph_note = m.host_moe_note;
-        else if (step) m.graph_note = "eager: profiling (a graph's kernels cannot be timed one by one)";
+        else if (step && m.profiling) m.graph_note = "eager: profiling (a graph's kernels cannot be timed one by one)";
         m.run_layers(T, first, rows);
     }
     float* hl = m.pinned(m.h_logits, m.h_logits_floats, rows * s.vocab, "cudaMallocHost (logits)");

@@ -100,6 +100,11 @@ private slots:
         r = testutil::run_cli({"bench", "demo:qwen3", "--prompt", "4", "--gen", "1", "--gpu-pdl", "yes"});
         QVERIFY(r.exit_code != 0);
         QVERIFY2(r.err.contains("--gpu-pdl") && r.err.contains("yes"), r.err.constData());
+        qputenv("ARCHLENS_CUDA_OFF", "pdl,warp");  // a misspelt switch is an error, wherever the model runs
+        r = testutil::run_cli({"bench", "demo:qwen3", "--prompt", "4", "--gen", "1"});
+        qunsetenv("ARCHLENS_CUDA_OFF");
+        QVERIFY(r.exit_code != 0);
+        QVERIFY2(r.err.contains("ARCHLENS_CUDA_OFF") && r.err.contains("'warp'"), r.err.constData());
         r = testutil::run_cli({"bench", "demo:qwen3", "--prompt", "4", "--gen", "1", "--gpu-quant-gemm", "fp8"});
         QVERIFY(r.exit_code != 0);
         QVERIFY2(r.err.contains("--gpu-quant-gemm") && r.err.contains("fp8"), r.err.constData());

@@ -1391,6 +1391,71 @@ private slots:
         QCOMPARE(b.decode_mode(), std::string("graph"));
     }
 
+#ifdef ARCHLENS_CUDA_EMU
+    // A driver that refuses programmatic launches in stream capture (ARCHLENS_EMU_PDL=nocapture):
+    // the decode step is captured again without them, and says so; the logits do not change.
+    void refused_programmatic_capture_retries_serial() {
+        const QString dir = testutil::fixtures_dir() + "/llama";
+        REQUIRE_FIXTURE(dir);
+        auto ids = json_ids(testutil::read_json(dir + "/reference.json")["prompt_ids"]);
+        ids.resize(std::min<size_t>(ids.size(), 8));
+        auto model = Model::load((dir + "/model.gguf").toStdString());
+        struct Unset {
+            ~Unset() { qunsetenv("ARCHLENS_EMU_PDL"); }
+        } unset;
+        qputenv("ARCHLENS_EMU_PDL", "nocapture");
+        cuda::CudaSession a(*model, int64_t(ids.size()), 4), b(*model, int64_t(ids.size()), 4);
+        b.set_programmatic_launches(false);
+        QVERIFY(a.programmatic_launches());
+        const QString diff = first_difference(a, b, ids, ids.size() - 3);
+        QVERIFY2(diff.isEmpty(), qPrintable(diff));
+        QCOMPARE(b.decode_mode(), std::string("graph"));
+        QVERIFY2(QString::fromStdString(a.decode_mode()).startsWith("graph (programmatic launches off: the decode "),
+                 a.decode_mode().c_str());
+        QVERIFY(!a.programmatic_launches());
+        QCOMPARE(a.graph_launches(), int64_t(3));
+        a.set_programmatic_launches(true);  // asked again: tried again, refused again, graph again
+        a.reset();
+        a.forward(std::span<const int>(ids.data(), 2));
+        a.forward(std::span<const int>(&ids[2], 1));
+        QVERIFY2(QString::fromStdString(a.decode_mode()).startsWith("graph (programmatic"), a.decode_mode().c_str());
+    }
+#endif
+
+    // ARCHLENS_CUDA_OFF turns switches off for every session made while it is set (a device
+    // failure's first diagnosis, with any program); an unknown name is refused by name.
+    void env_turns_switches_off() {
+        const QString dir = testutil::fixtures_dir() + "/llama";
+        REQUIRE_FIXTURE(dir);
+        REQUIRE_DEVICE();
+        auto ids = json_ids(testutil::read_json(dir + "/reference.json")["prompt_ids"]);
+        ids.resize(std::min<size_t>(ids.size(), 8));
+        auto model = Model::load((dir + "/model.gguf").toStdString());
+        struct Unset {
+            ~Unset() { qunsetenv("ARCHLENS_CUDA_OFF"); }
+        } unset;
+        qputenv("ARCHLENS_CUDA_OFF", "pdl, graphs");
+        cuda::CudaSession off(*model, int64_t(ids.size()) + 1, 4);
+        qunsetenv("ARCHLENS_CUDA_OFF");
+        cuda::CudaSession on(*model, int64_t(ids.size()), 4);
+        QVERIFY(!off.programmatic_launches());
+        QCOMPARE(on.programmatic_launches(), cuda::probe_device().cc_major >= 9);
+        const QString diff = first_difference(on, off, ids, ids.size() - 3);
+        QVERIFY2(diff.isEmpty(), qPrintable(diff));
+        QCOMPARE(on.decode_mode(), std::string("graph"));
+        QCOMPARE(off.decode_mode(), std::string("eager: graphs turned off"));
+        off.set_graphs(true);  // a setter still turns it back on
+        off.forward(std::span<const int>(&ids.back(), 1));
+        QCOMPARE(off.decode_mode(), std::string("graph"));
+        qputenv("ARCHLENS_CUDA_OFF", "pdl,warp");
+        try {
+            cuda::CudaSession bad(*model, 8, 4);
+            QFAIL("ARCHLENS_CUDA_OFF=pdl,warp was accepted");
+        } catch (const Error& e) {
+            QVERIFY2(QString(e.what()).contains("ARCHLENS_CUDA_OFF") && QString(e.what()).contains("'warp'"), e.what());
+        }
+    }
+
     // Split-key decode attention (flash-decoding: keys walked by several blocks, merged by the
     // last) equals one block per query, logits and captured probabilities, as a replayed graph
     // (the tickets reset themselves): global GQA, sliding rings, chunked/NoPE layers, MLA.

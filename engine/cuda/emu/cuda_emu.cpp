@@ -365,12 +365,6 @@ void grid_dependency() {
     else g_waited = true;
 }
 
-std::atomic<uint64_t> g_programmatic{0};
-void count_programmatic(bool on) {
-    if (on) g_programmatic.fetch_add(1, std::memory_order_relaxed);
-}
-uint64_t programmatic_launches() { return g_programmatic.load(std::memory_order_relaxed); }
-
 uint64_t warp_exchange(uint64_t v, int src_lane, bool valid) {
     if (!g_block) misuse(std::string("kernel ") + g_kernel + " shuffles but was launched with LAUNCH (use LAUNCH_SYNC)");
     BlockRun& b = *g_block;
@@ -427,10 +421,22 @@ unsigned char* dynamic_shared() {
 }
 
 std::atomic<uint64_t> g_kernels_run{0};
+std::atomic<uint64_t> g_programmatic{0};  // programmatic dependent launches made
 uint64_t kernels_run() { return g_kernels_run.load(std::memory_order_relaxed); }
+uint64_t programmatic_launches() { return g_programmatic.load(std::memory_order_relaxed); }
 
 void launch(const char* name, const void* kernel, dim3 grid, dim3 block, size_t shared, cudaStream_t s, bool barriers,
-            std::function<void()> body) {
+            bool programmatic, std::function<void()> body) {
+    if (programmatic) {
+        g_programmatic.fetch_add(1, std::memory_order_relaxed);
+        // ARCHLENS_EMU_PDL=nocapture: a driver that refuses programmatic launches in stream capture
+        const char* pdl = std::getenv("ARCHLENS_EMU_PDL");
+        if (pdl && std::string(pdl) == "nocapture" && stream_of(s)->cap.on) {
+            stream_of(s)->cap.invalid = true;
+            fail(cudaErrorStreamCaptureUnsupported);
+            return;
+        }
+    }
     const uint64_t threads = uint64_t(block.x) * block.y * block.z;
     if (grid.x == 0 || grid.y == 0 || grid.z == 0 || threads == 0 || threads > 1024 || block.z > 64 || grid.y > 65535 ||
         grid.z > 65535 || grid.x > 0x7fffffffu) {

@@ -410,12 +410,12 @@ namespace archlens::emu {
 // dynamic shared memory (DYNAMIC_SHARED): above 48 KiB only up to what cudaFuncSetAttribute
 // allowed `kernel`, and at most the device's 227 KiB, else the launch fails as on the device.
 void launch(const char* name, const void* kernel, dim3 grid, dim3 block, size_t shared, cudaStream_t s, bool barriers,
-            std::function<void()> body);
+            bool programmatic, std::function<void()> body);
 unsigned char* dynamic_shared();  // the running block's dynamic shared memory
 uint64_t kernels_run();           // kernels run so far (graph replays included), for the tests
 // Launches made as programmatic dependent launches (the device's would overlap a kernel's start
 // with its predecessor's end; here they run in order, as every launch): counted for the tests.
-void count_programmatic(bool on);
+// ARCHLENS_EMU_PDL=nocapture makes a capturing stream refuse them (the capture is invalidated).
 uint64_t programmatic_launches();
 
 template <class... P>
@@ -426,10 +426,9 @@ public:
     template <class... A>
     void operator()(A&&... a) const {
         static_assert(sizeof...(A) == sizeof...(P), "kernel argument count");
-        count_programmatic(programmatic_);
         auto k = k_;
         std::tuple<std::decay_t<P>...> args(static_cast<P>(std::forward<A>(a))...);  // by value, as a launch
-        launch(name_, reinterpret_cast<const void*>(k_), g_, b_, shared_, s_, barriers_, [k, args] { std::apply(k, args); });
+        launch(name_, reinterpret_cast<const void*>(k_), g_, b_, shared_, s_, barriers_, programmatic_, [k, args] { std::apply(k, args); });
     }
 
 private:
