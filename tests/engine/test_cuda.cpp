@@ -874,6 +874,77 @@ private slots:
         QVERIFY2(e < 1e-5, qPrintable(QString::number(e)));
     }
 
+    // The fixtures' architectures in other shapes than the fixtures' (the held-back siblings have
+    // other configs): head widths that tensor cores take (64, 128) and that they do not (24, 40),
+    // other GQA ratios, odd vocabularies and FFN widths, RoPE scalings, MLA's other ranks, expert
+    // counts and top-k, windows and chunks shorter than the prompt — CUDA against the CPU on a
+    // 70-token prompt (more than one 64-query block) and three decode steps, within the fixture
+    // bounds.
+    void other_shapes_match_cpu_data() {
+        QTest::addColumn<QString>("base");
+        QTest::addColumn<QByteArray>("changes");
+        QTest::addColumn<double>("tol");
+        auto row = [](const char* name, const char* base, const char* changes, double tol) {
+            QTest::newRow(name) << QString(base) << QByteArray(changes) << tol;
+        };
+        row("llama-h24-gqa2-llama3rope", "llama",
+            R"({"hidden_size":96,"num_attention_heads":4,"num_key_value_heads":2,"head_dim":24,"intermediate_size":136,"vocab_size":331,
+                "rope_scaling":{"rope_type":"llama3","factor":8.0,"low_freq_factor":1.0,"high_freq_factor":4.0,
+                "original_max_position_embeddings":32}})", 1e-4);
+        row("llama-h128-mha", "llama",
+            R"({"hidden_size":128,"num_attention_heads":2,"num_key_value_heads":2,"head_dim":128,"intermediate_size":96,"vocab_size":302})", 1e-4);
+        row("mistral-h48-gqa3", "mistral-small",
+            R"({"hidden_size":96,"num_attention_heads":6,"num_key_value_heads":2,"head_dim":48,"intermediate_size":120,"vocab_size":305})", 1e-4);
+        row("qwen3-h64-gqa3", "qwen3",
+            R"({"hidden_size":96,"num_attention_heads":6,"num_key_value_heads":2,"head_dim":64,"intermediate_size":112,"vocab_size":311})", 1e-4);
+        row("qwen3moe-h40-e6k3", "qwen3moe",
+            R"({"hidden_size":80,"num_attention_heads":4,"num_key_value_heads":1,"head_dim":40,"num_experts":6,"num_experts_per_tok":3,
+                "moe_intermediate_size":40,"vocab_size":307})", 1e-4);
+        row("deepseek-mla-r24-e6", "deepseek2",
+            R"({"hidden_size":96,"num_attention_heads":3,"num_key_value_heads":3,"kv_lora_rank":24,"q_lora_rank":40,"qk_rope_head_dim":16,
+                "qk_nope_head_dim":24,"v_head_dim":32,"n_routed_experts":6,"n_group":3,"topk_group":2,"num_experts_per_tok":3,
+                "moe_intermediate_size":24,"vocab_size":301,
+                "rope_scaling":{"type":"yarn","factor":4.0,"original_max_position_embeddings":32,"beta_fast":32,"beta_slow":1,
+                "mscale":1.0,"mscale_all_dim":1.0}})", 1e-4);
+        row("olmo2-h48", "olmo2", R"({"hidden_size":96,"num_attention_heads":2,"num_key_value_heads":2,"intermediate_size":88,"vocab_size":317})", 1e-4);
+        row("gemma3-w5-h32-softcap", "gemma3",
+            R"({"hidden_size":64,"num_attention_heads":2,"num_key_value_heads":1,"head_dim":32,"query_pre_attn_scalar":32,"sliding_window":5,
+                "num_hidden_layers":3,"layer_types":["sliding_attention","sliding_attention","full_attention"],"final_logit_softcapping":30.0,
+                "vocab_size":333})", 5e-3);
+        row("gpt2-h40", "gpt2", R"({"n_embd":120,"n_head":3,"vocab_size":319,"n_positions":128,"n_ctx":128})", 5e-3);
+        row("llama4-chunk16-e3", "llama4",
+            R"({"hidden_size":64,"num_attention_heads":2,"num_key_value_heads":1,"head_dim":32,"attention_chunk_size":16,"num_local_experts":3,
+                "vocab_size":303})", 1e-4);
+    }
+    void other_shapes_match_cpu() {
+        QFETCH(QString, base);
+        QFETCH(QByteArray, changes);
+        QFETCH(double, tol);
+        const QString cfg_path = testutil::fixtures_dir() + "/" + base + "/config.json";
+        REQUIRE_FIXTURE(cfg_path);
+        REQUIRE_DEVICE();
+        QJsonObject cfg = testutil::read_json(cfg_path);
+        const QJsonObject ch = QJsonDocument::fromJson(changes).object();
+        QVERIFY2(!ch.isEmpty(), changes.constData());
+        for (auto it = ch.begin(); it != ch.end(); ++it) cfg[it.key()] = it.value();
+        QTemporaryDir tmp;
+        std::unique_ptr<Model> model;
+        try {
+            model = Model::load(synth_model(tmp.path(), "shape", QJsonDocument(cfg).toJson()));
+        } catch (const Error& e) {
+            QFAIL(e.what());
+        }
+        const int V = model->spec().vocab;
+        std::vector<int> ids;
+        for (int i = 0; i < 73; ++i) ids.push_back((i * 37 + 11) % V);
+        cuda::CudaSession g(*model, int64_t(ids.size()));
+        Session c(*model);
+        const double md = prompt_then_steps(g, c, ids, ids.size() - 3);
+        qInfo("%s: CUDA vs CPU max logit diff %.3g (%s)", QTest::currentDataTag(), md, g.decode_mode().c_str());
+        QVERIFY2(md < tol, qPrintable(QString::number(md)));
+        QCOMPARE(g.decode_mode(), std::string("graph"));
+    }
+
     // Decoding one token at a time through the device KV cache equals the batched pass.
     void decode_equals_full_forward() {
         const QString dir = testutil::fixtures_dir() + "/gemma3";  // sliding + global layers, post-norms
