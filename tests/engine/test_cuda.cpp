@@ -884,8 +884,9 @@ private slots:
         QTest::addColumn<QString>("base");
         QTest::addColumn<QByteArray>("changes");
         QTest::addColumn<double>("tol");
-        auto row = [](const char* name, const char* base, const char* changes, double tol) {
-            QTest::newRow(name) << QString(base) << QByteArray(changes) << tol;
+        QTest::addColumn<bool>("kv_f16");
+        auto row = [](const char* name, const char* base, const char* changes, double tol, bool kv_f16 = false) {
+            QTest::newRow(name) << QString(base) << QByteArray(changes) << tol << kv_f16;
         };
         row("llama-h24-gqa2-llama3rope", "llama",
             R"({"hidden_size":96,"num_attention_heads":4,"num_key_value_heads":2,"head_dim":24,"intermediate_size":136,"vocab_size":331,
@@ -906,6 +907,14 @@ private slots:
                 "moe_intermediate_size":24,"vocab_size":301,
                 "rope_scaling":{"type":"yarn","factor":4.0,"original_max_position_embeddings":32,"beta_fast":32,"beta_slow":1,
                 "mscale":1.0,"mscale_all_dim":1.0}})", 1e-4);
+        // an f16 cache: tensor cores with two products instead of three; both backends round keys
+        // and values to f16, a neighbouring f16 value apart at most (kv_f16_equals_cpu)
+        row("llama-h128-mha-f16kv", "llama",
+            R"({"hidden_size":128,"num_attention_heads":2,"num_key_value_heads":2,"head_dim":128,"intermediate_size":96,"vocab_size":302})", 2e-3,
+            true);
+        row("qwen3-h64-gqa3-f16kv", "qwen3",
+            R"({"hidden_size":96,"num_attention_heads":6,"num_key_value_heads":2,"head_dim":64,"intermediate_size":112,"vocab_size":311})", 2e-3,
+            true);
         row("olmo2-h48", "olmo2", R"({"hidden_size":96,"num_attention_heads":2,"num_key_value_heads":2,"intermediate_size":88,"vocab_size":317})", 1e-4);
         row("gemma3-w5-h32-softcap", "gemma3",
             R"({"hidden_size":64,"num_attention_heads":2,"num_key_value_heads":1,"head_dim":32,"query_pre_attn_scalar":32,"sliding_window":5,
@@ -920,6 +929,7 @@ private slots:
         QFETCH(QString, base);
         QFETCH(QByteArray, changes);
         QFETCH(double, tol);
+        QFETCH(bool, kv_f16);
         const QString cfg_path = testutil::fixtures_dir() + "/" + base + "/config.json";
         REQUIRE_FIXTURE(cfg_path);
         REQUIRE_DEVICE();
@@ -937,12 +947,20 @@ private slots:
         const int V = model->spec().vocab;
         std::vector<int> ids;
         for (int i = 0; i < 73; ++i) ids.push_back((i * 37 + 11) % V);
-        cuda::CudaSession g(*model, int64_t(ids.size()));
-        Session c(*model);
+        cuda::CudaSession g(*model, int64_t(ids.size()), 0, kv_f16);
+        SessionOptions o;
+        o.kv_f16 = kv_f16;
+        Session c(*model, o);
         const double md = prompt_then_steps(g, c, ids, ids.size() - 3);
         qInfo("%s: CUDA vs CPU max logit diff %.3g (%s)", QTest::currentDataTag(), md, g.decode_mode().c_str());
         QVERIFY2(md < tol, qPrintable(QString::number(md)));
         QCOMPARE(g.decode_mode(), std::string("graph"));
+        if (kv_f16) {  // well inside what rounding the cache to f16 changes (the CPU's f16 against its f32 cache)
+            Session c16(*model, o), c32(*model);
+            const double d16 = prompt_then_steps(c16, c32, ids, ids.size() - 3);
+            qInfo("  f16 against f32 cache on the CPU: %.3g", d16);
+            QVERIFY2(md < d16 / 4, qPrintable(QString("%1 (f16 effect %2)").arg(md).arg(d16)));
+        }
     }
 
     // Decoding one token at a time through the device KV cache equals the batched pass.
