@@ -148,8 +148,13 @@ std::string human_bytes(double b) {
 }
 
 std::string with_commas(uint64_t n) {
-    std::string s = std::to_string(n);
-    for (int i = int(s.size()) - 3; i > 0; i -= 3) s.insert(size_t(i), ",");
+    const std::string d = std::to_string(n);
+    std::string s;
+    s.reserve(d.size() + d.size() / 3);
+    for (size_t i = 0; i < d.size(); ++i) {
+        if (i > 0 && (d.size() - i) % 3 == 0) s += ',';
+        s += d[i];
+    }
     return s;
 }
 

@@ -45,7 +45,7 @@ void put_str(std::vector<uint8_t>& b, const std::string& s) {
 // A raw GGUF with one tensor whose header fields we choose.
 std::vector<uint8_t> raw_gguf(uint32_t n_dims, std::vector<uint64_t> ne, uint64_t offset, size_t data_bytes) {
     std::vector<uint8_t> b;
-    b.insert(b.end(), {'G', 'G', 'U', 'F'});
+    for (char c : {'G', 'G', 'U', 'F'}) b.push_back(uint8_t(c));
     put<uint32_t>(b, 3);
     put<uint64_t>(b, 1);  // tensors
     put<uint64_t>(b, 0);  // kv
