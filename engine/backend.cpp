@@ -12,6 +12,15 @@ class CudaSession {};  // never made without CUDA; complete so that the unique_p
 
 namespace archlens {
 
+std::string gpu_unavailable_reason() {
+#ifdef ARCHLENS_HAVE_CUDA
+    const auto dev = cuda::probe_device();
+    return dev.available ? std::string() : dev.reason;
+#else
+    return "this build has no CUDA backend (nvcc was not found when it was configured)";
+#endif
+}
+
 BackendChoice parse_backend(const std::string& s) {
     if (s == "cpu") return BackendChoice::Cpu;
     if (s == "cuda") return BackendChoice::Cuda;

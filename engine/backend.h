@@ -25,6 +25,10 @@ enum class BackendChoice { Cpu, Cuda, Auto };
 // "cpu" | "cuda" | "auto"; anything else throws, naming the accepted values.
 BackendChoice parse_backend(const std::string& s);
 
+// "" when the CUDA backend can run here (this build has it and a device is present); else why not,
+// in plain words (the app greys out its GPU choice with this).
+std::string gpu_unavailable_reason();
+
 // Device memory the session holds on the GPU.
 struct DeviceMemory {
     std::string device;

@@ -28,6 +28,7 @@
 #include "app/gui/lessons_window.h"
 #include "app/gui/model_library.h"
 #include "app/gui/panel_placeholder.h"
+#include "engine/backend.h"
 #include "engine/demo.h"
 
 namespace {
@@ -263,11 +264,41 @@ void MainWindow::buildActions() {
         connect(a, &QAction::triggered, this, [this, source] { engine_->loadModel(source); });
     }
 
+    // Where models run: automatic (the GPU when the model fits there), the CPU, or the GPU. A
+    // change reloads the open model there; the conversation stays (the next answer recomputes it).
+    auto* backendMenu = new QMenu(tr("Run models on"), this);
+    backendMenu->setObjectName(QStringLiteral("backendMenu"));
+    {
+        auto* group = new QActionGroup(backendMenu);
+        const QString gpuWhyNot = QString::fromStdString(archlens::gpu_unavailable_reason());
+        auto add = [&](const QString& label, const QString& value, const QString& tip) {
+            QAction* a = backendMenu->addAction(label);
+            a->setObjectName(QStringLiteral("backend-") + value);
+            a->setCheckable(true);
+            a->setChecked(EngineController::backend() == value);
+            a->setToolTip(tip);
+            a->setStatusTip(tip);
+            group->addAction(a);
+            connect(a, &QAction::triggered, this, [this, value, label] { setBackend(value, label); });
+            return a;
+        };
+        add(tr("Automatic"), QStringLiteral("auto"),
+            gpuWhyNot.isEmpty() ? tr("The GPU when the model fits in its free memory, else the CPU")
+                                : tr("The CPU here: %1").arg(gpuWhyNot));
+        add(tr("CPU"), QStringLiteral("cpu"), tr("Always the CPU backend"));
+        QAction* gpu = add(tr("GPU (CUDA)"), QStringLiteral("cuda"),
+                           gpuWhyNot.isEmpty() ? tr("Always the CUDA backend (a model it cannot run is refused, with the reason)")
+                                               : tr("Unavailable: %1").arg(gpuWhyNot));
+        gpu->setEnabled(gpuWhyNot.isEmpty() || EngineController::backend() == QStringLiteral("cuda"));
+        backendMenu->setToolTipsVisible(true);
+    }
+
     QMenu* file = menuBar()->addMenu(tr("&File"));
     file->addAction(open);
     file->addAction(openFolder);
     file->addAction(openCatalog);
     file->addMenu(demoMenu);
+    file->addMenu(backendMenu);
     file->addSeparator();
     file->addAction(newChat);
     file->addAction(exportView);
@@ -368,6 +399,18 @@ void MainWindow::buildStatusBar() {
     statusTimer_.setInterval(250);
     connect(&statusTimer_, &QTimer::timeout, this, &MainWindow::updateStatus);
     statusTimer_.start();
+}
+
+void MainWindow::setBackend(const QString& value, const QString& label) {
+    if (value == EngineController::backend()) return;
+    EngineController::setBackend(value);
+    const ModelInfoPtr m = engine_->model();
+    if (m && !m->architectureOnly) {
+        statusBar()->showMessage(tr("Reloading %1 on: %2").arg(m->name, label), 5000);
+        engine_->loadSlice(m->source, m->slice, false);
+    } else {
+        statusBar()->showMessage(tr("Models now load on: %1").arg(label), 5000);
+    }
 }
 
 void MainWindow::onModelLoaded(const ModelInfoPtr& info) {

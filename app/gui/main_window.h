@@ -86,6 +86,8 @@ class MainWindow : public QMainWindow {
     void buildStatusBar();
     void updateStatus();
     void onModelLoaded(const ModelInfoPtr& info);
+    // File ▸ Run models on: where models load from now on; reloads the open model there.
+    void setBackend(const QString& value, const QString& label);
 
     EngineController* engine_;
     ConversationStore* store_;

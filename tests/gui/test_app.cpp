@@ -1,5 +1,6 @@
 // End-to-end tests of the desktop app, offscreen: the real window, the real engine on its worker
 // thread, the built-in demo models. Data folders are Qt's test locations (~/.qttest), wiped first.
+#include <QAction>
 #include <QDockWidget>
 #include <QImage>
 #include <QJsonArray>
@@ -7,6 +8,7 @@
 #include <QLabel>
 #include <QListWidget>
 #include <QMessageBox>
+#include <QMenu>
 #include <QMimeData>
 #include <QPlainTextEdit>
 #include <QSignalSpy>
@@ -21,6 +23,7 @@
 #include "app/gui/chat_panel.h"
 #include "app/gui/conversation_list.h"
 #include "app/gui/conversation_store.h"
+#include "engine/backend.h"
 #include "app/gui/engine_worker.h"
 #include "app/gui/main_window.h"
 #include "app/gui/memory_fit.h"
@@ -307,6 +310,42 @@ class TestApp : public QObject {
         QCOMPARE(int(chat->conversation().turns.size()), 2);
         QCOMPARE(chat->conversation().turns[0].text, QStringLiteral("Edited question"));
         QCOMPARE(chat->view()->turnPlainText(0), QStringLiteral("Edited question"));
+    }
+
+    // File ▸ Run models on: automatic by default; the GPU choice greyed out, with the reason, where
+    // the CUDA backend cannot run; choosing the CPU reloads the open model there and keeps the chat.
+    void backendMenuReloadsTheModelThere() {
+        struct Restore {
+            ~Restore() { EngineController::setBackend(QStringLiteral("auto")); }
+        } restore;
+        MainWindow w(quietOptions());
+        w.show();
+        QVERIFY(loadModel(w, "demo:llama3"));
+        QVERIFY(w.findChild<QMenu*>(QStringLiteral("backendMenu")));
+        auto* autoA = w.findChild<QAction*>(QStringLiteral("backend-auto"));
+        auto* cpuA = w.findChild<QAction*>(QStringLiteral("backend-cpu"));
+        auto* gpuA = w.findChild<QAction*>(QStringLiteral("backend-cuda"));
+        QVERIFY(autoA && cpuA && gpuA);
+        QVERIFY(autoA->isChecked() && !cpuA->isChecked() && !gpuA->isChecked());
+        const QString why = QString::fromStdString(archlens::gpu_unavailable_reason());
+        QCOMPARE(gpuA->isEnabled(), why.isEmpty());
+        if (!why.isEmpty()) QVERIFY2(gpuA->toolTip().contains(why) && autoA->toolTip().contains(why), qPrintable(gpuA->toolTip()));
+        QVERIFY(ask(w, QStringLiteral("hello"), 4).tokens > 0);
+        const size_t turns = w.chatPanel()->conversation().turns.size();
+        QVERIFY(turns >= 2);
+        QSignalSpy loaded(w.engine(), &EngineController::modelLoaded);
+        cpuA->trigger();
+        QCOMPARE(EngineController::backend(), QStringLiteral("cpu"));
+        QVERIFY(cpuA->isChecked() && !autoA->isChecked());
+        QVERIFY(!loaded.isEmpty() || loaded.wait(kLoadTimeoutMs));
+        QCOMPARE(w.engine()->model()->source, QStringLiteral("demo:llama3"));
+        QCOMPARE(w.engine()->model()->backend, QStringLiteral("CPU"));
+        QCOMPARE(w.chatPanel()->conversation().turns.size(), turns);  // the chat stays
+        QVERIFY(ask(w, QStringLiteral("again"), 4).tokens > 0);
+        cpuA->trigger();  // the same choice again: nothing reloads
+        QTest::qWait(100);
+        QCOMPARE(loaded.size(), 1);
+        QVERIFY(!w.engine()->isLoading());
     }
 
     void corruptModelShowsErrorAndAppKeepsRunning() {
