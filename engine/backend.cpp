@@ -12,14 +12,24 @@ class CudaSession {};  // never made without CUDA; complete so that the unique_p
 
 namespace archlens {
 
-std::string gpu_unavailable_reason() {
+GpuStatus gpu_status() {
+    GpuStatus g;
 #ifdef ARCHLENS_HAVE_CUDA
     const auto dev = cuda::probe_device();
-    return dev.available ? std::string() : dev.reason;
+    g.built = true;
+    g.available = dev.available;
+    g.reason = dev.available ? std::string() : dev.reason;
+    g.name = dev.name;
+    g.cc_major = dev.cc_major;
+    g.cc_minor = dev.cc_minor;
+    g.total_bytes = dev.total_bytes;
+    g.free_bytes = dev.free_bytes;
 #else
-    return "this build has no CUDA backend (nvcc was not found when it was configured)";
+    g.reason = "this build has no CUDA backend (nvcc was not found when it was configured)";
 #endif
+    return g;
 }
+std::string gpu_unavailable_reason() { return gpu_status().reason; }
 
 BackendChoice parse_backend(const std::string& s) {
     if (s == "cpu") return BackendChoice::Cpu;

@@ -25,8 +25,16 @@ enum class BackendChoice { Cpu, Cuda, Auto };
 // "cpu" | "cuda" | "auto"; anything else throws, naming the accepted values.
 BackendChoice parse_backend(const std::string& s);
 
-// "" when the CUDA backend can run here (this build has it and a device is present); else why not,
-// in plain words (the app greys out its GPU choice with this).
+// The GPU as the CUDA backend sees it (archlens-cli devices): whether this build has the backend,
+// whether a device is present (else why not, in plain words), its name, compute capability and memory.
+struct GpuStatus {
+    bool built = false, available = false;
+    std::string reason, name;
+    int cc_major = 0, cc_minor = 0;
+    uint64_t total_bytes = 0, free_bytes = 0;
+};
+GpuStatus gpu_status();
+// "" when the CUDA backend can run here; else why not (the app greys out its GPU choice with this).
 std::string gpu_unavailable_reason();
 
 // Device memory the session holds on the GPU.

@@ -69,6 +69,7 @@ else
   step build-test_cuda 200 ninja -C build-gpu test_cuda >> "$WORK/build.log" 2>&1 && TEST=./build-gpu/tests/test_cuda
 fi
 export ARCHLENS_CLI=$CLI
+log "devices: $("$CLI" devices 2>&1 | tr '\n' ';')"
 
 # --- the benchmark models, made on the CPU cores while the GPU runs the tests ---
 BK=cuda QP=qwen3-0.6b LP=llama3.1-8b

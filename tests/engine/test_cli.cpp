@@ -1,5 +1,7 @@
 // The CLI is a contract other checks call exactly: output files, JSON shapes, exit codes.
 #include <QJsonArray>
+#include <QJsonDocument>
+#include <QJsonObject>
 #include <QTemporaryDir>
 #include <QtTest>
 #include <cmath>
@@ -114,6 +116,32 @@ private slots:
         QVERIFY2(r.err.contains("--gpu-profile") && r.err.contains("CPU"), r.err.constData());
     }
 
+    // devices: the CPU, and the GPU as the CUDA backend sees it — or, in plain words, why not.
+    void devices_json_and_text() {
+        auto r = testutil::run_cli({"devices", "--json"});
+        QCOMPARE(r.exit_code, 0);
+        const QJsonObject j = QJsonDocument::fromJson(r.out).object();
+        QVERIFY(j["cpu"].toObject()["threads"].toInt() >= 1);
+        const QJsonObject c = j["cuda"].toObject();
+        QVERIFY(c.contains("built") && c.contains("available"));
+#ifdef ARCHLENS_HAVE_CUDA
+        QVERIFY(c["built"].toBool());
+#else
+        QVERIFY(!c["built"].toBool());
+        QVERIFY(!c["available"].toBool());
+#endif
+        if (c["available"].toBool()) {
+            QVERIFY(!c["name"].toString().isEmpty());
+            QVERIFY(c["total_bytes"].toDouble() > 0 && c["free_bytes"].toDouble() <= c["total_bytes"].toDouble());
+            QVERIFY(c["compute_capability"].toString().contains('.'));
+        } else {
+            QVERIFY2(c["reason"].toString().size() > 10, r.out.constData());
+        }
+        r = testutil::run_cli({"devices"});
+        QCOMPARE(r.exit_code, 0);
+        QVERIFY2(r.out.startsWith("CPU ") && r.out.contains("\nCUDA "), r.out.constData());
+        if (!c["available"].toBool()) QVERIFY(r.out.contains(c["reason"].toString().toUtf8()));
+    }
     void routing_json_shape() {
         REQUIRE_FIXTURE(dir("kimi-k2"));
         auto r = testutil::run_cli({"routing", dir("kimi-k2"), "--tokens", "1,2,3,4", "--json"});
