@@ -297,8 +297,22 @@ void EngineWorker::loadModel(const LoadRequest& req) {
         cached_.clear();
         emit modelLoaded(id, info);
     } catch (const std::exception& e) {
-        // A failed load keeps whatever model was loaded before, minus a session dropped above.
-        if (m_ && !m_->session) m_.reset();
+        // A failed load keeps the model loaded before. If its session was dropped to make room
+        // (the new one was refused: the backend cannot run the model, memory), it is made again as
+        // it was, its cache empty (the next answer recomputes the conversation); only if that
+        // fails too is the model gone.
+        if (m_ && !m_->session) {
+            try {
+                const ModelInfo& was = *m_->info;
+                m_->session = std::make_unique<BackendSession>(
+                    *m_->model, SessionOptions{was.contextSize, was.threads, was.memory.kvF16},
+                    was.onGpu ? BackendChoice::Cuda : BackendChoice::Cpu);
+                cached_.clear();
+            } catch (const std::exception&) {
+                m_.reset();
+                cached_.clear();
+            }
+        }
         emit loadFailed(id, QString::fromUtf8(e.what()), LoadFailure::Error);
     }
 }

@@ -348,6 +348,27 @@ class TestApp : public QObject {
         QVERIFY(!w.engine()->isLoading());
     }
 
+    // A model the chosen backend refuses (here: CUDA where it cannot run) is an error, and the model
+    // that was loaded still answers — its session, dropped to make room, is made again.
+    void refusedLoadKeepsThePreviousModel() {
+        if (archlens::gpu_unavailable_reason().empty()) QSKIP("a GPU is usable here: CUDA would not refuse the demo");
+        struct Restore {
+            ~Restore() { EngineController::setBackend(QStringLiteral("auto")); }
+        } restore;
+        MainWindow w(quietOptions());
+        w.show();
+        QVERIFY(loadModel(w, "demo:llama3"));
+        QVERIFY(ask(w, QStringLiteral("first"), 4).tokens > 0);
+        EngineController::setBackend(QStringLiteral("cuda"));
+        QSignalSpy failed(w.engine(), &EngineController::loadFailed);
+        QVERIFY(!loadModel(w, "demo:qwen3"));
+        QCOMPARE(failed.size(), 1);
+        QVERIFY2(failed.first().at(1).toString().contains(QStringLiteral("CUDA")), qPrintable(failed.first().at(1).toString()));
+        QCOMPARE(w.engine()->model()->source, QStringLiteral("demo:llama3"));
+        const GenerationResult r = ask(w, QStringLiteral("still here?"), 4);
+        QVERIFY2(r.tokens > 0, qPrintable(r.error));
+    }
+
     void corruptModelShowsErrorAndAppKeepsRunning() {
         QTemporaryDir dir;
         const QString path = dir.filePath(QStringLiteral("corrupt.gguf"));
