@@ -125,6 +125,18 @@ QString first_difference(A& a, B& b, const std::vector<int>& ids, size_t prompt)
     return {};
 }
 
+// Unsets an environment variable when the test ends, whatever fails (tests that set one).
+struct UnsetEnv {
+    const char* name;
+    ~UnsetEnv() { qunsetenv(name); }
+};
+
+// The "dir" column of a data function: one row per fixture named.
+void fixture_rows(std::initializer_list<const char*> names) {
+    QTest::addColumn<QString>("dir");
+    for (const char* c : names) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
+}
+
 struct DenseCase {
     const char* name;
     double tol;  // the CPU fixture test's bound (fixtures README)
@@ -266,9 +278,7 @@ private slots:
             const char* env;
             const char* says;
         } cases[] = {{"none", "no NVIDIA driver found"}, {"old", "supports CUDA 12.0, older than this build's CUDA 13.0 runtime"}};
-        struct Unset {  // whatever fails below, the emulated driver is back for the other tests
-            ~Unset() { qunsetenv("ARCHLENS_EMU_DRIVER"); }
-        } unset;
+        const UnsetEnv unset{"ARCHLENS_EMU_DRIVER"};  // whatever fails below, the emulated driver is back for the other tests
         for (const auto& c : cases) {
             qputenv("ARCHLENS_EMU_DRIVER", c.env);
             const auto d = cuda::probe_device();
@@ -988,8 +998,7 @@ private slots:
     // The probes on the GPU record what the CPU backend records: the captured heads' attention
     // rows (sliding windows included), the logit lens and the next-token top-k.
     void probes_match_cpu_data() {
-        QTest::addColumn<QString>("dir");
-        for (const char* c : {"llama", "gemma3", "deepseek2"}) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
+        fixture_rows({"llama", "gemma3", "deepseek2"});
     }
     void probes_match_cpu() {
         QFETCH(QString, dir);
@@ -1040,8 +1049,7 @@ private slots:
     // MoE on the GPU routes as the CPU does: the prompt (routing brought back to the host, experts
     // through cuBLAS) and decode steps (routed and multiplied on the device, in a graph).
     void routing_matches_cpu_data() {
-        QTest::addColumn<QString>("dir");
-        for (const char* c : {"qwen3moe", "llama4", "deepseek2", "kimi-k2"}) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
+        fixture_rows({"qwen3moe", "llama4", "deepseek2", "kimi-k2"});
     }
     void routing_matches_cpu() {
         QFETCH(QString, dir);
@@ -1149,8 +1157,7 @@ private slots:
     // MoE models decode through the graph too (routing, the experts and their sum on the device):
     // the same logits and routing records as eager steps.
     void moe_decode_graph_equals_eager_data() {
-        QTest::addColumn<QString>("dir");
-        for (const char* c : {"qwen3moe", "llama4", "deepseek2"}) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
+        fixture_rows({"qwen3moe", "llama4", "deepseek2"});
     }
     void moe_decode_graph_equals_eager() {
         QFETCH(QString, dir);
@@ -1380,8 +1387,7 @@ private slots:
     // The f16 KV cache (--kv-type f16) as the CPU backend's: every key and value rounded to f16,
     // half the memory; in a ring too (Gemma 3, 4-token batches).
     void kv_f16_equals_cpu_data() {
-        QTest::addColumn<QString>("dir");
-        for (const char* c : {"llama", "gemma3", "deepseek2"}) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
+        fixture_rows({"llama", "gemma3", "deepseek2"});
     }
     void kv_f16_equals_cpu() {
         QFETCH(QString, dir);
@@ -1446,8 +1452,7 @@ private slots:
     // prompt, then decode steps replayed as a graph; dense GQA, sliding windows, MLA with routed
     // experts. On a device below compute capability 9.0 the session does not use them.
     void programmatic_launches_equal_serial_data() {
-        QTest::addColumn<QString>("dir");
-        for (const char* c : {"llama", "gemma3", "deepseek2"}) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
+        fixture_rows({"llama", "gemma3", "deepseek2"});
     }
     void programmatic_launches_equal_serial() {
         QFETCH(QString, dir);
@@ -1489,9 +1494,7 @@ private slots:
         auto ids = json_ids(testutil::read_json(dir + "/reference.json")["prompt_ids"]);
         ids.resize(std::min<size_t>(ids.size(), 8));
         auto model = Model::load((dir + "/model.gguf").toStdString());
-        struct Unset {
-            ~Unset() { qunsetenv("ARCHLENS_EMU_PDL"); }
-        } unset;
+        const UnsetEnv unset{"ARCHLENS_EMU_PDL"};
         qputenv("ARCHLENS_EMU_PDL", "nocapture");
         cuda::CudaSession a(*model, int64_t(ids.size()), 4), b(*model, int64_t(ids.size()), 4);
         b.set_programmatic_launches(false);
@@ -1520,9 +1523,7 @@ private slots:
         auto ids = json_ids(testutil::read_json(dir + "/reference.json")["prompt_ids"]);
         ids.resize(std::min<size_t>(ids.size(), 8));
         auto model = Model::load((dir + "/model.gguf").toStdString());
-        struct Unset {
-            ~Unset() { qunsetenv("ARCHLENS_CUDA_OFF"); }
-        } unset;
+        const UnsetEnv unset{"ARCHLENS_CUDA_OFF"};
         qputenv("ARCHLENS_CUDA_OFF", "pdl, graphs");
         cuda::CudaSession off(*model, int64_t(ids.size()) + 1, 4);
         qunsetenv("ARCHLENS_CUDA_OFF");
@@ -1549,8 +1550,7 @@ private slots:
     // last) equals one block per query, logits and captured probabilities, as a replayed graph
     // (the tickets reset themselves): global GQA, sliding rings, chunked/NoPE layers, MLA.
     void split_attention_equals_single_data() {
-        QTest::addColumn<QString>("dir");
-        for (const char* c : {"llama", "gemma3", "llama4", "deepseek2"}) QTest::newRow(c) << testutil::fixtures_dir() + "/" + c;
+        fixture_rows({"llama", "gemma3", "llama4", "deepseek2"});
     }
     void split_attention_equals_single() {
         QFETCH(QString, dir);

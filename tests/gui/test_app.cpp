@@ -70,6 +70,11 @@ SamplingSettings testSampling(int maxTokens, quint64 seed = 7) {
     return s;
 }
 
+// Puts the app's backend choice back to automatic when the test ends, whatever fails.
+struct BackendRestore {
+    ~BackendRestore() { EngineController::setBackend(QStringLiteral("auto")); }
+};
+
 // Sends `prompt` and waits for the answer; returns the result.
 GenerationResult ask(MainWindow& w, const QString& prompt, int maxTokens = 24) {
     QSignalSpy done(w.chatPanel(), &ChatPanel::answerFinished);
@@ -315,9 +320,7 @@ class TestApp : public QObject {
     // File ▸ Run models on: automatic by default; the GPU choice greyed out, with the reason, where
     // the CUDA backend cannot run; choosing the CPU reloads the open model there and keeps the chat.
     void backendMenuReloadsTheModelThere() {
-        struct Restore {
-            ~Restore() { EngineController::setBackend(QStringLiteral("auto")); }
-        } restore;
+        const BackendRestore restore;
         MainWindow w(quietOptions());
         w.show();
         QVERIFY(loadModel(w, "demo:llama3"));
@@ -352,9 +355,7 @@ class TestApp : public QObject {
     // that was loaded still answers — its session, dropped to make room, is made again.
     void refusedLoadKeepsThePreviousModel() {
         if (archlens::gpu_unavailable_reason().empty()) QSKIP("a GPU is usable here: CUDA would not refuse the demo");
-        struct Restore {
-            ~Restore() { EngineController::setBackend(QStringLiteral("auto")); }
-        } restore;
+        const BackendRestore restore;
         MainWindow w(quietOptions());
         w.show();
         QVERIFY(loadModel(w, "demo:llama3"));
