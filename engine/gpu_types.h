@@ -26,17 +26,21 @@ enum class QuantGemm { F32, TF32, BF16 };
 struct GpuTuning {
     bool graphs = true;        // single-token steps as one CUDA graph
     bool fusion = true;        // fused kernels (else one kernel per step)
-    bool pdl = true;           // programmatic dependent launches (Hopper) where the device has them
+    // programmatic dependent launches (Hopper) where the device has them: off, as measured on an
+    // H200 (2026-12-04, Qwen3-0.6B BF16 graph decode: 1.6% and 8.3% slower with them on — the next
+    // kernel's early blocks hold the multiprocessors' slots while they wait)
+    bool pdl = false;
     bool prompt_tiles = true;  // prompt attention in tiles of queries
     bool tc_attention = true;  // those tiles on tensor cores (3xTF32) where the heads fit
+    bool gemm_attention = true;  // prompts with an f32 cache: scores and p·v as cuBLAS f32 products
     QuantGemm quant_gemm = QuantGemm::TF32;  // quantized weights' prompt products (above)
     bool grouped_moe = true;   // a prompt's MoE layers through the grouped expert kernels
     int attn_splits = 0;       // split-key decode attention: 0 automatic, 1 none, N forced
-    int split_min_keys = 256;  // keys per split at least
+    int split_min_keys = 64;  // keys per split at least (measured on an H200, 2026-12-04: 256 left most splits of a 600-key context empty)
 };
 
 // The defaults with the switches named in the environment variable ARCHLENS_CUDA_OFF turned off: a
-// comma-separated list of graphs, fusion, pdl, tiles, tc-attention, grouped-moe (the names of
+// comma-separated list of graphs, fusion, pdl, tiles, tc-attention, gemm-attention, grouped-moe (the names of
 // bench's --gpu-* switches), as llama.cpp's GGML_CUDA_DISABLE_GRAPHS: to find, on a device where
 // something fails, which choice it comes from, with any program (every CUDA session starts from
 // it). An unknown name throws, naming the variable and the accepted names.

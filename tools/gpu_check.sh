@@ -153,15 +153,20 @@ bench qwen06-cuda-attn1 "$Q" --backend $BK --prompt 512 --gen 128 --reps 3 --cap
 bench moe-cuda "$M" --backend $BK --prompt 512 --gen 128 --reps 3
 bench moe-cuda-routing "$M" --backend $BK --prompt 512 --gen 128 --reps 3 --capture-routing
 bench moe-cuda-grouped-off "$M" --backend $BK --prompt 512 --gen 8 --reps 3 --gpu-grouped-moe off
+bench llama8b-pp2k "$L" --backend $BK --prompt 2048 --gen 8 --reps 2
 bench llama8b-pp4k "$L" --backend $BK --prompt 4096 --gen 8 --reps 2
-bench llama8b-pp4k-notc "$L" --backend $BK --prompt 4096 --gen 8 --reps 2 --gpu-tc-attention off
+bench llama8b-pp4k-nogemm "$L" --backend $BK --prompt 4096 --gen 8 --reps 2 --gpu-gemm-attention off
+bench llama8b-pp4k-notc "$L" --backend $BK --prompt 4096 --gen 8 --reps 2 --gpu-gemm-attention off --gpu-tc-attention off
+bench llama8b-nogemm "$L" --backend $BK --prompt 512 --gen 8 --reps 3 --gpu-gemm-attention off
 bench qwen06-ctx8k "$Q" --backend $BK --prompt 8192 --gen 64 --reps 2
 bench qwen06-ctx8k-nosplit "$Q" --backend $BK --prompt 8192 --gen 64 --reps 2 --gpu-splits 1
-bench qwen06-ctx8k-notiles "$Q" --backend $BK --prompt 8192 --gen 8 --reps 2 --gpu-tiles off
-bench qwen06-ctx8k-notc "$Q" --backend $BK --prompt 8192 --gen 8 --reps 2 --gpu-tc-attention off
+bench qwen06-split256 "$Q" --backend $BK --prompt 512 --gen 128 --reps 3 --gpu-split-keys 256
+bench qwen06-ctx8k-nogemm "$Q" --backend $BK --prompt 8192 --gen 8 --reps 2 --gpu-gemm-attention off
+bench qwen06-ctx8k-notiles "$Q" --backend $BK --prompt 8192 --gen 8 --reps 2 --gpu-gemm-attention off --gpu-tiles off
+bench qwen06-ctx8k-notc "$Q" --backend $BK --prompt 8192 --gen 8 --reps 2 --gpu-gemm-attention off --gpu-tc-attention off
 bench qwen06-nofusion "$Q" --backend $BK --prompt 512 --gen 128 --reps 3 --gpu-fusion off
 bench qwen06-nographs "$Q" --backend $BK --prompt 512 --gen 128 --reps 3 --gpu-graphs off
-bench qwen06-nopdl "$Q" --backend $BK --prompt 512 --gen 128 --reps 3 --gpu-pdl off
+bench qwen06-pdl "$Q" --backend $BK --prompt 512 --gen 128 --reps 3 --gpu-pdl on
 # quantized prompts: f32 slabs on TF32 (default) against BF16 slabs and exact f32
 bench q4km-pp2k "$QQ" --backend $BK --prompt 2048 --gen 8 --reps 3
 bench q4km-pp2k-bf16 "$QQ" --backend $BK --prompt 2048 --gen 8 --reps 3 --gpu-quant-gemm bf16
@@ -190,7 +195,7 @@ for n, d in rows.items():
         print("%-24s %10s %10s  rc %d %s" % (n, "-", "-", d["rc"], (d["stderr"].strip().splitlines() or [""])[-1])); continue
     note = r.get("decode_mode", "")
     wb = r.get("weight_bytes_per_token", 0)
-    if wb and r["backend"] == "cuda":
+    if wb and r["backend"].startswith("cuda"):
         note += "  decode %.0f%% of the %.0f GB/s copy bound" % (100 * r["decode_tokens_per_s"] * wb / (bw * 1e9), bw)
         note += "  prefill %.0f TFLOP/s (%.0f%% of %.0f)" % (r["prefill_tokens_per_s"] * wb / 1e12, 100 * r["prefill_tokens_per_s"] * wb / 1e12 / peak, peak)
     print("%-24s %10.1f %10.1f  %s" % (n, r["prefill_tokens_per_s"], r["decode_tokens_per_s"], note))
@@ -214,11 +219,13 @@ P = "prefill_tokens_per_s"
 print("capture overhead (<= 2%%): one head decode %s prefill %s; routing decode %s prefill %s" % (
     ratio("qwen06-cuda", "qwen06-cuda-attn1"), ratio("qwen06-cuda", "qwen06-cuda-attn1", P),
     ratio("moe-cuda", "moe-cuda-routing"), ratio("moe-cuda", "moe-cuda-routing", P)))
-print("A/B, the default's speed-up over the alternative: grouped moe prefill %s; tc attention 8B pp4k %s, 0.6B ctx8k %s; tiles %s; splits decode %s; fusion %s; graphs %s; pdl decode %s prefill %s" % (
-    ratio("moe-cuda", "moe-cuda-grouped-off", "prefill_tokens_per_s"), ratio("llama8b-pp4k", "llama8b-pp4k-notc", "prefill_tokens_per_s"),
-    ratio("qwen06-ctx8k", "qwen06-ctx8k-notc", "prefill_tokens_per_s"), ratio("qwen06-ctx8k", "qwen06-ctx8k-notiles", "prefill_tokens_per_s"),
-    ratio("qwen06-ctx8k", "qwen06-ctx8k-nosplit"), ratio("qwen06-cuda", "qwen06-nofusion"), ratio("qwen06-cuda", "qwen06-nographs"),
-    ratio("qwen06-cuda", "qwen06-nopdl"), ratio("qwen06-cuda", "qwen06-nopdl", P)))
+print("A/B, prompt attention as cuBLAS products over the tensor-core kernel: 8B pp512 %s, pp4k %s, 0.6B ctx8k %s" % (
+    ratio("llama8b-cuda", "llama8b-nogemm", P), ratio("llama8b-pp4k", "llama8b-pp4k-nogemm", P), ratio("qwen06-ctx8k", "qwen06-ctx8k-nogemm", P)))
+print("A/B, the default's speed-up over the alternative: grouped moe prefill %s; tc attention over f32 tiles 8B pp4k %s, 0.6B ctx8k %s; tiles over per-query %s; splits decode %s; 64-key splits over 256 %s; fusion %s; graphs %s; pdl on over off: decode %s prefill %s" % (
+    ratio("moe-cuda", "moe-cuda-grouped-off", "prefill_tokens_per_s"), ratio("llama8b-pp4k-nogemm", "llama8b-pp4k-notc", "prefill_tokens_per_s"),
+    ratio("qwen06-ctx8k-nogemm", "qwen06-ctx8k-notc", "prefill_tokens_per_s"), ratio("qwen06-ctx8k-nogemm", "qwen06-ctx8k-notiles", "prefill_tokens_per_s"),
+    ratio("qwen06-ctx8k", "qwen06-ctx8k-nosplit"), ratio("qwen06-cuda", "qwen06-split256"), ratio("qwen06-cuda", "qwen06-nofusion"), ratio("qwen06-cuda", "qwen06-nographs"),
+    ratio("qwen06-pdl", "qwen06-cuda"), ratio("qwen06-pdl", "qwen06-cuda", P)))
 print("quantized prompt (Q4_K_M, 2048 tokens), TF32 slabs' speed-up over BF16 slabs %s, over f32 %s" % (
     ratio("q4km-pp2k", "q4km-pp2k-bf16", P), ratio("q4km-pp2k", "q4km-pp2k-f32", P)))
 EOF

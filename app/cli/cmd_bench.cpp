@@ -71,6 +71,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
     tune.pdl = on_off("gpu-pdl", tune.pdl);
     tune.prompt_tiles = on_off("gpu-tiles", tune.prompt_tiles);
     tune.tc_attention = on_off("gpu-tc-attention", tune.tc_attention);
+    tune.gemm_attention = on_off("gpu-gemm-attention", tune.gemm_attention);
     const std::string qg = a.get_or("gpu-quant-gemm", "tf32");
     if (qg == "f32") tune.quant_gemm = QuantGemm::F32;
     else if (qg == "tf32") tune.quant_gemm = QuantGemm::TF32;
@@ -78,7 +79,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
     else throw Error("--gpu-quant-gemm must be f32, tf32 or bf16, not '" + qg + "'");
     tune.grouped_moe = on_off("gpu-grouped-moe", tune.grouped_moe);
     tune.attn_splits = int(a.get_int("gpu-splits", 0));
-    tune.split_min_keys = int(a.get_int("gpu-split-keys", 256));
+    tune.split_min_keys = int(a.get_int("gpu-split-keys", GpuTuning{}.split_min_keys));
     s.tune_gpu(tune);
     // --gpu-profile: per-kernel GPU time of the last repetition (decode steps then run eagerly)
     const bool profile = a.has("gpu-profile");
@@ -134,7 +135,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
                         {"decode_mode", s.on_gpu() ? s.decode_mode() : std::string("cpu")},
                         {"file_bytes", m->file_bytes()}};
     if (s.on_gpu())
-        j["gpu_tuning"] = {{"graphs", tune.graphs}, {"fusion", tune.fusion}, {"pdl", tune.pdl}, {"prompt_tiles", tune.prompt_tiles}, {"tc_attention", tune.tc_attention}, {"quant_gemm", qg}, {"grouped_moe", tune.grouped_moe},
+        j["gpu_tuning"] = {{"graphs", tune.graphs}, {"fusion", tune.fusion}, {"pdl", tune.pdl}, {"prompt_tiles", tune.prompt_tiles}, {"tc_attention", tune.tc_attention}, {"gemm_attention", tune.gemm_attention}, {"quant_gemm", qg}, {"grouped_moe", tune.grouped_moe},
                            {"attn_splits", tune.attn_splits}, {"split_min_keys", tune.split_min_keys}};
     auto phase = [](const std::vector<KernelTime>& k, int64_t tokens) {
         double total = 0;
@@ -166,7 +167,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
     return 0;
 }
 
-Register r_bench({"bench", "bench MODEL [--prompt 512] [--gen 128] [--threads N] [--reps R] [--kv-type f32|f16] [--backend cpu|cuda|auto] [--capture-routing] [--capture-attention H|all] [--gpu-graphs|--gpu-fusion|--gpu-pdl|--gpu-tiles|--gpu-tc-attention|--gpu-grouped-moe on|off] [--gpu-quant-gemm f32|tf32|bf16] [--gpu-splits N] [--gpu-split-keys K] [--gpu-profile] [--json]", cmd_bench});
+Register r_bench({"bench", "bench MODEL [--prompt 512] [--gen 128] [--threads N] [--reps R] [--kv-type f32|f16] [--backend cpu|cuda|auto] [--capture-routing] [--capture-attention H|all] [--gpu-graphs|--gpu-fusion|--gpu-pdl|--gpu-tiles|--gpu-tc-attention|--gpu-gemm-attention|--gpu-grouped-moe on|off] [--gpu-quant-gemm f32|tf32|bf16] [--gpu-splits N] [--gpu-split-keys K] [--gpu-profile] [--json]", cmd_bench});
 
 }  // namespace
 }  // namespace archlens::cli

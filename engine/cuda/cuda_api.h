@@ -15,9 +15,10 @@
 // decode step (graphs keep these edges). Every kernel therefore begins with GRID_DEPENDENCY(): it
 // waits until the kernels before it have finished and their writes are visible
 // (griddepcontrol.wait, a no-op for an ordinary launch), then lets the next kernel's blocks be
-// scheduled (griddepcontrol.launch_dependents). Nothing may precede it: a thread that returned
-// early would let its kernel finish before its predecessor, and the next kernel's wait would not
-// cover that one. The emulator holds every kernel to it.
+// scheduled (griddepcontrol.launch_dependents). Nothing may precede it but reads of memory that no
+// kernel writes (a product's weight rows, PREFETCH_L2): a thread that returned early would let its
+// kernel finish before its predecessor, and the next kernel's wait would not cover that one. The
+// emulator holds every kernel to it (no barrier, shuffle or return before it).
 #pragma once
 #include "engine/cuda/cuda_ns.h"
 
@@ -48,6 +49,7 @@ private:
 // with a misaligned address, which ends the CUDA context); x86 would read it silently.
 #define DEVICE_ALIGNED(p, n) ::archlens::emu::check_aligned(p, n)
 #define GRID_DEPENDENCY() ::archlens::emu::grid_dependency()
+#define PREFETCH_L2(p) ((void)(p))
 #else
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -87,6 +89,8 @@ void launch_programmatic(void (*kernel)(P...), dim3 g, dim3 b, size_t shared, cu
     extern __shared__ __align__(128) unsigned char dyn_smem_[]; \
     T* name = reinterpret_cast<T*>(dyn_smem_)
 #define DEVICE_ALIGNED(p, n) ((void)0)
+// asks for the 128-byte line holding p in L2 (no register written, no fault if unused)
+#define PREFETCH_L2(p) asm volatile("prefetch.global.L2 [%0];" ::"l"(p))
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #define GRID_DEPENDENCY()                                      \
     do {                                                       \

@@ -233,11 +233,11 @@ void attention(const AttentionCase& c, const float* q, const float* k, const flo
             LAUNCH_SYNC(attention_kernel<__half>, grid, kAttnThreads, nullptr)(dq.p, H * hd, reinterpret_cast<const __half*>(kc.p),
                                                                            reinterpret_cast<const __half*>(vc.p), vd, cap, H, KV, hd, vd, pp,
                                                                            c.scope, c.window, c.scale, c.softcap, dout.p, dstats.p, part.p,
-                                                                           tickets.p, c.min_keys);
+                                                                           tickets.p, c.min_keys, -1, nullptr, int64_t(0));
         else
             LAUNCH_SYNC(attention_kernel<float>, grid, kAttnThreads, nullptr)(dq.p, H * hd, kc.p, vc.p, vd, cap, H, KV, hd, vd, pp, c.scope,
                                                                           c.window, c.scale, c.softcap, dout.p, dstats.p, part.p, tickets.p,
-                                                                          c.min_keys);
+                                                                          c.min_keys, -1, nullptr, int64_t(0));
         check(cudaGetLastError(), "attention_kernel launch");
         if (run == 0) check(cudaMemset(dout.p, 0, size_t(T) * H * vd * sizeof(float)), "cudaMemset");
     }
@@ -245,11 +245,11 @@ void attention(const AttentionCase& c, const float* q, const float* k, const flo
     if (probs) {  // head c.probe_head's rows, [T][P] (keys before the window left as 0)
         check(cudaMemset(dprobs.p, 0, size_t(T) * size_t(P) * sizeof(float)), "cudaMemset");
         if (c.f16)
-            LAUNCH_SYNC(attention_probs_kernel<__half>, unsigned(T), 256, nullptr)(dq.p, H * hd, reinterpret_cast<const __half*>(kc.p), cap, H,
+            LAUNCH_SYNC(attention_probs_kernel<__half>, dim3(unsigned(T), 3u), 256, nullptr)(dq.p, H * hd, reinterpret_cast<const __half*>(kc.p), cap, H,
                                                                                 KV, hd, pp, c.scope, c.window, c.scale, c.softcap, dstats.p,
                                                                                 c.probe_head, P, dprobs.p);
         else
-            LAUNCH_SYNC(attention_probs_kernel<float>, unsigned(T), 256, nullptr)(dq.p, H * hd, kc.p, cap, H, KV, hd, pp, c.scope, c.window,
+            LAUNCH_SYNC(attention_probs_kernel<float>, dim3(unsigned(T), 3u), 256, nullptr)(dq.p, H * hd, kc.p, cap, H, KV, hd, pp, c.scope, c.window,
                                                                                c.scale, c.softcap, dstats.p, c.probe_head, P, dprobs.p);
         check(cudaGetLastError(), "attention_probs_kernel launch");
         dprobs.down(probs, size_t(T) * size_t(P));

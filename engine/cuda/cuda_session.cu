@@ -186,6 +186,7 @@ struct CudaSession::Impl {
             if (p) cudaFreeHost(p);
         for (void* p : scratch) cudaFree(p);
         for (void* p : split_allocs) cudaFree(p);
+        for (void* p : score_allocs) cudaFree(p);
         for (void* p : allocations) cudaFree(p);
         if (blas) cublasDestroy(blas);
         if (stream) cudaStreamDestroy(stream);
@@ -613,7 +614,7 @@ struct CudaSession::Impl {
             attention_heads_unfused(il, hin, T);
         }
         const int scope = scope_code(a);
-        run_attention(a, C, q, qd, KV, hd, vd, vd, T, this->att);
+        run_attention(a, C, q, qd, KV, hd, vd, vd, T, this->att, il);
         capture_attention(il, a, T, scope, q, qd, hd, KV, C);
         if (accumulate) matvec(L.o, this->att, T, out, true);
         else linear(L.o, this->att, T, out);
@@ -628,7 +629,7 @@ struct CudaSession::Impl {
     // replays it at every length.
     static constexpr int kMaxSplits = 32;
     bool tiles = true;  // prompts (more than kMatvecMaxT queries) through attention_tile_kernel
-    int sm_count = 1, split_force = 0, split_min_keys = 256;
+    int sm_count = 1, split_force = 0, split_min_keys = 64;
     float* attn_part = nullptr;   // [T][H][splits][vd + 2] partial rows
     int* attn_tickets = nullptr;  // [T][H] arrivals, reset by the merging block
     std::vector<void*> split_allocs;
@@ -675,9 +676,17 @@ struct CudaSession::Impl {
     // softmax(q·k)·v of T queries (rows q_row apart, H = a.n_heads heads over KV heads of C's
     // cache: keys of hd, values of vd read v_stride apart) into outp [T][H][vd], the softmax's max
     // and sum into attn_stats.
+    // il: the layer, whose captured head attention_kernel can write itself (fused_probe_layer);
+    // -1 for none.
+    int fused_probe_layer = -1;
     void run_attention(const AttentionSpec& a, const DevLayer& C, const float* qb, int q_row, int KV, int hd, int vd, int v_stride,
-                       int64_t T, float* outp) {
+                       int64_t T, float* outp, int il = -1) {
+        fused_probe_layer = -1;
         const int scope = scope_code(a);
+        if (gemm_attn && T > kMatvecMaxT && !C.kv_f16) {  // a prompt with an f32 cache: cuBLAS products
+            gemm_attention(a, C, qb, q_row, KV, hd, vd, v_stride, T, outp);
+            return;
+        }
         if (mma_attention(T, hd, vd)) {  // a prompt on tensor cores
             const dim3 tg{unsigned((T + kMmaQ - 1) / kMmaQ), unsigned(a.n_heads), 1u};
             if (C.kv_f16)
@@ -706,15 +715,96 @@ struct CudaSession::Impl {
         }
         const int sp = attn_splits(a, T);
         const dim3 grid{unsigned(T), unsigned(a.n_heads), unsigned(sp)};
+        // one captured head of this layer: its probabilities written by attention_kernel itself
+        // (capture_attention then launches nothing: a decode step's probe costs no kernel)
+        int probe_head = -1;
+        float* probe = nullptr;
+        if (il >= 0) {
+            size_t n = 0, y1 = 0;
+            for (size_t y = 0; y < probe_slots.size(); ++y)
+                if (probe_slots[y].layer == il) ++n, y1 = y;
+            if (n == 1) {
+                probe_head = probe_slots[y1].head;
+                probe = probe_dev + int64_t(y1) * slot_stride(T);
+                fused_probe_layer = il;
+            }
+        }
         if (C.kv_f16)
             LAUNCH_SYNC(attention_kernel<__half>, grid, kAttnThreads, stream)(
                 qb, q_row, static_cast<const __half*>(C.kc), static_cast<const __half*>(C.vc), v_stride, C.cap, a.n_heads, KV, hd, vd,
-                d_pos, scope, a.window, a.scale, a.softcap, outp, attn_stats, attn_part, attn_tickets, split_min_keys);
+                d_pos, scope, a.window, a.scale, a.softcap, outp, attn_stats, attn_part, attn_tickets, split_min_keys, probe_head, probe,
+                pos + T);
         else  // MLA: values are the first vd floats of each key row (vc = kc)
             LAUNCH_SYNC(attention_kernel<float>, grid, kAttnThreads, stream)(
                 qb, q_row, static_cast<const float*>(C.kc), static_cast<const float*>(C.vc ? C.vc : C.kc), v_stride, C.cap, a.n_heads, KV,
-                hd, vd, d_pos, scope, a.window, a.scale, a.softcap, outp, attn_stats, attn_part, attn_tickets, split_min_keys);
+                hd, vd, d_pos, scope, a.window, a.scale, a.softcap, outp, attn_stats, attn_part, attn_tickets, split_min_keys, probe_head,
+                probe, pos + T);
         check_launch("attention_kernel");
+    }
+
+    // A prompt's attention as cuBLAS f32 products (an f32 cache): the queries in chunks of tq, each
+    // chunk's scores S = q·kᵀ against the keys klo..khi that any of its queries sees, one
+    // strided-batched product per query head of a KV group (batched over the KV heads: the
+    // group's heads share their keys), then attn_softmax_rows_kernel makes each row its query's
+    // probabilities in place (masks, scale, softcap; the max and sum into attn_stats for the
+    // probes), then out = P·v the same way. A ring cache can hold a chunk's keys as two runs of
+    // slots (the second from slot 0): two products each. The scores take at most
+    // kGemmScoreFloats floats (chunks of fewer queries for longer contexts).
+    static constexpr int64_t kGemmScoreFloats = int64_t(32) << 20;
+    float* gemm_scores = nullptr;
+    int64_t gemm_scores_floats = 0;
+    std::vector<void*> score_allocs;
+    void gemm_attention(const AttentionSpec& a, const DevLayer& C, const float* qb, int q_row, int KV, int hd, int vd, int v_stride,
+                        int64_t T, float* outp) {
+        const int H = a.n_heads, R = H / KV, scope = scope_code(a);
+        const float* kc = static_cast<const float*>(C.kc);
+        const float* vc = static_cast<const float*>(C.vc ? C.vc : C.kc);
+        const int64_t nk_max = std::min<int64_t>(pos + T, C.cap);
+        const int64_t tq_max = std::clamp<int64_t>(kGemmScoreFloats / (int64_t(H) * nk_max), 16, T);
+        if (int64_t need = int64_t(H) * tq_max * nk_max; need > gemm_scores_floats) {
+            for (void* p : score_allocs) cudaFree(p);
+            score_allocs.clear();
+            gemm_scores = static_cast<float*>(dev_alloc(size_t(need) * sizeof(float), score_allocs));
+            gemm_scores_floats = need;
+        }
+        auto key_lo = [&](int64_t p) -> int64_t {
+            if (a.window > 0 && scope == 1) return std::max<int64_t>(0, p - a.window + 1);
+            if (a.window > 0 && scope == 2) return p / a.window * a.window;
+            return 0;
+        };
+        const float one = 1.f, zero = 0.f;
+        for (int64_t t0 = 0; t0 < T; t0 += tq_max) {
+            const int64_t tq = std::min(tq_max, T - t0);
+            const int64_t klo = key_lo(pos + t0), nk = pos + t0 + tq - klo;  // keys klo .. the chunk's last query
+            const int64_t s0 = klo % C.cap, n1 = std::min(nk, C.cap - s0);  // slots s0.. then 0..
+            const long long group_s = (long long)R * tq * nk;  // one KV group's score rows
+            {
+                ProfileScope timed("cublasGemmStridedBatchedEx (attention scores)", stream);
+                for (int r = 0; r < R; ++r)
+                    for (int run = 0; run < (n1 < nk ? 2 : 1); ++run) {
+                        const int64_t slot = run ? 0 : s0, n = run ? nk - n1 : n1, col = run ? n1 : 0;
+                        check(cublasGemmStridedBatchedEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(tq), hd, &one, kc + slot * hd, CUDA_R_32F,
+                                                         hd, (long long)C.cap * hd, qb + t0 * q_row + int64_t(r) * hd, CUDA_R_32F, q_row,
+                                                         (long long)R * hd, &zero, gemm_scores + int64_t(r) * tq * nk + col, CUDA_R_32F,
+                                                         int(nk), group_s, KV, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                              "cublasGemmStridedBatchedEx (attention scores)");
+                    }
+            }
+            LAUNCH_SYNC(attn_softmax_rows_kernel, dim3(unsigned(tq), unsigned(H), 1u), 256, stream)(
+                gemm_scores, nk, int(tq), int(t0), H, klo, d_pos, scope, a.window, a.scale, a.softcap, attn_stats);
+            check_launch("attn_softmax_rows_kernel");
+            ProfileScope timed("cublasGemmStridedBatchedEx (attention p·v)", stream);
+            for (int r = 0; r < R; ++r)
+                for (int run = 0; run < (n1 < nk ? 2 : 1); ++run) {
+                    const int64_t slot = run ? 0 : s0, n = run ? nk - n1 : n1, col = run ? n1 : 0;
+                    check(cublasGemmStridedBatchedEx(blas, CUBLAS_OP_N, CUBLAS_OP_N, vd, int(tq), int(n), &one, vc + slot * v_stride,
+                                                     CUDA_R_32F, v_stride, (long long)C.cap * v_stride,
+                                                     gemm_scores + int64_t(r) * tq * nk + col, CUDA_R_32F, int(nk), group_s,
+                                                     run ? &one : &zero, outp + t0 * H * vd + int64_t(r) * vd, CUDA_R_32F, H * vd,
+                                                     (long long)R * vd, KV, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                          "cublasGemmStridedBatchedEx (attention p·v)");
+                }
+        }
     }
 
     void copy_rows(const float* src, int64_t ld_src, float* dst, int64_t ld_dst, int64_t rows, int64_t n) {
@@ -770,7 +860,7 @@ struct CudaSession::Impl {
         }
         copy_rows(q + NP, qk, mla_q + R, key, T * H, RP);  // and its RoPE part, every (t, h) row
         const int scope = scope_code(a);
-        run_attention(a, L, mla_q, int(H * key), 1, int(key), int(R), int(key), T, mla_olat);
+        run_attention(a, L, mla_q, int(H * key), 1, int(key), int(R), int(key), T, mla_olat, il);
         capture_attention(il, a, T, scope, mla_q, int(H * key), int(key), 1, L);
         if (by_table) {
             const DevLinear& w = L.v_expand[0];
@@ -828,16 +918,23 @@ struct CudaSession::Impl {
     // probe_dev + y·slot_stride(T), row length pos + T).
     void capture_attention(int il, const AttentionSpec& a, int64_t T, int scope, const float* qb, int q_row, int hd, int KV,
                            const DevLayer& C) {  // C: the layer whose cache holds the keys
+        if (fused_probe_layer == il) {  // attention_kernel wrote the layer's one captured head
+            fused_probe_layer = -1;
+            return;
+        }
         const int64_t row_len = pos + T;
+        // blocks per row: about two a multiprocessor in all, at most one per 32 keys of the context
+        // (a graph replays the grid at every length: the blocks past the keys return at once)
+        const dim3 grid{unsigned(T), unsigned(std::clamp<int64_t>((2 * int64_t(sm_count) + T - 1) / T, 1, (n_ctx + 31) / 32)), 1u};
         for (size_t y = 0; y < probe_slots.size(); ++y) {
             if (probe_slots[y].layer != il) continue;
             float* out = probe_dev + int64_t(y) * slot_stride(T);
             if (C.kv_f16)
-                LAUNCH_SYNC(attention_probs_kernel<__half>, unsigned(T), 256, stream)(qb, q_row, static_cast<const __half*>(C.kc), C.cap, a.n_heads, KV,
+                LAUNCH_SYNC(attention_probs_kernel<__half>, grid, 256, stream)(qb, q_row, static_cast<const __half*>(C.kc), C.cap, a.n_heads, KV,
                                                                                hd, d_pos, scope, a.window, a.scale, a.softcap, attn_stats,
                                                                                probe_slots[y].head, row_len, out);
             else
-                LAUNCH_SYNC(attention_probs_kernel<float>, unsigned(T), 256, stream)(qb, q_row, static_cast<const float*>(C.kc), C.cap, a.n_heads, KV,
+                LAUNCH_SYNC(attention_probs_kernel<float>, grid, 256, stream)(qb, q_row, static_cast<const float*>(C.kc), C.cap, a.n_heads, KV,
                                                                               hd, d_pos, scope, a.window, a.scale, a.softcap, attn_stats,
                                                                               probe_slots[y].head, row_len, out);
             check_launch("attention_probs_kernel");
@@ -1153,7 +1250,8 @@ struct CudaSession::Impl {
     bool fused = true;  // the fused kernels (set_fusion(false): one kernel per step)
     QuantGemm quant_gemm = QuantGemm::TF32;  // a prompt's products with quantized weights (set_quant_gemm)
     bool tc_attention = true;  // prompt attention on tensor cores where it fits (set_tensor_core_attention)
-    bool programmatic = true;  // programmatic dependent launches where the device has them (set_programmatic_launches)
+    bool gemm_attn = true;     // prompt attention with f32 caches as cuBLAS products (set_gemm_attention)
+    bool programmatic = false;  // programmatic dependent launches where the device has them (set_programmatic_launches; GpuTuning)
     int cc_major = 0;
     bool grouped = true;  // a prompt's device-routed MoE layers through the grouped kernels (else per expert)
     int group_pairs = kGroupPairs;  // pairs a chunk of the grouped path (the scratch holds kGroupPairs)
@@ -1553,6 +1651,7 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx, int64_t ring_batch, 
         m.programmatic = t.pdl;
         m.tiles = t.prompt_tiles;
         m.tc_attention = t.tc_attention;
+        m.gemm_attn = t.gemm_attention;
         m.grouped = t.grouped_moe;
     }
     if (const DeviceInfo d = probe_device(); !d.available) throw Error(model.path() + ": cannot run on the CUDA backend: " + d.reason);
@@ -1738,6 +1837,7 @@ void CudaSession::set_quant_gemm(QuantGemm q) {
     impl_->drop_graph();
 }
 void CudaSession::set_tensor_core_attention(bool on) { impl_->tc_attention = on; }
+void CudaSession::set_gemm_attention(bool on) { impl_->gemm_attn = on; }
 void CudaSession::set_attention_splits(int splits, int min_keys) {
     if (splits < 0 || splits > Impl::kMaxSplits || min_keys < 1)
         throw Error("set_attention_splits: splits 0.." + std::to_string(Impl::kMaxSplits) + " and min_keys >= 1");

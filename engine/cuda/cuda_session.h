@@ -91,7 +91,7 @@ public:
     void set_quant_gemm(QuantGemm q);
     // Split-key attention for decode batches (<= 8 tokens): each query's keys walked by `splits`
     // blocks of at least min_keys keys (0: as many as fill the device's multiprocessors about
-    // twice, none for contexts under min_keys; the default min_keys is 256). For comparison and
+    // twice, none for contexts under min_keys; the default min_keys is 64). For comparison and
     // tests; the automatic choice is the default.
     void set_attention_splits(int splits, int min_keys);
     // Prompts (more than 8 tokens) attend in tiles of 16 queries that share each key and value
@@ -103,6 +103,11 @@ public:
     // f32 operand split into two TF32 parts, three products: f32 accuracy), 64 queries a block;
     // off: the f32 tiles, for comparison.
     void set_tensor_core_attention(bool on);
+    // A prompt (more than 8 tokens) whose layer has an f32 cache attends through cuBLAS f32
+    // products (scores of a chunk of queries against the keys it sees, the softmax in place, then
+    // probabilities times values) rather than the kernels above (default on; the tensor-core and
+    // tiled kernels keep f16 caches). Off: those kernels, for comparison.
+    void set_gemm_attention(bool on);
     // A prompt's device-routed MoE layers through the grouped kernels (default), or each expert's
     // rows gathered on the host's routing and multiplied with cuBLAS (for measuring one against the
     // other). chunk_pairs: (token, expert) pairs a chunk, 1..4096 (4096 by default; fewer for tests).

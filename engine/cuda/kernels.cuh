@@ -500,27 +500,67 @@ __device__ __forceinline__ int64_t attn_key_lo(int64_t p, int scope, int window)
 // MLA's values as the first vd floats of each key row; cap the ring's size, or the context).
 // scope: 0 global, 1 sliding (window includes the query), 2 chunked (attn_key_lo).
 // q · key over hd dimensions by one warp (lane d reads dimensions d, d + 32, …: coalesced rows),
-// the same sum on every lane. Both attention kernels score keys through this, so the probe's
-// recomputed scores equal the ones attention_kernel normalised.
+// the same sum on every lane, for U keys at once: their loads are independent, so a lane has U
+// (times the unrolled dimensions) loads in flight instead of one key's round trip after another.
+// Each key's sum is formed exactly as for U = 1 (same terms, same order, same shuffle tree), so
+// every kernel that scores keys through this gets the same scores: the probe's recomputed scores
+// equal the ones attention_kernel normalised.
+template <int U, typename KT>
+__device__ __forceinline__ void warp_dots(const float* qv, const KT* const (&keys)[U], int hd, int lane, float (&s)[U]) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) s[u] = 0.f;
+#pragma unroll 4
+    for (int d = lane; d < hd; d += 32) {
+        const float qd = qv[d];
+#pragma unroll
+        for (int u = 0; u < U; ++u) s[u] += qd * kv_ld(keys[u] + d);
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+        for (int o = 16; o > 0; o >>= 1) s[u] += __shfl_down_sync(0xffffffffu, s[u], o);
+        s[u] = __shfl_sync(0xffffffffu, s[u], 0);
+    }
+}
 template <typename KT>
 __device__ __forceinline__ float warp_dot(const float* qv, const KT* key, int hd, int lane) {
-    float s = 0.f;
-    for (int d = lane; d < hd; d += 32) s += qv[d] * kv_ld(key + d);
-    for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
-    return __shfl_sync(0xffffffffu, s, 0);
+    const KT* keys[1] = {key};
+    float s[1];
+    warp_dots<1>(qv, keys, hd, lane, s);
+    return s[0];
 }
 
+constexpr int kScoreKeys = 8;  // keys a warp scores at once (a 64-key split: one round of loads)
+constexpr int kValueKeys = 8;  // keys a warp adds into its output share at once
+constexpr int kAttnLaneDims = kAttnMaxDim / 32;
+
+// grid (T, H, S), kAttnThreads threads: softmax(scale · q·k (softcapped)) · v over the keys lo..p of
+// query t (position pos0 + t), head h reading KV head h / (H / KV) of the head-major caches: key j
+// at kc[(kvh·cap + j % cap)·hd], value j at vc[(kvh·cap + j % cap)·v_stride] (v_stride = vd, or
+// MLA's values as the first vd floats of each key row; cap the ring's size, or the context).
+// scope: 0 global, 1 sliding (window includes the query), 2 chunked (attn_key_lo).
+// Keys in chunks of kAttnChunk (online softmax across chunks): each warp scores kScoreKeys keys at
+// a time (warp_dots), then adds kValueKeys keys' values at a time into its share of the output
+// (lane l holds dimensions l, l + 32, …, every warp its own keys), the warps' shares summed in
+// warp order at the end. Decode steps (few queries, many keys) split each query's keys over S
+// blocks (flash-decoding), merged by the last block to finish.
 template <typename KT>
 __global__ void attention_kernel(const float* q, int q_row, const KT* kc, const KT* vc, int v_stride, int64_t cap, int H,
                                  int KV, int hd, int vd, const int64_t* pos0, int scope, int window, float scale, float softcap,
-                                 float* out, float* stats, float* part, int* tickets, int min_keys) {
+                                 float* out, float* stats, float* part, int* tickets, int min_keys, int probe_head,
+                                 float* probe, int64_t probe_ld) {
     GRID_DEPENDENCY();
     __shared__ float qs[kAttnMaxDim];
     __shared__ float sc[kAttnChunk];
+    __shared__ float vsum[kAttnMaxDim];
     __shared__ float red[33];
     const int t = blockIdx.x, h = blockIdx.y, kvh = h / (H / KV), tid = threadIdx.x;
+    const int warp = tid >> 5, lane = tid & 31, n_warps = int(blockDim.x) >> 5;
     const int64_t p = *pos0 + t;
     const int64_t lo = attn_key_lo(p, scope, window);
+    // the captured head's row of probabilities (the probe; attention_probs_kernel's row, written here
+    // without that kernel): the scores as they are made, then exp(s - max) / sum once max and sum are
+    // known — by this block, or by the block that merges the splits
+    float* prow = probe && h == probe_head ? probe + int64_t(t) * probe_ld : nullptr;
     for (int d = tid; d < hd; d += blockDim.x) qs[d] = q[int64_t(t) * q_row + int64_t(h) * hd + d];
     __syncthreads();
     const KT* kh = kc + int64_t(kvh) * cap * hd;
@@ -534,23 +574,34 @@ __global__ void attention_kernel(const float* q, int q_row, const KT* kc, const 
         a = lo + z * seg;
         b = a + seg - 1 < p ? a + seg - 1 : p;  // a > b: an empty split (a short context)
     }
-    // values: narrow heads (vd <= kAttnThreads / 2) split the keys between G groups of threads, a
-    // thread summing one dimension over every G-th key (all threads busy), the groups added at the end
-    const int G = vd <= kAttnThreads / 4 ? 4 : vd <= kAttnThreads / 2 ? 2 : 1;
-    const int grp = tid / (kAttnThreads / G), dl = tid % (kAttnThreads / G);
-    float m = -INFINITY, l = 0.f, acc[kAttnPerThread];
-    for (int k = 0; k < kAttnPerThread; ++k) acc[k] = 0.f;
+    float m = -INFINITY, l = 0.f, vacc[kAttnLaneDims];
+#pragma unroll
+    for (int c = 0; c < kAttnLaneDims; ++c) vacc[c] = 0.f;
     for (int64_t c0 = a; c0 <= b; c0 += kAttnChunk) {
         const int n = int(b - c0 + 1 < kAttnChunk ? b - c0 + 1 : kAttnChunk);
         float cmax = -INFINITY;
         const int64_t base = c0 % cap;  // keys lo..p span at most cap positions: one wrap at most
-        const int warp = tid >> 5, lane = tid & 31, n_warps = int(blockDim.x) >> 5;
-        for (int j = warp; j < n; j += n_warps) {  // a warp per key
-            const int64_t slot = base + j < cap ? base + j : base + j - cap;
-            float s = warp_dot(qs, kh + slot * hd, hd, lane) * scale;
-            if (softcap > 0.f) s = softcap * tanhf(s / softcap);
-            if (lane == 0) sc[j] = s;
-            cmax = fmaxf(cmax, s);
+        for (int j0 = warp * kScoreKeys; j0 < n; j0 += n_warps * kScoreKeys) {
+            const KT* keys[kScoreKeys];
+#pragma unroll
+            for (int u = 0; u < kScoreKeys; ++u) {
+                const int j = j0 + u < n ? j0 + u : n - 1;  // past the chunk: a valid key, not stored
+                const int64_t slot = base + j < cap ? base + j : base + j - cap;
+                keys[u] = kh + slot * hd;
+            }
+            float s[kScoreKeys];
+            warp_dots<kScoreKeys>(qs, keys, hd, lane, s);
+#pragma unroll
+            for (int u = 0; u < kScoreKeys; ++u) {
+                if (j0 + u >= n) break;
+                float su = s[u] * scale;
+                if (softcap > 0.f) su = softcap * tanhf(su / softcap);
+                if (lane == 0) {
+                    sc[j0 + u] = su;
+                    if (prow) prow[c0 + j0 + u - lo] = su;
+                }
+                cmax = fmaxf(cmax, su);
+            }
         }
         const float new_m = fmaxf(m, block_max(cmax, red));
         const float factor = __expf(m - new_m);  // 0 on the first chunk (m = -inf)
@@ -562,41 +613,50 @@ __global__ void attention_kernel(const float* q, int q_row, const KT* kc, const 
         }
         csum = block_sum(csum, red);  // also the barrier that publishes sc
         l = l * factor + csum;
-        if (G > 1) {
-            if (dl < vd) {
-                float s = acc[0] * factor;
-                int64_t slot = base + grp < cap ? base + grp : base + grp - cap;  // key grp of the chunk, in ring order
-                for (int j = grp; j < n; j += G) {
-                    s += sc[j] * kv_ld(vh + slot * v_stride + dl);
-                    slot += G;
-                    if (slot >= cap) slot -= cap;
-                }
-                acc[0] = s;
-            }
-        } else {
 #pragma unroll
-            for (int k = 0; k < kAttnPerThread; ++k) {
-                const int d = tid + k * kAttnThreads;
+        for (int c = 0; c < kAttnLaneDims; ++c) vacc[c] *= factor;
+        for (int j0 = warp * kValueKeys; j0 < n; j0 += n_warps * kValueKeys) {
+            const KT* vrow[kValueKeys];
+            float pj[kValueKeys];
+#pragma unroll
+            for (int u = 0; u < kValueKeys; ++u) {
+                const int j = j0 + u < n ? j0 + u : n - 1;
+                const int64_t slot = base + j < cap ? base + j : base + j - cap;
+                vrow[u] = vh + slot * v_stride;
+                pj[u] = j0 + u < n ? sc[j] : 0.f;  // past the chunk: weight 0
+            }
+#pragma unroll
+            for (int c = 0; c < kAttnLaneDims; ++c) {
+                const int d = lane + 32 * c;
+                if (32 * c >= vd) break;
                 if (d < vd) {
-                    float s = acc[k] * factor;
-                    int64_t slot = base;  // the chunk's keys in ring order
-                    for (int j = 0; j < n; ++j) {
-                        s += sc[j] * kv_ld(vh + slot * v_stride + d);
-                        if (++slot == cap) slot = 0;
-                    }
-                    acc[k] = s;
+                    float v[kValueKeys];
+#pragma unroll
+                    for (int u = 0; u < kValueKeys; ++u) v[u] = kv_ld(vrow[u] + d);
+#pragma unroll
+                    for (int u = 0; u < kValueKeys; ++u) vacc[c] += pj[u] * v[u];
                 }
             }
         }
         m = new_m;
         __syncthreads();  // sc is rewritten by the next chunk
     }
-    if (G > 1) {  // the groups' sums into the first group's threads (thread d holds dimension d)
-        sc[tid] = acc[0];
+    // the warps' shares of the output summed in warp order into vsum
+    for (int w = 0; w < n_warps; ++w) {
+        if (warp == w)
+#pragma unroll
+            for (int c = 0; c < kAttnLaneDims; ++c) {
+                const int d = lane + 32 * c;
+                if (32 * c >= vd) break;
+                if (d < vd) vsum[d] = w == 0 ? vacc[c] : vsum[d] + vacc[c];
+            }
         __syncthreads();
-        if (grp == 0)
-            for (int g2 = 1; g2 < G; ++g2) acc[0] += sc[g2 * (kAttnThreads / G) + dl];
-        __syncthreads();
+    }
+    float acc[kAttnPerThread];
+#pragma unroll
+    for (int k = 0; k < kAttnPerThread; ++k) {
+        const int d = tid + k * kAttnThreads;
+        acc[k] = d < vd ? vsum[d] : 0.f;
     }
     if (S > 1) {
         // Publish this split's (max, sum, unnormalised output) row; the block that arrives last at
@@ -635,6 +695,10 @@ __global__ void attention_kernel(const float* q, int q_row, const KT* kc, const 
             if (stats) stats[(int64_t(t) * H + h) * 2] = M, stats[(int64_t(t) * H + h) * 2 + 1] = L;
             tickets[int64_t(t) * H + h] = 0;
         }
+        if (prow) {  // every split's scores are in the row (published before their tickets)
+            const float inv = 1.f / L;
+            for (int64_t j = lo + tid; j <= p; j += blockDim.x) prow[j - lo] = __expf(__ldcg(prow + (j - lo)) - M) * inv;
+        }
         return;
     }
 #pragma unroll
@@ -645,6 +709,45 @@ __global__ void attention_kernel(const float* q, int q_row, const KT* kc, const 
     if (stats && tid == 0) {  // the softmax's max and sum, for the probes
         stats[(int64_t(t) * H + h) * 2] = m;
         stats[(int64_t(t) * H + h) * 2 + 1] = l;
+    }
+    if (prow) {  // the scores this block wrote (barriers since), as attention_probs_kernel makes them
+        const float inv = 1.f / l;
+        for (int64_t j = a + tid; j <= b; j += blockDim.x) prow[j - lo] = __expf(prow[j - lo] - m) * inv;
+    }
+}
+
+// A prompt's attention through matrix products (CudaSession's gemm_attention): the rows of S hold
+// the scores q·k of queries t0 .. t0 + Tq − 1 against keys klo, klo + 1, …, row (t, h) at
+// S + (h·Tq + t)·ld. grid (Tq, H): each row becomes its query's softmax over the keys lo..p it
+// sees (scale, softcap, the masks of attention_kernel), 0 elsewhere, in place; the softmax's max
+// and sum go to stats [T][H][2] (row t0 + t), as attention_kernel leaves them for the probes.
+__global__ void attn_softmax_rows_kernel(float* S, int64_t ld, int Tq, int t0, int H, int64_t klo, const int64_t* pos0, int scope,
+                                         int window, float scale, float softcap, float* stats) {
+    GRID_DEPENDENCY();
+    __shared__ float red[33];
+    const int t = blockIdx.x, h = blockIdx.y;
+    float* row = S + (int64_t(h) * Tq + t) * ld;
+    const int64_t p = *pos0 + t0 + t;
+    const int64_t c0 = attn_key_lo(p, scope, window) - klo, c1 = p - klo;  // the query's keys: columns c0..c1
+    float mx = -INFINITY;
+    for (int64_t c = c0 + threadIdx.x; c <= c1; c += blockDim.x) {
+        float s = row[c] * scale;
+        if (softcap > 0.f) s = softcap * tanhf(s / softcap);
+        row[c] = s;
+        mx = fmaxf(mx, s);
+    }
+    const float m = block_max(mx, red);
+    float sum = 0.f;
+    for (int64_t c = c0 + threadIdx.x; c <= c1; c += blockDim.x) {  // each thread its own columns again
+        const float e = __expf(row[c] - m);
+        row[c] = e;
+        sum += e;
+    }
+    const float l = block_sum(sum, red), inv = 1.f / l;
+    for (int64_t c = threadIdx.x; c < ld; c += blockDim.x) row[c] = c >= c0 && c <= c1 ? row[c] * inv : 0.f;
+    if (threadIdx.x == 0 && stats) {
+        stats[(int64_t(t0 + t) * H + h) * 2] = m;
+        stats[(int64_t(t0 + t) * H + h) * 2 + 1] = l;
     }
 }
 
@@ -974,9 +1077,10 @@ __global__ void copy_rows_kernel(const float* src, int64_t ld_src, float* dst, i
     dst[(i / n) * ld_dst + i % n] = src[(i / n) * ld_src + i % n];
 }
 
-// The probabilities of one captured head h: grid (T), row t of `probs` (row_len floats) gets
+// The probabilities of one captured head h: grid (T, B), row t of `probs` (row_len floats) gets
 // exp(s_j - max) / sum for the keys lo..p of query t, from the max and sum attention_kernel left
-// in stats — the same scores recomputed.
+// in stats — the same scores recomputed; the B blocks of a row share its keys (a decode step's
+// one row would otherwise be one block walking the whole context).
 template <typename KT>
 __global__ void attention_probs_kernel(const float* q, int q_row, const KT* kc, int64_t cap, int H, int KV, int hd,
                                        const int64_t* pos0, int scope, int window, float scale, float softcap,
@@ -991,10 +1095,24 @@ __global__ void attention_probs_kernel(const float* q, int q_row, const KT* kc, 
     float* row = probs + int64_t(t) * row_len;
     const int64_t base = lo % cap;
     const int lane = int(threadIdx.x) & 31;
-    for (int64_t j = threadIdx.x >> 5; j <= p - lo; j += blockDim.x >> 5) {  // a warp per key, as attention_kernel
-        float s = warp_dot(qv, kh + (base + j < cap ? base + j : base + j - cap) * hd, hd, lane) * scale;
-        if (softcap > 0.f) s = softcap * tanhf(s / softcap);
-        if (lane == 0) row[j] = __expf(s - m) * inv;
+    const int64_t n = p - lo + 1;
+    const int64_t warps = int64_t(gridDim.y) * (blockDim.x >> 5);  // every block of row t: its keys split between them
+    for (int64_t j0 = (int64_t(blockIdx.y) * (blockDim.x >> 5) + (threadIdx.x >> 5)) * kScoreKeys; j0 < n; j0 += warps * kScoreKeys) {
+        const KT* keys[kScoreKeys];  // kScoreKeys keys a warp, scored as attention_kernel scores them
+#pragma unroll
+        for (int u = 0; u < kScoreKeys; ++u) {
+            const int64_t j = j0 + u < n ? j0 + u : n - 1;
+            keys[u] = kh + (base + j < cap ? base + j : base + j - cap) * hd;
+        }
+        float s[kScoreKeys];
+        warp_dots<kScoreKeys>(qv, keys, hd, lane, s);
+#pragma unroll
+        for (int u = 0; u < kScoreKeys; ++u) {
+            if (j0 + u >= n) break;
+            float su = s[u] * scale;
+            if (softcap > 0.f) su = softcap * tanhf(su / softcap);
+            if (lane == 0) row[j0 + u] = __expf(su - m) * inv;
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 // single-operation entry point the tests hold to the CPU (cuda::matvec). Internal to engine/cuda.
 #pragma once
 #include "engine/cuda/cuda_api.h"
+#include <cstdint>
 #include <string>
 #include <type_traits>
 #include "engine/cuda/check.cuh"
@@ -13,6 +14,17 @@ namespace {
 
 constexpr int kMatvecMaxT = 8;   // up to this many tokens: one pass over the weights, no GEMM
 constexpr int kMatvecWarps = 4;  // weight rows per block, one per warp
+constexpr int kRowBatch = 8;     // 16-byte weight loads a lane has in flight (F16/BF16 rows)
+constexpr size_t kPrefetchBytes = 4096;  // of each row, asked into L2 before the kernel waits for its input
+
+// Weights are read by no kernel's writes, so a product can ask for its rows' first bytes before
+// GRID_DEPENDENCY: under programmatic launches that fetch overlaps the previous kernel's tail.
+// Only the first kPrefetchBytes of each row (what its first loads need), so that the rows of
+// every resident warp fit the L2 together.
+__device__ __forceinline__ void prefetch_row(const uint8_t* row, size_t row_bytes, int lane) {
+    const size_t n = row_bytes < kPrefetchBytes ? row_bytes : kPrefetchBytes;
+    for (size_t o = size_t(lane) * 128; o < n; o += 32 * 128) PREFETCH_L2(row + o);
+}
 
 // An activation as the product sees it: rounded to the weight's type for F16/BF16 weights (what
 // the GEMM path's conversion does, and what the CPU backend and ggml do), else as is.
@@ -20,6 +32,21 @@ __device__ __forceinline__ float act_in(DType t, float v) {
     if (t == DType::BF16) return __bfloat162float(__float2bfloat16_rn(v));
     if (t == DType::F16) return __half2float(__float2half_rn(v));
     return v;
+}
+
+// v = p[0..7]: two 16-byte loads where p is 16-byte aligned (vec), else eight. A lane's eight
+// activations are 32 bytes beside its neighbour's: eight 4-byte loads a lane would take the
+// warp's loads eight memory transactions (or shared-memory bank conflicts) each, which capped the
+// decode products at ~40% of the H200's bandwidth (2026-12-04).
+__device__ __forceinline__ void load8(const float* p, bool vec, float (&v)[8]) {
+    if (vec) {
+        DEVICE_ALIGNED(p, 16);
+        const float4 a = *reinterpret_cast<const float4*>(p), b = *reinterpret_cast<const float4*>(p + 4);
+        v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+    } else {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) v[j] = p[j];
+    }
 }
 
 // acc[t] += Σ_i row[i] · xs·x[t][i] over this lane's share of one weight row (n_in weights, rows
@@ -33,17 +60,37 @@ __device__ __forceinline__ void row_dot(DType type, const uint8_t* row, int n_in
                                         int lane) {
     const bool half16 = type == DType::BF16 || type == DType::F16;
     if (half16 && n_in % 256 == 0) {
-#pragma unroll 4
-        for (int i0 = lane * 8; i0 < n_in; i0 += 256) {
-            DEVICE_ALIGNED(row + size_t(i0) * 2, 16);
-            const uint4 raw = *reinterpret_cast<const uint4*>(row + size_t(i0) * 2);
-            uint16_t hv[8];
-            memcpy(hv, &raw, 16);
+        const bool xvec = (reinterpret_cast<uintptr_t>(x) & 15) == 0 && ldx % 4 == 0;
+        // RB 16-byte loads issued before any is used: one round trip to memory per batch instead
+        // of one per load (the sums stay in element order); half as many for 4+ tokens, whose sums
+        // take the registers (ptxas put a batch of 8 in local memory there)
+        constexpr int RB = NT <= 3 ? kRowBatch : kRowBatch / 2;
+        for (int b0 = lane * 8; b0 < n_in; b0 += 256 * RB) {
+            uint4 raw[RB] = {};
 #pragma unroll
-            for (int j = 0; j < 8; ++j) {
-                const float wv = type == DType::BF16 ? bf16_bits(hv[j]) : half_bits(hv[j]);
+            for (int u = 0; u < RB; ++u) {
+                const int i0 = b0 + u * 256;
+                if (i0 < n_in) {
+                    DEVICE_ALIGNED(row + size_t(i0) * 2, 16);
+                    raw[u] = *reinterpret_cast<const uint4*>(row + size_t(i0) * 2);
+                }
+            }
 #pragma unroll
-                for (int t = 0; t < NT; ++t) acc[t] += wv * act_in(type, xs * x[int64_t(t) * ldx + i0 + j]);
+            for (int u = 0; u < RB; ++u) {
+                const int i0 = b0 + u * 256;
+                if (i0 >= n_in) break;
+                uint16_t hv[8];
+                memcpy(hv, &raw[u], 16);
+                float wv[8];
+#pragma unroll
+                for (int j = 0; j < 8; ++j) wv[j] = type == DType::BF16 ? bf16_bits(hv[j]) : half_bits(hv[j]);
+#pragma unroll
+                for (int t = 0; t < NT; ++t) {
+                    float xe[8];
+                    load8(x + int64_t(t) * ldx + i0, xvec, xe);
+#pragma unroll
+                    for (int j = 0; j < 8; ++j) acc[t] += wv[j] * act_in(type, xs * xe[j]);
+                }
             }
         }
     } else if (type == DType::F32 && n_in % 128 == 0) {
@@ -90,9 +137,10 @@ __device__ __forceinline__ float warp_sum(float v) {
 template <int NT>
 __global__ void matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int n_out, int n_in, const float* x, float* y, int ldy,
                               const float* bias, bool accumulate) {
-    GRID_DEPENDENCY();
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
     const int r = int(blockIdx.x) * kMatvecWarps + warp;
+    if (r < n_out) prefetch_row(w + size_t(r) * row_bytes, row_bytes, lane);
+    GRID_DEPENDENCY();
     if (r >= n_out) return;  // the whole warp: shuffles below stay within live warps
     float acc[NT];
 #pragma unroll
@@ -170,9 +218,10 @@ __device__ __forceinline__ void gated_rows(DType type, const uint8_t* w, size_t 
 template <int NT>
 __global__ void gated_matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int F, int n_in, const float* x, int act,
                                     const float* bias, float* y) {
-    GRID_DEPENDENCY();
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
     const int r = int(blockIdx.x) * kMatvecWarps + warp;
+    if (r < F) prefetch_row(w + size_t(r) * row_bytes, row_bytes, lane), prefetch_row(w + size_t(F + r) * row_bytes, row_bytes, lane);
+    GRID_DEPENDENCY();
     if (r >= F) return;
     gated_rows<NT>(type, w, row_bytes, F, n_in, x, 1.f, act, bias, r, lane, y, F);
 }
@@ -199,12 +248,13 @@ constexpr int kNormWarps = 8;
 
 __global__ void norm_matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int n_out, int n_in, const float* x, const float* nw,
                                    float eps, float* y, const float* bias) {
-    GRID_DEPENDENCY();
-    __shared__ float xs[kNormMaxDim];
-    __shared__ float red[33];
-    rms_norm_row(x, nw, n_in, eps, xs, red);
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
     const int r = int(blockIdx.x) * kNormWarps + warp;
+    if (r < n_out) prefetch_row(w + size_t(r) * row_bytes, row_bytes, lane);  // fetched while the norm is computed
+    GRID_DEPENDENCY();
+    __shared__ __align__(16) float xs[kNormMaxDim];
+    __shared__ float red[33];
+    rms_norm_row(x, nw, n_in, eps, xs, red);
     if (r >= n_out) return;
     float acc[1] = {0.f};
     row_dot<1>(type, w + size_t(r) * row_bytes, n_in, xs, n_in, 1.f, acc, lane);
@@ -214,12 +264,13 @@ __global__ void norm_matvec_kernel(DType type, const uint8_t* w, size_t row_byte
 
 __global__ void norm_gated_matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int F, int n_in, const float* x, const float* nw,
                                          float eps, int act, const float* bias, float* y) {
-    GRID_DEPENDENCY();
-    __shared__ float xs[kNormMaxDim];
-    __shared__ float red[33];
-    rms_norm_row(x, nw, n_in, eps, xs, red);
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
     const int r = int(blockIdx.x) * kNormWarps + warp;
+    if (r < F) prefetch_row(w + size_t(r) * row_bytes, row_bytes, lane), prefetch_row(w + size_t(F + r) * row_bytes, row_bytes, lane);
+    GRID_DEPENDENCY();
+    __shared__ __align__(16) float xs[kNormMaxDim];
+    __shared__ float red[33];
+    rms_norm_row(x, nw, n_in, eps, xs, red);
     if (r >= F) return;
     gated_rows<1>(type, w, row_bytes, F, n_in, xs, 1.f, act, bias, r, lane, y, F);
 }

@@ -809,6 +809,21 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperat
     });
     return CUBLAS_STATUS_SUCCESS;
 }
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                                          const void* alpha, const void* A, cudaDataType at, int lda, long long strideA, const void* B,
+                                          cudaDataType bt, int ldb, long long strideB, const void* beta, void* C, cudaDataType ct, int ldc,
+                                          long long strideC, int batch, cublasComputeType_t compute, cublasGemmAlgo_t algo) {
+    if (batch < 0) return CUBLAS_STATUS_INVALID_VALUE;
+    for (int b = 0; b < batch; ++b) {
+        const auto at_b = [&](const void* p, cudaDataType t, long long stride) {
+            return static_cast<const void*>(static_cast<const char*>(p) + size_t(b) * size_t(stride) * type_bytes(t));
+        };
+        const cublasStatus_t st = cublasGemmEx(h, ta, tb, m, n, k, alpha, at_b(A, at, strideA), at, lda, at_b(B, bt, strideB), bt, ldb, beta,
+                                               const_cast<void*>(at_b(C, ct, strideC)), ct, ldc, compute, algo);
+        if (st != CUBLAS_STATUS_SUCCESS) return st;
+    }
+    return CUBLAS_STATUS_SUCCESS;
+}
 cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const float* alpha,
                            const float* A, int lda, const float* B, int ldb, const float* beta, float* C, int ldc) {
     return cublasGemmEx(h, ta, tb, m, n, k, alpha, A, CUDA_R_32F, lda, B, CUDA_R_32F, ldb, beta, C, CUDA_R_32F, ldc,

@@ -64,6 +64,9 @@ struct uint3 {
 struct alignas(16) uint4 {
     unsigned x, y, z, w;
 };
+struct alignas(16) float4 {
+    float x, y, z, w;
+};
 
 // The running thread's coordinates, set by the emulator before it runs or resumes a thread.
 extern thread_local uint3 threadIdx, blockIdx;
@@ -399,6 +402,11 @@ cublasStatus_t cublasSetWorkspace(cublasHandle_t h, void* workspace, size_t byte
 cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const void* alpha,
                             const void* A, cudaDataType at, int lda, const void* B, cudaDataType bt, int ldb, const void* beta,
                             void* C, cudaDataType ct, int ldc, cublasComputeType_t compute, cublasGemmAlgo_t algo);
+// batch GEMMs, operand b of each at A + b·strideA, B + b·strideB, C + b·strideC elements
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                                          const void* alpha, const void* A, cudaDataType at, int lda, long long strideA, const void* B,
+                                          cudaDataType bt, int ldb, long long strideB, const void* beta, void* C, cudaDataType ct, int ldc,
+                                          long long strideC, int batch, cublasComputeType_t compute, cublasGemmAlgo_t algo);
 cublasStatus_t cublasSgemm(cublasHandle_t h, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k, const float* alpha,
                            const float* A, int lda, const float* B, int ldb, const float* beta, float* C, int ldc);
 
