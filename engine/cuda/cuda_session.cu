@@ -760,7 +760,7 @@ struct CudaSession::Impl {
         const float* kc = static_cast<const float*>(C.kc);
         const float* vc = static_cast<const float*>(C.vc ? C.vc : C.kc);
         const int64_t nk_max = std::min<int64_t>(pos + T, C.cap);
-        const int64_t tq_max = std::clamp<int64_t>(kGemmScoreFloats / (int64_t(H) * nk_max), 16, T);
+        const int64_t tq_max = std::min<int64_t>(T, std::max<int64_t>(16, kGemmScoreFloats / (int64_t(H) * nk_max)));
         if (int64_t need = int64_t(H) * tq_max * nk_max; need > gemm_scores_floats) {
             for (void* p : score_allocs) cudaFree(p);
             score_allocs.clear();
