@@ -533,6 +533,27 @@ constexpr int kScoreKeys = 8;  // keys a warp scores at once (a 64-key split: on
 constexpr int kValueKeys = 8;  // keys a warp adds into its output share at once
 constexpr int kAttnLaneDims = kAttnMaxDim / 32;
 
+// The scaled (and softcapped) scores of keys j0 .. j0 + kScoreKeys − 1 of the n from ring slot
+// base on (cap slots, rows of hd), by one warp: attention_kernel and attention_probs_kernel both
+// score through this, so the probe's scores are the ones the softmax used. Keys past n are read as
+// key n − 1 (a valid row) and their scores left for the caller to ignore.
+template <typename KT>
+__device__ __forceinline__ void score_keys(const float* qv, const KT* kh, int64_t base, int64_t cap, int hd, int64_t j0, int64_t n,
+                                           float scale, float softcap, int lane, float (&s)[kScoreKeys]) {
+    const KT* keys[kScoreKeys];
+#pragma unroll
+    for (int u = 0; u < kScoreKeys; ++u) {
+        const int64_t j = j0 + u < n ? j0 + u : n - 1;
+        keys[u] = kh + (base + j < cap ? base + j : base + j - cap) * hd;
+    }
+    warp_dots<kScoreKeys>(qv, keys, hd, lane, s);
+#pragma unroll
+    for (int u = 0; u < kScoreKeys; ++u) {
+        s[u] *= scale;
+        if (softcap > 0.f) s[u] = softcap * tanhf(s[u] / softcap);
+    }
+}
+
 // grid (T, H, S), kAttnThreads threads: softmax(scale · q·k (softcapped)) · v over the keys lo..p of
 // query t (position pos0 + t), head h reading KV head h / (H / KV) of the head-major caches: key j
 // at kc[(kvh·cap + j % cap)·hd], value j at vc[(kvh·cap + j % cap)·v_stride] (v_stride = vd, or
@@ -582,20 +603,12 @@ __global__ void attention_kernel(const float* q, int q_row, const KT* kc, const 
         float cmax = -INFINITY;
         const int64_t base = c0 % cap;  // keys lo..p span at most cap positions: one wrap at most
         for (int j0 = warp * kScoreKeys; j0 < n; j0 += n_warps * kScoreKeys) {
-            const KT* keys[kScoreKeys];
-#pragma unroll
-            for (int u = 0; u < kScoreKeys; ++u) {
-                const int j = j0 + u < n ? j0 + u : n - 1;  // past the chunk: a valid key, not stored
-                const int64_t slot = base + j < cap ? base + j : base + j - cap;
-                keys[u] = kh + slot * hd;
-            }
             float s[kScoreKeys];
-            warp_dots<kScoreKeys>(qs, keys, hd, lane, s);
+            score_keys(qs, kh, base, cap, hd, j0, n, scale, softcap, lane, s);
 #pragma unroll
             for (int u = 0; u < kScoreKeys; ++u) {
                 if (j0 + u >= n) break;
-                float su = s[u] * scale;
-                if (softcap > 0.f) su = softcap * tanhf(su / softcap);
+                const float su = s[u];
                 if (lane == 0) {
                     sc[j0 + u] = su;
                     if (prow) prow[c0 + j0 + u - lo] = su;
@@ -1098,20 +1111,12 @@ __global__ void attention_probs_kernel(const float* q, int q_row, const KT* kc, 
     const int64_t n = p - lo + 1;
     const int64_t warps = int64_t(gridDim.y) * (blockDim.x >> 5);  // every block of row t: its keys split between them
     for (int64_t j0 = (int64_t(blockIdx.y) * (blockDim.x >> 5) + (threadIdx.x >> 5)) * kScoreKeys; j0 < n; j0 += warps * kScoreKeys) {
-        const KT* keys[kScoreKeys];  // kScoreKeys keys a warp, scored as attention_kernel scores them
-#pragma unroll
-        for (int u = 0; u < kScoreKeys; ++u) {
-            const int64_t j = j0 + u < n ? j0 + u : n - 1;
-            keys[u] = kh + (base + j < cap ? base + j : base + j - cap) * hd;
-        }
-        float s[kScoreKeys];
-        warp_dots<kScoreKeys>(qv, keys, hd, lane, s);
+        float s[kScoreKeys];  // kScoreKeys keys a warp, scored as attention_kernel scores them
+        score_keys(qv, kh, base, cap, hd, j0, n, scale, softcap, lane, s);
 #pragma unroll
         for (int u = 0; u < kScoreKeys; ++u) {
             if (j0 + u >= n) break;
-            float su = s[u] * scale;
-            if (softcap > 0.f) su = softcap * tanhf(su / softcap);
-            if (lane == 0) row[j0 + u] = __expf(su - m) * inv;
+            if (lane == 0) row[j0 + u] = __expf(s[u] - m) * inv;
         }
     }
 }
