@@ -79,7 +79,6 @@ private:
     static void store_batch(LayerKv& kv, int64_t pos0, int64_t T, const float* k, const float* v);
     void ffn_moe(int il, const float* h, int64_t T, float* out);
     void norm(const std::vector<float>& w, const std::vector<float>& b, const float* x, int64_t T, float* y) const;
-    int64_t key_begin(const AttentionSpec& a, int64_t p) const;
     const float* freq_factors(const AttentionSpec& a) const;
 
     const Model& model_;

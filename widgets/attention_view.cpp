@@ -276,13 +276,8 @@ int AttentionView::nHeads(int layer) const {
 }
 
 qint64 AttentionView::windowBegin(qint64 q) const {
-    // ref: engine Session::key_begin — a sliding window includes the query; chunks are aligned.
     if (!model_ || !model_->spec || layer_ >= model_->spec->n_layers) return 0;
-    const auto& a = model_->spec->layers[size_t(layer_)].attn;
-    if (a.window <= 0) return 0;
-    if (a.scope == AttnScope::Sliding) return std::max<qint64>(0, q - a.window + 1);
-    if (a.scope == AttnScope::Chunked) return q / a.window * a.window;
-    return 0;
+    return model_->spec->layers[size_t(layer_)].attn.key_begin(q);  // the engine's own masks
 }
 
 void AttentionView::setModel(const InternalsModelPtr& model) {

@@ -146,13 +146,6 @@ const float* Session::freq_factors(const AttentionSpec& a) const {
     return (!f.empty() && a.rope.scaling == RopeScaling::Llama3 && int64_t(f.size()) * 2 == a.rope.n_rot) ? f.data() : nullptr;
 }
 
-int64_t Session::key_begin(const AttentionSpec& a, int64_t p) const {
-    if (a.window <= 0) return 0;
-    if (a.scope == AttnScope::Sliding) return std::max<int64_t>(0, p - a.window + 1);  // window includes the query
-    if (a.scope == AttnScope::Chunked) return p / a.window * a.window;
-    return 0;
-}
-
 std::vector<float> Session::forward(std::span<const int> tokens, bool all_logits) {
     const ModelSpec& s = model_.spec();
     const ModelWeights& w = model_.weights();
@@ -254,7 +247,7 @@ void Session::push_attention_rows(int il, const AttentionSpec& a, int64_t pos0, 
         r.layer = il;
         r.head = int(i % H);
         r.query_pos = pos0 + i / H;
-        r.key_begin = key_begin(a, r.query_pos);
+        r.key_begin = a.key_begin(r.query_pos);
         r.probs = std::move(captured[size_t(i)]);
         probes_.attention.push_back(std::move(r));
     }
@@ -452,14 +445,14 @@ void Session::attention_standard(int il, const float* h, int64_t T, float* out) 
             };
             for (int64_t i = i0; i < i1; ++i) {
                 const int64_t kvh = i / TP, t0 = i % TP * kTokens, p0 = pos0 + t0;
-                const int64_t nt = std::min(kTokens, T - t0), lo0 = key_begin(a, p0);
+                const int64_t nt = std::min(kTokens, T - t0), lo0 = a.key_begin(p0);
                 bool shared = true;  // one first key for the whole block (else: token by token)
-                for (int64_t tt = 1; tt < nt; ++tt) shared = shared && key_begin(a, p0 + tt) == lo0;
+                for (int64_t tt = 1; tt < nt; ++tt) shared = shared && a.key_begin(p0 + tt) == lo0;
                 if (shared) {
                     attend(t0, nt, kvh, keys_for(kvh, lo0, p0 + nt - 1), kps, vps);
                 } else {
                     for (int64_t tt = 0; tt < nt; ++tt)
-                        attend(t0 + tt, 1, kvh, keys_for(kvh, key_begin(a, p0 + tt), p0 + tt), kps, vps);
+                        attend(t0 + tt, 1, kvh, keys_for(kvh, a.key_begin(p0 + tt), p0 + tt), kps, vps);
                 }
             }
         };
@@ -530,7 +523,7 @@ void Session::attention_mla(int il, const float* h, int64_t T, float* out) {
         std::vector<float> sc;
         for (int64_t i = i0; i < i1; ++i) {
             const int64_t t = i / H, hh = i % H, p = pos0 + t;
-            const int64_t lo = key_begin(a, p);
+            const int64_t lo = a.key_begin(p);
             const float* qa = q_abs.data() + i * R;
             const float* qp = q.data() + i * qk + NP;
             sc.resize(size_t(p - lo + 1));

@@ -767,43 +767,39 @@ struct CudaSession::Impl {
             gemm_scores = static_cast<float*>(dev_alloc(size_t(need) * sizeof(float), score_allocs));
             gemm_scores_floats = need;
         }
-        auto key_lo = [&](int64_t p) -> int64_t {
-            if (a.window > 0 && scope == 1) return std::max<int64_t>(0, p - a.window + 1);
-            if (a.window > 0 && scope == 2) return p / a.window * a.window;
-            return 0;
-        };
         const float one = 1.f, zero = 0.f;
         for (int64_t t0 = 0; t0 < T; t0 += tq_max) {
             const int64_t tq = std::min(tq_max, T - t0);
-            const int64_t klo = key_lo(pos + t0), nk = pos + t0 + tq - klo;  // keys klo .. the chunk's last query
+            const int64_t klo = a.key_begin(pos + t0), nk = pos + t0 + tq - klo;  // keys klo .. the chunk's last query
             const int64_t s0 = klo % C.cap, n1 = std::min(nk, C.cap - s0);  // slots s0.. then 0..
             const long long group_s = (long long)R * tq * nk;  // one KV group's score rows
+            // f(r, run, slot, n, col) for query head r of each group and each run of n slots from
+            // `slot`, its keys at score columns col..
+            auto each_run = [&](auto&& f) {
+                for (int r = 0; r < R; ++r)
+                    for (int run = 0; run < (n1 < nk ? 2 : 1); ++run) f(r, run, run ? 0 : s0, run ? nk - n1 : n1, run ? n1 : 0);
+            };
             {
                 ProfileScope timed("cublasGemmStridedBatchedEx (attention scores)", stream);
-                for (int r = 0; r < R; ++r)
-                    for (int run = 0; run < (n1 < nk ? 2 : 1); ++run) {
-                        const int64_t slot = run ? 0 : s0, n = run ? nk - n1 : n1, col = run ? n1 : 0;
-                        check(cublasGemmStridedBatchedEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(tq), hd, &one, kc + slot * hd, CUDA_R_32F,
-                                                         hd, (long long)C.cap * hd, qb + t0 * q_row + int64_t(r) * hd, CUDA_R_32F, q_row,
-                                                         (long long)R * hd, &zero, gemm_scores + int64_t(r) * tq * nk + col, CUDA_R_32F,
-                                                         int(nk), group_s, KV, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                              "cublasGemmStridedBatchedEx (attention scores)");
-                    }
+                each_run([&](int r, int, int64_t slot, int64_t n, int64_t col) {
+                    check(cublasGemmStridedBatchedEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(tq), hd, &one, kc + slot * hd, CUDA_R_32F, hd,
+                                                     (long long)C.cap * hd, qb + t0 * q_row + int64_t(r) * hd, CUDA_R_32F, q_row,
+                                                     (long long)R * hd, &zero, gemm_scores + int64_t(r) * tq * nk + col, CUDA_R_32F,
+                                                     int(nk), group_s, KV, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                          "cublasGemmStridedBatchedEx (attention scores)");
+                });
             }
             LAUNCH_SYNC(attn_softmax_rows_kernel, dim3(unsigned(tq), unsigned(H), 1u), 256, stream)(
                 gemm_scores, nk, int(tq), int(t0), H, klo, d_pos, scope, a.window, a.scale, a.softcap, attn_stats);
             check_launch("attn_softmax_rows_kernel");
             ProfileScope timed("cublasGemmStridedBatchedEx (attention p·v)", stream);
-            for (int r = 0; r < R; ++r)
-                for (int run = 0; run < (n1 < nk ? 2 : 1); ++run) {
-                    const int64_t slot = run ? 0 : s0, n = run ? nk - n1 : n1, col = run ? n1 : 0;
-                    check(cublasGemmStridedBatchedEx(blas, CUBLAS_OP_N, CUBLAS_OP_N, vd, int(tq), int(n), &one, vc + slot * v_stride,
-                                                     CUDA_R_32F, v_stride, (long long)C.cap * v_stride,
-                                                     gemm_scores + int64_t(r) * tq * nk + col, CUDA_R_32F, int(nk), group_s,
-                                                     run ? &one : &zero, outp + t0 * H * vd + int64_t(r) * vd, CUDA_R_32F, H * vd,
-                                                     (long long)R * vd, KV, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
-                          "cublasGemmStridedBatchedEx (attention p·v)");
-                }
+            each_run([&](int r, int run, int64_t slot, int64_t n, int64_t col) {  // the second run adds to the first
+                check(cublasGemmStridedBatchedEx(blas, CUBLAS_OP_N, CUBLAS_OP_N, vd, int(tq), int(n), &one, vc + slot * v_stride, CUDA_R_32F,
+                                                 v_stride, (long long)C.cap * v_stride, gemm_scores + int64_t(r) * tq * nk + col,
+                                                 CUDA_R_32F, int(nk), group_s, run ? &one : &zero, outp + t0 * H * vd + int64_t(r) * vd,
+                                                 CUDA_R_32F, H * vd, (long long)R * vd, KV, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                      "cublasGemmStridedBatchedEx (attention p·v)");
+            });
         }
     }
 
@@ -980,9 +976,7 @@ struct CudaSession::Impl {
                     r.layer = il;
                     r.head = probe_slots[y].head;
                     r.query_pos = pos + t;
-                    int64_t lo = 0;
-                    if (a.window > 0 && a.scope == AttnScope::Sliding) lo = std::max<int64_t>(0, r.query_pos - a.window + 1);
-                    if (a.window > 0 && a.scope == AttnScope::Chunked) lo = r.query_pos / a.window * a.window;
+                    const int64_t lo = a.key_begin(r.query_pos);
                     r.key_begin = lo;
                     const float* src = probe_host + int64_t(y) * slot_stride(T) + t * row_len;
                     r.probs.assign(src, src + (r.query_pos - lo + 1));

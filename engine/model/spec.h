@@ -52,6 +52,14 @@ struct AttentionSpec {
     bool temperature_tuning = false;
     float temp_floor_scale = 8192.f, temp_attn_scale = 0.1f;
     bool v_norm = false;  // Gemma 3n: weightless RMSNorm over each value head
+    // The first key the query at position p sees (sliding: the window includes the query; chunked:
+    // its chunk's start) — every backend's masks and the probes' key_begin.
+    int64_t key_begin(int64_t p) const {
+        if (window <= 0) return 0;
+        if (scope == AttnScope::Sliding) return p - window + 1 > 0 ? p - window + 1 : 0;
+        if (scope == AttnScope::Chunked) return p / window * window;
+        return 0;
+    }
     bool operator==(const AttentionSpec&) const = default;
 };
 
