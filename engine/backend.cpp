@@ -139,6 +139,7 @@ void BackendSession::tune_gpu(const GpuTuning& t) {
     gpu_->set_prompt_attention_tiles(t.prompt_tiles);
     gpu_->set_tensor_core_attention(t.tc_attention);
     gpu_->set_gemm_attention(t.gemm_attention);
+    gpu_->set_tf32_attention(t.tf32_attention);
     gpu_->set_quant_gemm(t.quant_gemm);
     gpu_->set_grouped_moe(t.grouped_moe);
     gpu_->set_attention_splits(t.attn_splits, t.split_min_keys);

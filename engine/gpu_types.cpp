@@ -26,10 +26,11 @@ GpuTuning gpu_tuning_from_env() {
         else if (name == "tiles") t.prompt_tiles = false;
         else if (name == "tc-attention") t.tc_attention = false;
         else if (name == "gemm-attention") t.gemm_attention = false;
+        else if (name == "tf32-attention") t.tf32_attention = false;
         else if (name == "grouped-moe") t.grouped_moe = false;
         else
             throw Error("ARCHLENS_CUDA_OFF: unknown switch '" + name +
-                        "' (it takes a comma-separated list of graphs, fusion, pdl, tiles, tc-attention, gemm-attention, grouped-moe)");
+                        "' (it takes a comma-separated list of graphs, fusion, pdl, tiles, tc-attention, gemm-attention, tf32-attention, grouped-moe)");
     }
     return t;
 }

@@ -33,6 +33,12 @@ struct GpuTuning {
     bool prompt_tiles = true;  // prompt attention in tiles of queries
     bool tc_attention = true;  // those tiles on tensor cores (3xTF32) where the heads fit
     bool gemm_attention = true;  // prompts with an f32 cache: scores and p·v as cuBLAS f32 products
+    // those products on TF32 tensor cores (inputs rounded to 10-bit mantissas, f32 sums) in layers
+    // whose own matrix products already round their activations as far or further (BF16/F16 weights,
+    // or quantized ones with quant_gemm TF32 or BF16); layers of f32 weights keep exact f32 products.
+    // 10-bit mantissas are an F16 KV cache's, llama.cpp's default; turned off, BF16 logits stay
+    // within summation order of the CPU backend (emulator: NMSE 1.6e-7 against 1.7e-5 with it)
+    bool tf32_attention = true;
     QuantGemm quant_gemm = QuantGemm::TF32;  // quantized weights' prompt products (above)
     bool grouped_moe = true;   // a prompt's MoE layers through the grouped expert kernels
     int attn_splits = 0;       // split-key decode attention: 0 automatic, 1 none, N forced
@@ -40,7 +46,7 @@ struct GpuTuning {
 };
 
 // The defaults with the switches named in the environment variable ARCHLENS_CUDA_OFF turned off: a
-// comma-separated list of graphs, fusion, pdl, tiles, tc-attention, gemm-attention, grouped-moe (the names of
+// comma-separated list of graphs, fusion, pdl, tiles, tc-attention, gemm-attention, tf32-attention, grouped-moe (the names of
 // bench's --gpu-* switches), as llama.cpp's GGML_CUDA_DISABLE_GRAPHS: to find, on a device where
 // something fails, which choice it comes from, with any program (every CUDA session starts from
 // it). An unknown name throws, naming the variable and the accepted names.

@@ -158,6 +158,9 @@ bench llama8b-pp4k "$L" --backend $BK --prompt 4096 --gen 8 --reps 2
 bench llama8b-pp4k-nogemm "$L" --backend $BK --prompt 4096 --gen 8 --reps 2 --gpu-gemm-attention off
 bench llama8b-pp4k-notc "$L" --backend $BK --prompt 4096 --gen 8 --reps 2 --gpu-gemm-attention off --gpu-tc-attention off
 bench llama8b-nogemm "$L" --backend $BK --prompt 512 --gen 8 --reps 3 --gpu-gemm-attention off
+# prompt attention products of 16-bit models: TF32 (default) against f32 SGEMM
+bench llama8b-notf32 "$L" --backend $BK --prompt 512 --gen 8 --reps 3 --gpu-tf32-attention off
+bench llama8b-pp4k-notf32 "$L" --backend $BK --prompt 4096 --gen 8 --reps 2 --gpu-tf32-attention off
 bench qwen06-ctx8k "$Q" --backend $BK --prompt 8192 --gen 64 --reps 2
 bench qwen06-ctx8k-nosplit "$Q" --backend $BK --prompt 8192 --gen 64 --reps 2 --gpu-splits 1
 bench qwen06-split256 "$Q" --backend $BK --prompt 512 --gen 128 --reps 3 --gpu-split-keys 256
@@ -226,6 +229,8 @@ print("A/B, the default's speed-up over the alternative: grouped moe prefill %s;
     ratio("qwen06-ctx8k-nogemm", "qwen06-ctx8k-notc", "prefill_tokens_per_s"), ratio("qwen06-ctx8k-nogemm", "qwen06-ctx8k-notiles", "prefill_tokens_per_s"),
     ratio("qwen06-ctx8k", "qwen06-ctx8k-nosplit"), ratio("qwen06-cuda", "qwen06-split256"), ratio("qwen06-cuda", "qwen06-nofusion"), ratio("qwen06-cuda", "qwen06-nographs"),
     ratio("qwen06-pdl", "qwen06-cuda"), ratio("qwen06-pdl", "qwen06-cuda", P)))
+print("A/B, TF32 prompt attention products over f32 (BF16 weights): 8B pp512 %s, pp4k %s" % (
+    ratio("llama8b-cuda", "llama8b-notf32", P), ratio("llama8b-pp4k", "llama8b-pp4k-notf32", P)))
 print("quantized prompt (Q4_K_M, 2048 tokens), TF32 slabs' speed-up over BF16 slabs %s, over f32 %s" % (
     ratio("q4km-pp2k", "q4km-pp2k-bf16", P), ratio("q4km-pp2k", "q4km-pp2k-f32", P)))
 EOF

@@ -165,7 +165,8 @@ void rope(float* x, int T, int heads, int hd, const float* cos_sin, int n_rot, b
 void gated_activation(int act, const float* gate_up, int rows, int F, float* out) {
     Buf dg(size_t(rows) * 2 * F), du(size_t(rows) * F);
     dg.up(gate_up, size_t(rows) * 2 * F);
-    LAUNCH(act_mul_split_kernel, unsigned((int64_t(rows) * F + 255) / 256), 256, nullptr)(dg.p, rows, F, act, du.p);
+    const dim3 grid{unsigned(blocks_for((F + 3) / 4, 256)), unsigned(std::min(rows, 65535)), 1u};
+    LAUNCH(act_mul_split_kernel<float>, grid, 256, nullptr)(dg.p, rows, F, act, du.p);
     check(cudaGetLastError(), "act_mul_split_kernel launch");
     du.down(out, size_t(rows) * F);
 }

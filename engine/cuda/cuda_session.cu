@@ -174,6 +174,7 @@ struct CudaSession::Impl {
 
     ~Impl() {
         if (stream) cudaStreamSynchronize(stream);
+        if (probe_stream) cudaStreamSynchronize(probe_stream);
         drop_graph();
         if (logits) cudaFree(logits);
         if (probe_dev) cudaFree(probe_dev);
@@ -189,6 +190,11 @@ struct CudaSession::Impl {
         for (void* p : score_allocs) cudaFree(p);
         for (void* p : allocations) cudaFree(p);
         if (blas) cublasDestroy(blas);
+        if (probe_stream) {
+            for (cudaEvent_t e : probe_ready) cudaEventDestroy(e);
+            for (cudaEvent_t e : probe_copied) cudaEventDestroy(e);
+            cudaStreamDestroy(probe_stream);
+        }
         if (stream) cudaStreamDestroy(stream);
     }
 
@@ -413,10 +419,27 @@ struct CudaSession::Impl {
         } else {
             gemm_float(w, xin, T, yout);
         }
-        if (w.bias) {
-            LAUNCH(add_bias_kernel, blocks_for(T * w.n_out, 256), 256, stream)(yout, w.bias, T, w.n_out);
-            check_launch("add_bias_kernel");
-        }
+        add_bias(w, T, yout);
+    }
+
+    void add_bias(const DevLinear& w, int64_t T, float* yout) {
+        if (!w.bias) return;
+        LAUNCH(add_bias_kernel, blocks_for(T * w.n_out, 256), 256, stream)(yout, w.bias, T, w.n_out);
+        check_launch("add_bias_kernel");
+    }
+
+    // Whether linear(w, ·, T) multiplies BF16/F16 activations through cuBLAS (gemm_float): then a
+    // kernel that makes its input can write them in that type into conv itself.
+    bool takes_16bit_input(const DevLinear& w, int64_t T) const {
+        return T > kMatvecMaxT && !w.quantized && (w.type == CUDA_R_16BF || w.type == CUDA_R_16F);
+    }
+
+    // u[t][c] = act(gu[t][c]) · gu[t][F + c] for T rows, as f32 or as BF16/F16 product input.
+    template <typename OT>
+    void act_mul_split(const float* gu, int64_t T, int F, int act, OT* out) {
+        const dim3 grid{unsigned(blocks_for((F + 3) / 4, 256)), unsigned(std::min<int64_t>(T, 65535)), 1u};
+        LAUNCH(act_mul_split_kernel<OT>, grid, 256, stream)(gu, T, F, act, out);
+        check_launch("act_mul_split_kernel");
     }
 
     // A few tokens (a decode step, an expert's handful of rows): matvec_kernel, bias included.
@@ -425,25 +448,33 @@ struct CudaSession::Impl {
                       w.bias, accumulate);
     }
 
+    // Whether a prompt's product with w rounds its f32 activations (to BF16/F16, or TF32 for
+    // quantized slabs) — then TF32 attention products round nothing the layer keeps exact.
+    bool rounds_activations(const DevLinear& w) const {
+        return w.present() && (w.quantized ? quant_gemm != QuantGemm::F32 : w.type != CUDA_R_32F);
+    }
+
     // n f32 activations as a product's input of type t: converted into conv for BF16/F16, else as is.
     const void* activations_as(cudaDataType t, const float* xin, int64_t n) {
+        const bool vec = reinterpret_cast<uintptr_t>(xin) % 16 == 0;  // conv: an allocation's start
         if (t == CUDA_R_16BF) {
-            LAUNCH(to_bf16_kernel, blocks_for(n, 256), 256, stream)(xin, static_cast<__nv_bfloat16*>(conv), n);
+            LAUNCH(to_bf16_kernel, blocks_for((n + 7) / 8, 256), 256, stream)(xin, static_cast<__nv_bfloat16*>(conv), n, vec);
             check_launch("to_bf16_kernel");
             return conv;
         }
         if (t == CUDA_R_16F) {
-            LAUNCH(to_f16_kernel, blocks_for(n, 256), 256, stream)(xin, static_cast<__half*>(conv), n);
+            LAUNCH(to_f16_kernel, blocks_for((n + 7) / 8, 256), 256, stream)(xin, static_cast<__half*>(conv), n, vec);
             check_launch("to_f16_kernel");
             return conv;
         }
         return xin;
     }
 
-    // y = x · Wᵀ for F32/F16/BF16 weights: the activations converted to the weight's type first.
-    void gemm_float(const DevLinear& w, const float* xin, int64_t T, float* yout) {
+    // y = x · Wᵀ for F32/F16/BF16 weights: the activations converted to the weight's type first
+    // (or given already converted: x16, for BF16/F16 weights).
+    void gemm_float(const DevLinear& w, const float* xin, int64_t T, float* yout, const void* x16 = nullptr) {
         const float one = 1.f, zero = 0.f;
-        const void* b = activations_as(w.type, xin, T * w.n_in);
+        const void* b = x16 ? x16 : activations_as(w.type, xin, T * w.n_in);
         // Column-major view: Yᵀ (n_out × T) = op(A) · Xᵀ. Plain W [n_out][n_in] row-major is
         // A = Wᵀ (n_in × n_out): op T. Transposed storage [n_in][ld] is A (ld × n_in), rows 0..n_out: op N.
         ProfileScope timed(w.type == CUDA_R_16BF ? "cublasGemmEx (bf16)" : w.type == CUDA_R_16F ? "cublasGemmEx (f16)" : "cublasGemmEx (f32)", stream);
@@ -676,15 +707,16 @@ struct CudaSession::Impl {
     // softmax(q·k)·v of T queries (rows q_row apart, H = a.n_heads heads over KV heads of C's
     // cache: keys of hd, values of vd read v_stride apart) into outp [T][H][vd], the softmax's max
     // and sum into attn_stats.
-    // il: the layer, whose captured head attention_kernel can write itself (fused_probe_layer);
-    // -1 for none.
+    // il: the layer, whose captured heads the attention can write itself (fused_probe_layer: the
+    // one head of a decode step's attention_kernel, every head of gemm_attention's prompts); -1 for
+    // none.
     int fused_probe_layer = -1;
     void run_attention(const AttentionSpec& a, const DevLayer& C, const float* qb, int q_row, int KV, int hd, int vd, int v_stride,
                        int64_t T, float* outp, int il = -1) {
         fused_probe_layer = -1;
         const int scope = scope_code(a);
         if (gemm_attn && T > kMatvecMaxT && !C.kv_f16) {  // a prompt with an f32 cache: cuBLAS products
-            gemm_attention(a, C, qb, q_row, KV, hd, vd, v_stride, T, outp);
+            gemm_attention(a, C, qb, q_row, KV, hd, vd, v_stride, T, outp, il);
             return;
         }
         if (mma_attention(T, hd, vd)) {  // a prompt on tensor cores
@@ -755,8 +787,18 @@ struct CudaSession::Impl {
     int64_t gemm_scores_floats = 0;
     std::vector<void*> score_allocs;
     void gemm_attention(const AttentionSpec& a, const DevLayer& C, const float* qb, int q_row, int KV, int hd, int vd, int v_stride,
-                        int64_t T, float* outp) {
+                        int64_t T, float* outp, int il) {
         const int H = a.n_heads, R = H / KV, scope = scope_code(a);
+        // TF32 where the layer's own products round their activations as far (its o projection
+        // stands for them: one weight type a layer in every supported file)
+        const bool tf32 = tf32_attn && il >= 0 && rounds_activations(layers[size_t(il)].o);
+        const cublasComputeType_t compute = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+        // the layer's captured heads are copied from the probabilities themselves (capture_attention
+        // then launches nothing for it)
+        std::vector<size_t> captured;
+        for (size_t y = 0; il >= 0 && y < probe_slots.size(); ++y)
+            if (probe_slots[y].layer == il) captured.push_back(y);
+        if (!captured.empty()) fused_probe_layer = il;
         const float* kc = static_cast<const float*>(C.kc);
         const float* vc = static_cast<const float*>(C.vc ? C.vc : C.kc);
         const int64_t nk_max = std::min<int64_t>(pos + T, C.cap);
@@ -780,24 +822,30 @@ struct CudaSession::Impl {
                     for (int run = 0; run < (n1 < nk ? 2 : 1); ++run) f(r, run, run ? 0 : s0, run ? nk - n1 : n1, run ? n1 : 0);
             };
             {
-                ProfileScope timed("cublasGemmStridedBatchedEx (attention scores)", stream);
+                ProfileScope timed(tf32 ? "cublasGemmStridedBatchedEx (attention scores, tf32)" : "cublasGemmStridedBatchedEx (attention scores)", stream);
                 each_run([&](int r, int, int64_t slot, int64_t n, int64_t col) {
                     check(cublasGemmStridedBatchedEx(blas, CUBLAS_OP_T, CUBLAS_OP_N, int(n), int(tq), hd, &one, kc + slot * hd, CUDA_R_32F, hd,
                                                      (long long)C.cap * hd, qb + t0 * q_row + int64_t(r) * hd, CUDA_R_32F, q_row,
                                                      (long long)R * hd, &zero, gemm_scores + int64_t(r) * tq * nk + col, CUDA_R_32F,
-                                                     int(nk), group_s, KV, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                                                     int(nk), group_s, KV, compute, CUBLAS_GEMM_DEFAULT),
                           "cublasGemmStridedBatchedEx (attention scores)");
                 });
             }
             LAUNCH_SYNC(attn_softmax_rows_kernel, dim3(unsigned(tq), unsigned(H), 1u), 256, stream)(
                 gemm_scores, nk, int(tq), int(t0), H, klo, d_pos, scope, a.window, a.scale, a.softcap, attn_stats);
             check_launch("attn_softmax_rows_kernel");
-            ProfileScope timed("cublasGemmStridedBatchedEx (attention p·v)", stream);
+            for (size_t y : captured) {
+                LAUNCH(probe_rows_from_scores_kernel, unsigned(tq), 256, stream)(
+                    gemm_scores + int64_t(probe_slots[y].head) * tq * nk, nk, int(t0), klo, d_pos, scope, a.window, pos + T,
+                    probe_dev + int64_t(y) * slot_stride(T));
+                check_launch("probe_rows_from_scores_kernel");
+            }
+            ProfileScope timed(tf32 ? "cublasGemmStridedBatchedEx (attention p·v, tf32)" : "cublasGemmStridedBatchedEx (attention p·v)", stream);
             each_run([&](int r, int run, int64_t slot, int64_t n, int64_t col) {  // the second run adds to the first
                 check(cublasGemmStridedBatchedEx(blas, CUBLAS_OP_N, CUBLAS_OP_N, vd, int(tq), int(n), &one, vc + slot * v_stride, CUDA_R_32F,
                                                  v_stride, (long long)C.cap * v_stride, gemm_scores + int64_t(r) * tq * nk + col,
                                                  CUDA_R_32F, int(nk), group_s, run ? &one : &zero, outp + t0 * H * vd + int64_t(r) * vd,
-                                                 CUDA_R_32F, H * vd, (long long)R * vd, KV, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                                                 CUDA_R_32F, H * vd, (long long)R * vd, KV, compute, CUBLAS_GEMM_DEFAULT),
                       "cublasGemmStridedBatchedEx (attention p·v)");
             });
         }
@@ -875,9 +923,9 @@ struct CudaSession::Impl {
     // The attention probe: one slot per captured (layer, head), in the order Session records them
     // (layer, then query position, then head). attention_probs_kernel writes each slot's rows
     // [T][pos + T] into probe_dev (slots slot_stride(T) apart: a whole context's row for a decode
-    // step, whose layout must not depend on the position when it replays as a graph); after the
-    // pass they are copied asynchronously to pinned memory
-    // (probe_host), and turned into AttentionRows after the forward pass's one synchronisation.
+    // step, whose layout must not depend on the position when it replays as a graph), copied
+    // asynchronously to pinned memory (probe_host) — a prompt's layer by layer as the pass goes
+    // on, a decode step's with its logits — and turned into AttentionRows (collect_attention).
     struct ProbeSlot {
         int layer, head;
     };
@@ -888,6 +936,50 @@ struct CudaSession::Impl {
 
     int64_t slot_stride(int64_t T) const { return T == 1 ? n_ctx : T * (pos + T); }
 
+    // A prompt's probe rows go to the host layer by layer, on their own stream while the later
+    // layers compute, and the host makes a layer's records as soon as its copy has landed: the
+    // records of a long prompt (one head, 512 tokens, 28 layers: 15 MB in 14k rows) are built
+    // while the GPU works instead of after it. A decode step's one row a slot goes with the logits.
+    cudaStream_t probe_stream = nullptr;
+    std::vector<cudaEvent_t> probe_ready, probe_copied;  // per layer: its rows written / on the host
+    std::vector<char> probe_copy_issued;                 // per layer, this pass
+
+    // The captured slots of layer il: [y0, y1) (probe_slots runs in layer order).
+    std::pair<size_t, size_t> layer_slots(int il) const {
+        size_t y0 = 0;
+        while (y0 < probe_slots.size() && probe_slots[y0].layer != il) ++y0;
+        size_t y1 = y0;
+        while (y1 < probe_slots.size() && probe_slots[y1].layer == il) ++y1;
+        return {y0, y1};
+    }
+
+    // Layer il's rows to probe_host once they are written (a prompt: T > 1). On the probe stream,
+    // or on the main one (`side` false) where the layer's capture never ran.
+    void copy_layer_probes(int il, int64_t T, bool side = true) {
+        const auto [y0, y1] = layer_slots(il);
+        if (y0 == y1 || T == 1 || probe_copy_issued[size_t(il)]) return;
+        if (side && !probe_stream) {
+            check(cudaStreamCreateWithFlags(&probe_stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags (probe copies)");
+            const size_t n = size_t(model.spec().n_layers);
+            probe_ready.assign(n, nullptr);
+            probe_copied.assign(n, nullptr);
+            for (size_t i = 0; i < n; ++i) {
+                check(cudaEventCreateWithFlags(&probe_ready[i], cudaEventDisableTiming), "cudaEventCreateWithFlags (probe rows)");
+                check(cudaEventCreateWithFlags(&probe_copied[i], cudaEventDisableTiming), "cudaEventCreateWithFlags (probe rows)");
+            }
+        }
+        cudaStream_t to = side ? probe_stream : stream;
+        if (side) {
+            check(cudaEventRecord(probe_ready[size_t(il)], stream), "cudaEventRecord (probe rows)");
+            check(cudaStreamWaitEvent(probe_stream, probe_ready[size_t(il)], 0), "cudaStreamWaitEvent (probe rows)");
+        }
+        const size_t off = y0 * size_t(slot_stride(T));
+        check(cudaMemcpyAsync(probe_host + off, probe_dev + off, (y1 - y0) * size_t(slot_stride(T)) * sizeof(float), cudaMemcpyDeviceToHost, to),
+              "cudaMemcpyAsync (probe rows)");
+        if (side) check(cudaEventRecord(probe_copied[size_t(il)], probe_stream), "cudaEventRecord (probe rows)");
+        probe_copy_issued[size_t(il)] = side ? 1 : 2;  // 2: covered by the main stream's synchronisation
+    }
+
     void plan_probes(int64_t T) {
         const ModelSpec& s = model.spec();
         probe_slots.clear();
@@ -897,6 +989,7 @@ struct CudaSession::Impl {
                     if (probe_cfg.wants_attention(il, h)) probe_slots.push_back({il, h});
         // a decode step (T = 1) may become a graph: room for a row of the whole context, so that
         // the buffer never moves while the graph replays
+        probe_copy_issued.assign(size_t(s.n_layers), 0);
         const int64_t need = int64_t(probe_slots.size()) * slot_stride(T);
         if (need > probe_floats) {
             if (probe_dev) cudaFree(probe_dev);
@@ -914,8 +1007,9 @@ struct CudaSession::Impl {
     // probe_dev + y·slot_stride(T), row length pos + T).
     void capture_attention(int il, const AttentionSpec& a, int64_t T, int scope, const float* qb, int q_row, int hd, int KV,
                            const DevLayer& C) {  // C: the layer whose cache holds the keys
-        if (fused_probe_layer == il) {  // attention_kernel wrote the layer's one captured head
+        if (fused_probe_layer == il) {  // the attention wrote the layer's captured heads itself
             fused_probe_layer = -1;
+            copy_layer_probes(il, T);
             return;
         }
         const int64_t row_len = pos + T;
@@ -935,6 +1029,7 @@ struct CudaSession::Impl {
                                                                               probe_slots[y].head, row_len, out);
             check_launch("attention_probs_kernel");
         }
+        copy_layer_probes(il, T);
     }
 
     // src [T][heads][per] into L's cache (`cache`: its keys or values) at the batch's positions.
@@ -953,22 +1048,27 @@ struct CudaSession::Impl {
             check(cudaMemcpy2DAsync(probe_host, size_t(n_ctx) * sizeof(float), probe_dev, size_t(n_ctx) * sizeof(float),
                                     size_t(pos + 1) * sizeof(float), slots, cudaMemcpyDeviceToHost, stream),
                   "cudaMemcpy2DAsync (probe rows)");
-        else if (slots > 0)
-            check(cudaMemcpyAsync(probe_host, probe_dev, slots * size_t(slot_stride(T)) * sizeof(float), cudaMemcpyDeviceToHost, stream),
-                  "cudaMemcpyAsync (probe rows)");
+        else  // a prompt's layers went as they were done; any whose capture did not run, now
+            for (const ProbeSlot& sl : probe_slots) copy_layer_probes(sl.layer, T, false);
         if (probe_cfg.logit_lens)
             check(cudaMemcpyAsync(lens_host, lens_dev, size_t(model.spec().n_layers) * 2 * sizeof(float), cudaMemcpyDeviceToHost, stream),
                   "cudaMemcpyAsync (logit lens)");
     }
 
-    // After the synchronisation: the probe records, as Session makes them.
-    void collect_probes(int64_t T) {
+    // The attention records, as Session makes them: a prompt's layer by layer as their copies
+    // land (before the pass's synchronisation), a decode step's after it.
+    void collect_attention(int64_t T) {
         const ModelSpec& s = model.spec();
         const int64_t row_len = pos + T;
+        probes.attention.reserve(probes.attention.size() + probe_slots.size() * size_t(T));
         for (size_t y0 = 0; y0 < probe_slots.size();) {
             size_t y1 = y0;
             while (y1 < probe_slots.size() && probe_slots[y1].layer == probe_slots[y0].layer) ++y1;
             const int il = probe_slots[y0].layer;
+            if (T > 1 && probe_copy_issued[size_t(il)] == 1)
+                check(cudaEventSynchronize(probe_copied[size_t(il)]), "the attention probe's copy");
+            else if (T > 1)  // copied on the main stream after the pass
+                check(cudaStreamSynchronize(stream), "the forward pass");
             const AttentionSpec& a = s.layers[size_t(il)].attn;
             for (int64_t t = 0; t < T; ++t)
                 for (size_t y = y0; y < y1; ++y) {
@@ -984,6 +1084,11 @@ struct CudaSession::Impl {
                 }
             y0 = y1;
         }
+    }
+
+    // After the synchronisation: the other probe records.
+    void collect_probes() {
+        const ModelSpec& s = model.spec();
         if (probe_cfg.logit_lens) {
             probes.logit_lens.clear();
             for (int il = 0; il < s.n_layers; ++il) probes.logit_lens.push_back({il, int(lens_host[2 * il]), lens_host[2 * il + 1]});
@@ -1245,6 +1350,7 @@ struct CudaSession::Impl {
     QuantGemm quant_gemm = QuantGemm::TF32;  // a prompt's products with quantized weights (set_quant_gemm)
     bool tc_attention = true;  // prompt attention on tensor cores where it fits (set_tensor_core_attention)
     bool gemm_attn = true;     // prompt attention with f32 caches as cuBLAS products (set_gemm_attention)
+    bool tf32_attn = true;     // those products on TF32 where the layer's products round activations (set_tf32_attention)
     bool programmatic = false;  // programmatic dependent launches where the device has them (set_programmatic_launches; GpuTuning)
     int cc_major = 0;
     bool grouped = true;  // a prompt's device-routed MoE layers through the grouped kernels (else per expert)
@@ -1345,8 +1451,14 @@ struct CudaSession::Impl {
             }
             linear(e.gate_up, hin, T, g);
             if (sparsity > 0) LAUNCH_SYNC(gaussian_topk_kernel, unsigned(T), 256, stream)(g, 2 * F, F, sparsity);
-            LAUNCH(act_mul_split_kernel, blocks_for(T * F, 256), 256, stream)(g, T, F, act, u);
-            check_launch("act_mul_split_kernel");
+            if (fused && takes_16bit_input(e.down, T)) {  // the activation written as down's BF16/F16 input
+                if (e.down.type == CUDA_R_16BF) act_mul_split(g, T, F, act, static_cast<__nv_bfloat16*>(conv));
+                else act_mul_split(g, T, F, act, static_cast<__half*>(conv));
+                gemm_float(e.down, nullptr, T, out, conv);
+                add_bias(e.down, T, out);
+                return;
+            }
+            act_mul_split(g, T, F, act, u);
             linear(e.down, u, T, out);
             return;
         }
@@ -1405,8 +1517,7 @@ struct CudaSession::Impl {
                     L.gate_up_shape.qtype, L.exp_gate_up, sel, L.gate_up_shape.row_bytes, F2, int(D), hin, int(K),
                     f.weight_on_input ? wts : nullptr, moe_g);
                 check_launch("moe_matvec_kernel (gate, up)");
-                LAUNCH(act_mul_split_kernel, blocks_for(int64_t(pairs) * F, 256), 256, stream)(moe_g, pairs, F, act, moe_u);
-                check_launch("act_mul_split_kernel");
+                act_mul_split(moe_g, pairs, F, act, moe_u);
             }
             LAUNCH_SYNC(moe_matvec_kernel, dim3(unsigned(blocks_for(D, kMatvecWarps)), unsigned(pairs)), 32 * kMatvecWarps, stream)(
                 L.down_shape.qtype, L.exp_down, sel, L.down_shape.row_bytes, int(D), F, moe_u, 1, nullptr, moe_y);
@@ -1646,6 +1757,7 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx, int64_t ring_batch, 
         m.tiles = t.prompt_tiles;
         m.tc_attention = t.tc_attention;
         m.gemm_attn = t.gemm_attention;
+        m.tf32_attn = t.tf32_attention;
         m.grouped = t.grouped_moe;
     }
     if (const DeviceInfo d = probe_device(); !d.available) throw Error(model.path() + ": cannot run on the CUDA backend: " + d.reason);
@@ -1832,6 +1944,7 @@ void CudaSession::set_quant_gemm(QuantGemm q) {
 }
 void CudaSession::set_tensor_core_attention(bool on) { impl_->tc_attention = on; }
 void CudaSession::set_gemm_attention(bool on) { impl_->gemm_attn = on; }
+void CudaSession::set_tf32_attention(bool on) { impl_->tf32_attn = on; }
 void CudaSession::set_attention_splits(int splits, int min_keys) {
     if (splits < 0 || splits > Impl::kMaxSplits || min_keys < 1)
         throw Error("set_attention_splits: splits 0.." + std::to_string(Impl::kMaxSplits) + " and min_keys >= 1");
@@ -1954,9 +2067,11 @@ std::vector<float> CudaSession::forward(std::span<const int> tokens, bool all_lo
           "cudaMemcpyAsync (logits)");
     m.copy_probes_async(T);
     m.copy_routing_async(T);
+    if (T > 1) m.collect_attention(T);  // while the GPU finishes the pass
     check(cudaStreamSynchronize(m.stream), "the forward pass");  // the pass's one wait
     if (m.profiling && !m.profiler.fold()) throw Error("CUDA: the profiler's events could not be read");
-    m.collect_probes(T);
+    if (T == 1) m.collect_attention(T);
+    m.collect_probes();
     m.collect_routing(T, routing_before);
     m.pos += T;
     std::vector<float> out(hl, hl + rows * s.vocab);

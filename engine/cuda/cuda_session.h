@@ -108,6 +108,10 @@ public:
     // probabilities times values) rather than the kernels above (default on; the tensor-core and
     // tiled kernels keep f16 caches). Off: those kernels, for comparison.
     void set_gemm_attention(bool on);
+    // Those products on TF32 tensor cores in layers whose own products round their activations as
+    // far or further (BF16/F16 weights; quantized ones unless set_quant_gemm(F32)); layers of f32
+    // weights keep f32 products either way (default on; off: f32 products everywhere).
+    void set_tf32_attention(bool on);
     // A prompt's device-routed MoE layers through the grouped kernels (default), or each expert's
     // rows gathered on the host's routing and multiplied with cuBLAS (for measuring one against the
     // other). chunk_pairs: (token, expert) pairs a chunk, 1..4096 (4096 by default; fewer for tests).

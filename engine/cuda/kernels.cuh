@@ -81,16 +81,52 @@ __global__ void embed_rows_kernel(DType type, const uint8_t* table, size_t row_b
     }
 }
 
-__global__ void to_bf16_kernel(const float* x, __nv_bfloat16* y, int64_t n) {
-    GRID_DEPENDENCY();
-    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) y[i] = __float2bfloat16_rn(x[i]);
+// v = p[0..7]: two 16-byte loads where p is 16-byte aligned (vec), else eight. A lane's eight
+// activations are 32 bytes beside its neighbour's: eight 4-byte loads a lane would take the
+// warp's loads eight memory transactions (or shared-memory bank conflicts) each, which capped the
+// decode products at ~40% of the H200's bandwidth (2026-12-04).
+__device__ __forceinline__ void load8(const float* p, bool vec, float (&v)[8]) {
+    if (vec) {
+        DEVICE_ALIGNED(p, 16);
+        const float4 a = *reinterpret_cast<const float4*>(p), b = *reinterpret_cast<const float4*>(p + 4);
+        v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+    } else {
+#pragma unroll
+        for (int j = 0; j < 8; ++j) v[j] = p[j];
+    }
 }
 
-__global__ void to_f16_kernel(const float* x, __half* y, int64_t n) {
+// A prompt's activations as a 16-bit product input: eight values a thread — two 16-byte loads, one
+// 16-byte store where x and y are 16-byte aligned (vec), else eight of each. (One value a thread
+// moved 6 bytes per 4-byte load and ran at ~1 TB/s on the H200: 11% of 8B's prefill, 2026-12-04.)
+__device__ __forceinline__ void to_16(float v, __nv_bfloat16& o) { o = __float2bfloat16_rn(v); }
+__device__ __forceinline__ void to_16(float v, __half& o) { o = __float2half_rn(v); }
+__device__ __forceinline__ void to_out(float v, __nv_bfloat16& o) { to_16(v, o); }
+__device__ __forceinline__ void to_out(float v, __half& o) { to_16(v, o); }
+template <typename OT>
+__device__ __forceinline__ void convert8(const float* x, OT* y, int64_t n, bool vec) {
+    const int64_t i = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * 8;
+    if (vec && i + 8 <= n) {
+        float v[8];
+        load8(x + i, true, v);
+        OT o[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) to_16(v[j], o[j]);
+        uint4 pack;
+        memcpy(&pack, o, 16);
+        DEVICE_ALIGNED(y + i, 16);
+        *reinterpret_cast<uint4*>(y + i) = pack;
+    } else {
+        for (int64_t j = i; j < n && j < i + 8; ++j) to_16(x[j], y[j]);
+    }
+}
+__global__ void to_bf16_kernel(const float* x, __nv_bfloat16* y, int64_t n, bool vec) {
     GRID_DEPENDENCY();
-    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i < n) y[i] = __float2half_rn(x[i]);
+    convert8(x, y, n, vec);
+}
+__global__ void to_f16_kernel(const float* x, __half* y, int64_t n, bool vec) {
+    GRID_DEPENDENCY();
+    convert8(x, y, n, vec);
 }
 
 __global__ void add_bias_kernel(float* y, const float* b, int64_t rows, int n) {
@@ -352,13 +388,30 @@ __global__ void act_mul_kernel(float* u, const float* g, int act, int64_t n) {  
     if (i < n) u[i] *= act_fn(act, g[i]);
 }
 
-// u[t][c] = act(gu[t][c]) · gu[t][F + c]: the fused [gate ; up] product's two halves.
-__global__ void act_mul_split_kernel(const float* gu, int64_t T, int F, int act, float* u) {
+// u[t][c] = act(gu[t][c]) · gu[t][F + c]: the fused [gate ; up] product's two halves, as f32 or
+// already as the next product's BF16/F16 input (no conversion pass). Grid (columns / 4 / 256, rows
+// — a row per blockIdx.y, striding when T exceeds the grid's 65535): four columns a thread, read 16
+// bytes at a time where F is a multiple of 4 (gu from an allocation's start); no 64-bit division.
+__device__ __forceinline__ void to_out(float v, float& o) { o = v; }
+template <typename OT>
+__global__ void act_mul_split_kernel(const float* gu, int64_t T, int F, int act, OT* u) {
     GRID_DEPENDENCY();
-    const int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x;
-    if (i >= T * F) return;
-    const int64_t t = i / F, c = i % F;
-    u[i] = act_fn(act, gu[t * 2 * F + c]) * gu[t * 2 * F + F + c];
+    const int c = (int(blockIdx.x) * int(blockDim.x) + int(threadIdx.x)) * 4;
+    if (c >= F) return;
+    for (int64_t t = blockIdx.y; t < T; t += gridDim.y) {
+        const float* g = gu + t * 2 * F;
+        OT* o = u + t * F;
+        if (F % 4 == 0) {
+            DEVICE_ALIGNED(g + c, 16);
+            const float4 a = *reinterpret_cast<const float4*>(g + c), b = *reinterpret_cast<const float4*>(g + F + c);
+            to_out(act_fn(act, a.x) * b.x, o[c]);
+            to_out(act_fn(act, a.y) * b.y, o[c + 1]);
+            to_out(act_fn(act, a.z) * b.z, o[c + 2]);
+            to_out(act_fn(act, a.w) * b.w, o[c + 3]);
+        } else {
+            for (int j = c; j < F && j < c + 4; ++j) to_out(act_fn(act, g[j]) * g[F + j], o[j]);
+        }
+    }
 }
 
 __global__ void act_kernel(float* u, int act, int64_t n) {
@@ -762,6 +815,20 @@ __global__ void attn_softmax_rows_kernel(float* S, int64_t ld, int Tq, int t0, i
         stats[(int64_t(t0 + t) * H + h) * 2] = m;
         stats[(int64_t(t0 + t) * H + h) * 2 + 1] = l;
     }
+}
+
+// A prompt's captured head from cuBLAS attention's own probabilities (gemm_attention): S holds
+// that head's rows of a chunk of queries from t0 on, as attn_softmax_rows_kernel left them
+// (columns from key klo, ld apart); row t0 + t of the probe (row_len floats, from the query's first
+// key) gets the query's keys. The probabilities the layer used, with no scores recomputed.
+__global__ void probe_rows_from_scores_kernel(const float* S, int64_t ld, int t0, int64_t klo, const int64_t* pos0, int scope,
+                                              int window, int64_t row_len, float* probe) {
+    GRID_DEPENDENCY();
+    const int t = blockIdx.x;
+    const int64_t p = *pos0 + t0 + t, c0 = attn_key_lo(p, scope, window) - klo, n = p - klo - c0 + 1;
+    const float* src = S + int64_t(t) * ld + c0;
+    float* dst = probe + int64_t(t0 + t) * row_len;
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) dst[i] = src[i];
 }
 
 // ---- prompt attention in tiles ----

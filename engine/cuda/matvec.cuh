@@ -34,21 +34,6 @@ __device__ __forceinline__ float act_in(DType t, float v) {
     return v;
 }
 
-// v = p[0..7]: two 16-byte loads where p is 16-byte aligned (vec), else eight. A lane's eight
-// activations are 32 bytes beside its neighbour's: eight 4-byte loads a lane would take the
-// warp's loads eight memory transactions (or shared-memory bank conflicts) each, which capped the
-// decode products at ~40% of the H200's bandwidth (2026-12-04).
-__device__ __forceinline__ void load8(const float* p, bool vec, float (&v)[8]) {
-    if (vec) {
-        DEVICE_ALIGNED(p, 16);
-        const float4 a = *reinterpret_cast<const float4*>(p), b = *reinterpret_cast<const float4*>(p + 4);
-        v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
-    } else {
-#pragma unroll
-        for (int j = 0; j < 8; ++j) v[j] = p[j];
-    }
-}
-
 // acc[t] += Σ_i row[i] · xs·x[t][i] over this lane's share of one weight row (n_in weights, rows
 // of x ldx apart), f32 accumulation; the caller reduces acc over the warp. F16/BF16 rows are read
 // 16 bytes per lane (eight weights), F32 rows four per lane, quantized rows eight weights per

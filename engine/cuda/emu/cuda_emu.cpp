@@ -661,6 +661,13 @@ cudaError_t cudaEventCreate(cudaEvent_t* e) {
     *e = new CUevent_st;
     return cudaSuccess;
 }
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned) { return cudaEventCreate(e); }
+// Work runs as it is enqueued: what the event marks has run, and the wait only checks its use.
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned) {
+    if (!e) return fail(cudaErrorInvalidValue);
+    if (stream_of(s)->cap.on) return fail(cudaErrorStreamCaptureUnsupported);
+    return cudaSuccess;
+}
 cudaError_t cudaEventDestroy(cudaEvent_t e) {
     delete e;
     return cudaSuccess;
