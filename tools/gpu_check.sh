@@ -9,7 +9,7 @@
 # DRY_RUN=1 checks the script itself on a machine without a GPU: tiny models, CPU backend.
 # Every step has a time limit, so the table comes out within BUDGET_S seconds (default 500).
 # Files back ($OUT, the device tool returns 8 at most): summary.txt, steps.log, test_cuda.log,
-# fixtures.txt, bench.jsonl (one line per benchmark), ceilings.txt, MANIFEST.
+# fixtures.txt, bench.jsonl (one line per benchmark), ceilings.txt, MANIFEST, ncu.txt.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-/tmp/archlens-gpu-out}
@@ -181,6 +181,18 @@ bench llama8b-pp4k-profile "$L" --backend $BK --prompt 4096 --gen 4 --reps 1 --g
 bench moe-profile "$M" --backend $BK --prompt 512 --gen 32 --reps 2 --gpu-profile
 bench qwen06-attn1-profile "$Q" --backend $BK --prompt 512 --gen 32 --reps 2 --gpu-profile --capture-attention 0
 bench qwen06-cpu "$Q" --backend cpu --prompt 128 --gen 16 --reps 1
+
+# --- hardware counters of the decode mat-vecs (Nsight Compute, where the runtime lets it read them):
+# memory throughput, occupancy and what the warps wait on, for the next change to start from data
+NCU=$(command -v ncu || ls /usr/local/cuda/bin/ncu /opt/nvidia/nsight-compute/*/ncu 2> /dev/null | head -1)
+if [ -n "$NCU" ] && [ "${DRY_RUN:-0}" != 1 ] && [ -f "$L" ]; then
+  step ncu-decode 120 "$NCU" --clock-control none --kernel-name regex:'matvec|attention_kernel|qkv_heads' --launch-skip 300 --launch-count 8 \
+    --section SpeedOfLight --section Occupancy --section WarpStateStats --section MemoryWorkloadAnalysis --section LaunchStats \
+    "$CLI" bench "$L" --backend cuda --prompt 16 --gen 24 --reps 1 --gpu-graphs off > "$OUT/ncu.txt" 2>&1
+  log "ncu: $(grep -c 'Memory Throughput' "$OUT/ncu.txt") kernels profiled"
+else
+  log "ncu: not run (${NCU:-not found})"
+fi
 
 # --- the table ---
 python3 - "$OUT/bench.jsonl" "$OUT/ceilings.txt" > "$OUT/summary.txt" << 'EOF'
