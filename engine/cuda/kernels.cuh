@@ -191,13 +191,43 @@ __global__ void lens_kernel(const float* logits, int n, float* out) {
 }
 
 // One row by the whole block: y = x / rms(x) (· w), the CPU's rms_norm; y may be shared memory
-// (the mat-vec prologue's normalised input), published to the block before it returns.
+// (the mat-vec prologue's normalised input), published to the block before it returns; y may be x.
+// Thread t sums its elements t, t + blockDim, … in that order, loaded kNormLoads at a time so that
+// their loads are in flight together (a 4096-wide row, 256 threads: two round trips instead of one
+// per element, or per four as unrolled — the decode mat-vecs' prologue, which every block of them
+// runs before its weight loads). A masked slot adds 0·0, which leaves the sum's bits as they were:
+// the values are those of the one-element-at-a-time loop. (Sixteen at a time and the row kept in
+// registers took the norm mat-vecs from 64 registers to 96: fewer resident blocks.)
+constexpr int kNormLoads = 8;
 __device__ __forceinline__ void rms_norm_row(const float* xr, const float* w, int n, float eps, float* yr, float* red) {
+    const int t = int(threadIdx.x), nt = int(blockDim.x);
     float ss = 0.f;
-    for (int i = threadIdx.x; i < n; i += blockDim.x) ss += xr[i] * xr[i];
+    for (int base = 0; base < n; base += kNormLoads * nt) {
+        float v[kNormLoads];
+#pragma unroll
+        for (int k = 0; k < kNormLoads; ++k) {
+            const int i = base + t + k * nt;
+            v[k] = i < n ? xr[i] : 0.f;
+        }
+#pragma unroll
+        for (int k = 0; k < kNormLoads; ++k) ss += v[k] * v[k];
+    }
     ss = block_sum(ss, red);
     const float scale = rsqrtf(ss / float(n) + eps);
-    for (int i = threadIdx.x; i < n; i += blockDim.x) yr[i] = xr[i] * scale * (w ? w[i] : 1.f);
+    for (int base = 0; base < n; base += kNormLoads * nt) {
+        float wv[kNormLoads], xv[kNormLoads];
+#pragma unroll
+        for (int k = 0; k < kNormLoads; ++k) {
+            const int i = base + t + k * nt;
+            wv[k] = w && i < n ? w[i] : 1.f;
+            xv[k] = i < n ? xr[i] : 0.f;
+        }
+#pragma unroll
+        for (int k = 0; k < kNormLoads; ++k) {
+            const int i = base + t + k * nt;
+            if (i < n) yr[i] = xv[k] * scale * wv[k];
+        }
+    }
     __syncthreads();
 }
 
