@@ -795,10 +795,8 @@ struct CudaSession::Impl {
         const cublasComputeType_t compute = tf32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
         // the layer's captured heads are copied from the probabilities themselves (capture_attention
         // then launches nothing for it)
-        std::vector<size_t> captured;
-        for (size_t y = 0; il >= 0 && y < probe_slots.size(); ++y)
-            if (probe_slots[y].layer == il) captured.push_back(y);
-        if (!captured.empty()) fused_probe_layer = il;
+        const auto [cap0, cap1] = il >= 0 ? layer_slots(il) : std::pair<size_t, size_t>{0, 0};
+        if (cap0 < cap1) fused_probe_layer = il;
         const float* kc = static_cast<const float*>(C.kc);
         const float* vc = static_cast<const float*>(C.vc ? C.vc : C.kc);
         const int64_t nk_max = std::min<int64_t>(pos + T, C.cap);
@@ -834,7 +832,7 @@ struct CudaSession::Impl {
             LAUNCH_SYNC(attn_softmax_rows_kernel, dim3(unsigned(tq), unsigned(H), 1u), 256, stream)(
                 gemm_scores, nk, int(tq), int(t0), H, klo, d_pos, scope, a.window, a.scale, a.softcap, attn_stats);
             check_launch("attn_softmax_rows_kernel");
-            for (size_t y : captured) {
+            for (size_t y = cap0; y < cap1; ++y) {
                 LAUNCH(probe_rows_from_scores_kernel, unsigned(tq), 256, stream)(
                     gemm_scores + int64_t(probe_slots[y].head) * tq * nk, nk, int(t0), klo, d_pos, scope, a.window, pos + T,
                     probe_dev + int64_t(y) * slot_stride(T));
@@ -956,8 +954,9 @@ struct CudaSession::Impl {
     // Layer il's rows to probe_host once they are written (a prompt: T > 1). On the probe stream,
     // or on the main one (`side` false) where the layer's capture never ran.
     void copy_layer_probes(int il, int64_t T, bool side = true) {
+        if (T == 1 || probe_copy_issued[size_t(il)]) return;
         const auto [y0, y1] = layer_slots(il);
-        if (y0 == y1 || T == 1 || probe_copy_issued[size_t(il)]) return;
+        if (y0 == y1) return;
         if (side && !probe_stream) {
             check(cudaStreamCreateWithFlags(&probe_stream, cudaStreamNonBlocking), "cudaStreamCreateWithFlags (probe copies)");
             const size_t n = size_t(model.spec().n_layers);

@@ -99,10 +99,10 @@ __device__ __forceinline__ void load8(const float* p, bool vec, float (&v)[8]) {
 // A prompt's activations as a 16-bit product input: eight values a thread — two 16-byte loads, one
 // 16-byte store where x and y are 16-byte aligned (vec), else eight of each. (One value a thread
 // moved 6 bytes per 4-byte load and ran at ~1 TB/s on the H200: 11% of 8B's prefill, 2026-12-04.)
-__device__ __forceinline__ void to_16(float v, __nv_bfloat16& o) { o = __float2bfloat16_rn(v); }
-__device__ __forceinline__ void to_16(float v, __half& o) { o = __float2half_rn(v); }
-__device__ __forceinline__ void to_out(float v, __nv_bfloat16& o) { to_16(v, o); }
-__device__ __forceinline__ void to_out(float v, __half& o) { to_16(v, o); }
+// v stored as an output of type f32, BF16 or F16 (round to nearest even)
+__device__ __forceinline__ void to_out(float v, float& o) { o = v; }
+__device__ __forceinline__ void to_out(float v, __nv_bfloat16& o) { o = __float2bfloat16_rn(v); }
+__device__ __forceinline__ void to_out(float v, __half& o) { o = __float2half_rn(v); }
 template <typename OT>
 __device__ __forceinline__ void convert8(const float* x, OT* y, int64_t n, bool vec) {
     const int64_t i = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) * 8;
@@ -111,13 +111,13 @@ __device__ __forceinline__ void convert8(const float* x, OT* y, int64_t n, bool 
         load8(x + i, true, v);
         OT o[8];
 #pragma unroll
-        for (int j = 0; j < 8; ++j) to_16(v[j], o[j]);
+        for (int j = 0; j < 8; ++j) to_out(v[j], o[j]);
         uint4 pack;
         memcpy(&pack, o, 16);
         DEVICE_ALIGNED(y + i, 16);
         *reinterpret_cast<uint4*>(y + i) = pack;
     } else {
-        for (int64_t j = i; j < n && j < i + 8; ++j) to_16(x[j], y[j]);
+        for (int64_t j = i; j < n && j < i + 8; ++j) to_out(x[j], y[j]);
     }
 }
 __global__ void to_bf16_kernel(const float* x, __nv_bfloat16* y, int64_t n, bool vec) {
@@ -422,7 +422,6 @@ __global__ void act_mul_kernel(float* u, const float* g, int act, int64_t n) {  
 // already as the next product's BF16/F16 input (no conversion pass). Grid (columns / 4 / 256, rows
 // — a row per blockIdx.y, striding when T exceeds the grid's 65535): four columns a thread, read 16
 // bytes at a time where F is a multiple of 4 (gu from an allocation's start); no 64-bit division.
-__device__ __forceinline__ void to_out(float v, float& o) { o = v; }
 template <typename OT>
 __global__ void act_mul_split_kernel(const float* gu, int64_t T, int F, int act, OT* u) {
     GRID_DEPENDENCY();
