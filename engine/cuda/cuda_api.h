@@ -50,6 +50,7 @@ private:
 #define DEVICE_ALIGNED(p, n) ::archlens::emu::check_aligned(p, n)
 #define GRID_DEPENDENCY() ::archlens::emu::grid_dependency()
 #define PREFETCH_L2(p) ((void)(p))
+#define LAUNCH_BOUNDS(threads, blocks)
 #else
 #include <cublas_v2.h>
 #include <cuda_bf16.h>
@@ -91,6 +92,8 @@ void launch_programmatic(void (*kernel)(P...), dim3 g, dim3 b, size_t shared, cu
 #define DEVICE_ALIGNED(p, n) ((void)0)
 // asks for the 128-byte line holding p in L2 (no register written, no fault if unused)
 #define PREFETCH_L2(p) asm volatile("prefetch.global.L2 [%0];" ::"l"(p))
+// at most `threads` a block, at least `blocks` blocks resident a multiprocessor (caps registers)
+#define LAUNCH_BOUNDS(threads, blocks) __launch_bounds__(threads, blocks)
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
 #define GRID_DEPENDENCY()                                      \
     do {                                                       \

@@ -141,6 +141,7 @@ struct CudaSession::Impl {
     // scratch, sized for the largest batch so far
     int64_t cap_T = 0;
     float *x = nullptr, *h = nullptr, *y = nullptr, *q = nullptr, *k = nullptr, *v = nullptr, *qkv = nullptr, *att = nullptr;
+    int* head_tickets = nullptr;  // [heads of q, k, v] blocks arrived, reset by each head's last (norm_qkv_heads_kernel)
     float *g = nullptr, *u = nullptr;
     float* logits = nullptr;  // rows of the vocabulary: one, or a whole batch when all are asked for
     int64_t logits_rows = 0;
@@ -335,6 +336,10 @@ struct CudaSession::Impl {
         int64_t hmax = 1;
         for (const LayerSpec& ls : s.layers) hmax = std::max<int64_t>(hmax, ls.attn.n_heads);
         attn_stats = f(T * hmax * 2);
+        int64_t heads_all = 1;  // norm_qkv_heads_kernel's tickets: one a head of q, k and v
+        for (const LayerSpec& ls : s.layers) heads_all = std::max<int64_t>(heads_all, ls.attn.n_heads + 2 * int64_t(ls.attn.n_kv_heads));
+        head_tickets = static_cast<int*>(dev_alloc(size_t(heads_all) * sizeof(int), scratch));
+        check(cudaMemset(head_tickets, 0, size_t(heads_all) * sizeof(int)), "cudaMemset (head tickets)");
         if (mla) {  // MLA: q_a, kv_a rows, per-head in/out, the latent-space queries and outputs
             mla_qa = f(T * std::max<int64_t>(1, mla_lora));
             mla_kva = f(T * mla_key);
@@ -602,22 +607,6 @@ struct CudaSession::Impl {
         const DevLayer& C = src >= 0 ? layers[size_t(src)] : L;
         const bool own = src < 0;  // computes and stores its own keys and values
         if (own && fused && a.qk_norm != QkNorm::Full) {  // one kernel from the projections to the cache
-            const float *qs = q, *ks = k, *vs = v;
-            int q_row = qd, k_row = kd, v_row = vdd;
-            if (pro_w) {  // decode_fast: the attention norm inside the product
-                launch_norm_matvec(stream, L.qkv.qtype, static_cast<const uint8_t*>(L.qkv.w), L.qkv.row_bytes, L.qkv.n_out, L.qkv.n_in, hin,
-                                   pro_w, s.norm_eps, qkv, L.qkv.bias);
-                qs = qkv, ks = qkv + qd, vs = qkv + qd + kd;
-                q_row = k_row = v_row = qd + kd + vdd;
-            } else if (L.qkv.present()) {
-                linear(L.qkv, hin, T, qkv);
-                qs = qkv, ks = qkv + qd, vs = qkv + qd + kd;
-                q_row = k_row = v_row = qd + kd + vdd;
-            } else {
-                linear(L.q, hin, T, q);
-                linear(L.k, hin, T, k);
-                linear(L.v, hin, T, v);
-            }
             HeadOps o;
             o.eps = s.norm_eps;
             o.qk_norm = a.qk_norm == QkNorm::PerHead;
@@ -633,14 +622,41 @@ struct CudaSession::Impl {
             o.temperature = a.temperature_tuning;
             o.floor_scale = a.temp_floor_scale;
             o.attn_scale = a.temp_attn_scale;
-            const dim3 hg{unsigned(T), unsigned(H + 2 * KV), 1u};
-            if (L.kv_f16)
-                LAUNCH_SYNC(qkv_heads_kernel<__half>, hg, kHeadThreads, stream)(qs, ks, vs, q_row, k_row, v_row, H, KV, hd, vd, o, q,
-                                                                              static_cast<__half*>(L.kc), static_cast<__half*>(L.vc), L.cap, d_pos);
-            else
-                LAUNCH_SYNC(qkv_heads_kernel<float>, hg, kHeadThreads, stream)(qs, ks, vs, q_row, k_row, v_row, H, KV, hd, vd, o, q,
-                                                                             static_cast<float*>(L.kc), static_cast<float*>(L.vc), L.cap, d_pos);
-            check_launch("qkv_heads_kernel");
+            const float *qs = q, *ks = k, *vs = v;
+            int q_row = qd, k_row = kd, v_row = vdd;
+            if (pro_w && norm_qkv_heads_fits(hd, vd, L.qkv.n_in)) {  // decode_fast: norm, product and heads in one launch
+                const auto* w = static_cast<const uint8_t*>(L.qkv.w);
+                if (L.kv_f16)
+                    launch_norm_qkv_heads(stream, L.qkv.qtype, w, L.qkv.row_bytes, L.qkv.n_in, hin, pro_w, s.norm_eps, L.qkv.bias, qkv, H, KV, hd,
+                                          vd, o, q, static_cast<__half*>(L.kc), static_cast<__half*>(L.vc), L.cap, d_pos, head_tickets);
+                else
+                    launch_norm_qkv_heads(stream, L.qkv.qtype, w, L.qkv.row_bytes, L.qkv.n_in, hin, pro_w, s.norm_eps, L.qkv.bias, qkv, H, KV, hd,
+                                          vd, o, q, static_cast<float*>(L.kc), static_cast<float*>(L.vc), L.cap, d_pos, head_tickets);
+            } else {
+                if (pro_w) {  // decode_fast: the attention norm inside the product
+                    launch_norm_matvec(stream, L.qkv.qtype, static_cast<const uint8_t*>(L.qkv.w), L.qkv.row_bytes, L.qkv.n_out, L.qkv.n_in, hin,
+                                       pro_w, s.norm_eps, qkv, L.qkv.bias);
+                    qs = qkv, ks = qkv + qd, vs = qkv + qd + kd;
+                    q_row = k_row = v_row = qd + kd + vdd;
+                } else if (L.qkv.present()) {
+                    linear(L.qkv, hin, T, qkv);
+                    qs = qkv, ks = qkv + qd, vs = qkv + qd + kd;
+                    q_row = k_row = v_row = qd + kd + vdd;
+                } else {
+                    linear(L.q, hin, T, q);
+                    linear(L.k, hin, T, k);
+                    linear(L.v, hin, T, v);
+                }
+                const dim3 hg{unsigned(T), unsigned(H + 2 * KV), 1u};
+                if (L.kv_f16)
+                    LAUNCH_SYNC(qkv_heads_kernel<__half>, hg, kHeadThreads, stream)(qs, ks, vs, q_row, k_row, v_row, H, KV, hd, vd, o, q,
+                                                                                  static_cast<__half*>(L.kc), static_cast<__half*>(L.vc), L.cap,
+                                                                                  d_pos);
+                else
+                    LAUNCH_SYNC(qkv_heads_kernel<float>, hg, kHeadThreads, stream)(qs, ks, vs, q_row, k_row, v_row, H, KV, hd, vd, o, q,
+                                                                                 static_cast<float*>(L.kc), static_cast<float*>(L.vc), L.cap, d_pos);
+                check_launch("qkv_heads_kernel");
+            }
         } else {
             attention_heads_unfused(il, hin, T);
         }

@@ -334,24 +334,27 @@ struct HeadOps {
 // values stored into the cache (a ring's slot). Queries go to q [T][H·hd]. Replaces split, norm,
 // RoPE and store launches with one; every step computes as the separate kernels do.
 constexpr int kHeadThreads = 128;
+
+// The first element of the strided loops a thread takes in head_steps: its index among the first
+// kHeadThreads threads, none (n) beyond them.
+__device__ __forceinline__ int head_lane(int n) { return int(threadIdx.x) < kHeadThreads ? int(threadIdx.x) : n; }
+
+// Head j's steps (see qkv_heads_kernel) on its row v [n] in shared memory, of token t at position
+// p, for a block of kHeadThreads or more threads (all of them call it: it synchronises). Only the
+// first kHeadThreads threads touch elements, in kHeadThreads strides, so a wider block computes the
+// same sums in the same order (block_sum adds its extra warps' exact zeros).
 template <typename KT>
-__global__ void qkv_heads_kernel(const float* qs, const float* ks, const float* vs, int q_row, int k_row, int v_row, int H, int KV, int hd,
-                                 int vd, HeadOps o, float* q, KT* kc, KT* vc, int64_t cap, const int64_t* pos0) {
-    GRID_DEPENDENCY();
-    __shared__ float v[kAttnMaxDim];
-    __shared__ float red[33];
-    const int t = blockIdx.x, j = blockIdx.y, tid = threadIdx.x;
+__device__ void head_steps(float* v, float* red, int t, int j, int H, int KV, int hd, int vd, const HeadOps& o, float* q, KT* kc, KT* vc,
+                           int64_t cap, int64_t p) {
     const bool is_q = j < H, is_k = !is_q && j < H + KV;
     const int h = is_q ? j : is_k ? j - H : j - H - KV, n = is_q || is_k ? hd : vd;
-    const float* src = (is_q ? qs : is_k ? ks : vs) + int64_t(t) * (is_q ? q_row : is_k ? k_row : v_row) + int64_t(h) * n;
-    for (int d = tid; d < n; d += blockDim.x) v[d] = src[d];
-    const int64_t p = *pos0 + t;
+    const int d0 = head_lane(n);
     auto rms = [&](const float* w) {  // rms_norm_kernel's sums, in place
         float ss = 0.f;
-        for (int d = tid; d < n; d += blockDim.x) ss += v[d] * v[d];
-        ss = block_sum(ss, red);  // also the barrier after the loads above
+        for (int d = d0; d < n; d += kHeadThreads) ss += v[d] * v[d];
+        ss = block_sum(ss, red);  // also the barrier after the loads before
         const float scale = rsqrtf(ss / float(n) + o.eps);
-        for (int d = tid; d < n; d += blockDim.x) v[d] = v[d] * scale * (w ? w[d] : 1.f);
+        for (int d = d0; d < n; d += kHeadThreads) v[d] = v[d] * scale * (w ? w[d] : 1.f);
         __syncthreads();
     };
     __syncthreads();
@@ -359,7 +362,7 @@ __global__ void qkv_heads_kernel(const float* qs, const float* ks, const float* 
         if (o.qk_norm) rms(is_q ? o.q_norm : o.k_norm);
         if (o.rope) {
             const int half = o.n_rot / 2;
-            for (int i = tid; i < half; i += blockDim.x) {
+            for (int i = head_lane(half); i < half; i += kHeadThreads) {
                 const float c = o.rope[p * o.n_rot + 2 * i], s = o.rope[p * o.n_rot + 2 * i + 1];
                 const int ia = o.neox ? i : 2 * i, ib = o.neox ? i + half : 2 * i + 1;
                 const float a = v[ia], b = v[ib];
@@ -371,18 +374,37 @@ __global__ void qkv_heads_kernel(const float* qs, const float* ks, const float* 
         if (o.l2) rms(nullptr);
         if (is_q && o.temperature) {
             const float f = float(log(floor((double(p) + 1.0) / o.floor_scale) + 1.0) * o.attn_scale + 1.0);
-            for (int d = tid; d < n; d += blockDim.x) v[d] *= f;
+            for (int d = d0; d < n; d += kHeadThreads) v[d] *= f;
             __syncthreads();
         }
     } else if (o.v_norm) {
         rms(nullptr);
     }
     if (is_q) {
-        for (int d = tid; d < n; d += blockDim.x) q[(int64_t(t) * H + h) * hd + d] = v[d];
+        for (int d = d0; d < n; d += kHeadThreads) q[(int64_t(t) * H + h) * hd + d] = v[d];
     } else {
         KT* c = (is_k ? kc : vc) + (int64_t(h) * cap + p % cap) * n;
-        for (int d = tid; d < n; d += blockDim.x) kv_st(c + d, v[d]);
+        for (int d = d0; d < n; d += kHeadThreads) kv_st(c + d, v[d]);
     }
+}
+
+// The attention block between the projections and the attention itself, one block of
+// kHeadThreads per (token t, head j) — j < H: query heads, then KV key heads, then KV value heads:
+// per-head QK-norm, RoPE, Llama 4's L2 norm and temperature, Gemma 3n's V-norm, and the keys and
+// values stored into the cache (a ring's slot). Queries go to q [T][H·hd]. Replaces split, norm,
+// RoPE and store launches with one; every step computes as the separate kernels do.
+template <typename KT>
+__global__ void qkv_heads_kernel(const float* qs, const float* ks, const float* vs, int q_row, int k_row, int v_row, int H, int KV, int hd,
+                                 int vd, HeadOps o, float* q, KT* kc, KT* vc, int64_t cap, const int64_t* pos0) {
+    GRID_DEPENDENCY();
+    __shared__ float v[kAttnMaxDim];
+    __shared__ float red[33];
+    const int t = blockIdx.x, j = blockIdx.y;
+    const bool is_q = j < H, is_k = !is_q && j < H + KV;
+    const int h = is_q ? j : is_k ? j - H : j - H - KV, n = is_q || is_k ? hd : vd;
+    const float* src = (is_q ? qs : is_k ? ks : vs) + int64_t(t) * (is_q ? q_row : is_k ? k_row : v_row) + int64_t(h) * n;
+    for (int d = head_lane(n); d < n; d += kHeadThreads) v[d] = src[d];
+    head_steps<KT>(v, red, t, j, H, KV, hd, vd, o, q, kc, vc, cap, *pos0 + t);
 }
 
 // Splits GPT-2's fused [T][q | k | v] rows.

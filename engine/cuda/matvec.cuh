@@ -34,49 +34,86 @@ __device__ __forceinline__ float act_in(DType t, float v) {
     return v;
 }
 
+// BF16/F16 rows whose lanes read eight weights (16 bytes) at a time: n_in a multiple of 256.
+__device__ __forceinline__ bool half_rows(DType t, int n_in) { return (t == DType::BF16 || t == DType::F16) && n_in % 256 == 0; }
+
+// RB 16-byte loads of one lane's share of a half row: the eight weights at b0 + u·256 for u < RB
+// (b0 = lane·8 + a multiple of 256·RB), issued before any is used; those past n_in left zero.
+template <int RB>
+__device__ __forceinline__ void half_load(const uint8_t* row, int b0, int n_in, uint4 (&raw)[RB]) {
+#pragma unroll
+    for (int u = 0; u < RB; ++u) {
+        const int i0 = b0 + u * 256;
+        raw[u] = make_uint4(0u, 0u, 0u, 0u);
+        if (i0 < n_in) {
+            DEVICE_ALIGNED(row + size_t(i0) * 2, 16);
+            raw[u] = *reinterpret_cast<const uint4*>(row + size_t(i0) * 2);
+        }
+    }
+}
+
+// acc[t] += the weights half_load read at b0 · xs·x[t] at the same elements, element by element
+// in order (every caller's sums are the same sums in the same order).
+template <int NT, int RB>
+__device__ __forceinline__ void half_dot(DType type, const uint4 (&raw)[RB], int b0, int n_in, const float* x, int64_t ldx, bool xvec, float xs,
+                                         float (&acc)[NT]) {
+#pragma unroll
+    for (int u = 0; u < RB; ++u) {
+        const int i0 = b0 + u * 256;
+        if (i0 >= n_in) break;
+        uint16_t hv[8];
+        memcpy(hv, &raw[u], 16);
+        float wv[8];
+#pragma unroll
+        for (int j = 0; j < 8; ++j) wv[j] = type == DType::BF16 ? bf16_bits(hv[j]) : half_bits(hv[j]);
+#pragma unroll
+        for (int t = 0; t < NT; ++t) {
+            float xe[8];
+            load8(x + int64_t(t) * ldx + i0, xvec, xe);
+#pragma unroll
+            for (int j = 0; j < 8; ++j) acc[t] += wv[j] * act_in(type, xs * xe[j]);
+        }
+    }
+}
+
+__device__ __forceinline__ bool x_vec(const float* x, int64_t ldx) { return (reinterpret_cast<uintptr_t>(x) & 15) == 0 && ldx % 4 == 0; }
+
+// RB 16-byte loads a lane keeps in flight over a half row for NT tokens: fewer as the tokens'
+// sums take the registers (ptxas -v put a batch of 8 in local memory at 3 tokens, of 4 at 7)
+template <int NT>
+constexpr int kHalfBatch = NT <= 2 ? kRowBatch : NT <= 5 ? kRowBatch / 2 : kRowBatch / 4;
+
+// The rest of a half row's dot product after its first batch, `first` (half_load at lane·8, read
+// before the kernel waited for its input: see the kernels below).
+template <int NT, int RB>
+__device__ __forceinline__ void half_row_dot_from(DType type, const uint4 (&first)[RB], const uint8_t* row, int n_in, const float* x, int64_t ldx,
+                                                  float xs, float (&acc)[NT], int lane) {
+    const bool xvec = x_vec(x, ldx);
+    half_dot<NT, RB>(type, first, lane * 8, n_in, x, ldx, xvec, xs, acc);
+    for (int b0 = lane * 8 + 256 * RB; b0 < n_in; b0 += 256 * RB) {
+        uint4 raw[RB];
+        half_load<RB>(row, b0, n_in, raw);
+        half_dot<NT, RB>(type, raw, b0, n_in, x, ldx, xvec, xs, acc);
+    }
+}
+
 // acc[t] += Σ_i row[i] · xs·x[t][i] over this lane's share of one weight row (n_in weights, rows
 // of x ldx apart), f32 accumulation; the caller reduces acc over the warp. F16/BF16 rows are read
-// 16 bytes per lane (eight weights), F32 rows four per lane, quantized rows eight weights per
-// lane through dequant_run8 (the blocks as stored: no dequantized copy; one scale decode per eight
-// weights), anything else element by element. xs scales the activations before their rounding
-// (Llama 4's expert input); 1 leaves them exact.
+// 16 bytes per lane (eight weights) in batches of RB loads issued together (one round trip to
+// memory per batch instead of one per load; the sums stay in element order), F32 rows four per
+// lane, quantized rows eight weights per lane through dequant_run8 (the blocks as stored: no
+// dequantized copy; one scale decode per eight weights), anything else element by element. xs
+// scales the activations before their rounding (Llama 4's expert input); 1 leaves them exact.
 template <int NT>
 __device__ __forceinline__ void row_dot(DType type, const uint8_t* row, int n_in, const float* x, int64_t ldx, float xs, float (&acc)[NT],
                                         int lane) {
-    const bool half16 = type == DType::BF16 || type == DType::F16;
-    if (half16 && n_in % 256 == 0) {
-        const bool xvec = (reinterpret_cast<uintptr_t>(x) & 15) == 0 && ldx % 4 == 0;
-        // RB 16-byte loads issued before any is used: one round trip to memory per batch instead
-        // of one per load (the sums stay in element order); half as many for 4+ tokens, whose sums
-        // take the registers (ptxas put a batch of 8 in local memory there)
-        constexpr int RB = NT <= 3 ? kRowBatch : kRowBatch / 2;
+    if (half_rows(type, n_in)) {
+        constexpr int RB = kHalfBatch<NT>;
+        const bool xvec = x_vec(x, ldx);
         for (int b0 = lane * 8; b0 < n_in; b0 += 256 * RB) {
-            uint4 raw[RB] = {};
-#pragma unroll
-            for (int u = 0; u < RB; ++u) {
-                const int i0 = b0 + u * 256;
-                if (i0 < n_in) {
-                    DEVICE_ALIGNED(row + size_t(i0) * 2, 16);
-                    raw[u] = *reinterpret_cast<const uint4*>(row + size_t(i0) * 2);
-                }
-            }
-#pragma unroll
-            for (int u = 0; u < RB; ++u) {
-                const int i0 = b0 + u * 256;
-                if (i0 >= n_in) break;
-                uint16_t hv[8];
-                memcpy(hv, &raw[u], 16);
-                float wv[8];
-#pragma unroll
-                for (int j = 0; j < 8; ++j) wv[j] = type == DType::BF16 ? bf16_bits(hv[j]) : half_bits(hv[j]);
-#pragma unroll
-                for (int t = 0; t < NT; ++t) {
-                    float xe[8];
-                    load8(x + int64_t(t) * ldx + i0, xvec, xe);
-#pragma unroll
-                    for (int j = 0; j < 8; ++j) acc[t] += wv[j] * act_in(type, xs * xe[j]);
-                }
-            }
+            uint4 raw[RB];
+            half_load<RB>(row, b0, n_in, raw);
+            half_dot<NT, RB>(type, raw, b0, n_in, x, ldx, xvec, xs, acc);
         }
     } else if (type == DType::F32 && n_in % 128 == 0) {
 #pragma unroll 4
@@ -118,19 +155,28 @@ __device__ __forceinline__ float warp_sum(float v) {
 }
 
 // y[t·ldy + r] = Σ_i W[r][i] · x[t][i] (+ bias[r]) for NT tokens: one warp per weight row, the row
-// read once for all NT tokens.
+// read once for all NT tokens. A half row's first batch of loads goes out before GRID_DEPENDENCY
+// (weights are written by no kernel): under programmatic launches it is in flight while the kernel
+// before finishes, and in any case while this one waits; other types ask for the row into L2.
 template <int NT>
 __global__ void matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int n_out, int n_in, const float* x, float* y, int ldy,
                               const float* bias, bool accumulate) {
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
     const int r = int(blockIdx.x) * kMatvecWarps + warp;
-    if (r < n_out) prefetch_row(w + size_t(r) * row_bytes, row_bytes, lane);
+    const uint8_t* row = w + size_t(r) * row_bytes;
+    constexpr int RB = kHalfBatch<NT>;
+    // not for 3+ tokens: their sums and the held batch went to local memory (ptxas -v)
+    const bool pre = NT <= 2 && r < n_out && half_rows(type, n_in);
+    uint4 first[RB];
+    if (pre) half_load<RB>(row, lane * 8, n_in, first);
+    else if (r < n_out) prefetch_row(row, row_bytes, lane);
     GRID_DEPENDENCY();
     if (r >= n_out) return;  // the whole warp: shuffles below stay within live warps
     float acc[NT];
 #pragma unroll
     for (int t = 0; t < NT; ++t) acc[t] = 0.f;
-    row_dot<NT>(type, w + size_t(r) * row_bytes, n_in, x, n_in, 1.f, acc, lane);
+    if (pre) half_row_dot_from<NT, RB>(type, first, row, n_in, x, n_in, 1.f, acc, lane);
+    else row_dot<NT>(type, row, n_in, x, n_in, 1.f, acc, lane);
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
         const float v = warp_sum(acc[t]) + (bias ? bias[r] : 0.f);
@@ -184,15 +230,47 @@ __global__ void heads_matvec_kernel(DType type, const uint8_t* const* heads, siz
 // A fused [gate ; up] weight (rows 0..F gate, F..2F up) and the activation after it: warp r
 // takes gate row r and up row F + r and writes act(gate) · up (biases added first) for each of NT
 // tokens into y[t·ldy + r] — the sums and the activation of the separate product and
-// act_mul_split_kernel, without the [T][2F] intermediate or its launch.
+// act_mul_split_kernel, without the [T][2F] intermediate or its launch. Half rows are read in
+// batches that hold the gate's and the up's loads together (one round trip for both rows where
+// they are short: 1024 wide, four loads a lane each), each row's sums in element order.
+template <int NT>
+constexpr int kGatedBatch = kHalfBatch<NT> / 2;  // loads a lane has in flight per row
+template <int RB>
+struct RowPair {
+    uint4 g[RB], u[RB];
+};
+template <int RB>
+__device__ __forceinline__ void pair_load(const uint8_t* w, size_t row_bytes, int F, int r, int b0, int n_in, RowPair<RB>& p) {
+    half_load<RB>(w + size_t(r) * row_bytes, b0, n_in, p.g);
+    half_load<RB>(w + size_t(F + r) * row_bytes, b0, n_in, p.u);
+}
+// first: the half rows' first batch (pair_load at lane·8) when have_first (read before the kernel's wait)
 template <int NT>
 __device__ __forceinline__ void gated_rows(DType type, const uint8_t* w, size_t row_bytes, int F, int n_in, const float* x, float xs,
-                                           int act, const float* bias, int r, int lane, float* y, int64_t ldy) {
+                                           int act, const float* bias, int r, int lane, float* y, int64_t ldy,
+                                           const RowPair<kGatedBatch<NT>>& first, bool have_first) {
     float ag[NT], au[NT];
 #pragma unroll
     for (int t = 0; t < NT; ++t) ag[t] = au[t] = 0.f;
-    row_dot<NT>(type, w + size_t(r) * row_bytes, n_in, x, n_in, xs, ag, lane);
-    row_dot<NT>(type, w + size_t(F + r) * row_bytes, n_in, x, n_in, xs, au, lane);
+    if (half_rows(type, n_in)) {
+        constexpr int RB = kGatedBatch<NT>;
+        const bool xvec = x_vec(x, n_in);
+        int b0 = lane * 8;
+        if (have_first) {
+            half_dot<NT, RB>(type, first.g, b0, n_in, x, n_in, xvec, xs, ag);
+            half_dot<NT, RB>(type, first.u, b0, n_in, x, n_in, xvec, xs, au);
+            b0 += 256 * RB;
+        }
+        for (; b0 < n_in; b0 += 256 * RB) {
+            RowPair<RB> p;
+            pair_load<RB>(w, row_bytes, F, r, b0, n_in, p);
+            half_dot<NT, RB>(type, p.g, b0, n_in, x, n_in, xvec, xs, ag);
+            half_dot<NT, RB>(type, p.u, b0, n_in, x, n_in, xvec, xs, au);
+        }
+    } else {
+        row_dot<NT>(type, w + size_t(r) * row_bytes, n_in, x, n_in, xs, ag, lane);
+        row_dot<NT>(type, w + size_t(F + r) * row_bytes, n_in, x, n_in, xs, au, lane);
+    }
 #pragma unroll
     for (int t = 0; t < NT; ++t) {
         const float g = warp_sum(ag[t]), u = warp_sum(au[t]);
@@ -205,10 +283,13 @@ __global__ void gated_matvec_kernel(DType type, const uint8_t* w, size_t row_byt
                                     const float* bias, float* y) {
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
     const int r = int(blockIdx.x) * kMatvecWarps + warp;
-    if (r < F) prefetch_row(w + size_t(r) * row_bytes, row_bytes, lane), prefetch_row(w + size_t(F + r) * row_bytes, row_bytes, lane);
+    const bool pre = r < F && half_rows(type, n_in);
+    RowPair<kGatedBatch<NT>> first;
+    if (pre) pair_load(w, row_bytes, F, r, lane * 8, n_in, first);
+    else if (r < F) prefetch_row(w + size_t(r) * row_bytes, row_bytes, lane), prefetch_row(w + size_t(F + r) * row_bytes, row_bytes, lane);
     GRID_DEPENDENCY();
     if (r >= F) return;
-    gated_rows<NT>(type, w, row_bytes, F, n_in, x, 1.f, act, bias, r, lane, y, F);
+    gated_rows<NT>(type, w, row_bytes, F, n_in, x, 1.f, act, bias, r, lane, y, F, first, pre);
 }
 
 // moe_matvec_kernel's pairs through gated_rows: pair p's act(gate) · up into y[p][F].
@@ -219,7 +300,7 @@ __global__ void gated_matvec_kernel(DType type, const uint8_t* w, size_t row_byt
     const int r = int(blockIdx.x) * kMatvecWarps + warp, p = int(blockIdx.y);
     if (r >= F) return;
     gated_rows<1>(type, experts[sel[p]], row_bytes, F, n_in, x + int64_t(p / x_div) * n_in, xscale ? xscale[p] : 1.f, act, nullptr, r,
-                  lane, y + int64_t(p) * F, F);
+                  lane, y + int64_t(p) * F, F, RowPair<kGatedBatch<1>>{}, false);
 }
 
 // ---- a single token's RMSNorm in the product's prologue ----
@@ -231,33 +312,90 @@ __global__ void gated_matvec_kernel(DType type, const uint8_t* w, size_t row_byt
 constexpr int kNormMaxDim = 8192;
 constexpr int kNormWarps = 8;
 
-__global__ void norm_matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int n_out, int n_in, const float* x, const float* nw,
+// The rows' first batch of loads goes out before GRID_DEPENDENCY and the norm (matvec_kernel's):
+// it is in flight while the block waits and reduces the input row.
+__global__ void LAUNCH_BOUNDS(32 * kNormWarps, 4) norm_matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int n_out, int n_in, const float* x, const float* nw,
                                    float eps, float* y, const float* bias) {
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
     const int r = int(blockIdx.x) * kNormWarps + warp;
-    if (r < n_out) prefetch_row(w + size_t(r) * row_bytes, row_bytes, lane);  // fetched while the norm is computed
+    const uint8_t* row = w + size_t(r) * row_bytes;
+    const bool pre = r < n_out && half_rows(type, n_in);
+    uint4 first[kRowBatch];
+    if (pre) half_load<kRowBatch>(row, lane * 8, n_in, first);
+    else if (r < n_out) prefetch_row(row, row_bytes, lane);
     GRID_DEPENDENCY();
     __shared__ __align__(16) float xs[kNormMaxDim];
     __shared__ float red[33];
     rms_norm_row(x, nw, n_in, eps, xs, red);
     if (r >= n_out) return;
     float acc[1] = {0.f};
-    row_dot<1>(type, w + size_t(r) * row_bytes, n_in, xs, n_in, 1.f, acc, lane);
+    if (pre) half_row_dot_from<1, kRowBatch>(type, first, row, n_in, xs, n_in, 1.f, acc, lane);
+    else row_dot<1>(type, row, n_in, xs, n_in, 1.f, acc, lane);
     const float v = warp_sum(acc[0]);
     if (lane == 0) y[r] = v + (bias ? bias[r] : 0.f);
 }
 
-__global__ void norm_gated_matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int F, int n_in, const float* x, const float* nw,
+__global__ void LAUNCH_BOUNDS(32 * kNormWarps, 4) norm_gated_matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int F, int n_in, const float* x, const float* nw,
                                          float eps, int act, const float* bias, float* y) {
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
     const int r = int(blockIdx.x) * kNormWarps + warp;
-    if (r < F) prefetch_row(w + size_t(r) * row_bytes, row_bytes, lane), prefetch_row(w + size_t(F + r) * row_bytes, row_bytes, lane);
+    const bool pre = r < F && half_rows(type, n_in);
+    RowPair<kGatedBatch<1>> first;
+    if (pre) pair_load(w, row_bytes, F, r, lane * 8, n_in, first);
+    else if (r < F) prefetch_row(w + size_t(r) * row_bytes, row_bytes, lane), prefetch_row(w + size_t(F + r) * row_bytes, row_bytes, lane);
     GRID_DEPENDENCY();
     __shared__ __align__(16) float xs[kNormMaxDim];
     __shared__ float red[33];
     rms_norm_row(x, nw, n_in, eps, xs, red);
     if (r >= F) return;
-    gated_rows<1>(type, w, row_bytes, F, n_in, xs, 1.f, act, bias, r, lane, y, F);
+    gated_rows<1>(type, w, row_bytes, F, n_in, xs, 1.f, act, bias, r, lane, y, F, first, pre);
+}
+
+// One token's attention prologue in one launch (decode_fast): norm_matvec_kernel's product into
+// qkv [q | k | v] (H heads of hd, KV of hd, KV of vd), and the last block to finish a head's rows
+// runs qkv_heads_kernel's steps on that head (head_steps: the same sums) — the heads start as
+// their rows come in, without a second launch and its wait for the whole product. A block's
+// kNormWarps rows lie in one head (hd and vd multiples of kNormWarps: norm_qkv_heads_fits); the
+// blocks of head j count themselves at tickets[j], reset by the last one for the next launch.
+inline bool norm_qkv_heads_fits(int hd, int vd, int n_in) {
+    return hd % kNormWarps == 0 && vd % kNormWarps == 0 && hd <= kAttnMaxDim && vd <= kAttnMaxDim && n_in <= kNormMaxDim;
+}
+template <typename KT>
+__global__ void LAUNCH_BOUNDS(32 * kNormWarps, 4)
+    norm_qkv_heads_kernel(DType type, const uint8_t* w, size_t row_bytes, int n_in, const float* x, const float* nw, float eps, const float* bias,
+                          float* qkv, int H, int KV, int hd, int vd, HeadOps o, float* q, KT* kc, KT* vc, int64_t cap, const int64_t* pos0,
+                          int* tickets) {
+    const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
+    const int r0 = int(blockIdx.x) * kNormWarps, r = r0 + warp;  // the grid covers the rows exactly
+    const uint8_t* row = w + size_t(r) * row_bytes;
+    const bool pre = half_rows(type, n_in);
+    uint4 first[kRowBatch];
+    if (pre) half_load<kRowBatch>(row, lane * 8, n_in, first);
+    else prefetch_row(row, row_bytes, lane);
+    GRID_DEPENDENCY();
+    __shared__ __align__(16) float xs[kNormMaxDim];
+    __shared__ float red[33];
+    rms_norm_row(x, nw, n_in, eps, xs, red);
+    float acc[1] = {0.f};
+    if (pre) half_row_dot_from<1, kRowBatch>(type, first, row, n_in, xs, n_in, 1.f, acc, lane);
+    else row_dot<1>(type, row, n_in, xs, n_in, 1.f, acc, lane);
+    const float val = warp_sum(acc[0]);
+    if (lane == 0) qkv[r] = val + (bias ? bias[r] : 0.f);
+    const int qd = H * hd, kd = KV * hd;
+    const int j = r0 < qd ? r0 / hd : r0 < qd + kd ? H + (r0 - qd) / hd : H + KV + (r0 - qd - kd) / vd;
+    const int n = j < H + KV ? hd : vd;
+    __threadfence();  // the rows are visible device-wide before the ticket says so
+    __syncthreads();
+    __shared__ int last;
+    if (threadIdx.x == 0) last = atomicAdd(tickets + j, 1) == n / kNormWarps - 1;
+    __syncthreads();
+    if (!last) return;
+    __threadfence();
+    if (threadIdx.x == 0) tickets[j] = 0;
+    __shared__ float v[kAttnMaxDim];
+    const float* src = qkv + (j < H ? j * hd : j < H + KV ? qd + (j - H) * hd : qd + kd + (j - H - KV) * vd);
+    for (int d = head_lane(n); d < n; d += kHeadThreads) v[d] = __ldcg(src + d);  // other blocks' rows: past L1
+    head_steps<KT>(v, red, 0, j, H, KV, hd, vd, o, q, kc, vc, cap, *pos0);
 }
 
 // Calls f(std::integral_constant<int, T>) for 1 <= T <= kMatvecMaxT: the token count as a
@@ -334,6 +472,23 @@ inline void launch_norm_gated_matvec(cudaStream_t stream, DType type, const uint
     LAUNCH_SYNC(norm_gated_matvec_kernel, unsigned((F + kNormWarps - 1) / kNormWarps), 32 * kNormWarps, stream)(type, w, row_bytes, F, n_in, x,
                                                                                                                nw, eps, act, bias, y);
     check(cudaGetLastError(), "norm_gated_matvec_kernel");
+}
+
+}  // namespace
+}  // namespace archlens::ARCHLENS_CUDA_NS
+
+namespace archlens::ARCHLENS_CUDA_NS {
+namespace {
+
+// Launches norm_qkv_heads_kernel over the fused [q ; k ; v] weight w (H·hd + KV·hd + KV·vd rows).
+template <typename KT>
+void launch_norm_qkv_heads(cudaStream_t stream, DType type, const uint8_t* w, size_t row_bytes, int n_in, const float* x, const float* nw,
+                           float eps, const float* bias, float* qkv, int H, int KV, int hd, int vd, const HeadOps& o, float* q, KT* kc, KT* vc,
+                           int64_t cap, const int64_t* pos0, int* tickets) {
+    const int n_out = (H + KV) * hd + KV * vd;
+    LAUNCH_SYNC(norm_qkv_heads_kernel<KT>, unsigned(n_out / kNormWarps), 32 * kNormWarps, stream)(type, w, row_bytes, n_in, x, nw, eps, bias, qkv, H,
+                                                                                              KV, hd, vd, o, q, kc, vc, cap, pos0, tickets);
+    check(cudaGetLastError(), "norm_qkv_heads_kernel");
 }
 
 }  // namespace
