@@ -312,27 +312,32 @@ __global__ void gated_matvec_kernel(DType type, const uint8_t* w, size_t row_byt
 constexpr int kNormMaxDim = 8192;
 constexpr int kNormWarps = 8;
 
-// The rows' first batch of loads goes out before GRID_DEPENDENCY and the norm (matvec_kernel's):
-// it is in flight while the block waits and reduces the input row.
+// The norm-prologue product of this warp's row `row` (live: the warp has a row), summed over the
+// warp: the row's first batch of loads goes out before GRID_DEPENDENCY and the norm (as
+// matvec_kernel's), in flight while the block waits and reduces the input row x into xs.
+__device__ __forceinline__ float norm_row_product(DType type, const uint8_t* row, size_t row_bytes, bool live, int n_in, const float* x,
+                                                  const float* nw, float eps, float* xs, float* red, int lane) {
+    const bool pre = live && half_rows(type, n_in);
+    uint4 first[kRowBatch];
+    if (pre) half_load<kRowBatch>(row, lane * 8, n_in, first);
+    else if (live) prefetch_row(row, row_bytes, lane);
+    GRID_DEPENDENCY();
+    rms_norm_row(x, nw, n_in, eps, xs, red);
+    if (!live) return 0.f;  // the whole warp: no shuffle below
+    float acc[1] = {0.f};
+    if (pre) half_row_dot_from<1, kRowBatch>(type, first, row, n_in, xs, n_in, 1.f, acc, lane);
+    else row_dot<1>(type, row, n_in, xs, n_in, 1.f, acc, lane);
+    return warp_sum(acc[0]);
+}
+
 __global__ void LAUNCH_BOUNDS(32 * kNormWarps, 4) norm_matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int n_out, int n_in, const float* x, const float* nw,
                                    float eps, float* y, const float* bias) {
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
     const int r = int(blockIdx.x) * kNormWarps + warp;
-    const uint8_t* row = w + size_t(r) * row_bytes;
-    const bool pre = r < n_out && half_rows(type, n_in);
-    uint4 first[kRowBatch];
-    if (pre) half_load<kRowBatch>(row, lane * 8, n_in, first);
-    else if (r < n_out) prefetch_row(row, row_bytes, lane);
-    GRID_DEPENDENCY();
     __shared__ __align__(16) float xs[kNormMaxDim];
     __shared__ float red[33];
-    rms_norm_row(x, nw, n_in, eps, xs, red);
-    if (r >= n_out) return;
-    float acc[1] = {0.f};
-    if (pre) half_row_dot_from<1, kRowBatch>(type, first, row, n_in, xs, n_in, 1.f, acc, lane);
-    else row_dot<1>(type, row, n_in, xs, n_in, 1.f, acc, lane);
-    const float v = warp_sum(acc[0]);
-    if (lane == 0) y[r] = v + (bias ? bias[r] : 0.f);
+    const float v = norm_row_product(type, w + size_t(r) * row_bytes, row_bytes, r < n_out, n_in, x, nw, eps, xs, red, lane);
+    if (r < n_out && lane == 0) y[r] = v + (bias ? bias[r] : 0.f);
 }
 
 __global__ void LAUNCH_BOUNDS(32 * kNormWarps, 4) norm_gated_matvec_kernel(DType type, const uint8_t* w, size_t row_bytes, int F, int n_in, const float* x, const float* nw,
@@ -367,19 +372,9 @@ __global__ void LAUNCH_BOUNDS(32 * kNormWarps, 4)
                           int* tickets) {
     const int warp = int(threadIdx.x) >> 5, lane = int(threadIdx.x) & 31;
     const int r0 = int(blockIdx.x) * kNormWarps, r = r0 + warp;  // the grid covers the rows exactly
-    const uint8_t* row = w + size_t(r) * row_bytes;
-    const bool pre = half_rows(type, n_in);
-    uint4 first[kRowBatch];
-    if (pre) half_load<kRowBatch>(row, lane * 8, n_in, first);
-    else prefetch_row(row, row_bytes, lane);
-    GRID_DEPENDENCY();
     __shared__ __align__(16) float xs[kNormMaxDim];
     __shared__ float red[33];
-    rms_norm_row(x, nw, n_in, eps, xs, red);
-    float acc[1] = {0.f};
-    if (pre) half_row_dot_from<1, kRowBatch>(type, first, row, n_in, xs, n_in, 1.f, acc, lane);
-    else row_dot<1>(type, row, n_in, xs, n_in, 1.f, acc, lane);
-    const float val = warp_sum(acc[0]);
+    const float val = norm_row_product(type, w + size_t(r) * row_bytes, row_bytes, true, n_in, x, nw, eps, xs, red, lane);
     if (lane == 0) qkv[r] = val + (bias ? bias[r] : 0.f);
     const int qd = H * hd, kd = KV * hd;
     const int j = r0 < qd ? r0 / hd : r0 < qd + kd ? H + (r0 - qd) / hd : H + KV + (r0 - qd - kd) / vd;
@@ -473,12 +468,6 @@ inline void launch_norm_gated_matvec(cudaStream_t stream, DType type, const uint
                                                                                                                nw, eps, act, bias, y);
     check(cudaGetLastError(), "norm_gated_matvec_kernel");
 }
-
-}  // namespace
-}  // namespace archlens::ARCHLENS_CUDA_NS
-
-namespace archlens::ARCHLENS_CUDA_NS {
-namespace {
 
 // Launches norm_qkv_heads_kernel over the fused [q ; k ; v] weight w (H·hd + KV·hd + KV·vd rows).
 template <typename KT>
