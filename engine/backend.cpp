@@ -135,6 +135,7 @@ void BackendSession::tune_gpu(const GpuTuning& t) {
     if (!gpu_) return;
     gpu_->set_graphs(t.graphs);
     gpu_->set_fusion(t.fusion);
+    gpu_->set_heads_fusion(t.heads_fusion);
     gpu_->set_programmatic_launches(t.pdl);
     gpu_->set_prompt_attention_tiles(t.prompt_tiles);
     gpu_->set_tensor_core_attention(t.tc_attention);

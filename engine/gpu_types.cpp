@@ -22,6 +22,7 @@ GpuTuning gpu_tuning_from_env() {
         if (name.empty()) continue;
         if (name == "graphs") t.graphs = false;
         else if (name == "fusion") t.fusion = false;
+        else if (name == "heads-fusion") t.heads_fusion = false;
         else if (name == "pdl") t.pdl = false;
         else if (name == "tiles") t.prompt_tiles = false;
         else if (name == "tc-attention") t.tc_attention = false;
@@ -30,7 +31,7 @@ GpuTuning gpu_tuning_from_env() {
         else if (name == "grouped-moe") t.grouped_moe = false;
         else
             throw Error("ARCHLENS_CUDA_OFF: unknown switch '" + name +
-                        "' (it takes a comma-separated list of graphs, fusion, pdl, tiles, tc-attention, gemm-attention, tf32-attention, grouped-moe)");
+                        "' (it takes a comma-separated list of graphs, fusion, heads-fusion, pdl, tiles, tc-attention, gemm-attention, tf32-attention, grouped-moe)");
     }
     return t;
 }

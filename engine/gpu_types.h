@@ -26,6 +26,10 @@ enum class QuantGemm { F32, TF32, BF16 };
 struct GpuTuning {
     bool graphs = true;        // single-token steps as one CUDA graph
     bool fusion = true;        // fused kernels (else one kernel per step)
+    // with fusion on, a dense single-token step's attention norm, q|k|v product and per-head steps
+    // (QK-norm, RoPE, cache store) as one launch (norm_qkv_heads_kernel, per-head tickets); off: the
+    // normed product, then the heads kernel (the same sums; one launch and one grid wait a layer more)
+    bool heads_fusion = true;
     // programmatic dependent launches (Hopper) where the device has them: off, as measured on an
     // H200 (2026-12-04, Qwen3-0.6B BF16 graph decode: 1.6% and 8.3% slower with them on — the next
     // kernel's early blocks hold the multiprocessors' slots while they wait)
@@ -46,7 +50,7 @@ struct GpuTuning {
 };
 
 // The defaults with the switches named in the environment variable ARCHLENS_CUDA_OFF turned off: a
-// comma-separated list of graphs, fusion, pdl, tiles, tc-attention, gemm-attention, tf32-attention, grouped-moe (the names of
+// comma-separated list of graphs, fusion, heads-fusion, pdl, tiles, tc-attention, gemm-attention, tf32-attention, grouped-moe (the names of
 // bench's --gpu-* switches), as llama.cpp's GGML_CUDA_DISABLE_GRAPHS: to find, on a device where
 // something fails, which choice it comes from, with any program (every CUDA session starts from
 // it). An unknown name throws, naming the variable and the accepted names.

@@ -93,7 +93,7 @@ if [ -n "$TEST" ]; then
   # is where to look (and the switch to run with meanwhile).
   failed=$(grep -oE '^FAIL!  : TestCuda::[a-z_0-9]+' "$OUT/test_cuda.log" | sed 's/.*:://' | sort -u | head -8 | tr '\n' ' ')
   if [ -n "$failed" ]; then
-    for off in pdl tc-attention tiles fusion graphs grouped-moe; do
+    for off in pdl tc-attention tiles heads-fusion fusion graphs grouped-moe; do
       ARCHLENS_CUDA_OFF=$off ARCHLENS_FIXTURES=$FIXTURES step "diagnose-$off" 25 "$TEST" $failed > "$WORK/diag-$off.log" 2>&1
       log "  with $off off: $(grep Totals "$WORK/diag-$off.log")"
     done
@@ -102,7 +102,7 @@ fi
 BACKEND=$BK step fixtures 120 python3 tools/gpu_check.py "$CLI" "$FIXTURES" > "$OUT/fixtures.txt" 2>&1
 if grep -q FAIL "$OUT/fixtures.txt"; then
   grep -E 'FAIL' "$OUT/fixtures.txt" | tee -a "$OUT/steps.log"
-  ARCHLENS_CUDA_OFF=pdl,tc-attention,tiles,fusion,graphs,grouped-moe BACKEND=$BK step fixtures-all-off 120 \
+  ARCHLENS_CUDA_OFF=pdl,tc-attention,tiles,heads-fusion,fusion,graphs,grouped-moe BACKEND=$BK step fixtures-all-off 120 \
     python3 tools/gpu_check.py "$CLI" "$FIXTURES" > "$WORK/fixtures-all-off.txt" 2>&1
   log "  fixtures with every switch off: $(grep -c FAIL "$WORK/fixtures-all-off.txt") failing lines (pdl, tc-attention, tiles, fusion, graphs, grouped-moe off)"
 fi
@@ -168,6 +168,8 @@ bench qwen06-ctx8k-nogemm "$Q" --backend $BK --prompt 8192 --gen 8 --reps 2 --gp
 bench qwen06-ctx8k-notiles "$Q" --backend $BK --prompt 8192 --gen 8 --reps 2 --gpu-gemm-attention off --gpu-tiles off
 bench qwen06-ctx8k-notc "$Q" --backend $BK --prompt 8192 --gen 8 --reps 2 --gpu-gemm-attention off --gpu-tc-attention off
 bench qwen06-nofusion "$Q" --backend $BK --prompt 512 --gen 128 --reps 3 --gpu-fusion off
+# the attention norm, q|k|v product and heads in one decode launch (per-head tickets) against two
+bench qwen06-noheads "$Q" --backend $BK --prompt 512 --gen 128 --reps 3 --gpu-heads-fusion off
 bench qwen06-nographs "$Q" --backend $BK --prompt 512 --gen 128 --reps 3 --gpu-graphs off
 bench qwen06-pdl "$Q" --backend $BK --prompt 512 --gen 128 --reps 3 --gpu-pdl on
 bench llama8b-pdl "$L" --backend $BK --prompt 512 --gen 128 --reps 2 --gpu-pdl on
@@ -241,10 +243,10 @@ print("capture overhead (<= 2%%): one head decode %s prefill %s; routing decode 
     ratio("moe-cuda", "moe-cuda-routing"), ratio("moe-cuda", "moe-cuda-routing", P)))
 print("A/B, prompt attention as cuBLAS products over the tensor-core kernel: 8B pp512 %s, pp4k %s, 0.6B ctx8k %s" % (
     ratio("llama8b-cuda", "llama8b-nogemm", P), ratio("llama8b-pp4k", "llama8b-pp4k-nogemm", P), ratio("qwen06-ctx8k", "qwen06-ctx8k-nogemm", P)))
-print("A/B, the default's speed-up over the alternative: grouped moe prefill %s; tc attention over f32 tiles 8B pp4k %s, 0.6B ctx8k %s; tiles over per-query %s; splits decode %s; 64-key splits over 256 %s; fusion %s; graphs %s; pdl on over off: 0.6B decode %s prefill %s, 8B decode %s" % (
+print("A/B, the default's speed-up over the alternative: grouped moe prefill %s; tc attention over f32 tiles 8B pp4k %s, 0.6B ctx8k %s; tiles over per-query %s; splits decode %s; 64-key splits over 256 %s; fusion %s; heads fusion (decode) %s; graphs %s; pdl on over off: 0.6B decode %s prefill %s, 8B decode %s" % (
     ratio("moe-cuda", "moe-cuda-grouped-off", "prefill_tokens_per_s"), ratio("llama8b-pp4k-nogemm", "llama8b-pp4k-notc", "prefill_tokens_per_s"),
     ratio("qwen06-ctx8k-nogemm", "qwen06-ctx8k-notc", "prefill_tokens_per_s"), ratio("qwen06-ctx8k-nogemm", "qwen06-ctx8k-notiles", "prefill_tokens_per_s"),
-    ratio("qwen06-ctx8k", "qwen06-ctx8k-nosplit"), ratio("qwen06-cuda", "qwen06-split256"), ratio("qwen06-cuda", "qwen06-nofusion"), ratio("qwen06-cuda", "qwen06-nographs"),
+    ratio("qwen06-ctx8k", "qwen06-ctx8k-nosplit"), ratio("qwen06-cuda", "qwen06-split256"), ratio("qwen06-cuda", "qwen06-nofusion"), ratio("qwen06-cuda", "qwen06-noheads"), ratio("qwen06-cuda", "qwen06-nographs"),
     ratio("qwen06-pdl", "qwen06-cuda"), ratio("qwen06-pdl", "qwen06-cuda", P), ratio("llama8b-pdl", "llama8b-cuda")))
 print("A/B, TF32 prompt attention products over f32 (BF16 weights): 8B pp512 %s, pp4k %s" % (
     ratio("llama8b-cuda", "llama8b-notf32", P), ratio("llama8b-pp4k", "llama8b-pp4k-notf32", P)))

@@ -68,6 +68,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
     };
     tune.graphs = on_off("gpu-graphs", tune.graphs);
     tune.fusion = on_off("gpu-fusion", tune.fusion);
+    tune.heads_fusion = on_off("gpu-heads-fusion", tune.heads_fusion);
     tune.pdl = on_off("gpu-pdl", tune.pdl);
     tune.prompt_tiles = on_off("gpu-tiles", tune.prompt_tiles);
     tune.tc_attention = on_off("gpu-tc-attention", tune.tc_attention);
@@ -136,7 +137,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
                         {"decode_mode", s.on_gpu() ? s.decode_mode() : std::string("cpu")},
                         {"file_bytes", m->file_bytes()}};
     if (s.on_gpu())
-        j["gpu_tuning"] = {{"graphs", tune.graphs}, {"fusion", tune.fusion}, {"pdl", tune.pdl}, {"prompt_tiles", tune.prompt_tiles}, {"tc_attention", tune.tc_attention}, {"gemm_attention", tune.gemm_attention}, {"tf32_attention", tune.tf32_attention}, {"quant_gemm", qg}, {"grouped_moe", tune.grouped_moe},
+        j["gpu_tuning"] = {{"graphs", tune.graphs}, {"fusion", tune.fusion}, {"heads_fusion", tune.heads_fusion}, {"pdl", tune.pdl}, {"prompt_tiles", tune.prompt_tiles}, {"tc_attention", tune.tc_attention}, {"gemm_attention", tune.gemm_attention}, {"tf32_attention", tune.tf32_attention}, {"quant_gemm", qg}, {"grouped_moe", tune.grouped_moe},
                            {"attn_splits", tune.attn_splits}, {"split_min_keys", tune.split_min_keys}};
     auto phase = [](const std::vector<KernelTime>& k, int64_t tokens) {
         double total = 0;
@@ -168,7 +169,7 @@ int cmd_bench(const std::vector<std::string>& argv) {
     return 0;
 }
 
-Register r_bench({"bench", "bench MODEL [--prompt 512] [--gen 128] [--threads N] [--reps R] [--kv-type f32|f16] [--backend cpu|cuda|auto] [--capture-routing] [--capture-attention H|all] [--gpu-graphs|--gpu-fusion|--gpu-pdl|--gpu-tiles|--gpu-tc-attention|--gpu-gemm-attention|--gpu-tf32-attention|--gpu-grouped-moe on|off] [--gpu-quant-gemm f32|tf32|bf16] [--gpu-splits N] [--gpu-split-keys K] [--gpu-profile] [--json]", cmd_bench});
+Register r_bench({"bench", "bench MODEL [--prompt 512] [--gen 128] [--threads N] [--reps R] [--kv-type f32|f16] [--backend cpu|cuda|auto] [--capture-routing] [--capture-attention H|all] [--gpu-graphs|--gpu-fusion|--gpu-heads-fusion|--gpu-pdl|--gpu-tiles|--gpu-tc-attention|--gpu-gemm-attention|--gpu-tf32-attention|--gpu-grouped-moe on|off] [--gpu-quant-gemm f32|tf32|bf16] [--gpu-splits N] [--gpu-split-keys K] [--gpu-profile] [--json]", cmd_bench});
 
 }  // namespace
 }  // namespace archlens::cli

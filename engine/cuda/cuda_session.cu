@@ -624,7 +624,7 @@ struct CudaSession::Impl {
             o.attn_scale = a.temp_attn_scale;
             const float *qs = q, *ks = k, *vs = v;
             int q_row = qd, k_row = kd, v_row = vdd;
-            if (pro_w && norm_qkv_heads_fits(hd, vd, L.qkv.n_in)) {  // decode_fast: norm, product and heads in one launch
+            if (pro_w && heads_fused && norm_qkv_heads_fits(hd, vd, L.qkv.n_in)) {  // decode_fast: norm, product and heads in one launch
                 const auto* w = static_cast<const uint8_t*>(L.qkv.w);
                 if (L.kv_f16)
                     launch_norm_qkv_heads(stream, L.qkv.qtype, w, L.qkv.row_bytes, L.qkv.n_in, hin, pro_w, s.norm_eps, L.qkv.bias, qkv, H, KV, hd,
@@ -1362,6 +1362,7 @@ struct CudaSession::Impl {
     bool kv_f16 = false;  // the f16 cache was asked for (standard attention layers hold f16)
     bool use_graphs = true;
     bool fused = true;  // the fused kernels (set_fusion(false): one kernel per step)
+    bool heads_fused = true;  // with fused: norm, q|k|v product and heads in one decode launch (set_heads_fusion)
     QuantGemm quant_gemm = QuantGemm::TF32;  // a prompt's products with quantized weights (set_quant_gemm)
     bool tc_attention = true;  // prompt attention on tensor cores where it fits (set_tensor_core_attention)
     bool gemm_attn = true;     // prompt attention with f32 caches as cuBLAS products (set_gemm_attention)
@@ -1768,6 +1769,7 @@ CudaSession::CudaSession(const Model& model, int64_t n_ctx, int64_t ring_batch, 
         m.use_graphs = t.graphs;
         if (!t.graphs) m.graph_note = "eager: graphs turned off";
         m.fused = t.fusion;
+        m.heads_fused = t.heads_fusion;
         m.programmatic = t.pdl;
         m.tiles = t.prompt_tiles;
         m.tc_attention = t.tc_attention;
@@ -1986,6 +1988,10 @@ void CudaSession::set_programmatic_launches(bool on) {
 bool CudaSession::programmatic_launches() const { return impl_->programmatic && impl_->cc_major >= 9; }
 void CudaSession::set_fusion(bool on) {
     impl_->fused = on;
+    impl_->drop_graph();
+}
+void CudaSession::set_heads_fusion(bool on) {
+    impl_->heads_fused = on;
     impl_->drop_graph();
 }
 void CudaSession::set_profiling(bool on) {

@@ -78,7 +78,11 @@ public:
     // default; off runs
     // each step as its own kernel, for comparison (they compute the same sums in the same order).
     void set_fusion(bool on);
-    // Programmatic dependent launches (compute capability 9.0+, on by default): each kernel of a
+    // With fusion on, a dense single-token step's attention RMSNorm, q|k|v product and per-head
+    // steps in one launch (on by default; GpuTuning::heads_fusion); off: the normed product, then
+    // the heads kernel. The same sums either way.
+    void set_heads_fusion(bool on);
+    // Programmatic dependent launches (compute capability 9.0+; off by default, GpuTuning::pdl): each kernel of a
     // forward pass may be scheduled while the one before it finishes, and waits inside for its
     // results (GRID_DEPENDENCY, cuda_api.h); decode graphs keep these edges. Off: every launch
     // waits for the one before it, for comparison. programmatic_launches(): whether they are used.

@@ -1458,6 +1458,44 @@ private slots:
         }
     }
 
+    // A dense decode step's attention RMSNorm, q|k|v product and per-head steps as one launch
+    // (heads fusion, per-head tickets) compute what the normed product and the heads kernel do,
+    // bit for bit, with one launch fewer in every layer; GQA, QK-norm per head, Llama 4's NoPE
+    // layers and L2 QK-norm; f32 and f16 caches.
+    void heads_fusion_equals_two_launches_data() { fixture_rows({"llama", "qwen3", "mistral-small", "llama4"}); }
+    void heads_fusion_equals_two_launches() {
+        QFETCH(QString, dir);
+        REQUIRE_FIXTURE(dir);
+        REQUIRE_DEVICE();
+        auto ids = json_ids(testutil::read_json(dir + "/reference.json")["prompt_ids"]);
+        ids.resize(std::min<size_t>(ids.size(), 10));
+        auto model = Model::load((dir + "/model.gguf").toStdString());
+        for (bool f16 : {false, true}) {
+            cuda::CudaSession a(*model, int64_t(ids.size()), 4, f16), b(*model, int64_t(ids.size()), 4, f16);
+            b.set_heads_fusion(false);
+            const QString diff = first_difference(a, b, ids, ids.size() - 3);
+            QVERIFY2(diff.isEmpty(), qPrintable(dir + (f16 ? " f16: " : " f32: ") + diff));
+        }
+#ifdef ARCHLENS_CUDA_EMU
+        // the launches of one eager decode step after the same prompt (heads: -1 the session's default)
+        auto step_kernels = [&](int heads) {
+            cuda::CudaSession s(*model, int64_t(ids.size()), 4);
+            s.set_graphs(false);
+            if (heads >= 0) s.set_heads_fusion(heads == 1);
+            s.forward(std::span<const int>(ids.data(), ids.size() - 1));
+            const uint64_t k0 = archlens::emu::kernels_run();
+            s.forward(std::span<const int>(&ids.back(), 1));
+            return archlens::emu::kernels_run() - k0;
+        };
+        const uint64_t fused = step_kernels(1), separate = step_kernels(0);
+        QCOMPARE(separate - fused, uint64_t(model->spec().n_layers));
+        QCOMPARE(step_kernels(-1), fused);  // on by default
+        const UnsetEnv unset{"ARCHLENS_CUDA_OFF"};
+        qputenv("ARCHLENS_CUDA_OFF", "heads-fusion");
+        QCOMPARE(step_kernels(-1), separate);
+#endif
+    }
+
     // Programmatic dependent launches (Hopper) compute what serial launches do, bit for bit: a
     // prompt, then decode steps replayed as a graph; dense GQA, sliding windows, MLA with routed
     // experts. On a device below compute capability 9.0 the session does not use them.
