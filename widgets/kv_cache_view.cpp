@@ -2,6 +2,7 @@
 
 #include <qcustomplot.h>
 
+#include <QResizeEvent>
 #include <QHBoxLayout>
 #include <QJsonArray>
 #include <QJsonObject>
@@ -281,6 +282,11 @@ QString KvCacheView::shortSummary() const {
     return s;
 }
 
+void KvCacheView::resizeEvent(QResizeEvent* e) {
+    QWidget::resizeEvent(e);
+    if (e->size() != e->oldSize()) rebuild();  // how many layer numbers fit, how long the labels
+}
+
 void KvCacheView::rebuild() {
     const auto* spec = model_ ? model_->spec.get() : nullptr;
     const int n = spec ? spec->n_layers : 0;
@@ -317,10 +323,17 @@ void KvCacheView::rebuild() {
     QCPAxis* x = barsRect_->axis(QCPAxis::atBottom);
     auto ticker = qSharedPointerDynamicCast<QCPAxisTickerText>(x->ticker());
     ticker->clear();
-    const int step = std::max(1, n / 24);
+    // as many layer numbers as fit side by side (~18 px each), always a round step
+    const int fit = std::max(1, (plot_->width() - 90) / 18);
+    int step = 1;
+    for (int s : {1, 2, 4, 5, 10, 20, 25, 50, 100})
+        if ((step = s) * fit >= n) break;
     for (int l = 0; l < n; l += step) ticker->addTick(l, QString::number(l));
     x->setRange(-0.6, std::max(1, n) - 0.4);
-    barsRect_->axis(QCPAxis::atLeft)->setLabel(tr("bytes per layer (%1)").arg(unitName));
+    // a short dock (the main window's default) gets a short label and two ticks
+    const bool low = plot_->height() < 240;
+    barsRect_->axis(QCPAxis::atLeft)->setLabel(low ? tr("%1/layer").arg(unitName) : tr("bytes per layer (%1)").arg(unitName));
+    barsRect_->axis(QCPAxis::atLeft)->ticker()->setTickCount(low ? 2 : 5);
     barsRect_->axis(QCPAxis::atLeft)->setRange(0, top / unit * 1.12);
 
     // Budget bar.

@@ -44,6 +44,9 @@ class KvCacheView : public QWidget, public ExportableView {
     QString toCsv() const override;
     QJsonDocument toJson() const override;
 
+  protected:
+    void resizeEvent(QResizeEvent* e) override;
+
   private:
     void rebuild();
     std::vector<quint64> mhaPerLayer() const;

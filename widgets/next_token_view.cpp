@@ -7,6 +7,7 @@
 #include <QJsonArray>
 #include <QJsonObject>
 #include <QLabel>
+#include <QResizeEvent>
 #include <QVBoxLayout>
 #include <algorithm>
 
@@ -18,9 +19,21 @@ const QColor kBar(0x00, 0x72, 0xb2);
 const QColor kChosen(0xd5, 0x5e, 0x00);
 const QColor kLens(0x56, 0xb4, 0xe9);
 
-QString shortLabel(const QString& s) {
+QString shortLabel(const QString& s, int max = 14) {
     const QString v = tokenStyle::visibleText(s);
-    return v.size() > 14 ? v.left(13) + QChar(0x2026) : v;
+    return v.size() > max ? v.left(max - 1) + QChar(0x2026) : v;
+}
+
+// The most probable token of a snapshot (decoded alternatives first, else the bare probe).
+int topOf(const TokenSnapshot& t) {
+    if (!t.token.topK.empty()) return t.token.topK.front().id;
+    return t.probes.top_k.empty() ? -1 : t.probes.top_k.front().id;
+}
+
+// Every step-th of n labels fits in `pixels` of axis at ~13 px a line.
+int labelStep(int n, int pixels) {
+    const int lines = std::max(1, pixels / 13);
+    return std::max(1, (n + lines - 1) / lines);
 }
 
 QCPBars* horizontalBars(QCPAxisRect* r, const QColor& c) {
@@ -99,7 +112,13 @@ void NextTokenView::setModel(const InternalsModelPtr& model) {
 
 void NextTokenView::clearHistory() {
     last_.reset();
+    lensSnap_.reset();
     rebuild();
+}
+
+void NextTokenView::resizeEvent(QResizeEvent* e) {
+    QWidget::resizeEvent(e);
+    if (e->size() != e->oldSize()) rebuild();  // how many axis labels fit, and how long
 }
 
 void NextTokenView::setContext(const ContextSnapshotPtr&) {}
@@ -107,6 +126,7 @@ void NextTokenView::setContext(const ContextSnapshotPtr&) {}
 void NextTokenView::addToken(const TokenSnapshotPtr& t) {
     if (!t) return;
     last_ = t;
+    if (!t->probes.logit_lens.empty()) lensSnap_ = t;
     rebuild();
 }
 
@@ -135,8 +155,8 @@ std::vector<int> NextTokenView::lensTokens() const {
     std::vector<int> out;
     const int n = model_ && model_->spec ? model_->spec->n_layers : 0;
     out.assign(size_t(n), -1);
-    if (!last_) return out;
-    for (const auto& e : last_->probes.logit_lens)
+    if (!lensSnap_) return out;
+    for (const auto& e : lensSnap_->probes.logit_lens)
         if (e.layer >= 0 && e.layer < n) out[size_t(e.layer)] = e.token;
     return out;
 }
@@ -172,10 +192,18 @@ void NextTokenView::rebuild() {
     auto tick =
         qSharedPointerDynamicCast<QCPAxisTickerText>(topRect_->axis(QCPAxis::atLeft)->ticker());
     tick->clear();
+    // the plot's rows share its height with the title and the axis labels; in a narrow dock (the
+    // main window's default) labels shorten so that the bars keep some width
+    const int rowsPx = std::max(0, plot_->height() - 70);
+    const bool narrow = plot_->width() < 560;
+    const int chars = narrow ? 9 : 14;
+    for (QCPAxisRect* r : {topRect_, lensRect_}) r->axis(QCPAxis::atBottom)->ticker()->setTickCount(narrow ? 1 : 3);
+    topRect_->axis(QCPAxis::atBottom)->setLabel(narrow ? tr("p · top-%1").arg(kTopK) : tr("probability · top-%1").arg(kTopK));
+    const int topStep = labelStep(kTopK, rowsPx);
     for (size_t i = 0; i < ids_.size(); ++i) {
         (ids_[i] == chosen_ ? ck : k) << double(i);
         (ids_[i] == chosen_ ? cv : v) << double(probs_[i]);
-        tick->addTick(double(i), shortLabel(texts_[qsizetype(i)]));
+        if (int(i) % topStep == 0 || ids_[i] == chosen_) tick->addTick(double(i), shortLabel(texts_[qsizetype(i)], chars));
     }
     topBars_->setData(k, v);
     chosenBar_->setData(ck, cv);
@@ -192,20 +220,25 @@ void NextTokenView::rebuild() {
         qSharedPointerDynamicCast<QCPAxisTickerText>(lensRect_->axis(QCPAxis::atLeft)->ticker());
     ltick->clear();
     const int n = model_ && model_->spec ? model_->spec->n_layers : 0;
-    const int step = std::max(1, n / 24);
-    if (last_) {
-        for (size_t i = 0; i < last_->probes.logit_lens.size(); ++i) {
-            const auto& e = last_->probes.logit_lens[i];
-            const QString text = i < last_->logitLens.size() ? last_->logitLens[i].text
-                                                             : QStringLiteral("#%1").arg(e.token);
-            const bool final = e.token == topTokenId();
+    const int step = labelStep(n, rowsPx);
+    if (const TokenSnapshot* ls = lensSnap_.get()) {
+        const int top = topOf(*ls);  // that step's own prediction
+        for (size_t i = 0; i < ls->probes.logit_lens.size(); ++i) {
+            const auto& e = ls->probes.logit_lens[i];
+            const QString text = i < ls->logitLens.size() ? ls->logitLens[i].text
+                                                          : QStringLiteral("#%1").arg(e.token);
+            const bool final = e.token == top;
             (final ? fk : lk) << double(e.layer);
             (final ? fv : lv) << double(e.prob);
             if (e.layer % step == 0 || e.layer == n - 1)
                 ltick->addTick(double(e.layer),
-                               QStringLiteral("L%1 %2").arg(e.layer).arg(shortLabel(text)));
+                               QStringLiteral("L%1 %2").arg(e.layer).arg(shortLabel(text, chars)));
         }
     }
+    lensRect_->axis(QCPAxis::atBottom)->setLabel(
+        lensSnap_ && lensSnap_ != last_
+            ? (narrow ? tr("lens p") : tr("top-1 probability per layer · lens of position %1").arg(lensSnap_->position))
+            : (narrow ? tr("lens p") : tr("top-1 probability per layer")));
     lensBars_->setData(lk, lv);
     lensFinal_->setData(fk, fv);
     lensRect_->axis(QCPAxis::atLeft)->setRange(-0.6, std::max(1, n) - 0.4);
@@ -223,13 +256,18 @@ void NextTokenView::rebuild() {
         const QString chosen = tokenStyle::visibleText(last_->token.text.isEmpty()
                                                            ? ContextTokens::pieceText(last_->piece)
                                                            : last_->token.text);
-        title_->setText(tr("Next token at position %1 · chose «%2» (%3)")
+        title_->setText((narrow ? tr("pos %1 · «%2» %3") : tr("Next token at position %1 · chose «%2» (%3)"))
                             .arg(position_)
-                            .arg(chosen, tokenStyle::percent(last_->token.prob)));
-        status_->setText(
-            tr("measured: softmax of the logits (before temperature/top-p), chosen token in "
-               "orange; the lens bars in "
-               "dark blue already predict the final top token"));
+                            .arg(shortLabel(chosen, narrow ? 12 : 32), tokenStyle::percent(last_->token.prob)));
+        QString text = tr("measured: softmax of the logits (before temperature/top-p), chosen token in "
+                          "orange; the lens bars in "
+                          "dark blue already predict the final top token");
+        if (lensVisible() && lensSnap_ != last_)
+            text += lensSnap_ ? tr(" · the lens is position %1's (it runs every few tokens where its LM-head "
+                                   "products would slow the chat)")
+                                    .arg(lensSnap_->position)
+                              : tr(" · no lens yet");
+        status_->setText(text);
     }
     plot_->replot(QCustomPlot::rpQueuedReplot);
 }
@@ -242,14 +280,14 @@ QString NextTokenView::toCsv() const {
                    .arg(ids_[i])
                    .arg(viewExport::csvField(texts_[qsizetype(i)]))
                    .arg(double(probs_[i]), 0, 'g', 9);
-    if (last_)
-        for (size_t i = 0; i < last_->probes.logit_lens.size(); ++i) {
-            const auto& e = last_->probes.logit_lens[i];
+    if (const TokenSnapshot* ls = lensSnap_.get())
+        for (size_t i = 0; i < ls->probes.logit_lens.size(); ++i) {
+            const auto& e = ls->probes.logit_lens[i];
             out += QStringLiteral("logit_lens,%1,%2,%3,%4\n")
                        .arg(e.layer)
                        .arg(e.token)
                        .arg(viewExport::csvField(
-                           i < last_->logitLens.size() ? last_->logitLens[i].text : QString()))
+                           i < ls->logitLens.size() ? ls->logitLens[i].text : QString()))
                        .arg(double(e.prob), 0, 'g', 9);
         }
     return out;
@@ -268,15 +306,16 @@ QJsonDocument NextTokenView::toJson() const {
             {"id", ids_[i]}, {"text", texts_[qsizetype(i)]}, {"prob", double(probs_[i])}});
     o[QStringLiteral("top_k")] = top;
     QJsonArray lens;
-    if (last_)
-        for (size_t i = 0; i < last_->probes.logit_lens.size(); ++i) {
-            const auto& e = last_->probes.logit_lens[i];
+    if (const TokenSnapshot* ls = lensSnap_.get())
+        for (size_t i = 0; i < ls->probes.logit_lens.size(); ++i) {
+            const auto& e = ls->probes.logit_lens[i];
             lens.append(QJsonObject{
                 {"layer", e.layer},
                 {"id", e.token},
-                {"text", i < last_->logitLens.size() ? last_->logitLens[i].text : QString()},
+                {"text", i < ls->logitLens.size() ? ls->logitLens[i].text : QString()},
                 {"prob", double(e.prob)}});
         }
     o[QStringLiteral("logit_lens")] = lens;
+    o[QStringLiteral("logit_lens_position")] = lensPosition();  // the lens may be an earlier token's
     return QJsonDocument(o);
 }

@@ -33,12 +33,15 @@ class NextTokenView : public QWidget, public ExportableView {
     bool lensVisible() const;
 
     // As drawn: ids of the top-k bars (most probable first) and their probabilities; the lens's
-    // token per layer (-1 where not captured).
+    // token per layer (-1 where not captured). The lens shown is the latest token's that carried
+    // one (the chat computes it only while it is cheap enough, app/gui/lens_budget.h);
+    // lensPosition() is its position (-1: none yet).
     std::vector<int> shownIds() const { return ids_; }
     std::vector<float> shownProbs() const { return probs_; }
     int topTokenId() const { return ids_.empty() ? -1 : ids_.front(); }
     int chosenTokenId() const { return chosen_; }
     std::vector<int> lensTokens() const;
+    qint64 lensPosition() const { return lensSnap_ ? lensSnap_->position : -1; }
 
     QString exportName() const override { return QStringLiteral("next-token"); }
     QCustomPlot* exportPlot() const override { return plot_; }
@@ -48,11 +51,15 @@ class NextTokenView : public QWidget, public ExportableView {
   signals:
     void probeNeedsChanged();
 
+  protected:
+    void resizeEvent(QResizeEvent* e) override;
+
   private:
     void rebuild();
 
     InternalsModelPtr model_;
     TokenSnapshotPtr last_;
+    TokenSnapshotPtr lensSnap_;  // the latest token whose probes hold a logit lens
     std::vector<int> ids_;
     std::vector<float> probs_;
     QStringList texts_;

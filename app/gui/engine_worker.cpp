@@ -1,6 +1,7 @@
 #include "app/gui/engine_worker.h"
 
 #include <QDir>
+#include <QElapsedTimer>
 #include <QFileInfo>
 #include <QRandomGenerator>
 #include <QTimer>
@@ -13,6 +14,7 @@
 #include <unistd.h>
 #endif
 
+#include "app/gui/lens_budget.h"
 #include "app/gui/model_discovery.h"
 #include "app/gui/model_tokenizer.h"
 #include "engine/core/error.h"
@@ -106,14 +108,16 @@ void EngineWorker::setProbeConfig(const ProbeConfig& cfg) {
     probeConfig_ = cfg;
 }
 
-void EngineWorker::applyProbeConfig() {
+bool EngineWorker::applyProbeConfig(bool lensAllowed) {
     ProbeConfig cfg;
     {
         QMutexLocker lock(&probeMutex_);
         cfg = probeConfig_;
     }
     cfg.top_k = std::max(cfg.top_k, kChatTopK);
+    cfg.logit_lens = cfg.logit_lens && lensAllowed;
     m_->session->probe_config() = cfg;
+    return cfg.logit_lens;
 }
 
 void EngineWorker::unloadModel() {
@@ -394,18 +398,19 @@ void EngineWorker::generate(const GenerationRequest& req) {
         res.seed = sp.seed;
         Sampler sampler(sp);
 
-        applyProbeConfig();
         session.probes().clear_records();
         std::vector<float> logits;
         for (size_t at = common; at < ids.size(); at += size_t(kPrefillChunk)) {
             if (stopRequested(req.id)) return finish(FinishReason::Stopped);
             const size_t n = std::min(ids.size() - at, size_t(kPrefillChunk));
+            applyProbeConfig(at + n == ids.size());  // the lens of the prompt's last position only
             logits = session.forward(std::span<const int>(ids.data() + at, n));
             cached_.insert(cached_.end(), ids.begin() + int64_t(at), ids.begin() + int64_t(at + n));
         }
 
         std::vector<int> history = ids;
         stream = std::make_unique<StreamDecoder>(tok);
+        LensBudget lens;  // the lens on decode steps while it costs at most a share of their time
         double firstMs = 0, lastMs = 0;
         const int maxTokens = req.sampling.maxTokens > 0 ? req.sampling.maxTokens : INT32_MAX;
         for (int i = 0;; ++i) {
@@ -459,8 +464,11 @@ void EngineWorker::generate(const GenerationRequest& req) {
             if (session.position() + 1 >= session.n_ctx()) return finish(FinishReason::ContextFull);
             if (stopRequested(req.id)) return finish(FinishReason::Stopped);
             // A view opened or closed, or another head picked, takes effect from the next token.
-            applyProbeConfig();
+            const bool withLens = applyProbeConfig(lens.wanted());
+            QElapsedTimer step;
+            step.start();
             logits = session.forward(std::span<const int>(&id, 1));
+            lens.record(double(step.nsecsElapsed()) / 1e6, withLens);
             cached_.push_back(id);
         }
     } catch (const std::exception& e) {

@@ -54,7 +54,9 @@ class EngineWorker : public QObject {
     bool stopRequested(quint64 gen) const { return stopUpTo_.load() >= gen; }
     bool cancelRequested(quint64 load) const { return cancelUpTo_.load() >= load; }
     std::vector<int> renderPrompt(const std::vector<ChatMessageInput>& messages) const;
-    void applyProbeConfig();
+    // The views' probe needs onto the session; the logit lens only where lensAllowed (LensBudget).
+    // Returns whether the lens is on.
+    bool applyProbeConfig(bool lensAllowed = true);
 
     std::unique_ptr<Loaded> m_;
     std::vector<int> cached_;  // tokens whose keys/values are in the session's KV cache

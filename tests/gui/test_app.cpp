@@ -19,6 +19,7 @@
 #include <QtTest>
 #include <memory>
 
+#include "app/gui/lens_budget.h"
 #include "app/gui/capture.h"
 #include "app/gui/chat_panel.h"
 #include "app/gui/conversation_list.h"
@@ -845,6 +846,29 @@ class TestApp : public QObject {
         QVERIFY(!store.save(evil));
         QVERIFY(store.remove(c.id));
         QCOMPARE(int(store.list().size()), 0);
+    }
+
+    // The chat's logit-lens budget: a lens that costs 12 decode steps runs on few tokens and
+    // keeps its share of the time near the quarter it is allowed; a cheap one runs on every token.
+    void lensBudgetKeepsItsShare() {
+        auto run = [](double plainMs, double lensMs, int steps, int* withLens) {
+            LensBudget b;
+            *withLens = 0;
+            for (int i = 0; i < steps; ++i) {
+                const bool on = b.wanted();
+                b.record(on ? lensMs : plainMs, on);
+                *withLens += on;
+            }
+            return b;
+        };
+        int dear = 0, cheap = 0;
+        const LensBudget d = run(10, 130, 1000, &dear);
+        QVERIFY2(dear >= 20 && dear <= 40, qPrintable(QString::number(dear)));  // ~1000 * 10 / (3 * 120)
+        QVERIFY(d.lensMs() <= 0.25 * d.totalMs() + 130);
+        QVERIFY(d.lensMs() >= 0.2 * d.totalMs());
+        run(10, 11, 1000, &cheap);
+        QVERIFY2(cheap >= 990, qPrintable(QString::number(cheap)));
+        QVERIFY(LensBudget().wanted());  // the first token has its lens
     }
 
     void tokenStyleHelpers() {

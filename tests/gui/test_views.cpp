@@ -3,6 +3,7 @@
 // through the engine here. Each view is checked on what it draws against what the engine
 // recorded: attention cells, routing marks, KV bytes, the next-token ranking; and exports are
 // parsed back.
+#include <QLabel>
 #include <QFile>
 #include <QImage>
 #include <QJsonArray>
@@ -475,6 +476,45 @@ class TestViews : public QObject {
             QCOMPARE(int(lens.size()), r->model->spec().n_layers);
             QCOMPARE(lens.back(), r->greedy[i]);
         }
+    }
+
+    // A token without a lens (the chat skips it where the lens is costly, app/gui/lens_budget.h)
+    // leaves the latest lens on show, coloured against that step's own prediction, and says whose
+    // it is; the next token with a lens replaces it.
+    void nextTokenKeepsLatestLens() {
+        ProbeConfig cfg;
+        cfg.top_k = NextTokenView::kTopK;
+        cfg.logit_lens = true;
+        auto r = runDemo("qwen3", 8, 3, cfg);
+        NextTokenView v;
+        v.resize(700, 400);
+        v.setModel(r->info);
+        v.setContext(r->context);
+        QCOMPARE(v.lensPosition(), qint64(-1));
+        v.addToken(r->tokens[0]);
+        const auto lens0 = v.lensTokens();
+        QCOMPARE(v.lensPosition(), r->tokens[0]->position);
+        QCOMPARE(lens0.back(), r->greedy[0]);
+        auto bare = std::make_shared<TokenSnapshot>(*r->tokens[1]);
+        bare->probes.logit_lens.clear();
+        bare->logitLens.clear();
+        v.addToken(bare);
+        QCOMPARE(v.topTokenId(), r->greedy[1]);                // the top-k is the new token's
+        QCOMPARE(v.lensTokens(), lens0);                       // the lens stays the earlier one's
+        QCOMPARE(v.lensPosition(), r->tokens[0]->position);
+        QVERIFY(r->tokens[1]->position != r->tokens[0]->position);
+        const QJsonObject o = v.toJson().object();
+        QCOMPARE(o["position"].toInteger(), r->tokens[1]->position);
+        QCOMPARE(o["logit_lens_position"].toInteger(), r->tokens[0]->position);
+        QCOMPARE(o["logit_lens"].toArray().size(), qsizetype(r->model->spec().n_layers));
+        auto* status = v.findChild<QLabel*>(QStringLiteral("nextTokenStatus"));
+        QVERIFY(status && status->text().contains(QStringLiteral("position %1").arg(r->tokens[0]->position)));
+        v.addToken(r->tokens[2]);
+        QCOMPARE(v.lensPosition(), r->tokens[2]->position);
+        QCOMPARE(v.lensTokens().back(), r->greedy[2]);
+        QVERIFY(!status->text().contains(QStringLiteral("position %1").arg(r->tokens[0]->position)));
+        v.clearHistory();
+        QCOMPARE(v.lensPosition(), qint64(-1));
     }
 
     void exportsParseBack() {
