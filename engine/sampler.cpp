@@ -41,9 +41,19 @@ int Sampler::sample(std::span<const float> logits, std::span<const int> history)
 
     std::vector<int> idx(l.size());
     std::iota(idx.begin(), idx.end(), 0);
-    std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return l[size_t(a)] > l[size_t(b)]; });
     size_t n = idx.size();
-    if (p_.top_k > 0) n = std::min(n, size_t(p_.top_k));
+    if (p_.top_k > 0) {
+        // Only the k most probable are ordered (a full sort of Qwen3's 151,936 logits took ~10 ms a
+        // token, half a decode step of Qwen3-0.6B on one core): ties to the lower id, the order the
+        // stable sort below gives, so the draws are the same.
+        n = std::min(n, size_t(p_.top_k));
+        std::partial_sort(idx.begin(), idx.begin() + std::ptrdiff_t(n), idx.end(), [&](int a, int b) {
+            const float x = l[size_t(a)], y = l[size_t(b)];
+            return x > y || (x == y && a < b);
+        });
+    } else {
+        std::stable_sort(idx.begin(), idx.end(), [&](int a, int b) { return l[size_t(a)] > l[size_t(b)]; });
+    }
     std::vector<double> pr(n);
     const double mx = l[size_t(idx[0])];
     double sum = 0;

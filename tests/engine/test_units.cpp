@@ -1,5 +1,6 @@
 // Hand-made semantic cases and unit checks: sampler, RoPE scalings, constructed routing, the
 // shared expert, synthetic models round-tripping through the loader.
+#include <set>
 #include <fcntl.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -57,6 +58,7 @@ private slots:
     void sampler_greedy_and_seeded();
     void sampler_filters();
     void sampler_repetition_penalty();
+    void sampler_top_k_orders_like_full_sort();
     void rope_freq_factors_equal_llama3_formula();
     void rope_neox_equals_norm_on_permuted_layout();
     void constructed_router_sends_each_class_to_its_expert();
@@ -75,6 +77,38 @@ private slots:
     void matmul_many_equals_separate_products();
     void attention_dots_and_sums_are_exact();
 };
+
+// Top-k orders only its k candidates (a partial sort): the same order as the full sort, ties to the
+// lower id, so the same draws; checked with k = the vocabulary against no top-k, on logits with ties.
+void TestUnits::sampler_top_k_orders_like_full_sort() {
+    std::vector<float> l(5000);
+    uint64_t z = 7;
+    for (auto& v : l) {
+        z = z * 6364136223846793005ull + 1442695040888963407ull;
+        v = float(int((z >> 33) % 400)) / 100.f;  // 400 distinct values: many ties
+    }
+    for (float top_p : {1.f, 0.9f})
+        for (float min_p : {0.f, 0.05f}) {
+            SamplerParams p;
+            p.temperature = 0.7f;
+            p.top_p = top_p;
+            p.min_p = min_p;
+            p.seed = 11;
+            SamplerParams k = p;
+            k.top_k = int(l.size());
+            Sampler full(p), part(k);
+            for (int i = 0; i < 200; ++i) QCOMPARE(part.sample(l, {}), full.sample(l, {}));
+        }
+    // k = 2 over a three-way tie at the top: the two lower ids only
+    SamplerParams p;
+    p.temperature = 1.f;
+    p.top_k = 2;
+    p.seed = 3;
+    Sampler s(p);
+    std::set<int> seen;
+    for (int i = 0; i < 100; ++i) seen.insert(s.sample(std::vector<float>{1.f, 3.f, 3.f, 3.f}, {}));
+    QCOMPARE(seen, (std::set<int>{1, 2}));
+}
 
 void TestUnits::sampler_greedy_and_seeded() {
     std::vector<float> l = {0.1f, 2.0f, 1.9f, -1.f};
