@@ -1373,15 +1373,24 @@ struct CudaSession::Impl {
     int group_pairs = kGroupPairs;  // pairs a chunk of the grouped path (the scratch holds kGroupPairs)
     std::string graph_note = "no decode step yet";
     std::string pdl_note;  // why programmatic launches were turned off by a refused capture ("" when not)
-    cudaGraphExec_t graph = nullptr;
-    std::vector<int> graph_key;  // the probes it was captured with
+    // Decode graphs by the probes they were captured with (probe_key): the chat turns the logit
+    // lens on for some tokens only (app/gui/lens_budget.h), and a view may switch between heads, so
+    // a few are kept rather than captured again at every change; the oldest goes past kGraphCache.
+    // Anything that moves a buffer or changes a launch drops them all (drop_graph).
+    struct CachedGraph {
+        std::vector<int> key;
+        cudaGraphExec_t exec = nullptr;
+    };
+    static constexpr size_t kGraphCache = 4;
+    std::vector<CachedGraph> graphs;  // most recently used last
+    int64_t graph_captures = 0;
     int64_t graph_launches = 0;
     bool profiling = false;  // set_profiling: every launch between events, decode steps eager
     KernelProfiler profiler;
 
     void drop_graph() {
-        if (graph) cudaGraphExecDestroy(graph);
-        graph = nullptr;
+        for (CachedGraph& g : graphs) cudaGraphExecDestroy(g.exec);
+        graphs.clear();
     }
 
     std::vector<int> probe_key() const {
@@ -1395,33 +1404,44 @@ struct CudaSession::Impl {
     // session, and decode_mode() says why); one refused without them turns graphs off.
     bool run_graph() {
         if (!use_graphs) return false;
-        if (graph && graph_key != probe_key()) drop_graph();
-        if (!graph) {
+        const std::vector<int> key = probe_key();
+        auto hit = std::find_if(graphs.begin(), graphs.end(), [&](const CachedGraph& g) { return g.key == key; });
+        if (hit != graphs.end()) {
+            std::rotate(hit, hit + 1, graphs.end());  // most recently used last
+        } else {
+            if (graphs.size() >= kGraphCache) {
+                cudaGraphExecDestroy(graphs.front().exec);
+                graphs.erase(graphs.begin());
+            }
+            cudaGraphExec_t graph = nullptr;
             std::string why;
-            if (!capture_graph(why)) {
+            if (!capture_graph(graph, why)) {
                 if (!t_programmatic) {
                     use_graphs = false;
                     graph_note = "eager: " + why;
                     return false;
                 }
+                // the graphs kept were captured with programmatic launches: none may replay now
+                drop_graph();
                 programmatic = false;
                 pdl_note = why;
                 ProgrammaticLaunches serial(false);
-                if (!capture_graph(why)) {
+                if (!capture_graph(graph, why)) {
                     use_graphs = false;
                     graph_note = "eager: " + why;
                     return false;
                 }
             }
-            graph_key = probe_key();
+            ++graph_captures;
+            graphs.push_back({key, graph});
         }
-        check(cudaGraphLaunch(graph, stream), "cudaGraphLaunch");
+        check(cudaGraphLaunch(graphs.back().exec, stream), "cudaGraphLaunch");
         ++graph_launches;
         graph_note = pdl_note.empty() ? "graph" : "graph (programmatic launches off: " + pdl_note + ")";
         return true;
     }
     // Captures and instantiates the decode step; false (and why) when the device refuses it.
-    bool capture_graph(std::string& why) {
+    bool capture_graph(cudaGraphExec_t& graph, std::string& why) {
         check(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), "cudaStreamBeginCapture");
         cudaGraph_t g = nullptr;
         try {
@@ -1955,6 +1975,7 @@ uint64_t CudaSession::buffer_bytes() const {
            uint64_t(m.probe_floats) * sizeof(float);
 }
 int64_t CudaSession::graph_launches() const { return impl_->graph_launches; }
+int64_t CudaSession::graph_captures() const { return impl_->graph_captures; }
 void CudaSession::set_quant_gemm(QuantGemm q) {
     impl_->quant_gemm = q;
     impl_->drop_graph();

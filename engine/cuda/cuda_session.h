@@ -121,6 +121,9 @@ public:
     // other). chunk_pairs: (token, expert) pairs a chunk, 1..4096 (4096 by default; fewer for tests).
     void set_grouped_moe(bool on, int chunk_pairs = 4096);
     int64_t graph_launches() const;
+    // Decode graphs captured so far: one for each set of probes (the logit lens, the attention
+    // heads captured) as it is first met; up to four are kept, so switching between them replays.
+    int64_t graph_captures() const;
     // Per-kernel GPU time (archlens-cli bench --gpu-profile): while on, every kernel launch and
     // cuBLAS product of a forward pass is timed between CUDA events (engine/cuda/profile.h), and
     // decode steps run eagerly (decode_mode() says so). take_profile(): the totals since the last

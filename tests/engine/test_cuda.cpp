@@ -1164,6 +1164,60 @@ private slots:
         QVERIFY(mp < 1e-6);
     }
 
+    // The chat turns the logit lens on for some tokens only, and views switch heads: each set of
+    // probes keeps its own decode graph (up to four, the least recently used dropped), so switching
+    // back replays instead of capturing again; every step equals the eager one, probes included.
+    void decode_graphs_kept_per_probe_set() {
+        const QString dir = testutil::fixtures_dir() + "/llama";
+        REQUIRE_FIXTURE(dir);
+        REQUIRE_DEVICE();
+        auto ids = json_ids(testutil::read_json(dir + "/reference.json")["prompt_ids"]);
+        ids.resize(std::min<size_t>(ids.size(), 26));
+        auto model = Model::load((dir + "/model.gguf").toStdString());
+        const int last = model->spec().n_layers - 1;
+        cuda::CudaSession g(*model, int64_t(ids.size())), e(*model, int64_t(ids.size()));
+        e.set_graphs(false);
+        for (size_t t = 0; t < ids.size(); ++t) {
+            for (cuda::CudaSession* s : {&g, &e}) {
+                ProbeConfig& c = s->probe_config();
+                c = ProbeConfig{};
+                if (t < 10) {
+                    c.logit_lens = t % 2 == 1;  // two sets, alternating
+                } else if (t < 20) {
+                    c.attention = true;  // two more: one head, then another
+                    c.attn_layers = {last};
+                    c.attn_heads = {int(t % 2)};
+                } else if (t < 24) {
+                    c.logit_lens = true;  // a fifth: the least recently used goes
+                    c.attention = true;
+                    c.attn_layers = {last};
+                    c.attn_heads = {0};
+                }  // then no probes at all: the set that went, captured again
+            }
+            const auto a = g.forward(std::span<const int>(&ids[t], 1)), b = e.forward(std::span<const int>(&ids[t], 1));
+            double md = 0;
+            for (size_t i = 0; i < a.size(); ++i) md = std::max(md, double(std::fabs(a[i] - b[i])));
+            QVERIFY2(md < 1e-5, qPrintable(QString("step %1: %2").arg(t).arg(md)));
+            const auto &lg = g.probes().logit_lens, &le = e.probes().logit_lens;
+            QCOMPARE(lg.size(), le.size());
+            QCOMPARE(lg.empty(), !g.probe_config().logit_lens);
+            for (size_t i = 0; i < lg.size(); ++i) QCOMPARE(lg[i].token, le[i].token);
+            const auto &pg = g.probes().attention, &pe = e.probes().attention;
+            QCOMPARE(pg.size(), pe.size());
+            for (size_t i = 0; i < pg.size(); ++i) {
+                QCOMPARE(pg[i].head, pe[i].head);
+                QCOMPARE(pg[i].probs.size(), pe[i].probs.size());
+                for (size_t k = 0; k < pg[i].probs.size(); ++k) QVERIFY(std::fabs(pg[i].probs[k] - pe[i].probs[k]) < 1e-6);
+            }
+            g.probes().clear_records();
+            e.probes().clear_records();
+            const int64_t want = t < 1 ? 1 : t < 10 ? 2 : t < 11 ? 3 : t < 20 ? 4 : t < 24 ? 5 : 6;
+            QVERIFY2(g.graph_captures() == want, qPrintable(QString("step %1: %2 captures, not %3").arg(t).arg(g.graph_captures()).arg(want)));
+        }
+        QCOMPARE(g.graph_launches(), int64_t(ids.size()));
+        QCOMPARE(g.decode_mode(), std::string("graph"));
+    }
+
     // MoE models decode through the graph too (routing, the experts and their sum on the device):
     // the same logits and routing records as eager steps.
     void moe_decode_graph_equals_eager_data() {
