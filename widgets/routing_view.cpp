@@ -455,11 +455,21 @@ void RoutingView::rebuild() {
     const double hmax = h.empty() ? 0 : *std::max_element(h.begin(), h.end());
     histRect_->axis(QCPAxis::atLeft)->setRange(0, std::max(1.0, hmax * 1.15));
 
+    // A dense model has nothing to map: the charts go, the title and the status say why.
+    const bool dense = spec && moeLayers().empty();
+    for (QCPLayerable* l : std::initializer_list<QCPLayerable*>{tokRect_, tokScale_, tokMap_})
+        l->setVisible(!dense);
+    for (QCPLayerable* l : std::initializer_list<QCPLayerable*>{loadRect_, histRect_, loadScale_, loadMap_, hist_})
+        l->setVisible(bottomShown_ && !dense);
+    if (dense) meanLine_->setVisible(false);
+    colourBox_->setEnabled(!dense);
     if (E == 0) {
-        title_->setText(spec ? tr("Expert routing · this model has no mixture-of-experts layers")
+        title_->setText(spec ? tr("No expert routing: a dense model")
                              : tr("Expert routing"));
         status_->setText(
-            spec ? tr("Dense model: every token goes through the same feed-forward block.")
+            spec ? tr("This model has no mixture-of-experts layers: every token goes through the same "
+                      "feed-forward block. Open a MoE model (the Qwen3-MoE, DeepSeek-V3, Kimi K2 or Llama 4 "
+                      "demo) to watch its router.")
                  : tr("Load a mixture-of-experts model (e.g. the Qwen3-MoE or DeepSeek-V3 demo) "
                       "and chat."));
     } else {

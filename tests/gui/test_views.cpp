@@ -3,6 +3,8 @@
 // through the engine here. Each view is checked on what it draws against what the engine
 // recorded: attention cells, routing marks, KV bytes, the next-token ranking; and exports are
 // parsed back.
+#include <QComboBox>
+#include <qcustomplot.h>
 #include <QLabel>
 #include <QFile>
 #include <QImage>
@@ -432,6 +434,21 @@ class TestViews : public QObject {
         v.refresh();
         QVERIFY(!v.probeNeeds().routing);
         QVERIFY(v.moeLayers().empty());
+        // no empty charts: every axis rect hidden, the controls off, the status says why
+        auto visibleRects = [&] {
+            int n = 0;
+            for (QCPAxisRect* a : v.exportPlot()->axisRects()) n += a->visible();
+            return n;
+        };
+        QCOMPARE(visibleRects(), 0);
+        for (QComboBox* b : v.findChildren<QComboBox*>()) QVERIFY(!b->isEnabled());
+        // a MoE model next: its charts are back
+        auto moe = runDemo("qwen3-moe", 4, 1, {});
+        feed(v, *moe);
+        v.refresh();
+        QVERIFY(!v.moeLayers().empty());
+        QVERIFY(visibleRects() >= 1);
+        for (QComboBox* b : v.findChildren<QComboBox*>()) QVERIFY(b->isEnabled());
     }
 
     void kvTotalIsEngineAllocation() {
