@@ -471,15 +471,22 @@ class TestViews : public QObject {
           }
     }
 
-    void nextTokenTopIsGreedyChoice() {
+    // A Qwen3 demo run with the Next-token view's probes (top-k and the logit lens), and the view
+    // set to its model and context.
+    static std::unique_ptr<Run> nextTokenRun(NextTokenView& v, int nGen) {
         ProbeConfig cfg;
         cfg.top_k = NextTokenView::kTopK;
         cfg.logit_lens = true;
-        auto r = runDemo("qwen3", 8, 6, cfg);
-        NextTokenView v;
-        v.resize(600, 400);
+        auto r = runDemo("qwen3", 8, nGen, cfg);
+        v.resize(700, 400);
         v.setModel(r->info);
         v.setContext(r->context);
+        return r;
+    }
+
+    void nextTokenTopIsGreedyChoice() {
+        NextTokenView v;
+        auto r = nextTokenRun(v, 6);
         QVERIFY(v.probeNeeds().logit_lens && v.probeNeeds().top_k == NextTokenView::kTopK);
         for (size_t i = 0; i < r->tokens.size(); ++i) {
             v.addToken(r->tokens[i]);
@@ -499,14 +506,8 @@ class TestViews : public QObject {
     // leaves the latest lens on show, coloured against that step's own prediction, and says whose
     // it is; the next token with a lens replaces it.
     void nextTokenKeepsLatestLens() {
-        ProbeConfig cfg;
-        cfg.top_k = NextTokenView::kTopK;
-        cfg.logit_lens = true;
-        auto r = runDemo("qwen3", 8, 3, cfg);
         NextTokenView v;
-        v.resize(700, 400);
-        v.setModel(r->info);
-        v.setContext(r->context);
+        auto r = nextTokenRun(v, 3);
         QCOMPARE(v.lensPosition(), qint64(-1));
         v.addToken(r->tokens[0]);
         const auto lens0 = v.lensTokens();
