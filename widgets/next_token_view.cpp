@@ -259,14 +259,18 @@ void NextTokenView::rebuild() {
         title_->setText((narrow ? tr("pos %1 · «%2» %3") : tr("Next token at position %1 · chose «%2» (%3)"))
                             .arg(position_)
                             .arg(shortLabel(chosen, narrow ? 12 : 32), tokenStyle::percent(last_->token.prob)));
-        QString text = tr("measured: softmax of the logits (before temperature/top-p), chosen token in "
-                          "orange; the lens bars in "
-                          "dark blue already predict the final top token");
+        // a narrow dock keeps its height for the bars
+        QString text = narrow ? tr("measured softmax (before sampling); chosen in orange; dark-blue lens "
+                                   "bars already predict the top token")
+                              : tr("measured: softmax of the logits (before temperature/top-p), chosen token in "
+                                   "orange; the lens bars in "
+                                   "dark blue already predict the final top token");
         if (lensVisible() && lensSnap_ != last_)
-            text += lensSnap_ ? tr(" · the lens is position %1's (it runs every few tokens where its LM-head "
-                                   "products would slow the chat)")
-                                    .arg(lensSnap_->position)
-                              : tr(" · no lens yet");
+            text += !lensSnap_ ? tr(" · no lens yet")
+                    : narrow   ? tr(" · lens of position %1").arg(lensSnap_->position)
+                               : tr(" · the lens is position %1's (it runs every few tokens where its LM-head "
+                                    "products would slow the chat)")
+                                     .arg(lensSnap_->position);
         status_->setText(text);
     }
     plot_->replot(QCustomPlot::rpQueuedReplot);
