@@ -214,8 +214,8 @@ bool RoutingView::eventFilter(QObject* o, QEvent* e) {
                 plot_->plotLayout()->take(bottom_);
                 plot_->plotLayout()->simplify();
             }
-            schedule();
         }
+        schedule();  // the title's length follows the width
     }
     return QWidget::eventFilter(o, e);
 }
@@ -474,7 +474,8 @@ void RoutingView::rebuild() {
                       "and chat."));
     } else {
         const auto& f = spec->layers[size_t(layer_)].ffn;
-        title_->setText(tr("Expert routing · layer %1 · %2 experts, %3 per token%4")
+        title_->setText((plot_->width() < 560 ? tr("Layer %1 · %2 experts, top-%3%4")  // a narrow dock
+                                              : tr("Expert routing · layer %1 · %2 experts, %3 per token%4"))
                             .arg(layer_)
                             .arg(E)
                             .arg(f.top_k)
