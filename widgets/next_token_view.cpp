@@ -236,9 +236,10 @@ void NextTokenView::rebuild() {
         }
     }
     lensRect_->axis(QCPAxis::atBottom)->setLabel(
-        lensSnap_ && lensSnap_ != last_
-            ? (narrow ? tr("lens p") : tr("top-1 probability per layer · lens of position %1").arg(lensSnap_->position))
-            : (narrow ? tr("lens p") : tr("top-1 probability per layer")));
+        narrow ? tr("lens p")  // the status line names an earlier lens's position
+        : lensSnap_ && lensSnap_ != last_
+            ? tr("top-1 probability per layer · lens of position %1").arg(lensSnap_->position)
+            : tr("top-1 probability per layer"));
     lensBars_->setData(lk, lv);
     lensFinal_->setData(fk, fv);
     lensRect_->axis(QCPAxis::atLeft)->setRange(-0.6, std::max(1, n) - 0.4);
